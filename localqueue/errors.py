@@ -1,0 +1,54 @@
+"""The localqueue exception tree.
+
+Every error localqueue raises on purpose derives from :class:`LocalQueueError`, so callers
+can catch one class. The CLI maps these classes to exit codes in exactly one place
+(``localqueue.cli.exit_codes``).
+"""
+
+from __future__ import annotations
+
+from queue import Empty, Full
+
+__all__ = [
+    "Empty",
+    "Full",
+    "InvalidQueueNameError",
+    "LeaseLostError",
+    "LocalQueueError",
+    "MessageNotFoundError",
+    "StoreError",
+    "StoreLockedError",
+]
+
+
+class LocalQueueError(Exception):
+    """Base class of every error localqueue raises on purpose."""
+
+
+class InvalidQueueNameError(LocalQueueError, ValueError):
+    """A queue name is not 1-128 characters of ``[A-Za-z0-9._-]``."""
+
+
+class LeaseLostError(LocalQueueError):
+    """The caller no longer holds the message's lease.
+
+    Raised by ack / release / dead_letter / extend_lease when the lease token does not
+    match: the lease expired and another worker leased the message, or the message was
+    already acked, released or dead-lettered. Nothing was changed.
+    """
+
+
+class MessageNotFoundError(LocalQueueError, KeyError):
+    """No message with that id (in that state) exists in the queue."""
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0]) if self.args else "message not found"
+
+
+class StoreError(LocalQueueError):
+    """The store cannot be used: unreadable, corrupt, not a localqueue store, a newer
+    schema version, disk full, read-only, or a missing optional backend."""
+
+
+class StoreLockedError(LocalQueueError):
+    """The store stayed locked by another process past its busy timeout. Try again."""

@@ -1,0 +1,298 @@
+"""PersistentQueue: the message lifecycle over any store.
+
+``put`` -> ``get_message`` (lease) -> ``ack`` | ``release`` | ``dead_letter``, with the
+``queue.Queue`` vocabulary (``get``/``put_nowait``/``task_done``/``qsize``...) on top.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import time
+from collections.abc import Iterable
+from typing import Any, Literal
+
+from localqueue import codec
+from localqueue.errors import Empty, Full
+from localqueue.message import QueueMessage, QueueStats
+from localqueue.stores.base import QueueStore, Row
+
+__all__ = ["DEFAULT_STORE_PATH", "PersistentQueue"]
+
+DEFAULT_STORE_PATH = "localqueue_queue.sqlite3"
+Durability = Literal["full", "normal"]
+
+# Blocking waits poll the store (another process may put at any time); the pause grows
+# from the first to the last value while nothing arrives.
+_POLL_MIN, _POLL_MAX = 0.002, 0.1
+
+
+def _non_negative(name: str, seconds: float | None) -> None:
+    if seconds is not None and seconds < 0:
+        raise ValueError(f"{name} must be >= 0, got {seconds!r}")
+
+
+def message_from_row(row: Row) -> QueueMessage:
+    """Build a QueueMessage from a store row (``ROW_FIELDS`` order), decoding JSON."""
+    last_error = row[11]
+    return QueueMessage(
+        row[0],
+        row[1],
+        codec.decode(row[2]),
+        row[3],
+        row[4],
+        row[5],
+        row[6],
+        row[7],
+        row[8],
+        row[9],
+        row[10],
+        None if last_error is None else codec.decode(last_error),
+        row[12],
+        row[13],
+    )
+
+
+def _encode_error(error: BaseException | dict[str, Any] | str | None) -> bytes | None:
+    described = codec.error_to_dict(error)
+    return None if described is None else codec.encode(described)
+
+
+class PersistentQueue:
+    """A durable named queue with at-least-once delivery.
+
+    ``store_path`` names the store (a SQLite file by default, ``./localqueue_queue.sqlite3``
+    when neither it nor ``store`` is given; ``postgresql://...`` and ``lmdb://...`` select
+    those backends). ``durability`` applies to a SQLite store this queue opens: ``"full"``
+    fsyncs every commit, ``"normal"`` trades the last commits before a power loss (never
+    a process crash) for speed.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        store_path: str | os.PathLike[str] | None = None,
+        *,
+        store: QueueStore | None = None,
+        lease_timeout: float = 30.0,
+        maxsize: int = 0,
+        durability: Durability = "full",
+    ) -> None:
+        self.name = codec.validate_queue_name(name)
+        if lease_timeout <= 0:
+            raise ValueError(f"lease_timeout must be > 0, got {lease_timeout!r}")
+        if maxsize < 0:
+            raise ValueError(f"maxsize must be >= 0, got {maxsize!r}")
+        if store is not None and store_path is not None:
+            raise ValueError("pass either store_path or store, not both")
+        if store is None:
+            from localqueue.stores import open_store
+
+            store = open_store(
+                DEFAULT_STORE_PATH if store_path is None else store_path, durability=durability
+            )
+        self.store = store
+        self.lease_timeout = float(lease_timeout)
+        self.maxsize = maxsize
+        self._unfinished: collections.deque[QueueMessage] = collections.deque()
+
+    def __repr__(self) -> str:
+        return f"PersistentQueue({self.name!r}, store={self.store!r})"
+
+    # -- producing -------------------------------------------------------------------
+
+    def put(
+        self, value: Any, block: bool = True, timeout: float | None = None, *, delay: float = 0
+    ) -> QueueMessage:
+        """Persist ``value`` (committed before this returns) and return its message.
+
+        With ``maxsize`` and a full queue, waits for room like ``queue.Queue.put``
+        (``block=False`` or an elapsed ``timeout`` raises ``queue.Full``).
+        """
+        _non_negative("delay", delay)
+        _non_negative("timeout", timeout)
+        return self._put_rows([codec.encode(value)], delay, block, timeout)[0]
+
+    def put_nowait(self, value: Any, *, delay: float = 0) -> QueueMessage:
+        return self.put(value, block=False, delay=delay)
+
+    def put_many(self, values: Iterable[Any], *, delay: float = 0) -> list[QueueMessage]:
+        """Persist every value in ONE transaction: all of them or, on any bad value or
+        error, none. Values are checked before anything is written."""
+        _non_negative("delay", delay)
+        encoded = [codec.encode(value) for value in values]
+        if not encoded:
+            return []
+        return self._put_rows(encoded, delay, block=False, timeout=None)
+
+    def _put_rows(
+        self, encoded: list[bytes], delay: float, block: bool, timeout: float | None
+    ) -> list[QueueMessage]:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        pause = _POLL_MIN
+        while True:
+            try:
+                rows = self.store.put(self.name, encoded, delay=delay, maxsize=self.maxsize)
+            except Full:
+                if not block or (deadline is not None and time.monotonic() >= deadline):
+                    raise
+                time.sleep(pause)
+                pause = min(pause * 2, _POLL_MAX)
+                continue
+            return [message_from_row(row) for row in rows]
+
+    # -- consuming -------------------------------------------------------------------
+
+    def get_message(
+        self, block: bool = True, timeout: float | None = None, *, leased_by: str | None = None
+    ) -> QueueMessage:
+        """Lease the next available message (expired leases are reclaimed first).
+
+        Raises ``queue.Empty`` when nothing is available and ``block`` is false, or when
+        ``timeout`` seconds pass without a message.
+        """
+        _non_negative("timeout", timeout)
+        store, name = self.store, self.name
+        row = store.lease(name, lease_timeout=self.lease_timeout, leased_by=leased_by)
+        if row is not None:
+            return message_from_row(row)
+        if not block:
+            raise Empty
+        deadline = None if timeout is None else time.monotonic() + timeout
+        pause = _POLL_MIN
+        while True:
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                raise Empty
+            due = store.next_visible_in(name)
+            nap = pause if due is None else min(max(due, 0.0), pause)
+            if remaining is not None:
+                nap = min(nap, remaining)
+            store.wait(name, nap)
+            pause = min(pause * 2, _POLL_MAX)
+            row = store.lease(name, lease_timeout=self.lease_timeout, leased_by=leased_by)
+            if row is not None:
+                return message_from_row(row)
+
+    def get(self, block: bool = True, timeout: float | None = None) -> Any:
+        """``queue.Queue.get``: lease a message and return its value; ``task_done`` acks it."""
+        message = self.get_message(block, timeout)
+        self._unfinished.append(message)
+        return message.value
+
+    def get_nowait(self) -> Any:
+        return self.get(block=False)
+
+    def task_done(self) -> None:
+        """Ack the oldest message returned by :meth:`get` and not yet done."""
+        if not self._unfinished:
+            raise ValueError("task_done() called more times than get()")
+        self.ack(self._unfinished[0])
+        self._unfinished.popleft()
+
+    # -- settling a lease -------------------------------------------------------------
+
+    @staticmethod
+    def _target(message: QueueMessage | str, lease_token: str | None) -> tuple[str, str | None]:
+        if isinstance(message, QueueMessage):
+            return message.id, message.lease_token if lease_token is None else lease_token
+        return message, lease_token
+
+    def ack(self, message: QueueMessage | str, *, lease_token: str | None = None) -> None:
+        """Delete a message the caller holds. Raises LeaseLostError (nothing changed) when
+        its lease was lost. Passing an id instead of a message skips fencing unless
+        ``lease_token`` is given."""
+        message_id, token = self._target(message, lease_token)
+        self.store.ack(self.name, message_id, token)
+
+    def release(
+        self,
+        message: QueueMessage | str,
+        delay: float = 0,
+        error: BaseException | dict[str, Any] | str | None = None,
+        *,
+        lease_token: str | None = None,
+    ) -> QueueMessage:
+        """Give a held message back, deliverable again after ``delay`` seconds, recording
+        ``error`` as ``last_error``. Fenced like :meth:`ack`."""
+        _non_negative("delay", delay)
+        message_id, token = self._target(message, lease_token)
+        row = self.store.release(
+            self.name, message_id, token, delay=delay, error=_encode_error(error)
+        )
+        return message_from_row(row)
+
+    def dead_letter(
+        self,
+        message: QueueMessage | str,
+        error: BaseException | dict[str, Any] | str | None = None,
+        *,
+        lease_token: str | None = None,
+    ) -> QueueMessage:
+        """Move a held message to the dead letters with ``error`` as ``last_error``."""
+        message_id, token = self._target(message, lease_token)
+        row = self.store.dead_letter(self.name, message_id, token, error=_encode_error(error))
+        return message_from_row(row)
+
+    def extend_lease(
+        self, message: QueueMessage | str, seconds: float, *, lease_token: str | None = None
+    ) -> QueueMessage:
+        """Push a held message's lease to ``seconds`` from now (a heartbeat)."""
+        if seconds <= 0:
+            raise ValueError(f"seconds must be > 0, got {seconds!r}")
+        message_id, token = self._target(message, lease_token)
+        row = self.store.extend_lease(self.name, message_id, token, seconds)
+        if isinstance(message, QueueMessage):
+            message.lease_expires_at = row[8]
+        return message_from_row(row)
+
+    # -- dead letters and housekeeping -------------------------------------------------
+
+    def requeue_dead(self, message: QueueMessage | str, delay: float = 0) -> QueueMessage:
+        """Make a dead letter deliverable again. MessageNotFoundError if it is not dead."""
+        _non_negative("delay", delay)
+        message_id = message.id if isinstance(message, QueueMessage) else message
+        return message_from_row(self.store.requeue_dead(self.name, message_id, delay=delay))
+
+    def requeue_all_dead(self, delay: float = 0) -> int:
+        _non_negative("delay", delay)
+        return self.store.requeue_all_dead(self.name, delay=delay)
+
+    def inspect(self, message_id: str) -> QueueMessage | None:
+        row = self.store.get(self.name, message_id)
+        return None if row is None else message_from_row(row)
+
+    def dead_letters(self, limit: int | None = None) -> list[QueueMessage]:
+        if limit is not None and limit < 0:
+            raise ValueError(f"limit must be >= 0, got {limit!r}")
+        return [message_from_row(row) for row in self.store.dead_letters(self.name, limit)]
+
+    def purge(self, *, dead_only: bool = False) -> int:
+        """Delete every message (only dead letters with ``dead_only``); returns how many."""
+        return self.store.purge(self.name, dead_only=dead_only)
+
+    def stats(self) -> QueueStats:
+        return self.store.stats(self.name)
+
+    def qsize(self) -> int:
+        """Messages that could be leased now (``QueueStats.ready``)."""
+        return self.store.stats(self.name).ready
+
+    def empty(self) -> bool:
+        return self.qsize() == 0
+
+    def full(self) -> bool:
+        """True when ``maxsize`` > 0 and pending messages (ready + delayed) reach it."""
+        if self.maxsize <= 0:
+            return False
+        stats = self.store.stats(self.name)
+        return stats.ready + stats.delayed >= self.maxsize
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> PersistentQueue:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

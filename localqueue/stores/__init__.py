@@ -1,0 +1,70 @@
+"""Queue store backends and :func:`open_store`, which picks one from a path or URL.
+
+Backends are imported on first use, so ``import localqueue`` never pays for (or needs)
+an optional backend's dependencies.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Any
+
+from localqueue.stores.base import ROW_FIELDS, QueueStore, Row
+
+if TYPE_CHECKING:
+    from localqueue.stores.lmdb import LMDBQueueStore
+    from localqueue.stores.memory import MemoryQueueStore
+    from localqueue.stores.postgres import PostgresQueueStore
+    from localqueue.stores.sqlite import SQLiteQueueStore
+
+__all__ = [
+    "ROW_FIELDS",
+    "LMDBQueueStore",
+    "MemoryQueueStore",
+    "PostgresQueueStore",
+    "QueueStore",
+    "Row",
+    "SQLiteQueueStore",
+    "open_store",
+]
+
+_LAZY = {
+    "SQLiteQueueStore": "localqueue.stores.sqlite",
+    "MemoryQueueStore": "localqueue.stores.memory",
+    "LMDBQueueStore": "localqueue.stores.lmdb",
+    "PostgresQueueStore": "localqueue.stores.postgres",
+}
+
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+LMDB_SCHEME = "lmdb://"
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(module), name)
+
+
+def open_store(path: str | os.PathLike[str], **options: Any) -> QueueStore:
+    """Open the queue store that ``path`` names.
+
+    * ``postgresql://...`` (or ``postgres://``): PostgresQueueStore (``localqueue[postgres]``);
+    * ``lmdb://DIR``: LMDBQueueStore on the environment directory DIR (``localqueue[lmdb]``);
+    * anything else: a SQLite file (``options`` such as ``durability`` and ``busy_timeout``
+      apply to it).
+    """
+    text = os.fspath(path)
+    if text.startswith(POSTGRES_SCHEMES):
+        from localqueue.stores.postgres import PostgresQueueStore
+
+        return PostgresQueueStore(text)
+    if text.startswith(LMDB_SCHEME):
+        from localqueue.stores.lmdb import LMDBQueueStore
+
+        return LMDBQueueStore(text[len(LMDB_SCHEME) :])
+    from localqueue.stores.sqlite import SQLiteQueueStore
+
+    return SQLiteQueueStore(text, **options)

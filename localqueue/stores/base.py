@@ -1,0 +1,196 @@
+"""The queue store contract.
+
+A store keeps messages for any number of named queues and moves *bytes and timestamps*:
+values and errors arrive already encoded as JSON bytes (``localqueue.codec``) and leave
+the same way. Lifecycle rules live here, in the docstrings, so that every backend
+(SQLite, Memory, LMDB, PostgreSQL) can be checked against one contract test suite
+(``tests/stores/test_contract.py``).
+
+Rows
+----
+Every method that returns a message returns a :data:`Row`: a plain tuple in
+:data:`ROW_FIELDS` order. ``state`` in a row is the *effective* state at the store's
+clock:
+
+* ``"ready"``: leasable now (``available_at <= now``), including an inflight message
+  whose lease has expired;
+* ``"delayed"``: waiting for ``available_at``;
+* ``"inflight"``: under a live lease;
+* ``"dead"``: a dead letter.
+
+Time
+----
+The store reads its own clock (:attr:`QueueStore.clock`, ``time.time`` by default; a
+server's ``now()`` for PostgreSQL) and callers pass *durations* (delays, lease
+timeouts), never absolute times, so hosts with skewed clocks agree.
+
+Leasing and fencing
+-------------------
+``lease`` hands out the message with the smallest visibility time (``available_at``
+for a ready message, ``lease_expires_at`` for an expired lease), ties broken by enqueue
+order, increments ``attempts`` and gives it a brand-new ``lease_token``. ``ack``,
+``release``, ``dead_letter`` and ``extend_lease`` take the token the caller holds: when
+it is not the message's current token (the message was leased again, or already
+acked/released/dead-lettered) they raise :class:`~localqueue.errors.LeaseLostError` and
+change nothing. A ``None`` token skips fencing (the CLI without ``--lease-token``) but
+the message must still be inflight.
+
+Errors
+------
+Every write is all or nothing. A store raises :class:`~localqueue.errors.StoreLockedError`
+when another process keeps it locked past the busy timeout and
+:class:`~localqueue.errors.StoreError` when it cannot be used at all.
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from localqueue.message import QueueStats
+
+__all__ = ["ROW_FIELDS", "QueueStore", "Row"]
+
+ROW_FIELDS = (
+    "id",  # str
+    "queue",  # str
+    "value",  # bytes: the JSON-encoded value
+    "state",  # "ready" | "delayed" | "inflight" | "dead" (effective, see module doc)
+    "attempts",  # int: times leased
+    "enqueued_at",  # float
+    "available_at",  # float | None
+    "leased_at",  # float | None
+    "lease_expires_at",  # float | None
+    "leased_by",  # str | None
+    "lease_token",  # str | None
+    "last_error",  # bytes | None: the JSON-encoded error
+    "failed_at",  # float | None
+    "dead_at",  # float | None
+)
+
+Row = tuple[Any, ...]
+
+
+class QueueStore(ABC):
+    """What every queue backend provides. Thread-safe within a process; the persistent
+    ones are safe across processes on one host (PostgreSQL: across hosts)."""
+
+    #: Seconds since the epoch, as this store sees them.
+    clock: Callable[[], float] = staticmethod(time.time)
+
+    # -- writing ---------------------------------------------------------------------
+
+    @abstractmethod
+    def put(
+        self, queue: str, values: Sequence[bytes], *, delay: float = 0.0, maxsize: int = 0
+    ) -> list[Row]:
+        """Append ``values`` to ``queue`` in ONE transaction and return their rows, in order.
+
+        Each message gets a new unique id (never reused, even after it is acked),
+        ``attempts`` 0, ``enqueued_at`` now and ``available_at`` now + ``delay`` (state
+        ``delayed`` when ``delay`` > 0). With ``maxsize`` > 0, raises ``queue.Full`` and
+        writes nothing when pending messages (ready + delayed) plus ``len(values)``
+        would exceed it. An empty ``values`` writes nothing and returns ``[]``.
+        """
+
+    @abstractmethod
+    def lease(self, queue: str, *, lease_timeout: float, leased_by: str | None) -> Row | None:
+        """Lease the next visible message (see module doc) and return its row, now
+        ``inflight`` with ``attempts`` + 1, ``leased_at`` now, ``lease_expires_at`` now +
+        ``lease_timeout``, ``leased_by`` and a fresh ``lease_token``. Returns None when no
+        message is visible (the queue is empty, or everything is delayed or leased)."""
+
+    @abstractmethod
+    def ack(self, queue: str, message_id: str, lease_token: str | None) -> None:
+        """Delete an inflight message for good. Raises MessageNotFoundError when no
+        such message exists (with ``lease_token`` None) and LeaseLostError when the token
+        is stale or the message is not inflight."""
+
+    @abstractmethod
+    def release(
+        self,
+        queue: str,
+        message_id: str,
+        lease_token: str | None,
+        *,
+        delay: float = 0.0,
+        error: bytes | None = None,
+    ) -> Row:
+        """Return an inflight message to the queue, visible after ``delay`` seconds, the
+        lease cleared. With ``error``, ``last_error`` is set to it and ``failed_at`` to
+        now. Fencing and errors as :meth:`ack`."""
+
+    @abstractmethod
+    def dead_letter(
+        self, queue: str, message_id: str, lease_token: str | None, *, error: bytes | None = None
+    ) -> Row:
+        """Move an inflight message to the dead letters (``dead_at`` now, lease cleared,
+        ``last_error``/``failed_at`` set when ``error`` is given). Fencing as :meth:`ack`."""
+
+    @abstractmethod
+    def extend_lease(
+        self, queue: str, message_id: str, lease_token: str | None, seconds: float
+    ) -> Row:
+        """Set ``lease_expires_at`` to now + ``seconds`` for a message the caller still
+        holds. Fencing as :meth:`ack`."""
+
+    @abstractmethod
+    def requeue_dead(self, queue: str, message_id: str, *, delay: float = 0.0) -> Row:
+        """Make one dead letter deliverable again after ``delay`` (``dead_at`` cleared;
+        ``attempts`` and ``last_error`` kept for the record). Raises MessageNotFoundError
+        when there is no dead letter with that id."""
+
+    @abstractmethod
+    def requeue_all_dead(self, queue: str, *, delay: float = 0.0) -> int:
+        """:meth:`requeue_dead` every dead letter of ``queue`` in one transaction;
+        returns how many (0 when there were none)."""
+
+    @abstractmethod
+    def purge(self, queue: str, *, dead_only: bool = False) -> int:
+        """Delete every message of ``queue`` (only the dead letters with ``dead_only``),
+        inflight ones included; returns how many were deleted (0 when none)."""
+
+    # -- reading ---------------------------------------------------------------------
+
+    @abstractmethod
+    def get(self, queue: str, message_id: str) -> Row | None:
+        """The row of one message in any state, or None when it does not exist
+        (never existed, acked, purged, or belongs to another queue)."""
+
+    @abstractmethod
+    def dead_letters(self, queue: str, limit: int | None = None) -> list[Row]:
+        """Dead letters of ``queue``, oldest death first, at most ``limit``; ``[]`` when none."""
+
+    @abstractmethod
+    def stats(self, queue: str) -> QueueStats:
+        """Counts by effective state. An unknown queue has all zeros."""
+
+    @abstractmethod
+    def queues(self) -> dict[str, QueueStats]:
+        """Every queue that holds at least one message, by name, sorted by name."""
+
+    @abstractmethod
+    def next_visible_in(self, queue: str) -> float | None:
+        """Seconds until :meth:`lease` could next succeed: 0.0 when a message is visible
+        now, the wait for the earliest delayed message or expiring lease otherwise, and
+        None when the queue holds nothing but dead letters (or nothing at all)."""
+
+    # -- waiting and lifetime --------------------------------------------------------
+
+    def wait(self, queue: str, timeout: float) -> None:
+        """Block for up to ``timeout`` seconds or until something may have been put to
+        ``queue``, whichever is first. Spurious wake-ups are fine; the default just
+        sleeps (backends with notifications override it)."""
+        if timeout > 0:
+            time.sleep(timeout)
+
+    def close(self) -> None:  # noqa: B027 - optional hook, stores without resources skip it
+        """Release connections and file handles. Further use may reopen them."""
+
+    def __enter__(self) -> QueueStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

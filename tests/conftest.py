@@ -1,0 +1,83 @@
+"""Shared fixtures: one ``store`` fixture parametrised over every queue backend.
+
+Backends register a factory in ``STORE_FACTORIES``. A backend whose dependency or server
+is missing skips with the reason, except in CI (``CI=true``), where a skip would hide a
+broken backend and therefore fails instead.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from localqueue.stores.base import QueueStore
+
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+def unavailable(reason: str) -> None:
+    """Skip a test whose backend is missing here; in CI, fail instead."""
+    if IN_CI:
+        pytest.fail(f"backend unavailable in CI: {reason}")
+    pytest.skip(reason)
+
+
+def _sqlite(tmp_path: Path) -> QueueStore:
+    from localqueue.stores.sqlite import SQLiteQueueStore
+
+    return SQLiteQueueStore(tmp_path / "queue.sqlite3")
+
+
+def _memory(tmp_path: Path) -> QueueStore:
+    from localqueue.stores.memory import MemoryQueueStore
+
+    return MemoryQueueStore()
+
+
+def _lmdb(tmp_path: Path) -> QueueStore:
+    try:
+        from localqueue.stores.lmdb import LMDBQueueStore
+    except ImportError as exc:
+        unavailable(f"LMDB backend not importable: {exc}")
+    return LMDBQueueStore(tmp_path / "queue.lmdb")
+
+
+def _postgres(tmp_path: Path) -> QueueStore:
+    url = os.environ.get("LOCALQUEUE_TEST_POSTGRES_URL")
+    if not url:
+        unavailable("LOCALQUEUE_TEST_POSTGRES_URL is not set (a PostgreSQL server to test against)")
+    try:
+        from localqueue.stores.postgres import PostgresQueueStore
+    except ImportError as exc:
+        unavailable(f"PostgreSQL backend not importable: {exc}")
+    schema = f"lq_test_{uuid.uuid4().hex[:12]}"
+    return PostgresQueueStore(url, schema=schema)  # type: ignore[call-arg]
+
+
+STORE_FACTORIES: dict[str, Callable[[Path], QueueStore]] = {
+    "sqlite": _sqlite,
+    "memory": _memory,
+    "lmdb": _lmdb,
+    "postgres": _postgres,
+}
+
+
+@pytest.fixture(params=list(STORE_FACTORIES))
+def store_kind(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def store(store_kind: str, tmp_path: Path) -> Iterator[QueueStore]:
+    created = STORE_FACTORIES[store_kind](tmp_path)
+    try:
+        yield created
+    finally:
+        drop = getattr(created, "drop_schema", None)  # PostgreSQL: leave no test schema behind
+        if callable(drop):
+            drop()
+        created.close()

@@ -1,0 +1,427 @@
+"""The store contract (``localqueue/stores/base.py``), run over every backend through
+``PersistentQueue``. Short real leases and delays stand in for time passing: every wait
+here is longer than the duration it waits out, so no test depends on luck."""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+
+import pytest
+
+from localqueue import (
+    Empty,
+    Full,
+    LeaseLostError,
+    MessageNotFoundError,
+    PersistentQueue,
+    QueueMessage,
+)
+from localqueue.stores.base import QueueStore
+
+SPEC_FIELDS = [
+    "id",
+    "queue",
+    "value",
+    "state",
+    "attempts",
+    "enqueued_at",
+    "available_at",
+    "leased_at",
+    "lease_expires_at",
+    "leased_by",
+    "lease_token",
+    "last_error",
+    "failed_at",
+    "dead_at",
+]
+SHORT = 0.3  # seconds: a lease or delay that tests wait out
+PAST_SHORT = SHORT + 0.15
+
+
+@pytest.fixture
+def q(store: QueueStore) -> PersistentQueue:
+    return PersistentQueue("jobs", store=store, lease_timeout=30)
+
+
+def short_lease_queue(store: QueueStore) -> PersistentQueue:
+    return PersistentQueue("jobs", store=store, lease_timeout=SHORT)
+
+
+# -- put and the message shape ------------------------------------------------------
+
+
+def test_put_returns_the_spec_shape(q: PersistentQueue) -> None:
+    before = time.time()
+    message = q.put({"to": "a@b.c", "n": [1, 2.5, None, True]})
+    assert list(message.to_dict()) == SPEC_FIELDS
+    assert message.value == {"to": "a@b.c", "n": [1, 2.5, None, True]}
+    assert message.queue == "jobs"
+    assert message.state == "ready"
+    assert message.attempts == 0
+    assert isinstance(message.id, str) and message.id
+    assert before - 1 <= message.enqueued_at <= time.time() + 1
+    assert message.available_at == pytest.approx(message.enqueued_at)
+    assert message.lease_token is None and message.leased_by is None
+    assert q.inspect(message.id) == message
+
+
+@pytest.mark.parametrize(
+    "value", [None, 0, -(2**63), 2**64 - 1, "ünïcode ✓", [], {}, {"a": {"b": [1, {"c": ""}]}}]
+)
+def test_any_json_value_round_trips(q: PersistentQueue, value: object) -> None:
+    q.put(value)
+    assert q.get_message(block=False).value == value
+
+
+def test_ids_are_unique_and_never_reused(q: PersistentQueue) -> None:
+    first = q.put(1)
+    q.ack(q.get_message(block=False))
+    ids = {first.id} | {q.put(i).id for i in range(20)}
+    assert len(ids) == 21
+
+
+def test_fifo_order(q: PersistentQueue) -> None:
+    for i in range(10):
+        q.put(i)
+    assert [q.get_message(block=False).value for _ in range(10)] == list(range(10))
+
+
+def test_queues_are_isolated(store: QueueStore) -> None:
+    a = PersistentQueue("a", store=store)
+    b = PersistentQueue("b", store=store)
+    message = a.put("for a")
+    with pytest.raises(Empty):
+        b.get_message(block=False)
+    assert b.inspect(message.id) is None
+    with pytest.raises((MessageNotFoundError, LeaseLostError)):
+        b.ack(message.id)
+    assert a.get_message(block=False).value == "for a"
+
+
+# -- values are checked before anything is written ------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("bad", "error"),
+    [
+        (object(), TypeError),
+        ({1: "non-string key"}, TypeError),
+        (2**64, TypeError),
+        (float("nan"), ValueError),
+        ({"x": [math.inf]}, ValueError),
+    ],
+)
+def test_bad_values_raise_and_write_nothing(q: PersistentQueue, bad: object, error: type) -> None:
+    with pytest.raises(error):
+        q.put(bad)
+    with pytest.raises(error):
+        q.put_many([1, 2, bad, 4])
+    assert q.stats().total == 0
+
+
+def test_put_many_is_one_batch_in_order(q: PersistentQueue) -> None:
+    messages = q.put_many([{"i": i} for i in range(100)])
+    assert [m.value for m in messages] == [{"i": i} for i in range(100)]
+    assert len({m.id for m in messages}) == 100
+    assert q.qsize() == 100
+    assert q.put_many([]) == []
+    assert [q.get_message(block=False).value["i"] for _ in range(3)] == [0, 1, 2]
+
+
+def test_negative_durations_are_value_errors(q: PersistentQueue) -> None:
+    with pytest.raises(ValueError):
+        q.put(1, delay=-1)
+    with pytest.raises(ValueError):
+        q.put_many([1], delay=-0.5)
+    with pytest.raises(ValueError):
+        q.get_message(timeout=-1)
+    message = q.put(1)
+    leased = q.get_message(block=False)
+    with pytest.raises(ValueError):
+        q.release(leased, delay=-1)
+    with pytest.raises(ValueError):
+        q.extend_lease(leased, -5)
+    with pytest.raises(ValueError):
+        q.requeue_dead(message.id, delay=-1)
+    with pytest.raises(ValueError):
+        PersistentQueue("jobs", store=q.store, lease_timeout=-1)
+
+
+# -- leasing -----------------------------------------------------------------------------
+
+
+def test_lease_marks_inflight_with_a_token(q: PersistentQueue) -> None:
+    put = q.put("x")
+    leased = q.get_message(block=False, leased_by="worker-7")
+    assert leased.id == put.id
+    assert leased.state == "inflight"
+    assert leased.attempts == 1
+    assert leased.leased_by == "worker-7"
+    assert leased.lease_token
+    assert leased.lease_expires_at == pytest.approx(leased.leased_at + 30, abs=0.01)
+    assert q.inspect(put.id).state == "inflight"
+    with pytest.raises(Empty):
+        q.get_message(block=False)  # a live lease is not handed out twice
+
+
+def test_empty_queue_raises_empty_and_timeout_elapses(q: PersistentQueue) -> None:
+    with pytest.raises(Empty):
+        q.get_message(block=False)
+    started = time.monotonic()
+    with pytest.raises(Empty):
+        q.get_message(timeout=0.2)
+    assert time.monotonic() - started >= 0.2
+
+
+def test_blocking_get_wakes_when_another_thread_puts(q: PersistentQueue) -> None:
+    timer = threading.Timer(0.2, lambda: q.put("late"))
+    timer.start()
+    try:
+        assert q.get_message(timeout=10).value == "late"
+    finally:
+        timer.join()
+
+
+def test_expired_lease_is_redelivered_with_new_token(store: QueueStore) -> None:
+    q = short_lease_queue(store)
+    q.put("job")
+    first = q.get_message(block=False)
+    time.sleep(PAST_SHORT)
+    assert q.stats().ready == 1  # an expired lease counts as ready
+    second = q.get_message(block=False)
+    assert second.id == first.id
+    assert second.attempts == first.attempts + 1 == 2
+    assert second.lease_token != first.lease_token
+
+
+def test_stale_holder_is_fenced_and_new_holder_acks(store: QueueStore) -> None:
+    q = short_lease_queue(store)
+    q.put("job")
+    stale = q.get_message(block=False)
+    time.sleep(PAST_SHORT)
+    fresh = q.get_message(block=False)
+    for settle in (
+        lambda: q.ack(stale),
+        lambda: q.release(stale, error="x"),
+        lambda: q.dead_letter(stale, error="x"),
+        lambda: q.extend_lease(stale, 10),
+    ):
+        with pytest.raises(LeaseLostError):
+            settle()
+    after = q.inspect(fresh.id)
+    assert after.state == "inflight" and after.lease_token == fresh.lease_token
+    assert after.last_error is None
+    q.ack(fresh)
+    assert q.inspect(fresh.id) is None
+    assert q.stats().total == 0
+
+
+def test_ack_twice_is_lease_lost(q: PersistentQueue) -> None:
+    q.put(1)
+    message = q.get_message(block=False)
+    q.ack(message)
+    with pytest.raises(LeaseLostError):
+        q.ack(message)
+    with pytest.raises(LeaseLostError):
+        q.release(message)
+
+
+def test_settling_a_message_that_is_not_inflight_is_refused(q: PersistentQueue) -> None:
+    ready = q.put(1)
+    with pytest.raises(LeaseLostError):
+        q.ack(ready.id)
+    with pytest.raises(LeaseLostError):
+        q.release(ready.id)
+    assert q.inspect(ready.id).state == "ready"
+
+
+def test_ack_by_id_without_token_and_unknown_ids(q: PersistentQueue) -> None:
+    q.put(1)
+    leased = q.get_message(block=False)
+    with pytest.raises(LeaseLostError):
+        q.ack(leased.id, lease_token="not-the-token")
+    q.ack(leased.id)
+    assert q.stats().total == 0
+    with pytest.raises(MessageNotFoundError):
+        q.ack("no-such-id")
+    with pytest.raises(MessageNotFoundError):
+        q.release("no-such-id")
+    with pytest.raises(MessageNotFoundError):
+        q.requeue_dead("no-such-id")
+    assert q.inspect("no-such-id") is None
+
+
+def test_extend_lease_keeps_the_message(store: QueueStore) -> None:
+    q = short_lease_queue(store)
+    q.put("long job")
+    message = q.get_message(block=False)
+    first_expiry = message.lease_expires_at
+    extended = q.extend_lease(message, 5)
+    assert extended.lease_token == message.lease_token
+    assert extended.lease_expires_at > first_expiry + 4
+    assert message.lease_expires_at == extended.lease_expires_at  # the holder's copy follows
+    time.sleep(PAST_SHORT)
+    with pytest.raises(Empty):
+        q.get_message(block=False)
+    q.ack(message)
+
+
+# -- release, delay, dead letters ---------------------------------------------------------
+
+
+def test_release_with_delay_and_error(q: PersistentQueue) -> None:
+    q.put("job")
+    message = q.get_message(block=False)
+    try:
+        raise ConnectionError("smtp down")
+    except ConnectionError as exc:
+        released = q.release(message, delay=SHORT, error=exc)
+    assert released.state == "delayed"
+    assert released.last_error == {
+        "type": "ConnectionError",
+        "module": "builtins",
+        "message": "smtp down",
+    }
+    assert released.failed_at is not None
+    assert released.lease_token is None and released.leased_by is None
+    with pytest.raises(Empty):
+        q.get_message(block=False)
+    assert q.stats().delayed == 1
+    time.sleep(PAST_SHORT)
+    again = q.get_message(block=False)
+    assert again.attempts == 2
+    assert again.last_error["message"] == "smtp down"
+
+
+def test_release_without_delay_is_ready_at_once(q: PersistentQueue) -> None:
+    q.put("job")
+    q.release(q.get_message(block=False))
+    assert q.get_message(block=False).attempts == 2
+
+
+def test_delayed_put_is_invisible_until_due(q: PersistentQueue) -> None:
+    q.put("later", delay=SHORT)
+    now = q.put("now")
+    assert q.stats().to_dict() == {"ready": 1, "delayed": 1, "inflight": 0, "dead": 0, "total": 2}
+    assert q.get_message(block=False).id == now.id
+    with pytest.raises(Empty):
+        q.get_message(block=False)
+    assert q.get_message(timeout=5).value == "later"
+
+
+def test_dead_letter_then_requeue(q: PersistentQueue) -> None:
+    put = q.put({"job": 1})
+    leased = q.get_message(block=False)
+    dead = q.dead_letter(leased, error={"type": "Boom", "module": "x", "message": "no"})
+    assert dead.state == "dead" and dead.dead_at is not None
+    assert dead.last_error["type"] == "Boom"
+    with pytest.raises(Empty):
+        q.get_message(block=False)
+    assert [m.id for m in q.dead_letters()] == [put.id]
+    assert q.stats().dead == 1
+    revived = q.requeue_dead(put.id)
+    assert revived.state == "ready" and revived.dead_at is None
+    assert q.dead_letters() == []
+    again = q.get_message(block=False)
+    assert again.id == put.id and again.attempts == 2
+    with pytest.raises(MessageNotFoundError):
+        q.requeue_dead(put.id)  # it is inflight, not dead
+
+
+def test_requeue_all_dead_and_dead_letters_limit(q: PersistentQueue) -> None:
+    for i in range(5):
+        q.put(i)
+    for _ in range(5):
+        q.dead_letter(q.get_message(block=False), error="bad")
+    assert [m.value for m in q.dead_letters()] == [0, 1, 2, 3, 4]
+    assert [m.value for m in q.dead_letters(limit=2)] == [0, 1]
+    assert q.requeue_all_dead() == 5
+    assert q.requeue_all_dead() == 0
+    assert q.stats().ready == 5
+
+
+def test_requeue_dead_with_delay(q: PersistentQueue) -> None:
+    q.put(1)
+    message = q.dead_letter(q.get_message(block=False))
+    assert q.requeue_dead(message, delay=60).state == "delayed"
+    with pytest.raises(Empty):
+        q.get_message(block=False)
+
+
+# -- counts, sizes, housekeeping ----------------------------------------------------------
+
+
+def test_stats_and_queues(store: QueueStore) -> None:
+    q = PersistentQueue("jobs", store=store)
+    other = PersistentQueue("other", store=store)
+    for i in range(4):
+        q.put(i)
+    q.put("later", delay=60)
+    q.get_message(block=False)
+    q.dead_letter(q.get_message(block=False))
+    other.put("x")
+    assert q.stats().to_dict() == {"ready": 2, "delayed": 1, "inflight": 1, "dead": 1, "total": 5}
+    listing = store.queues()
+    assert list(listing) == ["jobs", "other"]
+    assert listing["jobs"] == q.stats()
+    assert listing["other"].ready == 1
+    assert PersistentQueue("unknown", store=store).stats().total == 0
+
+
+def test_qsize_empty_full_and_maxsize(store: QueueStore) -> None:
+    q = PersistentQueue("bounded", store=store, maxsize=2)
+    assert q.empty() and not q.full() and q.qsize() == 0
+    q.put(1)
+    q.put(2)
+    assert q.full() and q.qsize() == 2
+    with pytest.raises(Full):
+        q.put_nowait(3)
+    with pytest.raises(Full):
+        q.put(3, timeout=0.05)
+    with pytest.raises(Full):
+        q.put_many([3])
+    assert q.qsize() == 2
+    q.get_message(block=False)
+    q.put(3)  # the leased one no longer counts as pending
+    assert q.qsize() == 2
+
+
+def test_get_and_task_done(q: PersistentQueue) -> None:
+    q.put("a")
+    q.put("b")
+    assert q.get_nowait() == "a"
+    assert q.get() == "b"
+    q.task_done()
+    q.task_done()
+    assert q.stats().total == 0
+    with pytest.raises(ValueError):
+        q.task_done()
+
+
+def test_purge(q: PersistentQueue) -> None:
+    for i in range(3):
+        q.put(i)
+    q.dead_letter(q.get_message(block=False))
+    q.get_message(block=False)
+    assert q.purge(dead_only=True) == 1
+    assert q.stats().to_dict()["dead"] == 0
+    assert q.purge() == 2
+    assert q.stats().total == 0
+    assert q.purge() == 0
+
+
+def test_next_visible_in(store: QueueStore) -> None:
+    assert store.next_visible_in("jobs") is None
+    q = PersistentQueue("jobs", store=store)
+    q.put(1, delay=60)
+    assert 55 < store.next_visible_in("jobs") <= 60
+    q.put(2)
+    assert store.next_visible_in("jobs") == 0
+
+
+def test_inspect_reflects_every_state(q: PersistentQueue) -> None:
+    message = q.put("x", delay=60)
+    assert q.inspect(message.id).state == "delayed"
+    assert isinstance(q.inspect(message.id), QueueMessage)
