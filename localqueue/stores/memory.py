@@ -114,7 +114,15 @@ class MemoryQueueStore(QueueStore):
             for value in values:
                 seq = next(self._seq)
                 record = _Record(
-                    seq, f"{self._tag}-{seq}", queue, bytes(value), False, False, 0, now, now + delay
+                    seq,
+                    f"{self._tag}-{seq}",
+                    queue,
+                    bytes(value),
+                    False,
+                    False,
+                    0,
+                    now,
+                    now + delay,
                 )
                 self._records[record.id] = record
                 rows.append(record.row(now))

@@ -1,0 +1,213 @@
+"""One SQLite file owned by localqueue: opening it safely, its pragmas, its errors.
+
+Shared by the queue store and the attempt store. What it guarantees:
+
+* a new file is created mode 0600 *before* SQLite opens it (the WAL and SHM files
+  inherit that mode);
+* a file that is not this kind of localqueue store (another program's database, garbage,
+  a newer schema) is refused with StoreError naming the path, and never written to;
+* WAL, ``synchronous`` FULL (or NORMAL on request), ``busy_timeout``;
+* a connection inherited across ``fork()`` is never used (nor closed: closing it could
+  disturb the parent's locks); the child opens its own;
+* sqlite3 errors become StoreLockedError (busy past the timeout) or StoreError.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from localqueue.errors import StoreError, StoreLockedError
+
+__all__ = ["DURABILITY_LEVELS", "SQLiteFile"]
+
+DURABILITY_LEVELS = {"full": "FULL", "normal": "NORMAL"}
+_HEADER = b"SQLite format 3\x00"
+_BUSY_CODES = {5, 6}  # SQLITE_BUSY, SQLITE_LOCKED
+# Connections inherited across fork(): kept referenced so they are never closed.
+_INHERITED: list[sqlite3.Connection] = []
+
+
+class SQLiteFile:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        kind: str,
+        application_id: int,
+        schema_version: int,
+        schema: Sequence[str],
+        durability: str = "full",
+        busy_timeout: float = 5.0,
+        initialise: Callable[[sqlite3.Connection], None] | None = None,
+    ) -> None:
+        if durability not in DURABILITY_LEVELS:
+            raise ValueError(f"durability must be 'full' or 'normal', got {durability!r}")
+        if busy_timeout < 0:
+            raise ValueError(f"busy_timeout must be >= 0, got {busy_timeout!r}")
+        self.path = path
+        self.kind = kind
+        self.durability = durability
+        self.busy_timeout = float(busy_timeout)
+        self._application_id = application_id
+        self._schema_version = schema_version
+        self._schema = schema
+        self._initialise = initialise
+        self._conn: sqlite3.Connection | None = None
+        self._pid = 0
+        self.connection()  # open now: a bad path or a foreign file fails at construction
+
+    # -- errors -----------------------------------------------------------------------
+
+    def _refuse(self, why: str) -> StoreError:
+        return StoreError(f"{self.path}: {why}")
+
+    @contextmanager
+    def errors(self) -> Iterator[None]:
+        """Translate sqlite3 errors raised inside the block."""
+        try:
+            yield
+        except sqlite3.Error as exc:
+            code = getattr(exc, "sqlite_errorcode", None)
+            if code is not None and code & 0xFF in _BUSY_CODES:
+                raise StoreLockedError(
+                    f"{self.path}: store is locked by another process"
+                    f" (waited {self.busy_timeout:g}s); try again"
+                ) from None
+            message = str(exc)
+            if code is not None and code & 0xFF in (11, 26):  # SQLITE_CORRUPT, SQLITE_NOTADB
+                message = f"database is malformed or not a localqueue store ({message})"
+            raise self._refuse(message) from None
+
+    # -- connection -------------------------------------------------------------------
+
+    def connection(self) -> sqlite3.Connection:
+        conn = self._conn
+        if conn is not None and self._pid == os.getpid():
+            return conn
+        if conn is not None:
+            _INHERITED.append(conn)
+            self._conn = None
+        with self.errors():
+            conn = self._open()
+        self._conn, self._pid = conn, os.getpid()
+        return conn
+
+    def _create_or_check_file(self) -> None:
+        flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW
+        try:
+            os.close(os.open(self.path, flags, 0o600))
+            return
+        except FileExistsError:
+            pass
+        except FileNotFoundError:
+            raise self._refuse("directory does not exist") from None
+        except IsADirectoryError:
+            raise self._refuse("is a directory, not a store file") from None
+        except PermissionError:
+            raise self._refuse("permission denied creating the store file") from None
+        try:
+            with open(self.path, "rb") as handle:
+                header = handle.read(100)
+        except IsADirectoryError:
+            raise self._refuse("is a directory, not a store file") from None
+        except OSError as exc:
+            raise self._refuse(f"cannot read the store file: {exc.strerror}") from None
+        if header and not header.startswith(_HEADER[: len(header)]):
+            raise self._refuse(f"not a localqueue {self.kind} store (not a SQLite database)")
+        if header and len(header) < 100:
+            raise self._refuse("database is malformed (truncated file)")
+
+    def _open(self) -> sqlite3.Connection:
+        self._create_or_check_file()
+        conn = sqlite3.connect(
+            self.path,
+            timeout=self.busy_timeout,
+            isolation_level=None,
+            check_same_thread=False,
+            cached_statements=256,
+        )
+        try:
+            version = self._check_schema(conn)  # before anything writes to the file
+            mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
+            if mode != "wal":
+                conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute(f"PRAGMA synchronous = {DURABILITY_LEVELS[self.durability]}")
+            conn.execute("PRAGMA journal_size_limit = 8388608")
+            if version == 0:
+                self._create_schema(conn)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _check_schema(self, conn: sqlite3.Connection) -> int:
+        """The file's schema version (0: empty, to be created); raise when it is not ours."""
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        application_id = conn.execute("PRAGMA application_id").fetchone()[0]
+        if version == 0 and application_id == 0:
+            tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+            if tables:
+                raise self._refuse(f"not a localqueue {self.kind} store (foreign schema)")
+            return 0
+        if application_id != self._application_id:
+            raise self._refuse(f"not a localqueue {self.kind} store")
+        if version > self._schema_version:
+            raise self._refuse(
+                f"schema version {version} is newer than this localqueue supports"
+                f" ({self._schema_version}); upgrade localqueue"
+            )
+        return int(version)
+
+    def _create_schema(self, conn: sqlite3.Connection) -> None:
+        with self.transaction(conn):
+            if self._check_schema(conn) != 0:  # another process created it meanwhile
+                return
+            for statement in self._schema:
+                conn.execute(statement)
+            if self._initialise is not None:
+                self._initialise(conn)
+            conn.execute(f"PRAGMA application_id = {self._application_id}")
+            conn.execute(f"PRAGMA user_version = {self._schema_version}")
+
+    # -- transactions -----------------------------------------------------------------
+
+    @staticmethod
+    @contextmanager
+    def transaction(conn: sqlite3.Connection) -> Iterator[None]:
+        """``BEGIN IMMEDIATE`` ... ``COMMIT``; rolled back on any error."""
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+
+    @staticmethod
+    @contextmanager
+    def read_transaction(conn: sqlite3.Connection) -> Iterator[None]:
+        """A consistent snapshot for several reads."""
+        conn.execute("BEGIN")
+        try:
+            yield
+        finally:
+            if conn.in_transaction:
+                conn.execute("COMMIT")
+
+    def read_meta(self, key: str) -> str:
+        with self.errors():
+            found = self.connection().execute("SELECT value FROM meta WHERE key = ?", (key,))
+            row = found.fetchone()
+        if row is None:
+            raise self._refuse(f"store metadata {key!r} is missing")
+        return str(row[0])
+
+    def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None and self._pid == os.getpid():
+            conn.close()

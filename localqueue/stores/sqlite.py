@@ -1,0 +1,360 @@
+"""SQLiteQueueStore: the default store, one SQLite file in WAL mode.
+
+Every write is one statement (SQLite starts a single write statement as a write
+transaction, the same as ``BEGIN IMMEDIATE``, so it waits on ``busy_timeout`` instead of
+failing with SQLITE_BUSY) or an explicit ``BEGIN IMMEDIATE`` transaction when it needs
+several. Leasing is a single ``UPDATE ... RETURNING`` over a partial index, so it costs
+the same with a million messages as with ten.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Literal
+
+from localqueue.errors import Full, LeaseLostError, MessageNotFoundError
+from localqueue.message import QueueStats
+from localqueue.stores._sqlite_file import SQLiteFile
+from localqueue.stores.base import QueueStore, Row
+
+__all__ = ["SQLiteQueueStore"]
+
+SCHEMA_VERSION = 1
+APPLICATION_ID = 0x6C715131  # "lqQ1": marks a localqueue queue store
+
+# state column: waiting (ready or delayed, by visible_at), leased, dead.
+WAITING, INFLIGHT, DEAD = 0, 1, 2
+
+SCHEMA = (
+    """CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID""",
+    # visible_at: when the message can next be leased (available_at while waiting,
+    # lease_expires_at while leased); dead letters keep their dead_at there.
+    """CREATE TABLE messages (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        queue TEXT NOT NULL,
+        value BLOB NOT NULL,
+        state INTEGER NOT NULL,
+        visible_at REAL NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        enqueued_at REAL NOT NULL,
+        available_at REAL,
+        leased_at REAL,
+        lease_expires_at REAL,
+        leased_by TEXT,
+        lease_token TEXT,
+        last_error BLOB,
+        failed_at REAL,
+        dead_at REAL
+    )""",
+    """CREATE INDEX messages_visible ON messages (queue, visible_at) WHERE state < 2""",
+    """CREATE INDEX messages_dead ON messages (queue, visible_at) WHERE state = 2""",
+)
+
+_COLUMNS = (
+    "seq, queue, value, state, visible_at, attempts, enqueued_at, available_at, leased_at,"
+    " lease_expires_at, leased_by, lease_token, last_error, failed_at, dead_at"
+)
+_INSERT = (
+    "INSERT INTO messages (queue, value, state, visible_at, enqueued_at, available_at)"
+    " VALUES (?, ?, 0, ?, ?, ?)"
+)
+_LEASE = f"""UPDATE messages
+    SET state = 1, attempts = attempts + 1, leased_at = :now, lease_expires_at = :expires,
+        visible_at = :expires, leased_by = :by, lease_token = :token
+    WHERE seq = (SELECT seq FROM messages
+                 WHERE queue = :queue AND state < 2 AND visible_at <= :now
+                 ORDER BY visible_at, seq LIMIT 1)
+    RETURNING {_COLUMNS}"""
+# Fencing: every settle statement matches only the current holder's row.
+_HELD = "seq = :seq AND queue = :queue AND state = 1 AND (:token IS NULL OR lease_token = :token)"
+_ACK = f"DELETE FROM messages WHERE {_HELD}"
+_RELEASE = f"""UPDATE messages
+    SET state = 0, visible_at = :available, available_at = :available, leased_at = NULL,
+        lease_expires_at = NULL, leased_by = NULL, lease_token = NULL,
+        last_error = coalesce(:error, last_error),
+        failed_at = CASE WHEN :error IS NULL THEN failed_at ELSE :now END
+    WHERE {_HELD} RETURNING {_COLUMNS}"""
+_DEAD_LETTER = f"""UPDATE messages
+    SET state = 2, visible_at = :now, dead_at = :now, leased_at = NULL,
+        lease_expires_at = NULL, leased_by = NULL, lease_token = NULL,
+        last_error = coalesce(:error, last_error),
+        failed_at = CASE WHEN :error IS NULL THEN failed_at ELSE :now END
+    WHERE {_HELD} RETURNING {_COLUMNS}"""
+_EXTEND = f"""UPDATE messages SET lease_expires_at = :expires, visible_at = :expires
+    WHERE {_HELD} RETURNING {_COLUMNS}"""
+_REVIVE = """UPDATE messages SET state = 0, visible_at = :available, available_at = :available,
+    dead_at = NULL WHERE queue = :queue AND state = 2"""
+_GET = f"SELECT {_COLUMNS} FROM messages WHERE seq = ? AND queue = ?"
+_DEAD_LETTERS = f"""SELECT {_COLUMNS} FROM messages WHERE queue = ? AND state = 2
+    ORDER BY visible_at, seq LIMIT ?"""
+_STATS = """SELECT count(*), coalesce(sum(visible_at <= :now), 0), coalesce(sum(state = 1), 0)
+    FROM messages WHERE queue = :queue AND state < 2"""
+_STATS_EXPIRED = """SELECT count(*) FROM messages
+    WHERE queue = :queue AND state < 2 AND visible_at <= :now AND state = 1"""
+_DEAD_COUNT = "SELECT count(*) FROM messages WHERE queue = ? AND state = 2"
+_QUEUE_NAMES = "SELECT DISTINCT queue FROM messages ORDER BY queue"
+_NEXT_VISIBLE = "SELECT min(visible_at) FROM messages WHERE queue = ? AND state < 2"
+_PENDING = "SELECT count(*) FROM messages WHERE queue = ? AND state = 0"
+
+
+class SQLiteQueueStore(QueueStore):
+    """Queues in one SQLite file.
+
+    ``durability="full"`` (default) runs ``synchronous=FULL``: a commit is on disk when
+    the call returns. ``"normal"`` runs ``synchronous=NORMAL``: commits survive a process
+    crash but the last ones may be lost on power failure or an OS crash.
+    ``busy_timeout`` is how long (seconds) a write waits for another process's lock
+    before raising StoreLockedError.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str] = "localqueue_queue.sqlite3",
+        *,
+        durability: Literal["full", "normal"] = "full",
+        busy_timeout: float = 5.0,
+    ) -> None:
+        self.path = Path(path)
+        self._file = SQLiteFile(
+            self.path,
+            kind="queue",
+            application_id=APPLICATION_ID,
+            schema_version=SCHEMA_VERSION,
+            schema=SCHEMA,
+            durability=durability,
+            busy_timeout=busy_timeout,
+            initialise=self._initialise,
+        )
+        self._lock = threading.RLock()
+        self._tag = self._file.read_meta("tag")
+
+    @staticmethod
+    def _initialise(conn: sqlite3.Connection) -> None:
+        conn.execute("INSERT INTO meta (key, value) VALUES ('tag', ?)", (secrets.token_hex(4),))
+
+    def __repr__(self) -> str:
+        return f"SQLiteQueueStore({str(self.path)!r})"
+
+    @property
+    def durability(self) -> str:
+        return self._file.durability
+
+    # -- plumbing ---------------------------------------------------------------------
+
+    @contextmanager
+    def _connection(self) -> Iterator[sqlite3.Connection]:
+        with self._lock, self._file.errors():
+            yield self._file.connection()
+
+    def _seq(self, message_id: str) -> int | None:
+        tag, _, number = message_id.rpartition("-")
+        if tag != self._tag or not number.isdigit():
+            return None
+        return int(number)
+
+    def _row(self, r: tuple[Any, ...], now: float) -> Row:
+        state = r[3]
+        if state == DEAD:
+            effective = "dead"
+        elif r[4] <= now:
+            effective = "ready"
+        else:
+            effective = "inflight" if state == INFLIGHT else "delayed"
+        return (f"{self._tag}-{r[0]}", r[1], r[2], effective, *r[5:])
+
+    def _held(self, sql: str, queue: str, message_id: str, params: dict[str, Any]) -> Row:
+        seq = self._seq(message_id)
+        token = params.get("token")
+        with self._connection() as conn:
+            if seq is not None:
+                params.update(seq=seq, queue=queue)
+                found = conn.execute(sql, params).fetchone()
+                if found is not None:
+                    return self._row(found, params["now"])
+            self._lease_lost(conn, queue, message_id, seq, token)
+        raise AssertionError("unreachable")
+
+    def _lease_lost(
+        self,
+        conn: sqlite3.Connection,
+        queue: str,
+        message_id: str,
+        seq: int | None,
+        token: str | None,
+    ) -> None:
+        exists = (
+            seq is not None
+            and conn.execute(
+                "SELECT 1 FROM messages WHERE seq = ? AND queue = ?", (seq, queue)
+            ).fetchone()
+            is not None
+        )
+        if not exists and token is None:
+            raise MessageNotFoundError(f"no message {message_id!r} in queue {queue!r}")
+        if not exists:
+            raise LeaseLostError(f"message {message_id!r} is no longer leased (already settled)")
+        raise LeaseLostError(f"lease on message {message_id!r} was lost or it is not inflight")
+
+    # -- writing ----------------------------------------------------------------------
+
+    def put(
+        self, queue: str, values: Sequence[bytes], *, delay: float = 0.0, maxsize: int = 0
+    ) -> list[Row]:
+        if not values:
+            return []
+        with self._connection() as conn:
+            now = self.clock()
+            available = now + delay
+            if len(values) == 1 and maxsize <= 0:
+                seq = conn.execute(_INSERT, (queue, values[0], available, now, available)).lastrowid
+                assert seq is not None
+                first = seq
+            else:
+                with self._file.transaction(conn):
+                    if maxsize > 0:
+                        (pending,) = conn.execute(_PENDING, (queue,)).fetchone()
+                        if pending + len(values) > maxsize:
+                            raise Full
+                    conn.executemany(
+                        _INSERT, [(queue, value, available, now, available) for value in values]
+                    )
+                    (last,) = conn.execute("SELECT last_insert_rowid()").fetchone()
+                first = last - len(values) + 1
+        state = "delayed" if delay > 0 else "ready"
+        tag, unset = self._tag, (None,) * 7
+        return [
+            (f"{tag}-{first + i}", queue, value, state, 0, now, available, *unset)
+            for i, value in enumerate(values)
+        ]
+
+    def lease(self, queue: str, *, lease_timeout: float, leased_by: str | None) -> Row | None:
+        with self._connection() as conn:
+            now = self.clock()
+            params = {
+                "now": now,
+                "expires": now + lease_timeout,
+                "by": leased_by,
+                "token": os.urandom(16).hex(),
+                "queue": queue,
+            }
+            found = conn.execute(_LEASE, params).fetchone()
+        return None if found is None else self._row(found, now)
+
+    def ack(self, queue: str, message_id: str, lease_token: str | None) -> None:
+        seq = self._seq(message_id)
+        with self._connection() as conn:
+            if seq is not None:
+                params = {"seq": seq, "queue": queue, "token": lease_token}
+                if conn.execute(_ACK, params).rowcount == 1:
+                    return
+            self._lease_lost(conn, queue, message_id, seq, lease_token)
+
+    def release(
+        self,
+        queue: str,
+        message_id: str,
+        lease_token: str | None,
+        *,
+        delay: float = 0.0,
+        error: bytes | None = None,
+    ) -> Row:
+        now = self.clock()
+        params = {"now": now, "available": now + delay, "error": error, "token": lease_token}
+        return self._held(_RELEASE, queue, message_id, params)
+
+    def dead_letter(
+        self, queue: str, message_id: str, lease_token: str | None, *, error: bytes | None = None
+    ) -> Row:
+        params = {"now": self.clock(), "error": error, "token": lease_token}
+        return self._held(_DEAD_LETTER, queue, message_id, params)
+
+    def extend_lease(
+        self, queue: str, message_id: str, lease_token: str | None, seconds: float
+    ) -> Row:
+        now = self.clock()
+        params = {"now": now, "expires": now + seconds, "token": lease_token}
+        return self._held(_EXTEND, queue, message_id, params)
+
+    def requeue_dead(self, queue: str, message_id: str, *, delay: float = 0.0) -> Row:
+        seq = self._seq(message_id)
+        with self._connection() as conn:
+            now = self.clock()
+            found = None
+            if seq is not None:
+                found = conn.execute(
+                    f"{_REVIVE} AND seq = :seq RETURNING {_COLUMNS}",
+                    {"available": now + delay, "queue": queue, "seq": seq},
+                ).fetchone()
+        if found is None:
+            raise MessageNotFoundError(f"no dead letter {message_id!r} in queue {queue!r}")
+        return self._row(found, now)
+
+    def requeue_all_dead(self, queue: str, *, delay: float = 0.0) -> int:
+        with self._connection() as conn:
+            now = self.clock()
+            return conn.execute(_REVIVE, {"available": now + delay, "queue": queue}).rowcount
+
+    def purge(self, queue: str, *, dead_only: bool = False) -> int:
+        sql = "DELETE FROM messages WHERE queue = ?" + (" AND state = 2" if dead_only else "")
+        with self._connection() as conn:
+            return conn.execute(sql, (queue,)).rowcount
+
+    # -- reading ----------------------------------------------------------------------
+
+    def get(self, queue: str, message_id: str) -> Row | None:
+        seq = self._seq(message_id)
+        if seq is None:
+            return None
+        with self._connection() as conn:
+            found = conn.execute(_GET, (seq, queue)).fetchone()
+            now = self.clock()
+        return None if found is None else self._row(found, now)
+
+    def dead_letters(self, queue: str, limit: int | None = None) -> list[Row]:
+        with self._connection() as conn:
+            rows = conn.execute(_DEAD_LETTERS, (queue, -1 if limit is None else limit)).fetchall()
+            now = self.clock()
+        return [self._row(r, now) for r in rows]
+
+    def _stats(self, conn: sqlite3.Connection, queue: str, now: float) -> QueueStats:
+        params = {"queue": queue, "now": now}
+        live, visible, leased = conn.execute(_STATS, params).fetchone()
+        (expired,) = conn.execute(_STATS_EXPIRED, params).fetchone()
+        (dead,) = conn.execute(_DEAD_COUNT, (queue,)).fetchone()
+        inflight = leased - expired
+        return QueueStats(
+            ready=visible, delayed=live - visible - inflight, inflight=inflight, dead=dead
+        )
+
+    def stats(self, queue: str) -> QueueStats:
+        with self._connection() as conn, self._file.read_transaction(conn):
+            return self._stats(conn, queue, self.clock())
+
+    def queues(self) -> dict[str, QueueStats]:
+        with self._connection() as conn, self._file.read_transaction(conn):
+            now = self.clock()
+            names = [name for (name,) in conn.execute(_QUEUE_NAMES)]
+            return {name: self._stats(conn, name, now) for name in names}
+
+    def next_visible_in(self, queue: str) -> float | None:
+        with self._connection() as conn:
+            (earliest,) = conn.execute(_NEXT_VISIBLE, (queue,)).fetchone()
+            now = self.clock()
+        return None if earliest is None else max(0.0, earliest - now)
+
+    # -- lifetime ---------------------------------------------------------------------
+
+    def checkpoint(self) -> None:
+        """Copy the WAL back into the database file and truncate it."""
+        with self._connection() as conn:
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    def close(self) -> None:
+        with self._lock:
+            self._file.close()
