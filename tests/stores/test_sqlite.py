@@ -1,0 +1,157 @@
+"""What the SQLite store promises beyond the contract: safe opening, pragmas, indexes."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import stat
+from pathlib import Path
+
+import pytest
+
+from localqueue import PersistentQueue, StoreError
+from localqueue.stores.sqlite import APPLICATION_ID, SQLiteQueueStore
+
+
+def _bytes(path: Path) -> bytes:
+    return path.read_bytes()
+
+
+def test_garbage_file_is_refused_and_untouched(tmp_path: Path) -> None:
+    path = tmp_path / "garbage.sqlite3"
+    path.write_bytes(b"this is not a database\n" * 100)
+    before = _bytes(path)
+    with pytest.raises(StoreError, match=r"garbage\.sqlite3.*not a localqueue"):
+        SQLiteQueueStore(path)
+    assert _bytes(path) == before
+    assert not Path(f"{path}-wal").exists()
+
+
+def test_foreign_sqlite_database_is_refused_and_untouched(tmp_path: Path) -> None:
+    path = tmp_path / "app.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT)")
+        conn.execute("INSERT INTO users (name) VALUES ('ada')")
+    conn.close()
+    before = _bytes(path)
+    with pytest.raises(StoreError, match="not a localqueue queue store"):
+        SQLiteQueueStore(path)
+    assert _bytes(path) == before
+
+
+def test_newer_schema_version_is_refused_and_untouched(tmp_path: Path) -> None:
+    path = tmp_path / "future.sqlite3"
+    SQLiteQueueStore(path).close()
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA user_version = 99")
+    conn.close()
+    before = _bytes(path)
+    with pytest.raises(StoreError, match="schema version 99 is newer"):
+        SQLiteQueueStore(path)
+    assert _bytes(path) == before
+
+
+def test_truncated_file_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "cut.sqlite3"
+    q = PersistentQueue("jobs", path)
+    q.put(1)
+    q.close()
+    path.write_bytes(path.read_bytes()[:50])
+    with pytest.raises(StoreError, match="malformed"):
+        SQLiteQueueStore(path)
+
+
+def test_missing_directory_and_directory_path(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="directory does not exist"):
+        SQLiteQueueStore(tmp_path / "nope" / "q.sqlite3")
+    with pytest.raises(StoreError, match="is a directory"):
+        SQLiteQueueStore(tmp_path)
+
+
+def test_store_files_are_private_even_under_umask_000(tmp_path: Path) -> None:
+    old = os.umask(0)
+    try:
+        path = tmp_path / "q.sqlite3"
+        q = PersistentQueue("jobs", path)
+        q.put("secret")
+        for name in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+            assert stat.S_IMODE(name.stat().st_mode) == 0o600, name
+        q.close()
+    finally:
+        os.umask(old)
+
+
+@pytest.mark.parametrize(("durability", "level"), [("full", 2), ("normal", 1)])
+def test_pragmas(tmp_path: Path, durability: str, level: int) -> None:
+    store = SQLiteQueueStore(tmp_path / "q.sqlite3", durability=durability, busy_timeout=2.5)  # type: ignore[arg-type]
+    conn = store._file.connection()
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert conn.execute("PRAGMA synchronous").fetchone()[0] == level
+    assert conn.execute("PRAGMA busy_timeout").fetchone()[0] == 2500
+    assert conn.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID
+    with pytest.raises(ValueError):
+        SQLiteQueueStore(tmp_path / "x.sqlite3", durability="fast")  # type: ignore[arg-type]
+
+
+def test_default_queue_uses_full_durability(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    q = PersistentQueue("jobs")
+    assert isinstance(q.store, SQLiteQueueStore)
+    assert q.store.path == Path("localqueue_queue.sqlite3")
+    assert q.store._file.connection().execute("PRAGMA synchronous").fetchone()[0] == 2
+    assert (tmp_path / "localqueue_queue.sqlite3").exists()
+
+
+def test_leasing_uses_an_index_not_a_scan(tmp_path: Path) -> None:
+    from localqueue.stores import sqlite as module
+
+    store = SQLiteQueueStore(tmp_path / "q.sqlite3")
+    conn = store._file.connection()
+    params = {"now": 0.0, "expires": 1.0, "by": None, "token": "t", "queue": "q"}
+    plan = " | ".join(row[3] for row in conn.execute("EXPLAIN QUERY PLAN " + module._LEASE, params))
+    assert "USING INDEX messages_visible" in plan or "USING COVERING INDEX messages_visible" in plan
+    assert "SCAN messages" not in plan.replace("SCAN messages USING", "")
+    assert "TEMP B-TREE" not in plan  # ordered by the index, no sort
+
+
+def test_acked_rows_are_deleted(tmp_path: Path) -> None:
+    q = PersistentQueue("jobs", tmp_path / "q.sqlite3")
+    q.put_many(range(50))
+    for _ in range(50):
+        q.ack(q.get_message(block=False))
+    conn = q.store._file.connection()  # type: ignore[attr-defined]
+    assert conn.execute("SELECT count(*) FROM messages").fetchone()[0] == 0
+
+
+def test_messages_survive_reopening(tmp_path: Path) -> None:
+    path = tmp_path / "q.sqlite3"
+    with PersistentQueue("jobs", path) as q:
+        put = q.put({"keep": True}, delay=0)
+    with PersistentQueue("jobs", path) as q:
+        assert q.get_message(block=False).id == put.id
+
+
+def test_ids_differ_between_store_files(tmp_path: Path) -> None:
+    a = PersistentQueue("jobs", tmp_path / "a.sqlite3").put(1)
+    b = PersistentQueue("jobs", tmp_path / "b.sqlite3").put(1)
+    assert a.id != b.id
+
+
+def test_a_forked_child_never_reuses_the_parent_connection(tmp_path: Path) -> None:
+    q = PersistentQueue("jobs", tmp_path / "q.sqlite3")
+    q.put("from parent")
+    parent_conn = q.store._file.connection()  # type: ignore[attr-defined]
+    pid = os.fork()
+    if pid == 0:  # child: must open its own connection
+        code = 1
+        try:
+            if q.store._file.connection() is not parent_conn:  # type: ignore[attr-defined]
+                q.put("from child")
+                code = 0
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert [q.get_message(block=False).value for _ in range(2)] == ["from parent", "from child"]
