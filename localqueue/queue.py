@@ -111,7 +111,7 @@ class PersistentQueue:
         """
         _non_negative("delay", delay)
         _non_negative("timeout", timeout)
-        return self._put_rows([codec.encode(value)], delay, block, timeout)[0]
+        return self._put_rows([value], [codec.encode(value)], delay, block, timeout)[0]
 
     def put_nowait(self, value: Any, *, delay: float = 0) -> QueueMessage:
         return self.put(value, block=False, delay=delay)
@@ -120,13 +120,19 @@ class PersistentQueue:
         """Persist every value in ONE transaction: all of them or, on any bad value or
         error, none. Values are checked before anything is written."""
         _non_negative("delay", delay)
+        values = list(values)
         encoded = [codec.encode(value) for value in values]
         if not encoded:
             return []
-        return self._put_rows(encoded, delay, block=False, timeout=None)
+        return self._put_rows(values, encoded, delay, block=False, timeout=None)
 
     def _put_rows(
-        self, encoded: list[bytes], delay: float, block: bool, timeout: float | None
+        self,
+        values: list[Any],
+        encoded: list[bytes],
+        delay: float,
+        block: bool,
+        timeout: float | None,
     ) -> list[QueueMessage]:
         deadline = None if timeout is None else time.monotonic() + timeout
         pause = _POLL_MIN
@@ -139,7 +145,11 @@ class PersistentQueue:
                 time.sleep(pause)
                 pause = min(pause * 2, _POLL_MAX)
                 continue
-            return [message_from_row(row) for row in rows]
+            # The caller's values, not a decoded copy of what was just encoded.
+            return [
+                QueueMessage(row[0], row[1], value, *row[3:])
+                for row, value in zip(rows, values, strict=True)
+            ]
 
     # -- consuming -------------------------------------------------------------------
 

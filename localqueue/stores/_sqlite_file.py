@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -58,6 +59,10 @@ class SQLiteFile:
         self._initialise = initialise
         self._conn: sqlite3.Connection | None = None
         self._pid = 0
+        self.lock = threading.RLock()
+        #: ``with file.session as conn``: the lock held, this process's connection, and
+        #: sqlite3 errors translated. A plain object: it is on every operation's path.
+        self.session = _Session(self)
         self.connection()  # open now: a bad path or a foreign file fails at construction
 
     # -- errors -----------------------------------------------------------------------
@@ -65,22 +70,26 @@ class SQLiteFile:
     def _refuse(self, why: str) -> StoreError:
         return StoreError(f"{self.path}: {why}")
 
+    def translate(self, exc: sqlite3.Error) -> Exception:
+        """The localqueue error for a sqlite3 error."""
+        code = getattr(exc, "sqlite_errorcode", None)
+        if code is not None and code & 0xFF in _BUSY_CODES:
+            return StoreLockedError(
+                f"{self.path}: store is locked by another process"
+                f" (waited {self.busy_timeout:g}s); try again"
+            )
+        message = str(exc)
+        if code is not None and code & 0xFF in (11, 26):  # SQLITE_CORRUPT, SQLITE_NOTADB
+            message = f"database is malformed or not a localqueue store ({message})"
+        return self._refuse(message)
+
     @contextmanager
     def errors(self) -> Iterator[None]:
         """Translate sqlite3 errors raised inside the block."""
         try:
             yield
         except sqlite3.Error as exc:
-            code = getattr(exc, "sqlite_errorcode", None)
-            if code is not None and code & 0xFF in _BUSY_CODES:
-                raise StoreLockedError(
-                    f"{self.path}: store is locked by another process"
-                    f" (waited {self.busy_timeout:g}s); try again"
-                ) from None
-            message = str(exc)
-            if code is not None and code & 0xFF in (11, 26):  # SQLITE_CORRUPT, SQLITE_NOTADB
-                message = f"database is malformed or not a localqueue store ({message})"
-            raise self._refuse(message) from None
+            raise self.translate(exc) from None
 
     # -- connection -------------------------------------------------------------------
 
@@ -211,3 +220,27 @@ class SQLiteFile:
         conn, self._conn = self._conn, None
         if conn is not None and self._pid == os.getpid():
             conn.close()
+
+
+class _Session:
+    """The guard behind :attr:`SQLiteFile.session`."""
+
+    __slots__ = ("_file",)
+
+    def __init__(self, file: SQLiteFile) -> None:
+        self._file = file
+
+    def __enter__(self) -> sqlite3.Connection:
+        self._file.lock.acquire()
+        try:
+            return self._file.connection()
+        except BaseException:
+            self._file.lock.release()
+            raise
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, _: object
+    ) -> None:
+        self._file.lock.release()
+        if isinstance(exc, sqlite3.Error):
+            raise self._file.translate(exc) from None

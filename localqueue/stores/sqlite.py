@@ -12,9 +12,7 @@ from __future__ import annotations
 import os
 import secrets
 import sqlite3
-import threading
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -131,7 +129,6 @@ class SQLiteQueueStore(QueueStore):
             busy_timeout=busy_timeout,
             initialise=self._initialise,
         )
-        self._lock = threading.RLock()
         self._tag = self._file.read_meta("tag")
 
     @staticmethod
@@ -146,11 +143,6 @@ class SQLiteQueueStore(QueueStore):
         return self._file.durability
 
     # -- plumbing ---------------------------------------------------------------------
-
-    @contextmanager
-    def _connection(self) -> Iterator[sqlite3.Connection]:
-        with self._lock, self._file.errors():
-            yield self._file.connection()
 
     def _seq(self, message_id: str) -> int | None:
         tag, _, number = message_id.rpartition("-")
@@ -171,7 +163,7 @@ class SQLiteQueueStore(QueueStore):
     def _held(self, sql: str, queue: str, message_id: str, params: dict[str, Any]) -> Row:
         seq = self._seq(message_id)
         token = params.get("token")
-        with self._connection() as conn:
+        with self._file.session as conn:
             if seq is not None:
                 params.update(seq=seq, queue=queue)
                 found = conn.execute(sql, params).fetchone()
@@ -208,7 +200,7 @@ class SQLiteQueueStore(QueueStore):
     ) -> list[Row]:
         if not values:
             return []
-        with self._connection() as conn:
+        with self._file.session as conn:
             now = self.clock()
             available = now + delay
             if len(values) == 1 and maxsize <= 0:
@@ -234,7 +226,7 @@ class SQLiteQueueStore(QueueStore):
         ]
 
     def lease(self, queue: str, *, lease_timeout: float, leased_by: str | None) -> Row | None:
-        with self._connection() as conn:
+        with self._file.session as conn:
             now = self.clock()
             params = {
                 "now": now,
@@ -248,7 +240,7 @@ class SQLiteQueueStore(QueueStore):
 
     def ack(self, queue: str, message_id: str, lease_token: str | None) -> None:
         seq = self._seq(message_id)
-        with self._connection() as conn:
+        with self._file.session as conn:
             if seq is not None:
                 params = {"seq": seq, "queue": queue, "token": lease_token}
                 if conn.execute(_ACK, params).rowcount == 1:
@@ -283,7 +275,7 @@ class SQLiteQueueStore(QueueStore):
 
     def requeue_dead(self, queue: str, message_id: str, *, delay: float = 0.0) -> Row:
         seq = self._seq(message_id)
-        with self._connection() as conn:
+        with self._file.session as conn:
             now = self.clock()
             found = None
             if seq is not None:
@@ -296,13 +288,13 @@ class SQLiteQueueStore(QueueStore):
         return self._row(found, now)
 
     def requeue_all_dead(self, queue: str, *, delay: float = 0.0) -> int:
-        with self._connection() as conn:
+        with self._file.session as conn:
             now = self.clock()
             return conn.execute(_REVIVE, {"available": now + delay, "queue": queue}).rowcount
 
     def purge(self, queue: str, *, dead_only: bool = False) -> int:
         sql = "DELETE FROM messages WHERE queue = ?" + (" AND state = 2" if dead_only else "")
-        with self._connection() as conn:
+        with self._file.session as conn:
             return conn.execute(sql, (queue,)).rowcount
 
     # -- reading ----------------------------------------------------------------------
@@ -311,13 +303,13 @@ class SQLiteQueueStore(QueueStore):
         seq = self._seq(message_id)
         if seq is None:
             return None
-        with self._connection() as conn:
+        with self._file.session as conn:
             found = conn.execute(_GET, (seq, queue)).fetchone()
             now = self.clock()
         return None if found is None else self._row(found, now)
 
     def dead_letters(self, queue: str, limit: int | None = None) -> list[Row]:
-        with self._connection() as conn:
+        with self._file.session as conn:
             rows = conn.execute(_DEAD_LETTERS, (queue, -1 if limit is None else limit)).fetchall()
             now = self.clock()
         return [self._row(r, now) for r in rows]
@@ -333,17 +325,17 @@ class SQLiteQueueStore(QueueStore):
         )
 
     def stats(self, queue: str) -> QueueStats:
-        with self._connection() as conn, self._file.read_transaction(conn):
+        with self._file.session as conn, self._file.read_transaction(conn):
             return self._stats(conn, queue, self.clock())
 
     def queues(self) -> dict[str, QueueStats]:
-        with self._connection() as conn, self._file.read_transaction(conn):
+        with self._file.session as conn, self._file.read_transaction(conn):
             now = self.clock()
             names = [name for (name,) in conn.execute(_QUEUE_NAMES)]
             return {name: self._stats(conn, name, now) for name in names}
 
     def next_visible_in(self, queue: str) -> float | None:
-        with self._connection() as conn:
+        with self._file.session as conn:
             (earliest,) = conn.execute(_NEXT_VISIBLE, (queue,)).fetchone()
             now = self.clock()
         return None if earliest is None else max(0.0, earliest - now)
@@ -352,9 +344,9 @@ class SQLiteQueueStore(QueueStore):
 
     def checkpoint(self) -> None:
         """Copy the WAL back into the database file and truncate it."""
-        with self._connection() as conn:
+        with self._file.session as conn:
             conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def close(self) -> None:
-        with self._lock:
+        with self._file.lock:
             self._file.close()
