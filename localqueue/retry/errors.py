@@ -1,0 +1,63 @@
+"""Errors of the retry layer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from localqueue.errors import LocalQueueError
+
+__all__ = ["PersistentRetryExhausted", "RecordedAttemptError"]
+
+
+class PersistentRetryExhausted(LocalQueueError):
+    """The retry budget of ``key`` is spent; the function was not (or no longer) called.
+
+    Raised by the call that spent the budget, chained (``__cause__``) to the last error,
+    and by every later call with the same key before the function runs, chained to a
+    :class:`RecordedAttemptError` describing the last recorded error. ``last_error`` is
+    that error as a ``{"type", "module", "message"}`` dict (None when the last attempt
+    never reported: its process died, or a result was retried).
+    """
+
+    def __init__(self, key: str, attempts: int, last_error: dict[str, Any] | None) -> None:
+        self.key = key
+        self.attempts = attempts
+        self.last_error = last_error
+        super().__init__(key, attempts, last_error)
+
+    def __str__(self) -> str:
+        tries = "attempt" if self.attempts == 1 else "attempts"
+        text = f"retry budget for key {self.key!r} is exhausted after {self.attempts} {tries}"
+        if self.last_error is not None:
+            text += f"; last error: {_describe(self.last_error)}"
+        return text
+
+
+class RecordedAttemptError(LocalQueueError):
+    """An earlier attempt's failure, known only from the attempt store.
+
+    Stands in for the original exception (which lived in another call or process) as the
+    ``__cause__`` of :class:`PersistentRetryExhausted` and as the failed outcome Tenacity's
+    strategies see when a call resumes a key. ``error`` is None when that attempt never
+    reported an outcome (its process died while it ran).
+    """
+
+    def __init__(self, key: str, attempt: int, error: dict[str, Any] | None) -> None:
+        self.key = key
+        self.attempt = attempt
+        self.error = error
+        super().__init__(key, attempt, error)
+
+    def __str__(self) -> str:
+        if self.error is None:
+            return (
+                f"attempt {self.attempt} for key {self.key!r} did not report an outcome"
+                " (its process may have died while it ran)"
+            )
+        return f"attempt {self.attempt} for key {self.key!r} failed: {_describe(self.error)}"
+
+
+def _describe(error: dict[str, Any]) -> str:
+    kind = str(error.get("type") or "Error")
+    message = str(error.get("message") or "")
+    return f"{kind}: {message}" if message else kind

@@ -1,0 +1,119 @@
+"""SQLiteAttemptStore: retry budgets in one SQLite file (default ``./localqueue_retries.sqlite3``).
+
+The file handling (mode 0600 on creation, WAL, ``synchronous``, ``busy_timeout``, refusing
+foreign or newer files, never reusing a connection across ``fork()``) is shared with the
+queue store in :mod:`localqueue.stores._sqlite_file`. Counting an attempt is one
+``BEGIN IMMEDIATE`` transaction around an ``INSERT ... ON CONFLICT DO UPDATE ...
+RETURNING``, so concurrent processes never lose an attempt.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Literal
+
+from localqueue.retry.base import AttemptRecord, AttemptStore
+from localqueue.stores._sqlite_file import SQLiteFile
+
+__all__ = ["DEFAULT_RETRY_STORE_PATH", "SQLiteAttemptStore"]
+
+DEFAULT_RETRY_STORE_PATH = "localqueue_retries.sqlite3"
+SCHEMA_VERSION = 1
+APPLICATION_ID = 0x6C715231  # "lqR1": marks a localqueue attempt store
+
+SCHEMA = (
+    """CREATE TABLE attempts (
+        key TEXT PRIMARY KEY,
+        attempts INTEGER NOT NULL,
+        first_attempt_at REAL NOT NULL,
+        last_attempt_at REAL NOT NULL,
+        exhausted INTEGER NOT NULL DEFAULT 0,
+        last_error BLOB
+    ) WITHOUT ROWID""",
+)
+
+_COLUMNS = "key, attempts, first_attempt_at, last_attempt_at, exhausted, last_error"
+_GET = f"SELECT {_COLUMNS} FROM attempts WHERE key = ?"
+_RECORD_ATTEMPT = f"""INSERT INTO attempts (key, attempts, first_attempt_at, last_attempt_at)
+    VALUES (:key, 1, :now, :now)
+    ON CONFLICT (key) DO UPDATE SET attempts = attempts + 1, last_attempt_at = :now
+    RETURNING {_COLUMNS}"""
+_RECORD_FAILURE = """UPDATE attempts SET last_error = :error, exhausted = exhausted OR :exhausted
+    WHERE key = :key"""
+_CLEAR = "DELETE FROM attempts WHERE key = ?"
+
+
+def _record(row: tuple[Any, ...]) -> AttemptRecord:
+    error = row[5]
+    return AttemptRecord(
+        row[0], row[1], row[2], row[3], bool(row[4]), None if error is None else bytes(error)
+    )
+
+
+class SQLiteAttemptStore(AttemptStore):
+    """Attempt records in one SQLite file, shared safely by threads and processes.
+
+    ``durability="full"`` (default) fsyncs every commit, so an attempt counted before a
+    power loss stays counted; ``"normal"`` keeps it across a process crash only.
+    ``busy_timeout`` is how long a write waits for another process's lock before raising
+    StoreLockedError.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str] = DEFAULT_RETRY_STORE_PATH,
+        *,
+        durability: Literal["full", "normal"] = "full",
+        busy_timeout: float = 5.0,
+    ) -> None:
+        self.path = Path(path)
+        self._lock = threading.RLock()
+        self._file = SQLiteFile(
+            self.path,
+            kind="attempt",
+            application_id=APPLICATION_ID,
+            schema_version=SCHEMA_VERSION,
+            schema=SCHEMA,
+            durability=durability,
+            busy_timeout=busy_timeout,
+        )
+
+    def __repr__(self) -> str:
+        return f"SQLiteAttemptStore({str(self.path)!r})"
+
+    @property
+    def durability(self) -> str:
+        return self._file.durability
+
+    @contextmanager
+    def _connection(self) -> Iterator[sqlite3.Connection]:
+        with self._lock, self._file.errors():
+            yield self._file.connection()
+
+    def get(self, key: str) -> AttemptRecord | None:
+        with self._connection() as conn:
+            row = conn.execute(_GET, (key,)).fetchone()
+        return None if row is None else _record(row)
+
+    def record_attempt(self, key: str, now: float) -> AttemptRecord:
+        with self._connection() as conn, self._file.transaction(conn):
+            row = conn.execute(_RECORD_ATTEMPT, {"key": key, "now": now}).fetchone()
+        return _record(row)
+
+    def record_failure(self, key: str, error: bytes | None, *, exhausted: bool) -> None:
+        params = {"key": key, "error": error, "exhausted": int(exhausted)}
+        with self._connection() as conn, self._file.transaction(conn):
+            conn.execute(_RECORD_FAILURE, params)
+
+    def clear(self, key: str) -> None:
+        with self._connection() as conn, self._file.transaction(conn):
+            conn.execute(_CLEAR, (key,))
+
+    def close(self) -> None:
+        with self._lock:
+            self._file.close()
