@@ -1,0 +1,171 @@
+"""SQL of the PostgreSQL queue store, as templates (``{m}`` is the messages table,
+``{meta}`` the meta table, ``{schema}`` the schema; ``%(name)s`` are parameters).
+
+Every timestamp comes from the server: ``t.now`` is ``now()`` (the transaction's start)
+as epoch seconds. ``visible_at`` is when a live message can next be leased: its
+``available_at`` when it waits, its ``lease_expires_at`` while inflight. Statements that
+make a message leasable NOTIFY in the same statement, so a waiting worker wakes as soon
+as the change commits.
+"""
+
+from __future__ import annotations
+
+SCHEMA_VERSION = 1
+
+CREATE = (
+    """CREATE TABLE {m} (
+        seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        queue text NOT NULL,
+        value bytea NOT NULL,
+        dead boolean NOT NULL DEFAULT false,
+        inflight boolean NOT NULL DEFAULT false,
+        attempts integer NOT NULL DEFAULT 0,
+        enqueued_at float8 NOT NULL,
+        available_at float8,
+        visible_at float8 NOT NULL,
+        leased_at float8,
+        lease_expires_at float8,
+        leased_by text,
+        lease_token text,
+        last_error bytea,
+        failed_at float8,
+        dead_at float8
+    )""",
+    "CREATE INDEX messages_visible_idx ON {m} (queue, visible_at, seq) WHERE NOT dead",
+    "CREATE INDEX messages_dead_idx ON {m} (queue, dead_at, seq) WHERE dead",
+)
+
+_NOW = "extract(epoch FROM now())::float8"
+_T = f"(SELECT {_NOW} AS now) AS t"
+_STATE = (
+    "CASE WHEN m.dead THEN 'dead' WHEN m.visible_at <= t.now THEN 'ready' "
+    "WHEN m.inflight THEN 'inflight' ELSE 'delayed' END"
+)
+# ROW_FIELDS order; the first column is the seq, which the store turns into the id.
+_COLS = (
+    f"m.seq, m.queue, m.value, {_STATE}, m.attempts, m.enqueued_at, m.available_at, "
+    "m.leased_at, m.lease_expires_at, m.leased_by, m.lease_token, m.last_error, "
+    "m.failed_at, m.dead_at"
+)
+_HELD = (
+    "m.seq = %(seq)s AND m.queue = %(queue)s AND m.inflight "
+    "AND (%(token)s::text IS NULL OR m.lease_token = %(token)s::text)"
+)
+_NOTIFY = "n AS (SELECT pg_notify(%(channel)s, %(queue)s) WHERE EXISTS (SELECT FROM u))"
+
+LOCK_QUEUE = "SELECT pg_advisory_xact_lock(hashtext(%(lock)s))"
+PENDING = "SELECT count(*) FROM {m} WHERE queue = %(queue)s AND NOT dead AND NOT inflight"
+
+PUT = f"""WITH t AS MATERIALIZED (SELECT {_NOW} AS now),
+u AS (
+    INSERT INTO {{m}} (queue, value, enqueued_at, available_at, visible_at)
+    SELECT %(queue)s, v.value, t.now, t.now + %(delay)s, t.now + %(delay)s
+    FROM t, unnest(%(values)s::bytea[]) WITH ORDINALITY AS v(value, ord)
+    ORDER BY v.ord
+    RETURNING *
+),
+{_NOTIFY}
+SELECT {_COLS} FROM u AS m CROSS JOIN t CROSS JOIN n ORDER BY m.seq"""
+
+LEASE = f"""UPDATE {{m}} AS m
+SET inflight = true, attempts = m.attempts + 1, leased_at = t.now,
+    lease_expires_at = t.now + %(timeout)s, visible_at = t.now + %(timeout)s,
+    leased_by = %(by)s, lease_token = %(token)s
+FROM {_T}
+WHERE m.seq = (
+    SELECT c.seq FROM {{m}} AS c
+    WHERE c.queue = %(queue)s AND NOT c.dead AND c.visible_at <= {_NOW}
+    ORDER BY c.visible_at, c.seq
+    LIMIT 1
+    FOR UPDATE SKIP LOCKED
+)
+RETURNING {_COLS}"""
+
+ACK = f"DELETE FROM {{m}} AS m WHERE {_HELD} RETURNING m.seq"
+
+# Why a settle statement matched nothing: the message's inflight flag, or no row.
+PROBE = "SELECT inflight FROM {m} WHERE seq = %(seq)s AND queue = %(queue)s"
+
+_CLEAR_LEASE = "leased_at = NULL, lease_expires_at = NULL, leased_by = NULL, lease_token = NULL"
+_SET_ERROR = (
+    "last_error = coalesce(%(error)s::bytea, m.last_error), "
+    "failed_at = CASE WHEN %(error)s::bytea IS NULL THEN m.failed_at ELSE t.now END"
+)
+
+RELEASE = f"""WITH t AS MATERIALIZED (SELECT {_NOW} AS now),
+u AS (
+    UPDATE {{m}} AS m
+    SET inflight = false, available_at = t.now + %(delay)s, visible_at = t.now + %(delay)s,
+        {_CLEAR_LEASE}, {_SET_ERROR}
+    FROM t WHERE {_HELD}
+    RETURNING m.*
+),
+{_NOTIFY}
+SELECT {_COLS} FROM u AS m CROSS JOIN t CROSS JOIN n"""
+
+DEAD_LETTER = f"""UPDATE {{m}} AS m
+SET inflight = false, dead = true, dead_at = t.now, {_CLEAR_LEASE}, {_SET_ERROR}
+FROM {_T} WHERE {_HELD}
+RETURNING {_COLS}"""
+
+EXTEND_LEASE = f"""UPDATE {{m}} AS m
+SET lease_expires_at = t.now + %(seconds)s, visible_at = t.now + %(seconds)s
+FROM {_T} WHERE {_HELD}
+RETURNING {_COLS}"""
+
+_REVIVE = (
+    "dead = false, dead_at = NULL, available_at = t.now + %(delay)s, visible_at = t.now + %(delay)s"
+)
+
+REQUEUE_DEAD = f"""WITH t AS MATERIALIZED (SELECT {_NOW} AS now),
+u AS (
+    UPDATE {{m}} AS m SET {_REVIVE}
+    FROM t WHERE m.seq = %(seq)s AND m.queue = %(queue)s AND m.dead
+    RETURNING m.*
+),
+{_NOTIFY}
+SELECT {_COLS} FROM u AS m CROSS JOIN t CROSS JOIN n"""
+
+REQUEUE_ALL_DEAD = f"""WITH t AS MATERIALIZED (SELECT {_NOW} AS now),
+u AS (
+    UPDATE {{m}} AS m SET {_REVIVE}
+    FROM t WHERE m.queue = %(queue)s AND m.dead
+    RETURNING m.seq
+),
+{_NOTIFY}
+SELECT count(*) FROM u CROSS JOIN n"""
+
+PURGE = """WITH d AS (DELETE FROM {m} WHERE queue = %(queue)s RETURNING 1)
+SELECT count(*) FROM d"""
+
+PURGE_DEAD = """WITH d AS (DELETE FROM {m} WHERE queue = %(queue)s AND dead RETURNING 1)
+SELECT count(*) FROM d"""
+
+GET = f"SELECT {_COLS} FROM {{m}} AS m, {_T} WHERE m.seq = %(seq)s AND m.queue = %(queue)s"
+
+DEAD_LETTERS = f"""SELECT {_COLS} FROM {{m}} AS m, {_T}
+WHERE m.queue = %(queue)s AND m.dead
+ORDER BY m.dead_at, m.seq
+LIMIT %(limit)s"""
+
+# ready, delayed, inflight, dead
+STATS = f"""SELECT
+    count(*) FILTER (WHERE m.visible_at <= t.now),
+    count(*) FILTER (WHERE m.visible_at > t.now AND NOT m.inflight),
+    count(*) FILTER (WHERE m.visible_at > t.now AND m.inflight),
+    (SELECT count(*) FROM {{m}} AS d WHERE d.queue = %(queue)s AND d.dead)
+FROM {{m}} AS m, {_T}
+WHERE m.queue = %(queue)s AND NOT m.dead"""
+
+QUEUES = f"""SELECT m.queue,
+    count(*) FILTER (WHERE NOT m.dead AND m.visible_at <= t.now),
+    count(*) FILTER (WHERE NOT m.dead AND m.visible_at > t.now AND NOT m.inflight),
+    count(*) FILTER (WHERE NOT m.dead AND m.visible_at > t.now AND m.inflight),
+    count(*) FILTER (WHERE m.dead)
+FROM {{m}} AS m, {_T}
+GROUP BY m.queue"""
+
+NEXT_VISIBLE_IN = f"""SELECT (SELECT min(visible_at) FROM {{m}}
+    WHERE queue = %(queue)s AND NOT dead) - {_NOW}"""
+
+CLOCK = "SELECT extract(epoch FROM clock_timestamp())::float8"
