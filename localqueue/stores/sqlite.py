@@ -10,8 +10,9 @@ the same with a million messages as with ten.
 from __future__ import annotations
 
 import os
-import secrets
+import random
 import sqlite3
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -22,6 +23,16 @@ from localqueue.stores._sqlite_file import SQLiteFile
 from localqueue.stores.base import QueueStore, Row
 
 __all__ = ["SQLiteQueueStore"]
+
+# Message id nonces: our own generator (user code seeding `random` cannot make ids
+# collide), reseeded from the OS in every forked child.
+_rng = random.Random()
+os.register_at_fork(after_in_child=_rng.seed)
+
+
+def _nonce() -> int:
+    return _rng.getrandbits(48)
+
 
 SCHEMA_VERSION = 1
 APPLICATION_ID = 0x6C715131  # "lqQ1": marks a localqueue queue store
@@ -34,7 +45,8 @@ SCHEMA = (
     # visible_at: when the message can next be leased (available_at while waiting,
     # lease_expires_at while leased); dead letters keep their dead_at there.
     """CREATE TABLE messages (
-        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        seq INTEGER PRIMARY KEY,
+        nonce INTEGER NOT NULL,
         queue TEXT NOT NULL,
         value BLOB NOT NULL,
         state INTEGER NOT NULL,
@@ -55,12 +67,12 @@ SCHEMA = (
 )
 
 _COLUMNS = (
-    "seq, queue, value, state, visible_at, attempts, enqueued_at, available_at, leased_at,"
+    "seq, nonce, queue, value, state, visible_at, attempts, enqueued_at, available_at, leased_at,"
     " lease_expires_at, leased_by, lease_token, last_error, failed_at, dead_at"
 )
 _INSERT = (
-    "INSERT INTO messages (queue, value, state, visible_at, enqueued_at, available_at)"
-    " VALUES (?, ?, 0, ?, ?, ?)"
+    "INSERT INTO messages (nonce, queue, value, state, visible_at, enqueued_at, available_at)"
+    " VALUES (?, ?, ?, 0, ?, ?, ?)"
 )
 _LEASE = f"""UPDATE messages
     SET state = 1, attempts = attempts + 1, leased_at = :now, lease_expires_at = :expires,
@@ -70,7 +82,8 @@ _LEASE = f"""UPDATE messages
                  ORDER BY visible_at, seq LIMIT 1)
     RETURNING {_COLUMNS}"""
 # Fencing: every settle statement matches only the current holder's row.
-_HELD = "seq = :seq AND queue = :queue AND state = 1 AND (:token IS NULL OR lease_token = :token)"
+_MESSAGE = "seq = :seq AND nonce = :nonce AND queue = :queue"
+_HELD = f"{_MESSAGE} AND state = 1 AND (:token IS NULL OR lease_token = :token)"
 _ACK = f"DELETE FROM messages WHERE {_HELD}"
 _RELEASE = f"""UPDATE messages
     SET state = 0, visible_at = :available, available_at = :available, leased_at = NULL,
@@ -88,7 +101,7 @@ _EXTEND = f"""UPDATE messages SET lease_expires_at = :expires, visible_at = :exp
     WHERE {_HELD} RETURNING {_COLUMNS}"""
 _REVIVE = """UPDATE messages SET state = 0, visible_at = :available, available_at = :available,
     dead_at = NULL WHERE queue = :queue AND state = 2"""
-_GET = f"SELECT {_COLUMNS} FROM messages WHERE seq = ? AND queue = ?"
+_GET = f"SELECT {_COLUMNS} FROM messages WHERE {_MESSAGE}"
 _DEAD_LETTERS = f"""SELECT {_COLUMNS} FROM messages WHERE queue = ? AND state = 2
     ORDER BY visible_at, seq LIMIT ?"""
 _STATS = """SELECT count(*), coalesce(sum(visible_at <= :now), 0), coalesce(sum(state = 1), 0)
@@ -129,11 +142,10 @@ class SQLiteQueueStore(QueueStore):
             busy_timeout=busy_timeout,
             initialise=self._initialise,
         )
-        self._tag = self._file.read_meta("tag")
 
     @staticmethod
     def _initialise(conn: sqlite3.Connection) -> None:
-        conn.execute("INSERT INTO meta (key, value) VALUES ('tag', ?)", (secrets.token_hex(4),))
+        conn.execute("INSERT INTO meta (key, value) VALUES ('created_at', ?)", (str(time.time()),))
 
     def __repr__(self) -> str:
         return f"SQLiteQueueStore({str(self.path)!r})"
@@ -143,55 +155,57 @@ class SQLiteQueueStore(QueueStore):
         return self._file.durability
 
     # -- plumbing ---------------------------------------------------------------------
+    #
+    # A message id is "<seq>-<nonce>": the rowid, which SQLite may hand out again once
+    # the newest rows are deleted, and a random 48-bit nonce stored with the row, so an
+    # id never names two messages (AUTOINCREMENT would cost a page write per commit).
 
-    def _seq(self, message_id: str) -> int | None:
-        tag, _, number = message_id.rpartition("-")
-        if tag != self._tag or not number.isdigit():
+    @staticmethod
+    def _key(queue: str, message_id: str) -> dict[str, Any] | None:
+        seq, _, nonce = message_id.partition("-")
+        if not seq.isdigit() or len(nonce) != 12:
             return None
-        return int(number)
+        try:
+            return {"seq": int(seq), "nonce": int(nonce, 16), "queue": queue}
+        except ValueError:
+            return None
 
-    def _row(self, r: tuple[Any, ...], now: float) -> Row:
-        state = r[3]
+    @staticmethod
+    def _row(r: tuple[Any, ...], now: float) -> Row:
+        state = r[4]
         if state == DEAD:
             effective = "dead"
-        elif r[4] <= now:
+        elif r[5] <= now:
             effective = "ready"
         else:
             effective = "inflight" if state == INFLIGHT else "delayed"
-        return (f"{self._tag}-{r[0]}", r[1], r[2], effective, *r[5:])
+        return (f"{r[0]}-{r[1]:012x}", r[2], r[3], effective, *r[6:])
 
     def _held(self, sql: str, queue: str, message_id: str, params: dict[str, Any]) -> Row:
-        seq = self._seq(message_id)
-        token = params.get("token")
+        key = self._key(queue, message_id)
         with self._file.session as conn:
-            if seq is not None:
-                params.update(seq=seq, queue=queue)
+            if key is not None:
+                params.update(key)
                 found = conn.execute(sql, params).fetchone()
                 if found is not None:
                     return self._row(found, params["now"])
-            self._lease_lost(conn, queue, message_id, seq, token)
-        raise AssertionError("unreachable")
+            raise self._lease_lost(conn, queue, message_id, key, params.get("token"))
 
+    @staticmethod
     def _lease_lost(
-        self,
         conn: sqlite3.Connection,
         queue: str,
         message_id: str,
-        seq: int | None,
+        key: dict[str, Any] | None,
         token: str | None,
-    ) -> None:
-        exists = (
-            seq is not None
-            and conn.execute(
-                "SELECT 1 FROM messages WHERE seq = ? AND queue = ?", (seq, queue)
-            ).fetchone()
-            is not None
-        )
+    ) -> Exception:
+        """Why settling a message failed (called after the fenced statement matched nothing)."""
+        exists = key is not None and conn.execute(_GET, key).fetchone() is not None
         if not exists and token is None:
-            raise MessageNotFoundError(f"no message {message_id!r} in queue {queue!r}")
+            return MessageNotFoundError(f"no message {message_id!r} in queue {queue!r}")
         if not exists:
-            raise LeaseLostError(f"message {message_id!r} is no longer leased (already settled)")
-        raise LeaseLostError(f"lease on message {message_id!r} was lost or it is not inflight")
+            return LeaseLostError(f"message {message_id!r} is no longer leased (already settled)")
+        return LeaseLostError(f"lease on message {message_id!r} was lost or it is not inflight")
 
     # -- writing ----------------------------------------------------------------------
 
@@ -200,13 +214,14 @@ class SQLiteQueueStore(QueueStore):
     ) -> list[Row]:
         if not values:
             return []
+        nonces = [_nonce() for _ in values]
         with self._file.session as conn:
             now = self.clock()
             available = now + delay
             if len(values) == 1 and maxsize <= 0:
-                seq = conn.execute(_INSERT, (queue, values[0], available, now, available)).lastrowid
-                assert seq is not None
-                first = seq
+                row = (nonces[0], queue, values[0], available, now, available)
+                first = conn.execute(_INSERT, row).lastrowid
+                assert first is not None
             else:
                 with self._file.transaction(conn):
                     if maxsize > 0:
@@ -214,15 +229,20 @@ class SQLiteQueueStore(QueueStore):
                         if pending + len(values) > maxsize:
                             raise Full
                     conn.executemany(
-                        _INSERT, [(queue, value, available, now, available) for value in values]
+                        _INSERT,
+                        [
+                            (nonce, queue, value, available, now, available)
+                            for nonce, value in zip(nonces, values, strict=True)
+                        ],
                     )
+                    # rowids are max(rowid) + 1 each, and we hold the write lock: consecutive
                     (last,) = conn.execute("SELECT last_insert_rowid()").fetchone()
                 first = last - len(values) + 1
         state = "delayed" if delay > 0 else "ready"
-        tag, unset = self._tag, (None,) * 7
+        unset = (None,) * 7
         return [
-            (f"{tag}-{first + i}", queue, value, state, 0, now, available, *unset)
-            for i, value in enumerate(values)
+            (f"{first + i}-{nonce:012x}", queue, value, state, 0, now, available, *unset)
+            for i, (nonce, value) in enumerate(zip(nonces, values, strict=True))
         ]
 
     def lease(self, queue: str, *, lease_timeout: float, leased_by: str | None) -> Row | None:
@@ -239,13 +259,13 @@ class SQLiteQueueStore(QueueStore):
         return None if found is None else self._row(found, now)
 
     def ack(self, queue: str, message_id: str, lease_token: str | None) -> None:
-        seq = self._seq(message_id)
+        key = self._key(queue, message_id)
         with self._file.session as conn:
-            if seq is not None:
-                params = {"seq": seq, "queue": queue, "token": lease_token}
-                if conn.execute(_ACK, params).rowcount == 1:
+            if key is not None:
+                key["token"] = lease_token
+                if conn.execute(_ACK, key).rowcount == 1:
                     return
-            self._lease_lost(conn, queue, message_id, seq, lease_token)
+            raise self._lease_lost(conn, queue, message_id, key, lease_token)
 
     def release(
         self,
@@ -274,14 +294,14 @@ class SQLiteQueueStore(QueueStore):
         return self._held(_EXTEND, queue, message_id, params)
 
     def requeue_dead(self, queue: str, message_id: str, *, delay: float = 0.0) -> Row:
-        seq = self._seq(message_id)
+        key = self._key(queue, message_id)
+        found = None
         with self._file.session as conn:
             now = self.clock()
-            found = None
-            if seq is not None:
+            if key is not None:
+                key["available"] = now + delay
                 found = conn.execute(
-                    f"{_REVIVE} AND seq = :seq RETURNING {_COLUMNS}",
-                    {"available": now + delay, "queue": queue, "seq": seq},
+                    f"{_REVIVE} AND seq = :seq AND nonce = :nonce RETURNING {_COLUMNS}", key
                 ).fetchone()
         if found is None:
             raise MessageNotFoundError(f"no dead letter {message_id!r} in queue {queue!r}")
@@ -300,11 +320,11 @@ class SQLiteQueueStore(QueueStore):
     # -- reading ----------------------------------------------------------------------
 
     def get(self, queue: str, message_id: str) -> Row | None:
-        seq = self._seq(message_id)
-        if seq is None:
+        key = self._key(queue, message_id)
+        if key is None:
             return None
         with self._file.session as conn:
-            found = conn.execute(_GET, (seq, queue)).fetchone()
+            found = conn.execute(_GET, key).fetchone()
             now = self.clock()
         return None if found is None else self._row(found, now)
 
