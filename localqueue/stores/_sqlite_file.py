@@ -59,6 +59,7 @@ class SQLiteFile:
         self._initialise = initialise
         self._conn: sqlite3.Connection | None = None
         self._pid = 0
+        self._identity: tuple[int, int] | None = None
         self.lock = threading.RLock()
         #: ``with file.session as conn``: the lock held, this process's connection, and
         #: sqlite3 errors translated. A plain object: it is on every operation's path.
@@ -103,7 +104,21 @@ class SQLiteFile:
         with self.errors():
             conn = self._open()
         self._conn, self._pid = conn, os.getpid()
+        self._identity = self._stat_identity()
         return conn
+
+    def _stat_identity(self) -> tuple[int, int] | None:
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return None
+        return st.st_dev, st.st_ino
+
+    def check_identity(self) -> None:
+        """Raise StoreError when the file was deleted or replaced since it was opened:
+        writing on would go to an unlinked file that nobody else sees."""
+        if self._conn is not None and self._stat_identity() != self._identity:
+            raise self._refuse("the store file was deleted or replaced while in use")
 
     def _create_or_check_file(self) -> None:
         flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW

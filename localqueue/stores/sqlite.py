@@ -142,6 +142,7 @@ class SQLiteQueueStore(QueueStore):
             busy_timeout=busy_timeout,
             initialise=self._initialise,
         )
+        self._checked_at = self.clock()
 
     @staticmethod
     def _initialise(conn: sqlite3.Connection) -> None:
@@ -248,6 +249,9 @@ class SQLiteQueueStore(QueueStore):
     def lease(self, queue: str, *, lease_timeout: float, leased_by: str | None) -> Row | None:
         with self._file.session as conn:
             now = self.clock()
+            if now - self._checked_at > 1.0:  # a busy worker notices a replaced file too
+                self._file.check_identity()
+                self._checked_at = now
             params = {
                 "now": now,
                 "expires": now + lease_timeout,
@@ -355,6 +359,7 @@ class SQLiteQueueStore(QueueStore):
             return {name: self._stats(conn, name, now) for name in names}
 
     def next_visible_in(self, queue: str) -> float | None:
+        self._file.check_identity()  # idle workers call this between polls
         with self._file.session as conn:
             (earliest,) = conn.execute(_NEXT_VISIBLE, (queue,)).fetchone()
             now = self.clock()

@@ -155,3 +155,17 @@ def test_a_forked_child_never_reuses_the_parent_connection(tmp_path: Path) -> No
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
     assert [q.get_message(block=False).value for _ in range(2)] == ["from parent", "from child"]
+
+
+@pytest.mark.parametrize("how", ["deleted", "replaced"])
+def test_a_deleted_or_replaced_store_file_is_noticed(tmp_path: Path, how: str) -> None:
+    path = tmp_path / "q.sqlite3"
+    q = PersistentQueue("jobs", path)
+    q.put(1)
+    q.ack(q.get_message(block=False))  # now idle, as a --forever --block worker would be
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    if how == "replaced":
+        PersistentQueue("jobs", path).put("new file")
+    with pytest.raises(StoreError, match="deleted or replaced"):
+        q.get_message(timeout=0.05)
