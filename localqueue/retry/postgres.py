@@ -54,7 +54,8 @@ def _record(row: tuple[Any, ...] | None) -> AttemptRecord | None:
 
 
 class PostgresAttemptStore(AttemptStore):
-    """Attempt records in the ``schema`` of the PostgreSQL database ``dsn`` names.
+    """Attempt records in the ``schema`` of the PostgreSQL database ``dsn`` names (by
+    default the URL's ``?schema=NAME`` parameter, else ``localqueue``).
 
     Thread-safe (one lock-guarded connection), safe across processes and hosts.
     ``busy_timeout`` bounds lock waits (StoreLockedError), ``reconnect_timeout`` how long
@@ -65,7 +66,7 @@ class PostgresAttemptStore(AttemptStore):
         self,
         dsn: str,
         *,
-        schema: str = "localqueue",
+        schema: str | None = None,
         busy_timeout: float = 5.0,
         connect_timeout: float = 10.0,
         reconnect_timeout: float = 30.0,
@@ -81,7 +82,7 @@ class PostgresAttemptStore(AttemptStore):
             connect_timeout=connect_timeout,
             reconnect_timeout=reconnect_timeout,
         )
-        self.schema = schema
+        self.schema = self._session.schema
         render = self._session.render
         self._get, self._attempt = render(_GET), render(_RECORD_ATTEMPT)
         self._failure, self._clear = render(_RECORD_FAILURE), render(_CLEAR)

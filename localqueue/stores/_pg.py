@@ -23,6 +23,7 @@ import re
 import select
 import threading
 import time
+import urllib.parse
 import weakref
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol, TypeVar
@@ -33,7 +34,9 @@ from psycopg import sql
 
 from localqueue.errors import LocalQueueError, StoreError, StoreLockedError
 
-__all__ = ["PgSession", "redact", "validate_schema"]
+__all__ = ["DEFAULT_SCHEMA", "PgSession", "redact", "split_schema", "validate_schema"]
+
+DEFAULT_SCHEMA = "localqueue"
 
 T = TypeVar("T")
 Op = Callable[[psycopg.Connection[Any]], T]
@@ -58,6 +61,23 @@ def validate_schema(schema: str) -> str:
             "not starting with a digit"
         )
     return schema
+
+
+def split_schema(dsn: str, schema: str | None) -> tuple[str, str]:
+    """The connection string without localqueue's own ``schema=NAME`` URL parameter, and
+    the schema to use: ``schema`` when given, else that parameter, else ``localqueue``.
+    (``--store-path postgresql://host/db?schema=jobs`` picks a schema from the CLI.)"""
+    if not isinstance(dsn, str) or not dsn:
+        raise ValueError("a PostgreSQL connection string is required")
+    from_url = None
+    if dsn.startswith(("postgresql://", "postgres://")):
+        parts = urllib.parse.urlsplit(dsn)
+        query = urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
+        kept = [(key, value) for key, value in query if key != "schema"]
+        if len(kept) != len(query):
+            from_url = [value for key, value in query if key == "schema"][-1]
+            dsn = urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(kept)))
+    return dsn, validate_schema(schema or from_url or DEFAULT_SCHEMA)
 
 
 def redact(text: str, password: str | None = None) -> str:
@@ -131,7 +151,8 @@ os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 class PgSession:
-    """One lock-guarded autocommit connection to one localqueue schema.
+    """One lock-guarded autocommit connection to one localqueue schema (see
+    :func:`split_schema` for how ``schema`` is chosen).
 
     ``component`` names the owner of ``tables`` in ``meta`` (``<component>_version``);
     ``create`` holds the DDL of a fresh schema at ``version`` (``{schema}`` and
@@ -143,7 +164,7 @@ class PgSession:
         self,
         dsn: str,
         *,
-        schema: str,
+        schema: str | None,
         component: str,
         version: int,
         tables: dict[str, str],
@@ -154,12 +175,9 @@ class PgSession:
         connect_timeout: float = 10.0,
         reconnect_timeout: float = 30.0,
     ) -> None:
-        if not isinstance(dsn, str) or not dsn:
-            raise ValueError("a PostgreSQL connection string is required")
         if busy_timeout < 0 or connect_timeout <= 0 or reconnect_timeout < 0:
             raise ValueError("timeouts must be positive")
-        self.dsn = dsn
-        self.schema = validate_schema(schema)
+        self.dsn, self.schema = split_schema(dsn, schema)
         self.component = component
         self.version = version
         self._tables = dict(tables)
@@ -367,10 +385,8 @@ class PgSession:
                         conn.execute(statement)
                     fresh = {f"{self.component}_version": str(self.version)}
                     fresh.update(self._meta_init() if self._meta_init else {})
-                    conn.execute(
-                        self.render("INSERT INTO {meta} (key, value) SELECT * FROM unnest(%s::text[], %s::text[])"),
-                        (list(fresh), list(fresh.values())),
-                    )
+                    insert = "INSERT INTO {meta} (key, value) VALUES (%s, %s)"
+                    conn.cursor().executemany(self.render(insert), list(fresh.items()))
                     meta.update(fresh)
         self.meta = meta
         self._ready = True

@@ -52,7 +52,8 @@ def _new_tag() -> dict[str, str]:
 
 
 class PostgresQueueStore(QueueStore):
-    """Queues in the ``schema`` of the PostgreSQL database ``dsn`` names.
+    """Queues in the ``schema`` of the PostgreSQL database ``dsn`` names (by default
+    the URL's ``?schema=NAME`` parameter, else ``localqueue``).
 
     ``busy_timeout`` is how long a statement waits for a lock another session holds
     before StoreLockedError; ``reconnect_timeout`` how long a lost connection is retried
@@ -65,7 +66,7 @@ class PostgresQueueStore(QueueStore):
         self,
         dsn: str,
         *,
-        schema: str = "localqueue",
+        schema: str | None = None,
         busy_timeout: float = 5.0,
         connect_timeout: float = 10.0,
         reconnect_timeout: float = 30.0,
@@ -82,8 +83,8 @@ class PostgresQueueStore(QueueStore):
             connect_timeout=connect_timeout,
             reconnect_timeout=reconnect_timeout,
         )
-        self.schema = schema
-        self.channel = "localqueue_" + hashlib.sha256(schema.encode()).hexdigest()[:24]
+        self.schema = self._session.schema
+        self.channel = "localqueue_" + hashlib.sha256(self.schema.encode()).hexdigest()[:24]
         render = self._session.render
         self._sql = {name: render(getattr(q, name)) for name in _STATEMENTS}
         # LISTEN side: one thread at a time reads notifications and counts them per
