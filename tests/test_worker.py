@@ -1,0 +1,290 @@
+"""persistent_worker / persistent_async_worker in one process, over real queue stores."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tenacity import retry_if_exception_type, wait_fixed
+
+from localqueue import (
+    Empty,
+    LeaseLostError,
+    MemoryQueueStore,
+    PersistentQueue,
+    PersistentWorkerConfig,
+    persistent_async_worker,
+    persistent_worker,
+)
+from localqueue.retry import (
+    MemoryAttemptStore,
+    PersistentRetryExhausted,
+    SQLiteAttemptStore,
+)
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def queue(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
+    if request.param == "memory":
+        q = PersistentQueue("jobs", store=MemoryQueueStore())
+    else:
+        q = PersistentQueue("jobs", tmp_path / "queue.sqlite3")
+    yield q
+    q.close()
+
+
+def config(**options: Any) -> PersistentWorkerConfig:
+    options.setdefault("retry_store", MemoryAttemptStore())
+    options.setdefault("block", False)
+    return PersistentWorkerConfig(**options)
+
+
+def test_success_acks_and_returns_the_result(queue: PersistentQueue) -> None:
+    queue.put({"to": "a@b.c"})
+    seen = []
+
+    @persistent_worker(queue, config=config())
+    def handler(job: dict[str, str], suffix: str = "") -> str:
+        seen.append(job)
+        return job["to"] + suffix
+
+    assert handler("!") == "a@b.c!"
+    assert seen == [{"to": "a@b.c"}]
+    assert queue.stats().total == 0
+    with pytest.raises(Empty):
+        handler()
+
+
+def test_retries_in_process_then_acks(queue: PersistentQueue) -> None:
+    message = queue.put("x")
+    store = MemoryAttemptStore()
+    calls = []
+
+    @persistent_worker(queue, config=config(retry_store=store, max_tries=3))
+    def handler(value: str) -> int:
+        calls.append(value)
+        if len(calls) < 3:
+            raise ConnectionError("later")
+        return len(calls)
+
+    assert handler() == 3
+    assert queue.stats().total == 0
+    assert store.get(message.id) is None
+
+
+def test_exhaustion_dead_letters_with_the_handlers_error(queue: PersistentQueue) -> None:
+    message = queue.put({"n": 1})
+    store = MemoryAttemptStore()
+    calls = 0
+
+    @persistent_worker(queue, config=config(retry_store=store, max_tries=2), worker_id="w1")
+    def handler(value: dict[str, int]) -> None:
+        nonlocal calls
+        calls += 1
+        raise ConnectionError(f"smtp down {calls}")
+
+    with pytest.raises(PersistentRetryExhausted) as caught:
+        handler()
+    assert isinstance(caught.value.__cause__, ConnectionError)
+    assert calls == 2
+    [dead] = queue.dead_letters()
+    assert dead.id == message.id and dead.state == "dead"
+    assert dead.last_error == {
+        "type": "ConnectionError",
+        "module": "builtins",
+        "message": "smtp down 2",
+    }
+    assert store.get(message.id) is None  # the queue holds its fate now
+
+    queue.requeue_dead(dead)  # after a fix, a requeued dead letter gets a fresh budget
+    calls = -10
+    with pytest.raises(PersistentRetryExhausted):
+        handler()
+    assert calls == -8
+
+
+def test_non_retryable_error_dead_letters_at_once(queue: PersistentQueue) -> None:
+    queue.put("bad")
+    calls = 0
+
+    @persistent_worker(
+        queue, config=config(max_tries=5, retry=retry_if_exception_type(ConnectionError))
+    )
+    def handler(value: str) -> None:
+        nonlocal calls
+        calls += 1
+        raise ValueError(f"cannot parse {value}")
+
+    with pytest.raises(ValueError, match="cannot parse bad"):
+        handler()
+    assert calls == 1
+    [dead] = queue.dead_letters()
+    assert dead.last_error is not None and dead.last_error["type"] == "ValueError"
+
+
+def test_release_instead_of_dead_letter(queue: PersistentQueue) -> None:
+    message = queue.put("x")
+
+    @persistent_worker(
+        queue, config=config(max_tries=1), dead_letter_on_failure=False, release_delay=30
+    )
+    def handler(value: str) -> None:
+        raise ConnectionError("nope")
+
+    with pytest.raises(PersistentRetryExhausted):
+        handler()
+    after = queue.inspect(message.id)
+    assert after is not None and after.state == "delayed"
+    assert after.last_error is not None and after.last_error["message"] == "nope"
+    assert after.available_at is not None and after.available_at > time.time() + 20
+    assert queue.dead_letters() == []
+
+
+def test_config_validation_and_overrides(queue: PersistentQueue) -> None:
+    with pytest.raises(ValueError, match="max_tries"):
+        PersistentWorkerConfig(max_tries=0)
+    with pytest.raises(ValueError, match="budget"):
+        PersistentWorkerConfig(max_tries=None)
+    with pytest.raises(ValueError, match="either"):
+        PersistentWorkerConfig(retry_store=MemoryAttemptStore(), retry_store_path="x")
+    with pytest.raises(TypeError):
+        persistent_worker(queue, no_such_option=1)
+    base = PersistentWorkerConfig(max_tries=7)
+
+    @persistent_worker(queue, config=base, worker_id="w9")
+    def handler(value: Any) -> None: ...
+
+    assert handler.worker.config.max_tries == 7  # type: ignore[attr-defined]
+    assert handler.worker.config.worker_id == "w9"  # type: ignore[attr-defined]
+    assert base.worker_id is None
+
+
+def test_worker_id_is_recorded_on_the_lease(queue: PersistentQueue) -> None:
+    message = queue.put(1)
+    seen = []
+
+    @persistent_worker(queue, config=config(worker_id="worker-1"))
+    def handler(value: int) -> None:
+        seen.append(queue.inspect(message.id))
+
+    handler()
+    assert seen[0].leased_by == "worker-1" and seen[0].state == "inflight"
+
+
+def test_default_retry_store_follows_the_queue(tmp_path: Path, monkeypatch: Any) -> None:
+    monkeypatch.chdir(tmp_path)
+    memory_queue = PersistentQueue("jobs", store=MemoryQueueStore())
+
+    @persistent_worker(memory_queue, block=False)
+    def a(value: Any) -> None: ...
+
+    assert isinstance(a.worker.attempt_store, MemoryAttemptStore)  # type: ignore[attr-defined]
+    file_queue = PersistentQueue("jobs", tmp_path / "q.sqlite3")
+
+    @persistent_worker(file_queue, block=False)
+    def b(value: Any) -> None: ...
+
+    store = b.worker.attempt_store  # type: ignore[attr-defined]
+    assert isinstance(store, SQLiteAttemptStore)
+    assert store.path == Path("localqueue_retries.sqlite3")
+    path_store = persistent_worker(file_queue, retry_store_path=tmp_path / "r.sqlite3")(
+        lambda v: None
+    )
+    assert isinstance(path_store.worker.attempt_store, SQLiteAttemptStore)  # type: ignore[attr-defined]
+
+
+def _steal(queue: PersistentQueue, message_id: str, thief: PersistentQueue) -> None:
+    """Make ``message_id``'s lease someone else's: give it back and lease it elsewhere."""
+    queue.release(message_id)  # no token: an operator's release, unfenced
+    stolen = thief.get_message(block=False)
+    assert stolen.id == message_id
+
+
+def test_lost_lease_is_never_acked(tmp_path: Path) -> None:
+    path = tmp_path / "q.sqlite3"
+    queue = PersistentQueue("jobs", path, lease_timeout=0.3)
+    thief = PersistentQueue("jobs", path, lease_timeout=60)
+    message = queue.put("long job")
+
+    @persistent_worker(queue, config=config())
+    def handler(value: str) -> str:
+        _steal(queue, message.id, thief)
+        return "finished"
+
+    with pytest.raises(LeaseLostError):
+        handler()
+    after = thief.inspect(message.id)
+    assert after is not None and after.state == "inflight"  # the thief still holds it
+    thief.ack(after)
+    assert thief.stats().total == 0
+
+
+def test_a_lost_lease_stops_the_retry_waits(tmp_path: Path) -> None:
+    path = tmp_path / "q.sqlite3"
+    queue = PersistentQueue("jobs", path, lease_timeout=0.3)
+    thief = PersistentQueue("jobs", path, lease_timeout=60)
+    message = queue.put("job")
+    calls = 0
+
+    @persistent_worker(queue, config=config(max_tries=5, wait=wait_fixed(30)))
+    def handler(value: str) -> None:
+        nonlocal calls
+        calls += 1
+        _steal(queue, message.id, thief)
+        raise ConnectionError("down")
+
+    started = time.monotonic()
+    with pytest.raises(LeaseLostError):
+        handler()
+    assert time.monotonic() - started < 10  # the 30 s wait was cut short
+    assert calls == 1
+    held = thief.inspect(message.id)
+    assert held is not None and held.state == "inflight" and held.last_error is None
+
+
+# -- async ------------------------------------------------------------------------------
+
+
+def test_async_worker_acks_retries_and_dead_letters(queue: PersistentQueue) -> None:
+    ok = queue.put({"n": 1})
+    calls: list[Any] = []
+
+    @persistent_async_worker(queue, config=config(max_tries=3))
+    async def handler(value: dict[str, int]) -> int:
+        calls.append(value)
+        await asyncio.sleep(0)
+        if len(calls) == 1 or value["n"] == 2:
+            raise ConnectionError("flaky")
+        return value["n"] * 10
+
+    async def main() -> None:
+        assert await handler() == 10
+        assert queue.inspect(ok.id) is None
+        bad = queue.put({"n": 2})
+        with pytest.raises(PersistentRetryExhausted):
+            await handler()
+        [dead] = queue.dead_letters()
+        assert dead.id == bad.id and dead.last_error is not None
+        assert dead.last_error["message"] == "flaky"
+        with pytest.raises(Empty):
+            await handler()
+
+    asyncio.run(main())
+    assert len(calls) == 5
+
+
+def test_async_worker_blocking_lease_with_timeout(queue: PersistentQueue) -> None:
+    @persistent_async_worker(queue, config=config(block=True, timeout=0.2))
+    async def handler(value: Any) -> Any:
+        return value
+
+    async def main() -> None:
+        with pytest.raises(Empty):
+            await handler()
+        queue.put("late")
+        assert await handler() == "late"
+
+    asyncio.run(main())
