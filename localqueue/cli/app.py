@@ -1,0 +1,157 @@
+"""The ``localqueue`` executable: wires the command groups and maps errors to exit codes.
+
+``main`` is the console-script entry point. Start-up cost matters (every cron line and
+shell loop pays it), so nothing heavy is imported at module level: the Typer tree is built
+in :func:`build_app` only when needed, and ``queue add`` -- the command people call in
+loops -- has a fast path (:mod:`localqueue.cli.fastpath`) that parses its simple option
+set without importing Typer at all. Anything the fast path does not fully understand
+(``--help``, an unknown option, a malformed number...) goes to Typer, so the two never
+disagree about what a command line means.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, NoReturn
+
+from localqueue.cli import exit_codes
+
+if TYPE_CHECKING:
+    import typer
+
+__all__ = ["PROG", "build_app", "main"]
+
+PROG = "localqueue"
+HELP = """A durable local job queue for the shell: enqueue JSON, lease, ack, retry, dead-letter.
+
+stdout carries only data (one JSON value per line); diagnostics go to stderr.
+Exit status: 0 ok, 1 runtime error, 2 usage error, 3 nothing to pop (or --timeout
+elapsed), 4 unknown message id / wrong state / stale lease token, 65 invalid input
+(nothing written), 75 store busy (try again), 130 interrupted."""
+
+
+def build_app() -> typer.Typer:
+    """The full Typer command tree (man pages and completions are generated from it)."""
+    import typer
+
+    from localqueue.cli import config as config_group
+    from localqueue.cli import queue as queue_group
+
+    app = typer.Typer(
+        name=PROG,
+        help=HELP,
+        no_args_is_help=True,
+        add_completion=False,
+        rich_markup_mode=None,
+        pretty_exceptions_enable=False,
+        context_settings={"help_option_names": ["-h", "--help"]},
+    )
+    app.add_typer(queue_group.build(), name="queue")
+    app.add_typer(config_group.build(), name="config")
+
+    @app.callback()
+    def root(
+        version: bool = typer.Option(
+            False, "--version", help="Print the version and exit.", is_eager=True
+        ),
+    ) -> None:
+        if version:
+            from localqueue import __version__
+
+            sys.stdout.write(f"{PROG} {__version__}\n")
+            raise typer.Exit(0)
+
+    return app
+
+
+def _run_typer(args: list[str]) -> int:
+    from typer import _click
+    from typer.exceptions import Abort
+    from typer.main import get_command
+
+    command = get_command(build_app())
+    try:
+        result = command.main(args, prog_name=PROG, standalone_mode=False)
+    except _click.exceptions.NoArgsIsHelpError as exc:
+        sys.stderr.write(exc.format_message() + "\n")
+        return exit_codes.USAGE
+    except _click.exceptions.UsageError as exc:
+        if exc.ctx is not None:
+            sys.stderr.write(
+                f"{exc.ctx.get_usage()}\nTry '{exc.ctx.command_path} --help' for help.\n"
+            )
+        exit_codes.error(exc.format_message())
+        return exit_codes.USAGE
+    except _click.exceptions.ClickException as exc:
+        exit_codes.error(exc.format_message())
+        return exc.exit_code
+    except Abort:
+        return exit_codes.INTERRUPTED
+    return result if isinstance(result, int) else exit_codes.OK
+
+
+def _silence_stdout() -> None:
+    """stdout's reader went away (``| head -1``): point fd 1 at /dev/null so the final
+    flush at exit cannot fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
+
+
+def _code_for(exc: BaseException) -> int:
+    if isinstance(exc, SystemExit):
+        code = exc.code
+        if code is None or isinstance(code, int):
+            return code or 0
+        sys.stderr.write(f"{code}\n")
+        return exit_codes.ERROR
+    if isinstance(exc, BrokenPipeError):
+        _silence_stdout()
+        return exit_codes.ERROR
+    if isinstance(exc, KeyboardInterrupt):
+        return exit_codes.INTERRUPTED
+    if os.environ.get("LOCALQUEUE_DEBUG"):
+        import traceback
+
+        traceback.print_exception(exc)
+    return exit_codes.report(exc)
+
+
+def run(args: Sequence[str]) -> int:
+    """Run one command line (without the program name) and return its exit status."""
+    args = list(args)
+    try:
+        from localqueue.cli import fastpath
+
+        code = fastpath.run(args)
+        if code is None:
+            code = _run_typer(args)
+    except BaseException as exc:
+        code = _code_for(exc)
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _silence_stdout()
+    except (OSError, ValueError):
+        pass
+    return code
+
+
+def main(argv: Sequence[str] | None = None) -> NoReturn:
+    """Console-script entry point."""
+    sys.exit(run(sys.argv[1:] if argv is None else argv))
+
+
+def __getattr__(name: str) -> Any:  # ``localqueue.cli.app:app`` for tools that want it
+    if name == "app":
+        return build_app()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,92 @@
+"""Typer-free parsing of the hottest command lines (``queue add``).
+
+A fast path accepts only what it fully understands: long options from its table (``--opt
+V`` or ``--opt=V``), flags, and the expected number of positional arguments. Anything else
+(``--help``, a short option, an unknown option, a bad number, a value that looks like an
+option, shell completion) returns None and the Typer tree handles the command line, so
+both parsers always agree. ``tests/cli/test_fastpath.py`` checks the tables against the
+Typer commands.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["FAST_COMMANDS", "FastCommand", "parse", "run"]
+
+
+@dataclass(frozen=True, slots=True)
+class FastCommand:
+    module: str  # has run(**parsed)
+    positionals: tuple[str, ...]
+    options: dict[str, tuple[str, Callable[[str], Any] | None]]  # --opt: (dest, convert|flag)
+
+
+FAST_COMMANDS: dict[tuple[str, str], FastCommand] = {
+    ("queue", "add"): FastCommand(
+        "localqueue.cli.queue.add",
+        ("name",),
+        {
+            "--value": ("value", str),
+            "--raw": ("raw", None),
+            "--delay": ("delay", float),
+            "--store-path": ("store_path", str),
+            "--durability": ("durability", str),
+        },
+    ),
+}
+
+
+def parse(spec: FastCommand, args: list[str]) -> dict[str, Any] | None:
+    """The keyword arguments for ``spec``'s ``run``, or None to let Typer decide."""
+    parsed: dict[str, Any] = {}
+    positionals: list[str] = []
+    index = 0
+    while index < len(args):
+        arg = args[index]
+        index += 1
+        if arg == "--":
+            positionals.extend(args[index:])
+            break
+        if not arg.startswith("-") or arg == "-":
+            positionals.append(arg)
+            continue
+        option, has_value, text = arg.partition("=")
+        entry = spec.options.get(option)
+        if entry is None:
+            return None
+        dest, convert = entry
+        if convert is None:
+            if has_value:
+                return None
+            parsed[dest] = True
+            continue
+        if not has_value:
+            if index >= len(args) or args[index].startswith("-"):
+                return None
+            text = args[index]
+            index += 1
+        try:
+            parsed[dest] = convert(text)
+        except ValueError:
+            return None
+    if len(positionals) != len(spec.positionals):
+        return None
+    parsed.update(zip(spec.positionals, positionals, strict=True))
+    return parsed
+
+
+def run(args: list[str]) -> int | None:
+    """Run ``args`` on a fast path and return 0, or None when there is none for them."""
+    spec = FAST_COMMANDS.get((args[0], args[1])) if len(args) >= 2 else None
+    if spec is None or "_LOCALQUEUE_COMPLETE" in os.environ:
+        return None
+    parsed = parse(spec, args[2:])
+    if parsed is None:
+        return None
+    importlib.import_module(spec.module).run(**parsed)
+    return 0

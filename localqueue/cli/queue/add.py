@@ -1,0 +1,127 @@
+"""``localqueue queue add``: enqueue ``--value`` or JSON Lines from stdin in one transaction."""
+
+import os
+import sys
+from typing import TYPE_CHECKING, Annotated, Any
+
+from localqueue.cli.exit_codes import DATA_ERROR, CliError, UsageError
+
+if TYPE_CHECKING:
+    import typer
+
+HELP = """Enqueue one message (--value) or one per non-blank line of JSON Lines on stdin.
+
+All lines go in ONE transaction: a bad line enqueues nothing and exits 65 naming the line.
+Prints each enqueued message as a JSON line."""
+
+
+def _parse(text: bytes, raw: bool, where: str) -> Any:
+    if raw:
+        try:
+            return text.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise CliError(f"{where}: not valid UTF-8: {exc.reason}", DATA_ERROR) from None
+    from localqueue.codec import decode_input
+
+    try:
+        return decode_input(text)
+    except ValueError as exc:
+        raise CliError(f"{where}: invalid JSON: {exc}", DATA_ERROR) from None
+
+
+def read_values(data: bytes, raw: bool) -> tuple[list[Any], list[int]]:
+    """Parse JSON Lines (or raw lines); returns the values and their 1-based line numbers."""
+    values: list[Any] = []
+    numbers: list[int] = []
+    for number, line in enumerate(data.split(b"\n"), 1):
+        if raw:
+            line = line.removesuffix(b"\r")
+            if not line.strip():
+                continue
+        elif not line.strip():
+            continue
+        values.append(_parse(line, raw, f"line {number}"))
+        numbers.append(number)
+    return values, numbers
+
+
+def _find_unencodable(values: list[Any], numbers: list[int], where_value: bool) -> CliError:
+    from localqueue.codec import encode
+
+    for value, number in zip(values, numbers, strict=True):
+        try:
+            encode(value)
+        except (TypeError, ValueError) as exc:
+            where = "--value" if where_value else f"line {number}"
+            return CliError(f"{where}: {exc}", DATA_ERROR)
+    return CliError("input cannot be stored", DATA_ERROR)
+
+
+def run(
+    name: str,
+    value: str | None = None,
+    raw: bool = False,
+    delay: float = 0.0,
+    store_path: str | None = None,
+    durability: str | None = None,
+) -> None:
+    """The behaviour of ``queue add`` (no Typer here: the fast path calls it directly)."""
+    from localqueue.cli.common import check_seconds, emit_raw, open_queue, settings
+    from localqueue.codec import validate_queue_name
+
+    validate_queue_name(name)
+    check_seconds("--delay", delay)
+    conf = settings(store_path=store_path, durability=durability)
+    if value is not None:
+        values, numbers = [_parse(value.encode("utf-8", "surrogateescape"), raw, "--value")], [0]
+    else:
+        if os.isatty(0):
+            raise UsageError("give --value JSON, or pipe JSON Lines on stdin (stdin is a terminal)")
+        values, numbers = read_values(sys.stdin.buffer.read(), raw)
+    if not values:
+        return
+    queue = open_queue(name, conf)
+    try:
+        try:
+            messages = queue.put_many(values, delay=delay)
+        except (TypeError, ValueError):
+            raise _find_unencodable(values, numbers, value is not None) from None
+    finally:
+        queue.close()
+    import orjson
+
+    dumps, option = orjson.dumps, orjson.OPT_APPEND_NEWLINE
+    emit_raw(b"".join([dumps(message.to_dict(), option=option) for message in messages]))
+
+
+def register(group: "typer.Typer") -> None:
+    import typer
+
+    from localqueue.cli import options
+
+    @group.command("add", help=HELP)
+    def add(
+        name: Annotated[str, options.queue_name()],
+        value: Annotated[
+            str | None,
+            typer.Option(
+                "--value",
+                metavar="JSON",
+                help="The message value as JSON (a string with --raw). Default: read stdin.",
+                show_default=False,
+            ),
+        ] = None,
+        raw: Annotated[
+            bool,
+            typer.Option("--raw", help="Store the value (each stdin line) as a JSON string."),
+        ] = False,
+        delay: Annotated[
+            float,
+            typer.Option(
+                "--delay", metavar="SECONDS", help="Deliver no sooner than this from now."
+            ),
+        ] = 0.0,
+        store_path: Annotated[str | None, options.store_path()] = None,
+        durability: Annotated[str | None, options.durability()] = None,
+    ) -> None:
+        run(name, value, raw, delay, store_path, durability)

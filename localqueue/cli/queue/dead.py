@@ -1,0 +1,70 @@
+"""``localqueue queue dead``: list dead letters, once or following new ones."""
+
+import time
+from typing import TYPE_CHECKING, Annotated
+
+if TYPE_CHECKING:
+    import typer
+
+HELP = """Print the queue's dead letters, oldest death first, one JSON line each. --watch
+keeps running and prints new dead letters as they appear (every --interval seconds)."""
+
+
+def run(
+    name: str,
+    limit: int | None = None,
+    watch: bool = False,
+    interval: float = 1.0,
+    store_path: str | None = None,
+    durability: str | None = None,
+) -> None:
+    import orjson
+
+    from localqueue.cli.common import emit_raw, open_queue, settings
+    from localqueue.cli.exit_codes import UsageError
+
+    if limit is not None and limit < 0:
+        raise UsageError(f"--limit must be >= 0, got {limit}")
+    if not interval > 0:
+        raise UsageError(f"--interval must be > 0, got {interval!r}")
+    option = orjson.OPT_APPEND_NEWLINE
+    with open_queue(name, settings(store_path=store_path, durability=durability)) as queue:
+        seen: dict[str, float | None] = {}  # id -> dead_at, to print each death once
+        while True:
+            letters = queue.dead_letters(None if watch else limit)
+            fresh = [m for m in letters if seen.get(m.id, -1.0) != m.dead_at]
+            if watch and limit is not None and not seen:
+                fresh = fresh[-limit:] if limit else []
+            seen = {m.id: m.dead_at for m in letters}
+            if fresh:
+                emit_raw(b"".join(orjson.dumps(m.to_dict(), option=option) for m in fresh))
+            if not watch:
+                return
+            time.sleep(interval)
+
+
+def register(group: "typer.Typer") -> None:
+    import typer
+
+    from localqueue.cli import options
+
+    @group.command("dead", help=HELP)
+    def dead(
+        name: Annotated[str, options.queue_name()],
+        limit: Annotated[
+            int | None,
+            typer.Option(
+                "--limit",
+                metavar="N",
+                help="Print at most N (with --watch: the N latest at start).",
+                show_default=False,
+            ),
+        ] = None,
+        watch: Annotated[
+            bool, typer.Option("--watch", help="Keep running and print new dead letters.")
+        ] = False,
+        interval: Annotated[float, options.interval()] = 1.0,
+        store_path: Annotated[str | None, options.store_path()] = None,
+        durability: Annotated[str | None, options.durability()] = None,
+    ) -> None:
+        run(name, limit, watch, interval, store_path, durability)

@@ -1,0 +1,140 @@
+"""``localqueue queue exec``: run an external command on each message."""
+
+import os
+import shutil
+from typing import TYPE_CHECKING, Annotated, Any
+
+from localqueue.cli.exit_codes import UsageError
+
+if TYPE_CHECKING:
+    import typer
+
+    from localqueue.cli.worker import WorkerOptions
+    from localqueue.message import QueueMessage
+
+HELP = """Handle messages with an external command, run without a shell: the value is written
+to its stdin as one JSON line, and LOCALQUEUE_MESSAGE_ID, LOCALQUEUE_QUEUE and
+LOCALQUEUE_ATTEMPT (1 on first delivery) are in its environment. Exit status 0 acks the
+message; anything else is a failure (released for another attempt, dead-lettered once
+--max-tries attempts are spent) whose last_error keeps the command, exit_code and the last
+4 KiB of its stdout and stderr. --timeout kills the command's process group (exit_code 124).
+One JSON line per handled message, as for `queue process`.
+
+Without --forever or --block, handles what is ready and exits 0 (cron mode). SIGINT or
+SIGTERM: finish the current message, then exit 0; a second one kills the command,
+releases the message and exits 130."""
+
+
+def check_command(argv: list[str]) -> None:
+    """A usage error unless ``argv[0]`` can be executed (checked before leasing)."""
+    if not argv:
+        raise UsageError("no command given: use `queue exec NAME -- CMD [ARGS...]`")
+    if shutil.which(argv[0]) is None:
+        raise UsageError(f"command not found or not executable: {argv[0]!r}")
+
+
+def make_handler(argv: list[str], timeout: float | None) -> "Any":
+    from localqueue.cli.child import run_child
+    from localqueue.codec import encode
+
+    base_env = dict(os.environ)
+
+    def handle(message: "QueueMessage") -> dict[str, Any] | None:
+        env = {
+            **base_env,
+            "LOCALQUEUE_MESSAGE_ID": message.id,
+            "LOCALQUEUE_QUEUE": message.queue,
+            "LOCALQUEUE_ATTEMPT": str(message.attempts),
+        }
+        result = run_child(argv, encode(message.value) + b"\n", env, timeout)
+        if result.exit_code == 0:
+            return None
+        if result.timed_out:
+            kind, text = "CommandTimedOut", f"{argv[0]} timed out after {timeout:g}s"
+        else:
+            kind, text = "CommandFailed", f"{argv[0]} exited with status {result.exit_code}"
+        return {
+            "type": kind,
+            "module": None,
+            "message": text,
+            "command": list(argv),
+            "exit_code": result.exit_code,
+            "stdout": result.stdout,
+            "stderr": result.stderr,
+        }
+
+    return handle
+
+
+def run(
+    name: str,
+    command: list[str],
+    options: "WorkerOptions",
+    timeout: float | None = None,
+    **stores: Any,
+) -> None:
+    from localqueue.cli.common import check_seconds
+    from localqueue.cli.worker import check_options, serve
+    from localqueue.codec import validate_queue_name
+
+    validate_queue_name(name)
+    check_options(options)
+    if timeout is not None and check_seconds("--timeout", timeout) == 0:
+        raise UsageError("--timeout must be > 0")
+    check_command(command)
+    serve(name, make_handler(command, timeout), options, **stores)
+
+
+def register(group: "typer.Typer") -> None:
+    import typer
+
+    from localqueue.cli import options as o
+    from localqueue.cli.worker import WorkerOptions
+
+    @group.command("exec", help=HELP)
+    def exec_(
+        name: Annotated[str, o.queue_name()],
+        command: Annotated[
+            list[str],
+            typer.Argument(
+                metavar="-- CMD [ARGS...]", help="The command and its arguments, after --."
+            ),
+        ],
+        timeout: Annotated[
+            float | None,
+            typer.Option(
+                "--timeout",
+                metavar="SECONDS",
+                help="Kill the command (its whole process group) after this long.",
+                show_default=False,
+            ),
+        ] = None,
+        max_jobs: o.MaxJobs = None,
+        forever: o.Forever = False,
+        block: o.Block = False,
+        worker_id: o.WorkerId = None,
+        max_tries: o.MaxTries = 3,
+        backoff: o.Backoff = "fixed",
+        release_delay: o.ReleaseDelay = 0.0,
+        max_delay: o.MaxDelay = 300.0,
+        no_dead_letter: o.NoDeadLetter = False,
+        idle_sleep: o.IdleSleep = 1.0,
+        lease_timeout: o.LeaseTimeout = None,
+        store_path: o.StorePath = None,
+        retry_store_path: o.RetryStorePath = None,
+        durability: o.Durability = None,
+    ) -> None:
+        options = WorkerOptions(
+            max_jobs, forever, block, worker_id, max_tries, backoff, release_delay, max_delay,
+            not no_dead_letter, idle_sleep,
+        )  # fmt: skip
+        run(
+            name,
+            command,
+            options,
+            timeout,
+            store_path=store_path,
+            retry_store_path=retry_store_path,
+            durability=durability,
+            lease_timeout=lease_timeout,
+        )

@@ -1,0 +1,34 @@
+"""``localqueue queue inspect``: print one message, in any state."""
+
+from typing import TYPE_CHECKING, Annotated
+
+if TYPE_CHECKING:
+    import typer
+
+HELP = "Print one message (any state) as JSON. Exit 4 when the id is unknown."
+
+
+def run(
+    name: str, message_id: str, store_path: str | None = None, durability: str | None = None
+) -> None:
+    from localqueue.cli.common import emit, open_queue, settings
+    from localqueue.errors import MessageNotFoundError
+
+    with open_queue(name, settings(store_path=store_path, durability=durability)) as queue:
+        message = queue.inspect(message_id)
+    if message is None:
+        raise MessageNotFoundError(f"no message {message_id!r} in queue {name!r}")
+    emit(message.to_dict())
+
+
+def register(group: "typer.Typer") -> None:
+    from localqueue.cli import options
+
+    @group.command("inspect", help=HELP)
+    def inspect(
+        name: Annotated[str, options.queue_name()],
+        message_id: Annotated[str, options.message_id()],
+        store_path: Annotated[str | None, options.store_path()] = None,
+        durability: Annotated[str | None, options.durability()] = None,
+    ) -> None:
+        run(name, message_id, store_path, durability)

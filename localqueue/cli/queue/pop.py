@@ -1,0 +1,57 @@
+"""``localqueue queue pop``: lease one message and print it."""
+
+from typing import TYPE_CHECKING, Annotated
+
+if TYPE_CHECKING:
+    import typer
+
+HELP = """Lease the next message and print it (with its lease_token). Settle it later with
+`queue ack` or `queue release`, or it is delivered again when the lease expires.
+Exit 3 when nothing is ready (with --block, when --timeout elapses)."""
+
+
+def run(
+    name: str,
+    worker_id: str | None = None,
+    block: bool = False,
+    timeout: float | None = None,
+    lease_timeout: float | None = None,
+    store_path: str | None = None,
+    durability: str | None = None,
+) -> None:
+    from localqueue.cli.common import check_seconds, emit, open_queue, settings
+
+    if timeout is not None:
+        check_seconds("--timeout", timeout)
+    conf = settings(store_path=store_path, durability=durability, lease_timeout=lease_timeout)
+    with open_queue(name, conf) as queue:
+        message = queue.get_message(block, timeout, leased_by=worker_id)
+    emit(message.to_dict())
+
+
+def register(group: "typer.Typer") -> None:
+    import typer
+
+    from localqueue.cli import options
+
+    @group.command("pop", help=HELP)
+    def pop(
+        name: Annotated[str, options.queue_name()],
+        worker_id: Annotated[str | None, options.worker_id()] = None,
+        block: Annotated[
+            bool, typer.Option("--block", help="Wait for a message instead of exiting 3.")
+        ] = False,
+        timeout: Annotated[
+            float | None,
+            typer.Option(
+                "--timeout",
+                metavar="SECONDS",
+                help="With --block, give up (exit 3) after this long. Default: wait forever.",
+                show_default=False,
+            ),
+        ] = None,
+        lease_timeout: Annotated[float | None, options.lease_timeout()] = None,
+        store_path: Annotated[str | None, options.store_path()] = None,
+        durability: Annotated[str | None, options.durability()] = None,
+    ) -> None:
+        run(name, worker_id, block, timeout, lease_timeout, store_path, durability)

@@ -1,0 +1,115 @@
+"""``localqueue queue process``: run a Python ``module:function`` on each message."""
+
+import asyncio
+import importlib
+import os
+import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Annotated, Any
+
+from localqueue.cli.exit_codes import UsageError
+
+if TYPE_CHECKING:
+    import typer
+
+    from localqueue.cli.worker import WorkerOptions
+    from localqueue.message import QueueMessage
+
+HELP = """Handle messages with a Python function: HANDLER is module:function (importable
+from the current directory, like `python -m`), called with the message value. Returning
+acks the message; raising releases it for another attempt (after the retry wait) until
+--max-tries attempts are spent, then dead-letters it. One JSON line per handled message:
+{"id", "queue", "status": "acked"|"released"|"dead", "attempts", "error"}.
+
+Without --forever or --block, handles what is ready and exits 0 (cron mode). SIGINT or
+SIGTERM: finish the current message, then exit 0; a second one releases it and exits 130."""
+
+
+def load_handler(spec: str) -> Callable[[Any], Any]:
+    """Import ``module:function`` (dotted attributes allowed) or raise a usage error."""
+    module_name, _, attribute = spec.partition(":")
+    if not module_name or not attribute:
+        raise UsageError(f"handler must be module:function, got {spec!r}")
+    here = os.getcwd()
+    if "" not in sys.path and here not in sys.path:
+        sys.path.insert(0, here)
+    try:
+        target: Any = importlib.import_module(module_name)
+    except Exception as exc:
+        raise UsageError(f"cannot import {module_name!r}: {type(exc).__name__}: {exc}") from None
+    for part in attribute.split("."):
+        try:
+            target = getattr(target, part)
+        except AttributeError:
+            raise UsageError(f"{module_name!r} has no attribute {attribute!r}") from None
+    if not callable(target):
+        raise UsageError(f"{spec} is not callable")
+    function: Callable[[Any], Any] = target
+    return function
+
+
+def make_handler(function: Callable[[Any], Any]) -> "Callable[[QueueMessage], Any]":
+    from localqueue.codec import error_to_dict
+
+    def handle(message: "QueueMessage") -> dict[str, Any] | None:
+        try:
+            result = function(message.value)
+            if asyncio.iscoroutine(result):
+                asyncio.run(result)
+        except Exception as exc:
+            return error_to_dict(exc)
+        return None
+
+    return handle
+
+
+def run(name: str, handler: str, options: "WorkerOptions", **stores: Any) -> None:
+    from localqueue.cli.worker import check_options, serve
+    from localqueue.codec import validate_queue_name
+
+    validate_queue_name(name)
+    check_options(options)
+    handle = make_handler(load_handler(handler))
+    serve(name, handle, options, **stores)
+
+
+def register(group: "typer.Typer") -> None:
+    import typer
+
+    from localqueue.cli import options as o
+    from localqueue.cli.worker import WorkerOptions
+
+    @group.command("process", help=HELP)
+    def process(
+        name: Annotated[str, o.queue_name()],
+        handler: Annotated[
+            str, typer.Argument(metavar="HANDLER", help="Python handler as module:function.")
+        ],
+        max_jobs: o.MaxJobs = None,
+        forever: o.Forever = False,
+        block: o.Block = False,
+        worker_id: o.WorkerId = None,
+        max_tries: o.MaxTries = 3,
+        backoff: o.Backoff = "fixed",
+        release_delay: o.ReleaseDelay = 0.0,
+        max_delay: o.MaxDelay = 300.0,
+        no_dead_letter: o.NoDeadLetter = False,
+        idle_sleep: o.IdleSleep = 1.0,
+        lease_timeout: o.LeaseTimeout = None,
+        store_path: o.StorePath = None,
+        retry_store_path: o.RetryStorePath = None,
+        durability: o.Durability = None,
+    ) -> None:
+        options = WorkerOptions(
+            max_jobs, forever, block, worker_id, max_tries, backoff, release_delay, max_delay,
+            not no_dead_letter, idle_sleep,
+        )  # fmt: skip
+        run(
+            name,
+            handler,
+            options,
+            store_path=store_path,
+            retry_store_path=retry_store_path,
+            durability=durability,
+            lease_timeout=lease_timeout,
+        )

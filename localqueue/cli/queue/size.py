@@ -1,0 +1,28 @@
+"""``localqueue queue size``: how many messages could be leased now, as a bare integer."""
+
+from typing import TYPE_CHECKING, Annotated
+
+if TYPE_CHECKING:
+    import typer
+
+HELP = "Print how many messages could be leased now (ready), as a bare integer."
+
+
+def run(name: str, store_path: str | None = None, durability: str | None = None) -> None:
+    from localqueue.cli.common import emit_raw, open_queue, settings
+
+    with open_queue(name, settings(store_path=store_path, durability=durability)) as queue:
+        size = queue.qsize()
+    emit_raw(b"%d\n" % size)
+
+
+def register(group: "typer.Typer") -> None:
+    from localqueue.cli import options
+
+    @group.command("size", help=HELP)
+    def size(
+        name: Annotated[str, options.queue_name()],
+        store_path: Annotated[str | None, options.store_path()] = None,
+        durability: Annotated[str | None, options.durability()] = None,
+    ) -> None:
+        run(name, store_path, durability)

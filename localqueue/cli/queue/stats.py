@@ -1,0 +1,124 @@
+"""``localqueue queue stats``: counts by state, as JSON or Prometheus text, once or watched."""
+
+import sys
+import time
+from typing import TYPE_CHECKING, Annotated, Any
+
+if TYPE_CHECKING:
+    import typer
+
+    from localqueue.stores.base import QueueStore
+
+HELP = """Print a queue's counts (ready, delayed, inflight, dead, total) as one JSON line;
+without NAME, one line per queue in the store. --format prometheus writes the text
+exposition format (for node_exporter's textfile collector). --watch repeats every
+--interval seconds: JSON lines when stdout is not a terminal, and a table redrawn on
+stderr when stderr is one."""
+
+FORMATS = ("json", "prometheus")
+
+
+def collect(store: "QueueStore", name: str | None) -> dict[str, dict[str, int]]:
+    if name is None:
+        return {queue: stats.to_dict() for queue, stats in store.queues().items()}
+    return {name: store.stats(name).to_dict()}
+
+
+def prometheus(counts: dict[str, dict[str, int]]) -> bytes:
+    """The counts in Prometheus' text exposition format (one gauge, labelled)."""
+    lines = [
+        "# HELP localqueue_messages Messages in a localqueue queue, by state.",
+        "# TYPE localqueue_messages gauge",
+    ]
+    for queue, stats in counts.items():
+        for state in ("ready", "delayed", "inflight", "dead"):
+            lines.append(f'localqueue_messages{{queue="{queue}",state="{state}"}} {stats[state]}')
+    return ("\n".join(lines) + "\n").encode()
+
+
+def json_lines(counts: dict[str, dict[str, int]]) -> bytes:
+    import orjson
+
+    return b"".join(
+        orjson.dumps({"queue": queue, **stats}, option=orjson.OPT_APPEND_NEWLINE)
+        for queue, stats in counts.items()
+    )
+
+
+def table(counts: dict[str, dict[str, int]]) -> str:
+    header = ("queue", "ready", "delayed", "inflight", "dead", "total")
+    rows = [header] + [
+        (queue, *(str(stats[key]) for key in header[1:])) for queue, stats in counts.items()
+    ]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    return "\n".join(
+        "  ".join(
+            cell.ljust(w) if i == 0 else cell.rjust(w)
+            for i, (cell, w) in enumerate(zip(row, widths, strict=True))
+        )
+        for row in rows
+    )
+
+
+def run(
+    name: str | None = None,
+    fmt: str = "json",
+    watch: bool = False,
+    interval: float = 1.0,
+    store_path: str | None = None,
+    durability: str | None = None,
+) -> None:
+    from localqueue.cli.common import emit_raw, open_store, settings, stderr_is_tty, stdout_is_tty
+    from localqueue.cli.exit_codes import UsageError
+    from localqueue.codec import validate_queue_name
+
+    if fmt not in FORMATS:
+        raise UsageError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    if name is not None:
+        validate_queue_name(name)
+    if not interval > 0:
+        raise UsageError(f"--interval must be > 0, got {interval!r}")
+    render: Any = prometheus if fmt == "prometheus" else json_lines
+    conf = settings(store_path=store_path, durability=durability)
+    with open_store(conf) as store:
+        if not watch:
+            emit_raw(render(collect(store, name)))
+            return
+        draw = stderr_is_tty()
+        data_out = not stdout_is_tty() or not draw
+        drawn_lines = 0
+        while True:
+            counts = collect(store, name)
+            if data_out:
+                emit_raw(render(counts))
+            if draw:
+                text = f"{time.strftime('%H:%M:%S')}  every {interval:g}s\n{table(counts)}\n"
+                up = f"\x1b[{drawn_lines}F\x1b[J" if drawn_lines else ""
+                sys.stderr.write(up + text)
+                sys.stderr.flush()
+                drawn_lines = text.count("\n")
+            time.sleep(interval)
+
+
+def register(group: "typer.Typer") -> None:
+    import typer
+
+    from localqueue.cli import options
+
+    @group.command("stats", help=HELP)
+    def stats(
+        name: Annotated[
+            str | None, options.queue_name("Queue name; every queue in the store when omitted.")
+        ] = None,
+        fmt: Annotated[
+            str,
+            typer.Option("--format", metavar="json|prometheus", help="Output format."),
+        ] = "json",
+        watch: Annotated[
+            bool, typer.Option("--watch", help="Print again every --interval seconds.")
+        ] = False,
+        interval: Annotated[float, options.interval()] = 1.0,
+        store_path: Annotated[str | None, options.store_path()] = None,
+        durability: Annotated[str | None, options.durability()] = None,
+    ) -> None:
+        run(name, fmt, watch, interval, store_path, durability)

@@ -1,0 +1,65 @@
+"""``localqueue queue wait``: block until a queue has no pending work."""
+
+import time
+from typing import TYPE_CHECKING, Annotated
+
+if TYPE_CHECKING:
+    import typer
+
+HELP = """Wait until nothing in the queue is ready, delayed or inflight (dead letters do
+not count), then exit 0; exit 3 when --timeout elapses first. For Makefile and CI steps
+that must wait for workers to finish."""
+
+_POLL_MIN, _POLL_MAX = 0.01, 0.25
+
+
+def run(
+    name: str,
+    timeout: float | None = None,
+    store_path: str | None = None,
+    durability: str | None = None,
+) -> None:
+    from localqueue.cli.common import check_seconds, open_queue, settings
+    from localqueue.cli.exit_codes import EMPTY, CliError
+
+    if timeout is not None:
+        check_seconds("--timeout", timeout)
+    deadline = None if timeout is None else time.monotonic() + timeout
+    pause = _POLL_MIN
+    with open_queue(name, settings(store_path=store_path, durability=durability)) as queue:
+        while True:
+            stats = queue.stats()
+            pending = stats.ready + stats.delayed + stats.inflight
+            if pending == 0:
+                return
+            now = time.monotonic()
+            if deadline is not None and now >= deadline:
+                raise CliError(
+                    f"timed out after {timeout:g}s: {pending} messages of {name!r} still pending",
+                    EMPTY,
+                )
+            time.sleep(pause if deadline is None else min(pause, deadline - now))
+            pause = min(pause * 2, _POLL_MAX)
+
+
+def register(group: "typer.Typer") -> None:
+    import typer
+
+    from localqueue.cli import options
+
+    @group.command("wait", help=HELP)
+    def wait(
+        name: Annotated[str, options.queue_name()],
+        timeout: Annotated[
+            float | None,
+            typer.Option(
+                "--timeout",
+                metavar="SECONDS",
+                help="Give up (exit 3) after this long. Default: wait forever.",
+                show_default=False,
+            ),
+        ] = None,
+        store_path: Annotated[str | None, options.store_path()] = None,
+        durability: Annotated[str | None, options.durability()] = None,
+    ) -> None:
+        run(name, timeout, store_path, durability)

@@ -1,0 +1,363 @@
+"""The worker loop of ``queue process`` and ``queue exec``: one attempt per delivery.
+
+For each leased message: count the attempt in the attempt store *before* the handler runs
+(a handler that kills its process still spends its budget), keep the lease alive from a
+heartbeat thread while it runs, then ack, release with the retry wait's delay, or -- once
+``max_tries`` attempts are spent -- dead-letter with the handler's own last error.
+One JSON line per handled message goes to stdout, flushed at once.
+
+Signals: the first SIGINT/SIGTERM lets the current message finish and then stops; an idle
+worker notices within a quarter of a second. A second signal interrupts the handler
+(:class:`ColdStop`), releases the message without spending an attempt and exits 130. The
+signal handler only sets flags, except for raising ColdStop into a running handler.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import FrameType
+from typing import TYPE_CHECKING, Any
+
+from localqueue import codec
+from localqueue.cli import exit_codes
+from localqueue.cli.common import emit, stderr_is_tty
+from localqueue.errors import Empty, LeaseLostError, LocalQueueError
+
+if TYPE_CHECKING:
+    from localqueue.message import QueueMessage
+    from localqueue.queue import PersistentQueue
+    from localqueue.retry.base import AttemptRecord, AttemptStore
+
+__all__ = ["ColdStop", "Handler", "StopFlags", "WorkerOptions", "run_worker"]
+
+#: A handler runs one message and returns None on success or ``last_error`` on failure.
+Handler = Callable[["QueueMessage"], "dict[str, Any] | None"]
+
+IDLE_SLICE = 0.25  # an idle worker checks its stop flag at least this often
+
+
+class ColdStop(BaseException):
+    """A second signal arrived while a handler was running."""
+
+
+class StopFlags:
+    """SIGINT/SIGTERM handling: count signals; interrupt a handler on the second one."""
+
+    def __init__(self) -> None:
+        self.signals = 0
+        self.interruptible = False
+        self._previous: dict[int, Any] = {}
+
+    def install(self) -> None:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            self._previous[signum] = signal.signal(signum, self._handle)
+
+    def restore(self) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        self._previous.clear()
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        self.signals += 1
+        if self.signals >= 2 and self.interruptible:
+            self.interruptible = False
+            raise ColdStop(signum)
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerOptions:
+    max_jobs: int | None = None
+    forever: bool = False
+    block: bool = False
+    worker_id: str | None = None
+    max_tries: int = 3
+    backoff: str = "fixed"  # or "exponential"
+    release_delay: float = 0.0
+    max_delay: float = 300.0
+    dead_letter: bool = True
+    idle_sleep: float = 1.0
+
+    def retry_delay(self, attempts: int) -> float:
+        """Seconds before a message that failed its ``attempts``-th attempt comes back."""
+        if self.backoff == "exponential":
+            return min(self.release_delay * 2.0 ** max(attempts - 1, 0), self.max_delay)
+        return min(self.release_delay, self.max_delay)
+
+
+class Heartbeat:
+    """Extends the lease of the message being handled every third of the lease timeout."""
+
+    def __init__(self, queue: PersistentQueue) -> None:
+        self.queue = queue
+        self.interval = max(queue.lease_timeout / 3, 0.05)
+        self.lost = False
+        self._cond = threading.Condition()
+        self._message: QueueMessage | None = None
+        self._since = 0.0
+        self._stopped = False
+        self._thread: threading.Thread | None = None
+
+    def watch(self, message: QueueMessage) -> None:
+        with self._cond:
+            self._message, self._since, self.lost = message, time.monotonic(), False
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="localqueue-heartbeat", daemon=True
+                )
+                self._thread.start()
+            self._cond.notify()
+
+    def unwatch(self) -> None:
+        with self._cond:
+            self._message = None
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopped, self._message = True, None
+            self._cond.notify()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        with self._cond:
+            while not self._stopped:
+                message = self._message
+                if message is None:
+                    self._cond.wait()
+                    continue
+                remaining = self._since + self.interval - time.monotonic()
+                if remaining > 0:
+                    self._cond.wait(remaining)
+                    continue
+                self._cond.release()
+                try:
+                    self.queue.extend_lease(message, self.queue.lease_timeout)
+                    lost = False
+                except LeaseLostError:
+                    lost = True
+                except LocalQueueError:  # busy store: try again at the next beat
+                    lost = False
+                finally:
+                    self._cond.acquire()
+                if self._message is message:
+                    self.lost = self.lost or lost
+                    self._since = time.monotonic()
+
+
+class Progress:
+    """``done / remaining, rate`` on a terminal's stderr while a drain runs."""
+
+    def __init__(self, queue: PersistentQueue, enabled: bool) -> None:
+        self.queue, self.enabled = queue, enabled
+        self.started = time.monotonic()
+        self.shown = 0.0
+        self.done = 0
+
+    def tick(self) -> None:
+        self.done += 1
+        now = time.monotonic()
+        if not self.enabled or now - self.shown < 0.5:
+            return
+        self.shown = now
+        remaining = self.queue.qsize()
+        rate = self.done / max(now - self.started, 1e-9)
+        sys.stderr.write(f"\r{self.done} done, {remaining} remaining, {rate:.1f}/s \x1b[K")
+        sys.stderr.flush()
+
+    def close(self) -> None:
+        if self.enabled and self.shown:
+            sys.stderr.write("\n")
+            sys.stderr.flush()
+
+
+def _unspend(attempts: AttemptStore, record: AttemptRecord) -> None:
+    """Give back the attempt counted for an interrupted delivery. The contract has no
+    decrement, so the record is rebuilt with one attempt fewer (the CLI reads only the
+    count; the message itself keeps its last_error)."""
+    attempts.clear(record.key)
+    for _ in range(record.attempts - 1):
+        attempts.record_attempt(record.key, record.first_attempt_at)
+
+
+class Worker:
+    def __init__(
+        self,
+        queue: PersistentQueue,
+        attempts: AttemptStore,
+        handle: Handler,
+        options: WorkerOptions,
+    ) -> None:
+        self.queue, self.attempts, self.handle, self.options = queue, attempts, handle, options
+        self.flags = StopFlags()
+        self.heartbeat = Heartbeat(queue)
+
+    def next_message(self) -> QueueMessage | None:
+        """The next message, or None when the loop should look at its flags again (or,
+        draining, stop because the queue is empty)."""
+        options, queue = self.options, self.queue
+        try:
+            return queue.get_message(block=False, leased_by=options.worker_id)
+        except Empty:
+            pass
+        if options.block:
+            try:
+                return queue.get_message(True, IDLE_SLICE, leased_by=options.worker_id)
+            except Empty:
+                return None
+        deadline = time.monotonic() + options.idle_sleep
+        while not self.flags.signals and time.monotonic() < deadline:
+            time.sleep(min(IDLE_SLICE, max(deadline - time.monotonic(), 0)))
+        return None
+
+    def settle(self, message: QueueMessage, record: AttemptRecord, error: Any) -> None:
+        queue, options = self.queue, self.options
+        key = message.id
+        if error is None:
+            queue.ack(message)
+            self.attempts.clear(key)
+            status = "acked"
+        elif record.attempts < options.max_tries:
+            self.attempts.record_failure(key, codec.encode(error), exhausted=False)
+            queue.release(message, options.retry_delay(record.attempts), error)
+            status = "released"
+        elif options.dead_letter:
+            queue.dead_letter(message, error)
+            self.attempts.clear(key)  # a requeued dead letter starts a fresh budget
+            status = "dead"
+        else:
+            queue.release(message, options.retry_delay(record.attempts), error)
+            self.attempts.clear(key)
+            status = "released"
+        line = {"id": key, "queue": queue.name, "status": status, "attempts": message.attempts}
+        line["error"] = error
+        emit(line)
+
+    def run_one(self, message: QueueMessage) -> None:
+        record = self.attempts.record_attempt(message.id, time.time())
+        if record.attempts > self.options.max_tries:
+            # Earlier deliveries spent the budget without settling (the worker died).
+            error: dict[str, Any] | None = message.last_error or {
+                "type": "RetryBudgetExhausted",
+                "module": None,
+                "message": f"{record.attempts - 1} attempts started and none finished",
+            }
+            self.settle(message, record, error)
+            return
+        self.heartbeat.watch(message)
+        flags = self.flags
+        try:
+            flags.interruptible = True
+            error = self.handle(message)
+            flags.interruptible = False
+        except ColdStop:
+            self.heartbeat.unwatch()
+            self.queue.release(message)
+            _unspend(self.attempts, record)
+            line = {"id": message.id, "queue": self.queue.name, "status": "released"}
+            emit({**line, "attempts": message.attempts, "error": None})
+            raise
+        finally:
+            flags.interruptible = False
+            self.heartbeat.unwatch()
+        if self.heartbeat.lost:
+            exit_codes.warning(
+                f"lost the lease of {message.id} while handling it; another worker has it now"
+            )
+        try:
+            self.settle(message, record, error)
+        except LeaseLostError:
+            exit_codes.warning(f"lease of {message.id} expired before it was settled")
+
+    def run(self) -> int:
+        options = self.options
+        draining = not (options.forever or options.block)
+        progress = Progress(self.queue, draining and stderr_is_tty())
+        self.flags.install()
+        handled = 0
+        try:
+            while not self.flags.signals and (
+                options.max_jobs is None or handled < options.max_jobs
+            ):
+                message = self.next_message()
+                if message is None:
+                    if draining:
+                        break
+                    continue
+                if self.flags.signals:  # leased while a stop was requested: give it back
+                    self.queue.release(message)
+                    break
+                self.run_one(message)
+                handled += 1
+                progress.tick()
+        except ColdStop:
+            return exit_codes.INTERRUPTED
+        finally:
+            self.flags.restore()
+            self.heartbeat.stop()
+            progress.close()
+        return exit_codes.INTERRUPTED if self.flags.signals >= 2 else exit_codes.OK
+
+
+def run_worker(
+    queue: PersistentQueue, attempts: AttemptStore, handle: Handler, options: WorkerOptions
+) -> int:
+    """Run the loop until drained / ``max_jobs`` / a signal; returns the exit code."""
+    return Worker(queue, attempts, handle, options).run()
+
+
+def check_options(options: WorkerOptions) -> None:
+    """Usage errors in the worker options (before anything is leased)."""
+    from localqueue.cli.common import check_seconds
+
+    if options.max_jobs is not None and options.max_jobs < 0:
+        raise exit_codes.UsageError(f"--max-jobs must be >= 0, got {options.max_jobs}")
+    if options.max_tries < 1:
+        raise exit_codes.UsageError(f"--max-tries must be >= 1, got {options.max_tries}")
+    if options.backoff not in ("fixed", "exponential"):
+        raise exit_codes.UsageError(
+            f"--backoff must be 'fixed' or 'exponential', got {options.backoff!r}"
+        )
+    check_seconds("--release-delay", options.release_delay)
+    check_seconds("--max-delay", options.max_delay)
+    check_seconds("--idle-sleep", options.idle_sleep)
+
+
+def serve(
+    name: str,
+    handle: Handler,
+    options: WorkerOptions,
+    *,
+    store_path: str | None,
+    retry_store_path: str | None,
+    durability: str | None,
+    lease_timeout: float | None,
+) -> None:
+    """Open the queue and the attempt store the settings name and run the worker loop.
+    Raises SystemExit with the worker's exit code when it is not 0."""
+    from localqueue.cli.common import open_queue, settings
+
+    check_options(options)
+    conf = settings(
+        store_path=store_path,
+        retry_store_path=retry_store_path,
+        durability=durability,
+        lease_timeout=lease_timeout,
+    )
+    queue = open_queue(name, conf)
+    try:
+        from localqueue.retry.stores import open_attempt_store
+
+        attempts = open_attempt_store(conf.retry_store_path, durability=conf.durability)
+        try:
+            code = run_worker(queue, attempts, handle, options)
+        finally:
+            attempts.close()
+    finally:
+        queue.close()
+    if code:
+        raise SystemExit(code)

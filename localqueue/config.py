@@ -1,0 +1,195 @@
+"""Settings for the command line: defaults < config file < ``LOCALQUEUE_*`` env < flags.
+
+The config file is YAML (``$XDG_CONFIG_HOME/localqueue/config.yaml``, else
+``~/.config/localqueue/config.yaml``; ``LOCALQUEUE_CONFIG`` names another file). It is read
+with ``yaml.safe_load`` and only when it exists, so a command line without a config file
+never imports PyYAML. Every setting is checked (unknown keys and wrong types are errors).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "SETTINGS",
+    "ConfigError",
+    "Setting",
+    "Settings",
+    "config_path",
+    "load_file",
+    "parse_value",
+    "resolve",
+    "write_file",
+]
+
+CONFIG_ENV = "LOCALQUEUE_CONFIG"
+
+
+class ConfigError(ValueError):
+    """A setting has a bad value, or the config file cannot be read or is malformed."""
+
+
+def _path(value: object) -> str:
+    if not isinstance(value, str) or not value:
+        raise ConfigError("must be a non-empty string (a path or URL)")
+    return value
+
+
+def _durability(value: object) -> str:
+    if value not in ("full", "normal"):
+        raise ConfigError("must be 'full' or 'normal'")
+    return str(value)
+
+
+def _positive_seconds(value: object) -> float:
+    if isinstance(value, bool):
+        raise ConfigError("must be a number of seconds > 0")
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            raise ConfigError("must be a number of seconds > 0") from None
+    if not isinstance(value, int | float) or not 0 < value < float("inf"):
+        raise ConfigError("must be a number of seconds > 0")
+    return float(value)
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    """One setting: its config key, environment variable, default and checker."""
+
+    key: str
+    env: str
+    default: Any
+    check: Callable[[object], Any]
+    help: str
+
+
+SETTINGS: dict[str, Setting] = {
+    s.key: s
+    for s in (
+        Setting(
+            "store_path",
+            "LOCALQUEUE_STORE_PATH",
+            "./localqueue_queue.sqlite3",
+            _path,
+            "queue store: a SQLite file, lmdb://DIR or postgresql://...",
+        ),
+        Setting(
+            "retry_store_path",
+            "LOCALQUEUE_RETRY_STORE_PATH",
+            "./localqueue_retries.sqlite3",
+            _path,
+            "SQLite file holding the retry budgets of `queue process` and `queue exec`",
+        ),
+        Setting(
+            "durability",
+            "LOCALQUEUE_DURABILITY",
+            "full",
+            _durability,
+            "SQLite commit durability: full (fsync every commit) or normal",
+        ),
+        Setting(
+            "lease_timeout",
+            "LOCALQUEUE_LEASE_TIMEOUT",
+            30.0,
+            _positive_seconds,
+            "seconds a leased message stays invisible to other workers",
+        ),
+    )
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """The effective settings of one command line."""
+
+    store_path: str
+    retry_store_path: str
+    durability: str
+    lease_timeout: float
+    config_file: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "store_path": self.store_path,
+            "retry_store_path": self.retry_store_path,
+            "durability": self.durability,
+            "lease_timeout": self.lease_timeout,
+            "config_file": self.config_file,
+        }
+
+
+def config_path(environ: Mapping[str, str] | None = None) -> Path:
+    """The config file this command line uses (it may not exist)."""
+    env = os.environ if environ is None else environ
+    named = env.get(CONFIG_ENV)
+    if named:
+        return Path(named)
+    base = env.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
+    return Path(base) / "localqueue" / "config.yaml"
+
+
+def parse_value(key: str, value: object, origin: str) -> Any:
+    """Check one setting's value; ConfigError names ``origin`` and the key."""
+    setting = SETTINGS.get(key)
+    if setting is None:
+        known = ", ".join(SETTINGS)
+        raise ConfigError(f"{origin}: unknown setting {key!r} (known: {known})")
+    try:
+        return setting.check(value)
+    except ConfigError as exc:
+        raise ConfigError(f"{origin}: {key} {exc} (got {value!r})") from None
+
+
+def load_file(path: Path) -> dict[str, Any]:
+    """The checked settings in ``path``; ``{}`` when the file does not exist."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
+    import yaml
+
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a mapping of settings")
+    return {str(key): parse_value(str(key), value, str(path)) for key, value in data.items()}
+
+
+def write_file(path: Path, values: Mapping[str, Any]) -> None:
+    """Write ``values`` (already checked) as YAML, atomically, creating directories."""
+    import yaml
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temp.write_text(yaml.safe_dump(dict(values), sort_keys=False), encoding="utf-8")
+    os.replace(temp, path)
+
+
+def resolve(
+    flags: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None
+) -> Settings:
+    """Merge defaults < config file < environment < ``flags`` (None means "not given")."""
+    env = os.environ if environ is None else environ
+    path = config_path(env)
+    values: dict[str, Any] = {key: setting.default for key, setting in SETTINGS.items()}
+    values.update(load_file(path))
+    for key, setting in SETTINGS.items():
+        raw = env.get(setting.env)
+        if raw:
+            values[key] = parse_value(key, raw, f"environment variable {setting.env}")
+    for key, value in (flags or {}).items():
+        if value is not None:
+            values[key] = parse_value(key, value, f"--{key.replace('_', '-')}")
+    return Settings(config_file=str(path), **values)
