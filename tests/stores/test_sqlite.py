@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from localqueue import PersistentQueue, StoreError
+from localqueue import Empty, PersistentQueue, StoreError
 from localqueue.stores.sqlite import APPLICATION_ID, SQLiteQueueStore
 
 
@@ -89,6 +89,12 @@ def test_pragmas(tmp_path: Path, durability: str, level: int) -> None:
     assert conn.execute("PRAGMA synchronous").fetchone()[0] == level
     assert conn.execute("PRAGMA busy_timeout").fetchone()[0] == 2500
     assert conn.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID
+    q = PersistentQueue("jobs", store=store)
+    q.put(1)
+    q.get_message(block=False)  # leasing relaxes sync for itself only
+    with pytest.raises(Empty):
+        q.get_message(block=False)
+    assert conn.execute("PRAGMA synchronous").fetchone()[0] == level
     with pytest.raises(ValueError):
         SQLiteQueueStore(tmp_path / "x.sqlite3", durability="fast")  # type: ignore[arg-type]
 
