@@ -104,11 +104,12 @@ class SharedEnv:
 
     def _open(self) -> None:
         try:
-            os.makedirs(self.path, mode=0o700, exist_ok=True)
+            os.mkdir(self.path, mode=0o700)
+        except FileExistsError:
+            if not os.path.isdir(self.path):
+                raise self._refuse("not a directory (an LMDB store is a directory)") from None
         except OSError as exc:
             raise self._refuse(f"cannot create the directory: {exc.strerror}") from None
-        if not os.path.isdir(self.path):
-            raise self._refuse("not a directory (an LMDB store is a directory)")
         if not os.path.exists(os.path.join(self.path, "data.mdb")) and os.listdir(self.path):
             raise self._refuse("not a localqueue store (the directory holds other files)")
         try:
