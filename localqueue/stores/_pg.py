@@ -10,8 +10,8 @@ threads take turns. It
   replaced silently; a statement that loses its connection is retried once when it is
   safe to repeat, and otherwise raises StoreError (at-least-once: an ack that failed
   leaves the message to be redelivered when its lease expires);
-* never uses a connection inherited across ``fork()``: in the child its socket is
-  pointed at ``/dev/null`` so that even closing it cannot disturb the parent's session;
+* never uses (nor closes) a connection inherited across ``fork()``: the child opens
+  its own, and the parent's session is left alone;
 * turns psycopg errors into StoreError / StoreLockedError, with passwords removed.
 """
 
@@ -110,26 +110,6 @@ def _has_input(conn: psycopg.Connection[Any]) -> bool:
     return bool(poller.poll(0))
 
 
-def _orphan(conn: psycopg.Connection[Any] | None) -> None:
-    """Make a connection inherited from the parent process harmless: its socket now
-    points at /dev/null, so finalising it cannot send anything to the parent's server."""
-    if conn is None:
-        return
-    try:
-        fd = conn.pgconn.socket
-    except psycopg.Error:
-        return
-    devnull = os.open(os.devnull, os.O_RDWR)
-    try:
-        os.dup2(devnull, fd)
-    finally:
-        os.close(devnull)
-    _ORPHANS.append(conn)
-
-
-_ORPHANS: list[psycopg.Connection[Any]] = []
-
-
 class _ForkAware(Protocol):
     def _after_fork(self) -> None: ...
 
@@ -194,7 +174,6 @@ class PgSession:
         self.meta: dict[str, str] = {}
         self._lock = threading.RLock()
         self._conn: psycopg.Connection[Any] | None = None
-        self._extra: weakref.WeakSet[psycopg.Connection[Any]] = weakref.WeakSet()
         self._ready = False
         self._ever_connected = False
         self._pid = os.getpid()
@@ -226,7 +205,8 @@ class PgSession:
         return f"postgresql://{user}{host}{port}/{info.get('dbname', '')} schema {self.schema}"
 
     def _clean(self, exc: BaseException) -> str:
-        return redact(str(exc).strip(), self._password) or type(exc).__name__
+        one_line = " ".join(str(exc).split())  # libpq messages span lines; ours do not
+        return redact(one_line, self._password) or type(exc).__name__
 
     def _translate(self, exc: psycopg.Error, what: str) -> LocalQueueError:
         if isinstance(exc, _LOCKED):
@@ -262,7 +242,6 @@ class PgSession:
             conn.close()
             raise StoreError(f"cannot set up {self.describe()}: {self._clean(exc)}") from None
         self._ever_connected = True
-        self._extra.add(conn)
         return conn
 
     def _open(self) -> psycopg.Connection[Any]:
@@ -299,10 +278,10 @@ class PgSession:
                 conn.close()
 
     def _after_fork(self) -> None:
+        # Forget the parent's connection without closing it: closing would end the
+        # parent's session, while psycopg never finishes a connection when an object
+        # inherited across fork() is garbage-collected.
         self._lock = threading.RLock()
-        for conn in list(self._extra):
-            _orphan(conn)
-        self._extra = weakref.WeakSet()
         self._conn = None
         self._pid = os.getpid()
 
