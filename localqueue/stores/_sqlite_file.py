@@ -18,9 +18,10 @@ import os
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 
+from localqueue import _failpoints
 from localqueue.errors import StoreError, StoreLockedError
 
 __all__ = ["DURABILITY_LEVELS", "SQLiteFile"]
@@ -30,6 +31,7 @@ _HEADER = b"SQLite format 3\x00"
 _BUSY_CODES = {5, 6}  # SQLITE_BUSY, SQLITE_LOCKED
 # Connections inherited across fork(): kept referenced so they are never closed.
 _INHERITED: list[sqlite3.Connection] = []
+_NOTHING: AbstractContextManager[None] = nullcontext()
 
 
 class SQLiteFile:
@@ -201,16 +203,27 @@ class SQLiteFile:
 
     @staticmethod
     @contextmanager
-    def transaction(conn: sqlite3.Connection) -> Iterator[None]:
-        """``BEGIN IMMEDIATE`` ... ``COMMIT``; rolled back on any error."""
+    def transaction(conn: sqlite3.Connection, operation: str = "") -> Iterator[None]:
+        """``BEGIN IMMEDIATE`` ... ``COMMIT``; rolled back on any error. ``operation``
+        names the ``<operation>-before-commit`` failpoint (see ``_failpoints``)."""
         conn.execute("BEGIN IMMEDIATE")
         try:
             yield
+            if _failpoints.ACTIVE:
+                _failpoints.reached(f"{operation}-before-commit")
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
+
+    def atomic(self, conn: sqlite3.Connection, operation: str) -> AbstractContextManager[None]:
+        """Wrap a single-statement write. SQLite already runs one statement as its own
+        write transaction, so this costs nothing unless a failpoint is active, when the
+        statement runs in an explicit transaction that stops before its COMMIT."""
+        if _failpoints.ACTIVE:
+            return self.transaction(conn, operation)
+        return _NOTHING
 
     @staticmethod
     @contextmanager

@@ -183,12 +183,15 @@ class SQLiteQueueStore(QueueStore):
             effective = "inflight" if state == INFLIGHT else "delayed"
         return (f"{r[0]}-{r[1]:012x}", r[2], r[3], effective, *r[6:])
 
-    def _held(self, sql: str, queue: str, message_id: str, params: dict[str, Any]) -> Row:
+    def _held(
+        self, operation: str, sql: str, queue: str, message_id: str, params: dict[str, Any]
+    ) -> Row:
         key = self._key(queue, message_id)
         with self._file.session as conn:
             if key is not None:
                 params.update(key)
-                found = conn.execute(sql, params).fetchone()
+                with self._file.atomic(conn, operation):
+                    found = conn.execute(sql, params).fetchone()
                 if found is not None:
                     return self._row(found, params["now"])
             raise self._lease_lost(conn, queue, message_id, key, params.get("token"))
@@ -222,10 +225,11 @@ class SQLiteQueueStore(QueueStore):
             available = now + delay
             if len(values) == 1 and maxsize <= 0:
                 row = (nonces[0], queue, values[0], available, now, available)
-                first = conn.execute(_INSERT, row).lastrowid
+                with self._file.atomic(conn, "put"):
+                    first = conn.execute(_INSERT, row).lastrowid
                 assert first is not None
             else:
-                with self._file.transaction(conn):
+                with self._file.transaction(conn, "put"):
                     if maxsize > 0:
                         (pending,) = conn.execute(_PENDING, (queue,)).fetchone()
                         if pending + len(values) > maxsize:
@@ -267,11 +271,13 @@ class SQLiteQueueStore(QueueStore):
                 # process crash loses nothing: the WAL frames are already written.
                 conn.execute("PRAGMA synchronous = NORMAL")
                 try:
-                    found = conn.execute(_LEASE, params).fetchone()
+                    with self._file.atomic(conn, "lease"):
+                        found = conn.execute(_LEASE, params).fetchone()
                 finally:
                     conn.execute("PRAGMA synchronous = FULL")
             else:
-                found = conn.execute(_LEASE, params).fetchone()
+                with self._file.atomic(conn, "lease"):
+                    found = conn.execute(_LEASE, params).fetchone()
         return None if found is None else self._row(found, now)
 
     def ack(self, queue: str, message_id: str, lease_token: str | None) -> None:
@@ -279,7 +285,9 @@ class SQLiteQueueStore(QueueStore):
         with self._file.session as conn:
             if key is not None:
                 key["token"] = lease_token
-                if conn.execute(_ACK, key).rowcount == 1:
+                with self._file.atomic(conn, "ack"):
+                    acked = conn.execute(_ACK, key).rowcount == 1
+                if acked:
                     return
             raise self._lease_lost(conn, queue, message_id, key, lease_token)
 
@@ -294,20 +302,20 @@ class SQLiteQueueStore(QueueStore):
     ) -> Row:
         now = self.clock()
         params = {"now": now, "available": now + delay, "error": error, "token": lease_token}
-        return self._held(_RELEASE, queue, message_id, params)
+        return self._held("release", _RELEASE, queue, message_id, params)
 
     def dead_letter(
         self, queue: str, message_id: str, lease_token: str | None, *, error: bytes | None = None
     ) -> Row:
         params = {"now": self.clock(), "error": error, "token": lease_token}
-        return self._held(_DEAD_LETTER, queue, message_id, params)
+        return self._held("dead_letter", _DEAD_LETTER, queue, message_id, params)
 
     def extend_lease(
         self, queue: str, message_id: str, lease_token: str | None, seconds: float
     ) -> Row:
         now = self.clock()
         params = {"now": now, "expires": now + seconds, "token": lease_token}
-        return self._held(_EXTEND, queue, message_id, params)
+        return self._held("extend", _EXTEND, queue, message_id, params)
 
     def requeue_dead(self, queue: str, message_id: str, *, delay: float = 0.0) -> Row:
         key = self._key(queue, message_id)
@@ -316,9 +324,10 @@ class SQLiteQueueStore(QueueStore):
             now = self.clock()
             if key is not None:
                 key["available"] = now + delay
-                found = conn.execute(
-                    f"{_REVIVE} AND seq = :seq AND nonce = :nonce RETURNING {_COLUMNS}", key
-                ).fetchone()
+                with self._file.atomic(conn, "requeue"):
+                    found = conn.execute(
+                        f"{_REVIVE} AND seq = :seq AND nonce = :nonce RETURNING {_COLUMNS}", key
+                    ).fetchone()
         if found is None:
             raise MessageNotFoundError(f"no dead letter {message_id!r} in queue {queue!r}")
         return self._row(found, now)
@@ -326,7 +335,9 @@ class SQLiteQueueStore(QueueStore):
     def requeue_all_dead(self, queue: str, *, delay: float = 0.0) -> int:
         with self._file.session as conn:
             now = self.clock()
-            return conn.execute(_REVIVE, {"available": now + delay, "queue": queue}).rowcount
+            with self._file.atomic(conn, "requeue"):
+                params = {"available": now + delay, "queue": queue}
+                return conn.execute(_REVIVE, params).rowcount
 
     def purge(self, queue: str, *, dead_only: bool = False) -> int:
         sql = "DELETE FROM messages WHERE queue = ?" + (" AND state = 2" if dead_only else "")
