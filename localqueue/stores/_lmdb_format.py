@@ -21,6 +21,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
+from localqueue.errors import StoreError
 from localqueue.stores.base import Row
 
 __all__ = [
@@ -32,7 +33,6 @@ __all__ = [
     "index_key",
     "key_time",
     "queue_prefix",
-    "seq_bytes",
 ]
 
 PENDING, INFLIGHT, DEAD = 0, 1, 2
@@ -55,10 +55,6 @@ def _unsortable(raw: bytes) -> float:
     bits = bits ^ _SIGN if bits & _SIGN else bits ^ _MASK
     (when,) = _F64.unpack(_U64.pack(bits))
     return float(when)
-
-
-def seq_bytes(seq: int) -> bytes:
-    return _U64.pack(seq)
 
 
 def queue_prefix(queue: str) -> bytes:
@@ -166,9 +162,16 @@ class Record:
 
     @classmethod
     def unpack(cls, message_id: str, data: bytes) -> Record:
+        try:
+            return cls._unpack(message_id, data)
+        except (struct.error, UnicodeDecodeError, AssertionError) as exc:
+            raise StoreError(f"corrupt record for message {message_id!r}: {exc}") from None
+
+    @classmethod
+    def _unpack(cls, message_id: str, data: bytes) -> Record:
         form, state, present, attempts, seq, enqueued_at, *times = _HEAD.unpack_from(data)
-        if form != _FORMAT:
-            raise ValueError(f"unknown record format {form}")
+        if form != _FORMAT or state not in (PENDING, INFLIGHT, DEAD):
+            raise StoreError(f"message {message_id!r} has an unknown record format {form}")
         optional = [t if present & (1 << bit) else None for bit, t in enumerate(times)]
         offset = _HEAD.size
         fields: list[bytes | None] = []

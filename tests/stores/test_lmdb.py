@@ -135,6 +135,21 @@ def test_newer_schema_version_is_refused(tmp_path: Path) -> None:
         LMDBQueueStore(path)
 
 
+def test_a_corrupt_record_is_a_store_error(tmp_path: Path) -> None:
+    path = tmp_path / "env"
+    store = LMDBQueueStore(path)
+    message_id = store.put("jobs", [b"1"])[0][0]
+    store.close()
+    env = lmdb.open(str(path), max_dbs=8)
+    with env.begin(write=True) as txn:
+        txn.put(message_id.encode(), b"\x01garbage", db=env.open_db(b"records", txn=txn))
+    env.close()
+    store = LMDBQueueStore(path)
+    with pytest.raises(StoreError, match="corrupt record"):
+        store.get("jobs", message_id)
+    store.close()
+
+
 @pytest.mark.parametrize(("durability", "metasync"), [("full", True), ("normal", False)])
 def test_durability_sets_lmdb_sync_flags(tmp_path: Path, durability: str, metasync: bool) -> None:
     store = LMDBQueueStore(tmp_path / "env", durability=durability)  # type: ignore[arg-type]
