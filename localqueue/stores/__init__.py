@@ -52,7 +52,8 @@ def open_store(path: str | os.PathLike[str], **options: Any) -> QueueStore:
     """Open the queue store that ``path`` names.
 
     * ``postgresql://...`` (or ``postgres://``): PostgresQueueStore (``localqueue[postgres]``);
-    * ``lmdb://DIR``: LMDBQueueStore on the environment directory DIR (``localqueue[lmdb]``);
+    * ``lmdb://DIR``: LMDBQueueStore on the environment directory DIR (``localqueue[lmdb]``;
+      ``durability`` applies to it);
     * anything else: a SQLite file (``options`` such as ``durability`` and ``busy_timeout``
       apply to it).
     """
@@ -64,7 +65,8 @@ def open_store(path: str | os.PathLike[str], **options: Any) -> QueueStore:
     if text.startswith(LMDB_SCHEME):
         from localqueue.stores.lmdb import LMDBQueueStore
 
-        return LMDBQueueStore(text[len(LMDB_SCHEME) :])
+        durability = options.get("durability", "full")
+        return LMDBQueueStore(text[len(LMDB_SCHEME) :], durability=durability)
     from localqueue.stores.sqlite import SQLiteQueueStore
 
     return SQLiteQueueStore(text, **options)

@@ -166,7 +166,11 @@ def test_open_store_routes_lmdb_urls(tmp_path: Path) -> None:
     q = PersistentQueue("jobs", store=store)
     q.put({"via": "url"})
     assert q.get_message(block=False).value == {"via": "url"}
+    assert store._shared._env.flags()["metasync"] is True  # type: ignore[attr-defined]
     store.close()
+    relaxed = PersistentQueue("jobs", f"lmdb://{tmp_path / 'relaxed'}", durability="normal")
+    assert relaxed.store._shared._env.flags()["metasync"] is False  # type: ignore[attr-defined]
+    relaxed.close()
 
 
 MISSING = textwrap.dedent(
