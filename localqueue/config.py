@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 __all__ = [
@@ -58,15 +56,17 @@ def _positive_seconds(value: object) -> float:
     return float(value)
 
 
-@dataclass(frozen=True, slots=True)
 class Setting:
-    """One setting: its config key, environment variable, default and checker."""
+    """One setting: its config key, environment variable, default and checker.
 
-    key: str
-    env: str
-    default: Any
-    check: Callable[[object], Any]
-    help: str
+    (Plain classes here and below: a dataclass costs a millisecond of start-up each.)"""
+
+    __slots__ = ("check", "default", "env", "help", "key")
+
+    def __init__(
+        self, key: str, env: str, default: Any, check: Callable[[object], Any], help: str
+    ) -> None:
+        self.key, self.env, self.default, self.check, self.help = key, env, default, check, help
 
 
 SETTINGS: dict[str, Setting] = {
@@ -104,15 +104,28 @@ SETTINGS: dict[str, Setting] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
 class Settings:
     """The effective settings of one command line."""
 
-    store_path: str
-    retry_store_path: str
-    durability: str
-    lease_timeout: float
-    config_file: str
+    __slots__ = ("config_file", "durability", "lease_timeout", "retry_store_path", "store_path")
+
+    def __init__(
+        self,
+        *,
+        store_path: str,
+        retry_store_path: str,
+        durability: str,
+        lease_timeout: float,
+        config_file: str,
+    ) -> None:
+        self.store_path = store_path
+        self.retry_store_path = retry_store_path
+        self.durability = durability
+        self.lease_timeout = lease_timeout
+        self.config_file = config_file
+
+    def __repr__(self) -> str:
+        return f"Settings({self.to_dict()!r})"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -124,14 +137,14 @@ class Settings:
         }
 
 
-def config_path(environ: Mapping[str, str] | None = None) -> Path:
+def config_path(environ: Mapping[str, str] | None = None) -> str:
     """The config file this command line uses (it may not exist)."""
     env = os.environ if environ is None else environ
     named = env.get(CONFIG_ENV)
     if named:
-        return Path(named)
+        return named
     base = env.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
-    return Path(base) / "localqueue" / "config.yaml"
+    return os.path.join(base, "localqueue", "config.yaml")
 
 
 def parse_value(key: str, value: object, origin: str) -> Any:
@@ -146,10 +159,11 @@ def parse_value(key: str, value: object, origin: str) -> Any:
         raise ConfigError(f"{origin}: {key} {exc} (got {value!r})") from None
 
 
-def load_file(path: Path) -> dict[str, Any]:
+def load_file(path: str) -> dict[str, Any]:
     """The checked settings in ``path``; ``{}`` when the file does not exist."""
     try:
-        text = path.read_text(encoding="utf-8")
+        with open(path, encoding="utf-8") as file:
+            text = file.read()
     except FileNotFoundError:
         return {}
     except OSError as exc:
@@ -164,16 +178,18 @@ def load_file(path: Path) -> dict[str, Any]:
         return {}
     if not isinstance(data, dict):
         raise ConfigError(f"config file {path} must hold a mapping of settings")
-    return {str(key): parse_value(str(key), value, str(path)) for key, value in data.items()}
+    return {str(key): parse_value(str(key), value, path) for key, value in data.items()}
 
 
-def write_file(path: Path, values: Mapping[str, Any]) -> None:
+def write_file(path: str, values: Mapping[str, Any]) -> None:
     """Write ``values`` (already checked) as YAML, atomically, creating directories."""
     import yaml
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temp.write_text(yaml.safe_dump(dict(values), sort_keys=False), encoding="utf-8")
+    directory, name = os.path.split(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    temp = os.path.join(directory, f".{name}.{os.getpid()}.tmp")
+    with open(temp, "w", encoding="utf-8") as file:
+        file.write(yaml.safe_dump(dict(values), sort_keys=False))
     os.replace(temp, path)
 
 
@@ -192,4 +208,4 @@ def resolve(
     for key, value in (flags or {}).items():
         if value is not None:
             values[key] = parse_value(key, value, f"--{key.replace('_', '-')}")
-    return Settings(config_file=str(path), **values)
+    return Settings(config_file=path, **values)

@@ -13,17 +13,24 @@ from __future__ import annotations
 import importlib
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 __all__ = ["FAST_COMMANDS", "FastCommand", "parse", "run"]
 
 
-@dataclass(frozen=True, slots=True)
 class FastCommand:
-    module: str  # has run(**parsed)
-    positionals: tuple[str, ...]
-    options: dict[str, tuple[str, Callable[[str], Any] | None]]  # --opt: (dest, convert|flag)
+    """A command's module (which has ``run(**parsed)``), its positional parameters and its
+    long options: ``--opt: (dest, convert)``, ``convert`` None for a flag."""
+
+    __slots__ = ("module", "options", "positionals")
+
+    def __init__(
+        self,
+        module: str,
+        positionals: tuple[str, ...],
+        options: dict[str, tuple[str, Callable[[str], Any] | None]],
+    ) -> None:
+        self.module, self.positionals, self.options = module, positionals, options
 
 
 FAST_COMMANDS: dict[tuple[str, str], FastCommand] = {

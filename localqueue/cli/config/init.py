@@ -1,5 +1,6 @@
 """``localqueue config init``: write a config file."""
 
+import os
 from typing import TYPE_CHECKING, Annotated
 
 if TYPE_CHECKING:
@@ -17,7 +18,7 @@ def run(
     from localqueue.cli.exit_codes import CliError
 
     path = config.config_path()
-    if path.exists() and not force:
+    if os.path.exists(path) and not force:
         raise CliError(f"{path} already exists (use --force to overwrite it)")
     values = {
         "store_path": config.SETTINGS["store_path"].default if store_path is None else store_path,

@@ -1,6 +1,5 @@
 """``localqueue queue add``: enqueue ``--value`` or JSON Lines from stdin in one transaction."""
 
-import os
 import sys
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -75,7 +74,7 @@ def run(
     if value is not None:
         values, numbers = [_parse(value.encode("utf-8", "surrogateescape"), raw, "--value")], [0]
     else:
-        if os.isatty(0):
+        if sys.stdin is None or sys.stdin.isatty():
             raise UsageError("give --value JSON, or pipe JSON Lines on stdin (stdin is a terminal)")
         values, numbers = read_values(sys.stdin.buffer.read(), raw)
     if not values:

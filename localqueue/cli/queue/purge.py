@@ -1,6 +1,5 @@
 """``localqueue queue purge``: delete a queue's messages."""
 
-import os
 import sys
 from typing import TYPE_CHECKING, Annotated
 
@@ -26,7 +25,7 @@ def run(
     validate_queue_name(name)
     what = "the dead letters" if dead_only else "every message"
     if not yes:
-        if not os.isatty(0):
+        if sys.stdin is None or not sys.stdin.isatty():
             raise UsageError(f"refusing to delete {what} of {name!r} without --yes")
         sys.stderr.write(f"Delete {what} of queue {name!r}? [y/N] ")
         sys.stderr.flush()

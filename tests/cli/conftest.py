@@ -1,0 +1,113 @@
+"""CLI test fixtures: every command runs as a real ``localqueue`` process in a temp dir
+(each test module sets ``pytestmark = SUBPROCESS``).
+
+``HOME``, ``XDG_CONFIG_HOME`` and the working directory point into ``tmp_path`` and every
+``LOCALQUEUE_*`` variable is cleared, so no test reads or writes the real home.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+LOCALQUEUE = str(Path(sys.executable).with_name("localqueue"))
+SUBPROCESS = pytest.mark.script_launch_mode("subprocess")
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    for name in list(os.environ):
+        if name.startswith("LOCALQUEUE_") or name == "NO_COLOR":
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    return tmp_path
+
+
+class Cli:
+    """Runs ``localqueue ARGS`` with ``--store-path`` (and a retry store) in ``tmp_path``."""
+
+    def __init__(self, runner: Any, tmp_path: Path) -> None:
+        self.runner = runner
+        self.store = tmp_path / "q.sqlite3"
+        self.retries = tmp_path / "r.sqlite3"
+        self.cwd = tmp_path / "work"
+
+    def store_args(self, args: tuple[str, ...]) -> list[str]:
+        extra = ["--store-path", str(self.store)]
+        if args[:2] in (("queue", "process"), ("queue", "exec")):
+            extra += ["--retry-store-path", str(self.retries)]
+        if "--" in args:
+            cut = args.index("--")
+            return [*args[:cut], *extra, *args[cut:]]
+        return [*args, *extra]
+
+    def __call__(
+        self, *args: str, stdin: str | None = None, store: bool = True, **kwargs: Any
+    ) -> Any:
+        argv = self.store_args(args) if store else list(args)
+        import io
+
+        return self.runner.run(
+            [LOCALQUEUE, *argv],
+            stdin=io.StringIO(stdin if stdin is not None else ""),
+            cwd=kwargs.pop("cwd", self.cwd),
+            print_result=False,
+            **kwargs,
+        )
+
+    def json(self, *args: str, **kwargs: Any) -> list[Any]:
+        """Run a command that must succeed; its stdout as a list of JSON values."""
+        result = self(*args, **kwargs)
+        assert result.returncode == 0, result.stderr
+        return [json.loads(line) for line in result.stdout.splitlines()]
+
+    def add(self, queue: str, *values: Any) -> list[str]:
+        lines = "".join(json.dumps(value) + "\n" for value in values)
+        return [m["id"] for m in self.json("queue", "add", queue, stdin=lines)]
+
+    def stats(self, queue: str) -> dict[str, int]:
+        result: dict[str, int] = self.json("queue", "stats", queue)[0]
+        return result
+
+    def popen(self, *args: str, **kwargs: Any) -> subprocess.Popen[str]:
+        """Start a long-running command (workers, --watch) with piped stdout/stderr."""
+        return subprocess.Popen(
+            [LOCALQUEUE, *self.store_args(args)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=kwargs.pop("cwd", self.cwd),
+            **kwargs,
+        )
+
+
+@pytest.fixture
+def cli(home: Path, script_runner: Any) -> Cli:
+    return Cli(script_runner, home)
+
+
+@pytest.fixture
+def fifo(tmp_path: Path) -> Iterator[Callable[[str], Path]]:
+    """Named pipes: a test blocks reading one until a child writes its ready line."""
+    made: list[Path] = []
+
+    def make(name: str) -> Path:
+        path = tmp_path / name
+        os.mkfifo(path)
+        made.append(path)
+        return path
+
+    yield make

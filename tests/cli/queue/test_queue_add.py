@@ -1,0 +1,164 @@
+"""``queue add``: --value, JSON Lines batches in one transaction, --raw, --delay, errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.cli.conftest import LOCALQUEUE, SUBPROCESS
+
+pytestmark = SUBPROCESS
+
+
+def test_value_prints_the_message_and_enqueues_it(cli):
+    [message] = cli.json("queue", "add", "emails", "--value", '{"to":"user@example.com"}')
+    assert message["value"] == {"to": "user@example.com"}
+    assert message["queue"] == "emails"
+    assert message["state"] == "ready"
+    assert message["attempts"] == 0
+    assert cli.stats("emails")["ready"] == 1
+
+
+def test_stdin_json_lines_one_message_per_non_blank_line(cli):
+    messages = cli.json("queue", "add", "q", stdin='{"a":1}\n\n  \n[1,2]\n"s"\n7')
+    assert [m["value"] for m in messages] == [{"a": 1}, [1, 2], "s", 7]
+    assert len({m["id"] for m in messages}) == 4
+    assert cli.stats("q")["ready"] == 4
+
+
+def test_bad_third_line_exits_65_names_it_and_enqueues_nothing(cli):
+    result = cli("queue", "add", "q", stdin='{"a":1}\n{"b":2}\n{oops\n{"c":3}\n')
+    assert result.returncode == 65
+    assert result.stdout == ""
+    assert "line 3" in result.stderr
+    assert result.stderr.startswith("localqueue: error:")
+    assert cli.stats("q")["total"] == 0
+
+
+@pytest.mark.parametrize(
+    "line", ["NaN", "[Infinity]", "123456789012345678901234567890", '{"a":1', "\ufffd"]
+)
+def test_values_json_cannot_hold_exactly_are_invalid_input(cli, line):
+    result = cli("queue", "add", "q", stdin='"ok"\n' + line + "\n")
+    assert result.returncode == 65, result.stderr
+    assert "line 2" in result.stderr
+    assert cli.stats("q")["total"] == 0
+
+
+def test_invalid_value_option_exits_65(cli):
+    result = cli("queue", "add", "q", "--value", "{not json")
+    assert result.returncode == 65
+    assert "--value" in result.stderr
+
+
+def test_raw_stores_each_line_as_a_string(cli):
+    [one] = cli.json("queue", "add", "q", "--value", "user@example.com", "--raw")
+    assert one["value"] == "user@example.com"
+    many = cli.json("queue", "add", "q", "--raw", stdin="a b\r\n{not json}\n\n")
+    assert [m["value"] for m in many] == ["a b", "{not json}"]
+
+
+def test_delay_makes_messages_delayed(cli):
+    [message] = cli.json("queue", "add", "q", "--value", "1", "--delay", "60")
+    assert message["state"] == "delayed"
+    assert message["available_at"] >= message["enqueued_at"] + 59
+    assert cli.stats("q")["delayed"] == 1
+
+
+@pytest.mark.parametrize("delay", ["-1", "nan"])
+def test_negative_delay_is_a_usage_error(cli, delay):
+    result = cli("queue", "add", "q", "--value", "1", f"--delay={delay}")
+    assert result.returncode == 2
+    assert cli.stats("q")["total"] == 0
+
+
+def test_invalid_queue_name_is_a_usage_error(cli):
+    result = cli("queue", "add", "no spaces", "--value", "1")
+    assert result.returncode == 2
+    assert "invalid queue name" in result.stderr
+
+
+def test_unknown_option_is_a_usage_error_without_traceback(cli):
+    result = cli("queue", "add", "q", "--bogus")
+    assert result.returncode == 2
+    assert "localqueue: error:" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_empty_stdin_enqueues_nothing(cli):
+    result = cli("queue", "add", "q", stdin="\n\n")
+    assert result.returncode == 0
+    assert result.stdout == ""
+
+
+def test_terminal_on_stdin_without_value_is_a_usage_error(cli):
+    pty = pytest.importorskip("pty")
+    leader, follower = pty.openpty()
+    try:
+        result = subprocess.run(
+            [LOCALQUEUE, "queue", "add", "q", "--store-path", str(cli.store)],
+            stdin=follower,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    finally:
+        import os
+
+        os.close(leader)
+        os.close(follower)
+    assert result.returncode == 2
+    assert "stdin is a terminal" in result.stderr
+
+
+def test_stdout_is_compact_json_lines(cli):
+    result = cli("queue", "add", "q", "--value", '{"a": [1, 2]}')
+    [line] = result.stdout.splitlines()
+    assert ": " not in line and ", " not in line
+    assert json.loads(line)["value"] == {"a": [1, 2]}
+
+
+def test_add_does_not_import_heavy_modules(cli):
+    """The hot path of shell loops: no typer, tenacity, yaml, rich or pydantic."""
+    code = (
+        "import sys\n"
+        "from localqueue.cli.app import run\n"
+        "code = run(['queue', 'add', 'q', '--value', '{}', '--store-path', sys.argv[1]])\n"
+        "heavy = sorted({m.split('.')[0] for m in sys.modules}"
+        " & {'typer', 'click', 'tenacity', 'yaml', 'rich', 'pydantic'})\n"
+        "print(code, ','.join(heavy), file=sys.stderr)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(cli.store)], capture_output=True, text=True, check=True
+    )
+    assert result.stderr.strip() == "0"  # exit 0 and nothing heavy
+    # With a config file, yaml is read -- and still nothing else heavy.
+    config = cli.cwd.parent / "xdg" / "localqueue" / "config.yaml"
+    config.parent.mkdir(parents=True)
+    config.write_text("durability: full\n")
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(cli.store)], capture_output=True, text=True, check=True
+    )
+    assert result.stderr.strip() == "0 yaml"
+
+
+def test_broken_pipe_ends_quietly(cli):
+    lines = "".join(f"{i}\n" for i in range(20000))
+    pipeline = subprocess.run(
+        [
+            "sh",
+            "-c",
+            f'"{LOCALQUEUE}" queue add q --store-path "{cli.store}" | head -1',
+        ],
+        input=lines,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert pipeline.returncode == 0
+    assert len(pipeline.stdout.splitlines()) == 1
+    assert pipeline.stderr == ""
+    assert cli.stats("q")["ready"] == 20000
