@@ -58,6 +58,7 @@ SCHEMA = (
         lease_expires_at REAL,
         leased_by TEXT,
         lease_token TEXT,
+        lease_timeout REAL,
         last_error BLOB,
         failed_at REAL,
         dead_at REAL
@@ -76,7 +77,7 @@ _INSERT = (
 )
 _LEASE = f"""UPDATE messages
     SET state = 1, attempts = attempts + 1, leased_at = :now, lease_expires_at = :expires,
-        visible_at = :expires, leased_by = :by, lease_token = :token
+        visible_at = :expires, leased_by = :by, lease_token = :token, lease_timeout = :timeout
     WHERE seq = (SELECT seq FROM messages
                  WHERE queue = :queue AND state < 2 AND visible_at <= :now
                  ORDER BY visible_at, seq LIMIT 1)
@@ -97,8 +98,13 @@ _DEAD_LETTER = f"""UPDATE messages
         last_error = coalesce(:error, last_error),
         failed_at = CASE WHEN :error IS NULL THEN failed_at ELSE :now END
     WHERE {_HELD} RETURNING {_COLUMNS}"""
-_EXTEND = f"""UPDATE messages SET lease_expires_at = :expires, visible_at = :expires
+_EXTEND = f"""UPDATE messages
+    SET lease_expires_at = :expires, visible_at = :expires, lease_timeout = :timeout
     WHERE {_HELD} RETURNING {_COLUMNS}"""
+_REBASE = """UPDATE messages
+    SET lease_expires_at = :now + lease_timeout, visible_at = :now + lease_timeout
+    WHERE queue = :queue AND state < 2 AND visible_at > :now + 1
+      AND state = 1 AND visible_at > :now + lease_timeout + 1"""
 _REVIVE = """UPDATE messages SET state = 0, visible_at = :available, available_at = :available,
     dead_at = NULL WHERE queue = :queue AND state = 2"""
 _GET = f"SELECT {_COLUMNS} FROM messages WHERE {_MESSAGE}"
@@ -144,6 +150,8 @@ class SQLiteQueueStore(QueueStore):
         )
         self._checked_at = self.clock()
         self._relax_lease = durability == "full"
+        self._skew = self._checked_at - time.monotonic()
+        self._rebased_at = 0.0
 
     @staticmethod
     def _initialise(conn: sqlite3.Connection) -> None:
@@ -257,8 +265,13 @@ class SQLiteQueueStore(QueueStore):
             if now - self._checked_at > 1.0:  # a busy worker notices a replaced file too
                 self._file.check_identity()
                 self._checked_at = now
+            skew = now - time.monotonic()
+            if abs(skew - self._skew) > 1.0:  # the wall clock jumped
+                self._rebase_leases(conn, queue, now)
+                self._skew = skew
             params = {
                 "now": now,
+                "timeout": lease_timeout,
                 "expires": now + lease_timeout,
                 "by": leased_by,
                 "token": os.urandom(16).hex(),
@@ -279,6 +292,13 @@ class SQLiteQueueStore(QueueStore):
                 with self._file.atomic(conn, "lease"):
                     found = conn.execute(_LEASE, params).fetchone()
         return None if found is None else self._row(found, now)
+
+    def _rebase_leases(self, conn: sqlite3.Connection, queue: str, now: float) -> None:
+        """After the wall clock stepped back, a lease granted before the step ends far
+        beyond ``now + lease_timeout``; pull it in so no message stays stuck longer than
+        its lease timeout. (A forward step needs nothing: leases just expire early and
+        fencing turns away the old holder.)"""
+        conn.execute(_REBASE, {"queue": queue, "now": now})
 
     def ack(self, queue: str, message_id: str, lease_token: str | None) -> None:
         key = self._key(queue, message_id)
@@ -314,7 +334,7 @@ class SQLiteQueueStore(QueueStore):
         self, queue: str, message_id: str, lease_token: str | None, seconds: float
     ) -> Row:
         now = self.clock()
-        params = {"now": now, "expires": now + seconds, "token": lease_token}
+        params = {"now": now, "expires": now + seconds, "timeout": seconds, "token": lease_token}
         return self._held("extend", _EXTEND, queue, message_id, params)
 
     def requeue_dead(self, queue: str, message_id: str, *, delay: float = 0.0) -> Row:
@@ -384,8 +404,12 @@ class SQLiteQueueStore(QueueStore):
     def next_visible_in(self, queue: str) -> float | None:
         self._file.check_identity()  # idle workers call this between polls
         with self._file.session as conn:
-            (earliest,) = conn.execute(_NEXT_VISIBLE, (queue,)).fetchone()
             now = self.clock()
+            if now - self._rebased_at > 10.0 or now < self._rebased_at:
+                # also catches a step back that happened while no process of ours ran
+                self._rebase_leases(conn, queue, now)
+                self._rebased_at = now
+            (earliest,) = conn.execute(_NEXT_VISIBLE, (queue,)).fetchone()
         return None if earliest is None else max(0.0, earliest - now)
 
     # -- lifetime ---------------------------------------------------------------------

@@ -115,7 +115,7 @@ def test_leasing_uses_an_index_not_a_scan(tmp_path: Path) -> None:
 
     store = SQLiteQueueStore(tmp_path / "q.sqlite3")
     conn = store._file.connection()
-    params = {"now": 0.0, "expires": 1.0, "by": None, "token": "t", "queue": "q"}
+    params = {"now": 0.0, "expires": 1.0, "timeout": 1.0, "by": None, "token": "t", "queue": "q"}
     plan = " | ".join(row[3] for row in conn.execute("EXPLAIN QUERY PLAN " + module._LEASE, params))
     assert "USING INDEX messages_visible" in plan or "USING COVERING INDEX messages_visible" in plan
     assert "SCAN messages" not in plan.replace("SCAN messages USING", "")
