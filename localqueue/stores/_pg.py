@@ -31,6 +31,7 @@ from typing import Any, Protocol, TypeVar
 import psycopg
 from psycopg import errors as pg_errors
 from psycopg import sql
+from psycopg.pq import TransactionStatus
 
 from localqueue.errors import LocalQueueError, StoreError, StoreLockedError
 
@@ -317,6 +318,12 @@ class PgSession:
                         f"{self.describe()}: lost the connection during {what}; it may or may "
                         f"not have been applied ({self._clean(exc)})"
                     ) from None
+                except BaseException:
+                    # Our own errors leave the connection idle; an interrupt (^C) in the
+                    # middle of a statement may not: never reuse such a connection.
+                    if conn.closed or conn.info.transaction_status != TransactionStatus.IDLE:
+                        self._discard()
+                    raise
             raise AssertionError("unreachable")
 
     # -- the schema --------------------------------------------------------------------
