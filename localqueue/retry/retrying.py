@@ -20,7 +20,8 @@ attempt, which is what makes ``stop_after_delay`` work across processes.
 
 Tenacity is wrapped, not subclassed: the strategies are plain callables it provides, and
 a ``tenacity.Retrying`` built from the same arguments serves as ``retry_state.retry_object``.
-One protocol generator holds the logic; the sync and async drivers only perform its steps.
+One protocol generator (:mod:`localqueue.retry._core`) holds the logic; the sync and
+async drivers here only perform its steps.
 """
 
 from __future__ import annotations
@@ -29,23 +30,18 @@ import asyncio
 import functools
 import inspect
 import sys
-import threading
-import time
-from collections.abc import Awaitable, Callable, Coroutine, Generator
-from dataclasses import dataclass, replace
-from operator import methodcaller
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, ParamSpec, Protocol, TypeVar
 
 import tenacity
-from tenacity import Future, RetryAction, RetryCallState, TryAgain
+from tenacity import RetryCallState
 
-from localqueue import codec
-from localqueue.retry.base import AttemptRecord, AttemptStore
-from localqueue.retry.errors import PersistentRetryExhausted, RecordedAttemptError
-from localqueue.retry.keys import ArgumentKey, KeyFn
+from localqueue.retry._core import HookStep, RetryCore, SleepStep, StoreStep
+from localqueue.retry.keys import KeyFn
 
 __all__ = [
     "PersistentAsyncRetrying",
+    "PersistentRetryDecorated",
     "PersistentRetrying",
     "persistent_async_retry",
     "persistent_retry",
@@ -54,270 +50,6 @@ __all__ = [
 P = ParamSpec("P")
 R = TypeVar("R")
 R_co = TypeVar("R_co", covariant=True)
-Hook = Callable[[RetryCallState], Any]
-
-
-# -- the steps the protocol asks a driver to perform -----------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class _StoreStep:
-    call: Callable[[AttemptStore], Any]
-
-
-@dataclass(frozen=True, slots=True)
-class _HookStep:
-    hook: Hook
-
-
-@dataclass(frozen=True, slots=True)
-class _SleepStep:
-    seconds: float
-
-
-class _AttemptStep:
-    """Run the wrapped function once and put its outcome on the retry state."""
-
-
-_ATTEMPT = _AttemptStep()
-_Step = _StoreStep | _HookStep | _SleepStep | _AttemptStep
-_Protocol = Generator[_Step, Any, Any]
-
-
-def _encode_error(error: BaseException | None) -> bytes | None:
-    if error is None:
-        return None
-    try:
-        return codec.encode(codec.error_to_dict(error))
-    except Exception:  # a broken __str__ must not hide the real failure
-        return codec.encode({"type": type(error).__qualname__, "module": None, "message": ""})
-
-
-def _decode_error(data: bytes | None) -> dict[str, Any] | None:
-    if data is None:
-        return None
-    try:
-        decoded = codec.decode(data)
-    except ValueError:
-        return None
-    return decoded if isinstance(decoded, dict) else None
-
-
-def _describe(error: BaseException | None) -> dict[str, Any] | None:
-    if isinstance(error, RecordedAttemptError):
-        return error.error
-    return _decode_error(_encode_error(error))
-
-
-class _PersistentRetryingBase:
-    """What the sync and async retryers share: options, key, store and the protocol."""
-
-    _tenacity_class: type[tenacity.BaseRetrying] = tenacity.Retrying
-
-    def __init__(
-        self,
-        *,
-        key: str | None = None,
-        key_fn: KeyFn | None = None,
-        store: AttemptStore | None = None,
-        store_path: str | None = None,
-        stop: Any = tenacity.stop_never,
-        wait: Any = None,
-        retry: Any = None,
-        before: Hook | None = None,
-        after: Hook | None = None,
-        before_sleep: Hook | None = None,
-        retry_error_callback: Hook | None = None,
-        sleep: Callable[[float], Any] | None = None,
-        name: str | None = None,
-    ) -> None:
-        if key is None and key_fn is None:
-            raise ValueError(
-                "a persistent retry needs an explicit key: pass key='job:42' for one logical"
-                " job, or key_fn=key_from_argument('job_id') to key each call"
-            )
-        if key is not None and key_fn is not None:
-            raise ValueError("pass either key or key_fn, not both")
-        if key is not None and (not isinstance(key, str) or not key):
-            raise ValueError(f"key must be a non-empty string, got {key!r}")
-        if store is not None and store_path is not None:
-            raise ValueError("pass either store or store_path, not both")
-        if store_path is not None:
-            from localqueue.retry.stores import lmdb_attempt_store
-
-            store = lmdb_attempt_store(store_path)
-        self._options: dict[str, Any] = {
-            "key": key,
-            "key_fn": key_fn,
-            "store": store,
-            "stop": stop,
-            "wait": wait,
-            "retry": retry,
-            "before": before,
-            "after": after,
-            "before_sleep": before_sleep,
-            "retry_error_callback": retry_error_callback,
-            "sleep": sleep,
-            "name": name,
-        }
-        self.key = key
-        self.key_fn = key_fn
-        self.stop = stop
-        self.wait = tenacity.wait_none() if wait is None or wait == 0 else wait
-        self.retry = tenacity.retry_if_exception_type() if retry is None else retry
-        self.before = before
-        self.after = after
-        self.before_sleep = before_sleep
-        self.retry_error_callback = retry_error_callback
-        self._store = store
-        self._store_lock = threading.Lock()
-        tenacity_options: dict[str, Any] = {
-            "stop": self.stop,
-            "wait": self.wait,
-            "retry": self.retry,
-            "before_sleep": before_sleep,
-            "retry_error_callback": retry_error_callback,
-            "name": name,
-        }
-        if sleep is not None:
-            tenacity_options["sleep"] = sleep
-        if before is not None:
-            tenacity_options["before"] = before
-        if after is not None:
-            tenacity_options["after"] = after
-        #: The Tenacity retryer the rebuilt states point to (``retry_state.retry_object``).
-        self.tenacity = self._tenacity_class(**tenacity_options)
-
-    def __repr__(self) -> str:
-        return (
-            f"<{type(self).__name__} key={self.key or self.key_fn!r} store={self._store!r}"
-            f" stop={self.stop!r} wait={self.wait!r} retry={self.retry!r}>"
-        )
-
-    # -- store and keys ---------------------------------------------------------------
-
-    @property
-    def store(self) -> AttemptStore:
-        """The attempt store; the default SQLite file is opened on first use."""
-        store = self._store
-        if store is None:
-            with self._store_lock:
-                if self._store is None:
-                    from localqueue.retry.sqlite import SQLiteAttemptStore
-
-                    self._store = SQLiteAttemptStore()
-                store = self._store
-        return store
-
-    def copy(self, **changes: Any) -> Any:
-        """A retryer with the same options except ``changes`` (and the same store)."""
-        options = {**self._options, "store": self._store, **changes}
-        if "store_path" in changes:
-            options.pop("store")
-        return type(self)(**options)
-
-    def reset(self, key: str | None = None) -> None:
-        """Forget ``key`` (default: this retryer's fixed key), restoring its full budget."""
-        self.store.clear(self._fixed_key(key))
-
-    def attempt_record(self, key: str | None = None) -> AttemptRecord | None:
-        """What the store knows about ``key`` (default: this retryer's fixed key)."""
-        return self.store.get(self._fixed_key(key))
-
-    def _fixed_key(self, key: str | None) -> str:
-        if key is not None:
-            return key
-        if self.key is None:
-            raise ValueError("this retryer keys each call with key_fn: name the key to use")
-        return self.key
-
-    def key_function(self, fn: Callable[..., Any]) -> KeyFn:
-        """The function mapping a call of ``fn`` to its key (checked against ``fn`` now)."""
-        fixed = self.key
-        if fixed is not None:
-            return lambda *args, **kwargs: fixed
-        key_fn = self.key_fn
-        assert key_fn is not None
-        if isinstance(key_fn, ArgumentKey):
-            return key_fn.bind(fn)
-        return key_fn
-
-    @staticmethod
-    def _checked_key(key: object) -> str:
-        if not isinstance(key, str) or not key:
-            raise ValueError(f"key_fn must return a non-empty string, got {key!r}")
-        return key
-
-    # -- the protocol -----------------------------------------------------------------
-
-    @staticmethod
-    def _load(state: RetryCallState, record: AttemptRecord) -> None:
-        """Point ``state`` at the persisted attempt: its number, and a start time such that
-        ``seconds_since_start`` is wall-clock time since the key's first attempt."""
-        elapsed = max(0.0, time.time() - record.first_attempt_at)
-        state.start_time = time.monotonic() - elapsed
-        state.attempt_number = record.attempts
-        state.outcome = None
-        state.outcome_timestamp = None
-        state.next_action = None
-        state.upcoming_sleep = 0.0
-
-    @classmethod
-    def _load_recorded(cls, state: RetryCallState, record: AttemptRecord) -> RecordedAttemptError:
-        cls._load(state, record)
-        error = RecordedAttemptError(record.key, record.attempts, _decode_error(record.last_error))
-        state.outcome = Future.construct(record.attempts, error, True)
-        state.outcome_timestamp = time.monotonic()
-        return error
-
-    def _protocol(self, key: str, state: RetryCallState) -> _Protocol:
-        record: AttemptRecord | None = yield _StoreStep(methodcaller("get", key))
-        if record is not None:
-            recorded = self._load_recorded(state, record)
-            if not record.exhausted and (yield _HookStep(self.stop)):
-                yield _StoreStep(
-                    methodcaller("record_failure", key, record.last_error, exhausted=True)
-                )
-                record = replace(record, exhausted=True)
-            if record.exhausted:
-                return (yield from self._give_up(key, record.attempts, recorded))
-        while True:
-            record = yield _StoreStep(methodcaller("record_attempt", key, time.time()))
-            assert record is not None
-            self._load(state, record)
-            if self.before is not None:
-                yield _HookStep(self.before)
-            yield _ATTEMPT
-            outcome = state.outcome
-            assert outcome is not None
-            error = outcome.exception() if outcome.failed else None
-            if not isinstance(error, TryAgain) and not (yield _HookStep(self.retry)):
-                if error is None:
-                    yield _StoreStep(methodcaller("clear", key))
-                    return outcome.result()
-                encoded = _encode_error(error)
-                yield _StoreStep(methodcaller("record_failure", key, encoded, exhausted=False))
-                raise error
-            if isinstance(error, TryAgain):
-                error = error.__cause__ or error.__context__ or error
-            encoded = _encode_error(error)
-            if self.after is not None:
-                yield _HookStep(self.after)
-            state.upcoming_sleep = float((yield _HookStep(self.wait)) or 0.0)
-            if (yield _HookStep(self.stop)):
-                yield _StoreStep(methodcaller("record_failure", key, encoded, exhausted=True))
-                return (yield from self._give_up(key, record.attempts, error))
-            yield _StoreStep(methodcaller("record_failure", key, encoded, exhausted=False))
-            state.next_action = RetryAction(state.upcoming_sleep)
-            state.idle_for += state.upcoming_sleep
-            if self.before_sleep is not None:
-                yield _HookStep(self.before_sleep)
-            yield _SleepStep(state.upcoming_sleep)
-
-    def _give_up(self, key: str, attempts: int, cause: BaseException | None) -> _Protocol:
-        if self.retry_error_callback is not None:
-            return (yield _HookStep(self.retry_error_callback))
-        raise PersistentRetryExhausted(key, attempts, _describe(cause)) from cause
 
 
 class PersistentRetryDecorated(Protocol[P, R_co]):
@@ -334,7 +66,7 @@ class PersistentRetryDecorated(Protocol[P, R_co]):
     def retry_with(self, **changes: Any) -> PersistentRetryDecorated[P, R_co]: ...
 
 
-class PersistentRetrying(_PersistentRetryingBase):
+class PersistentRetrying(RetryCore):
     """Retry a function with Tenacity strategies and a budget that survives restarts.
 
     Arguments follow ``tenacity.Retrying`` (``stop``, ``wait``, ``retry``, ``before``,
@@ -353,7 +85,7 @@ class PersistentRetrying(_PersistentRetryingBase):
         store = self.store
         sleep = self.tenacity.sleep
         state = RetryCallState(self.tenacity, fn, args, kwargs)
-        protocol = self._protocol(self._checked_key(key), state)
+        protocol = self.protocol(self._checked_key(key), state)
         value: Any = None
         try:
             while True:
@@ -363,11 +95,11 @@ class PersistentRetrying(_PersistentRetryingBase):
                     result: R = done.value
                     return result
                 value = None
-                if isinstance(step, _StoreStep):
+                if isinstance(step, StoreStep):
                     value = step.call(store)
-                elif isinstance(step, _HookStep):
+                elif isinstance(step, HookStep):
                     value = step.hook(state)
-                elif isinstance(step, _SleepStep):
+                elif isinstance(step, SleepStep):
                     sleep(step.seconds)
                 else:
                     try:
@@ -390,7 +122,7 @@ class PersistentRetrying(_PersistentRetryingBase):
         return _attach(wrapped, self, fn, key_for)
 
 
-class PersistentAsyncRetrying(_PersistentRetryingBase):
+class PersistentAsyncRetrying(RetryCore):
     """The asyncio twin of :class:`PersistentRetrying`. Store I/O runs in a worker thread
     (``asyncio.to_thread``) so the event loop never blocks on it; strategies and callbacks
     may be coroutine functions, as with ``tenacity.AsyncRetrying``."""
@@ -406,7 +138,7 @@ class PersistentAsyncRetrying(_PersistentRetryingBase):
         store = await asyncio.to_thread(lambda: self.store)
         sleep = self.tenacity.sleep
         state = RetryCallState(self.tenacity, fn, args, kwargs)
-        protocol = self._protocol(self._checked_key(key), state)
+        protocol = self.protocol(self._checked_key(key), state)
         value: Any = None
         try:
             while True:
@@ -416,13 +148,13 @@ class PersistentAsyncRetrying(_PersistentRetryingBase):
                     result: R = done.value
                     return result
                 value = None
-                if isinstance(step, _StoreStep):
+                if isinstance(step, StoreStep):
                     value = await asyncio.to_thread(step.call, store)
-                elif isinstance(step, _HookStep):
+                elif isinstance(step, HookStep):
                     value = step.hook(state)
                     if inspect.isawaitable(value):
                         value = await value
-                elif isinstance(step, _SleepStep):
+                elif isinstance(step, SleepStep):
                     pause = sleep(step.seconds)
                     if inspect.isawaitable(pause):
                         await pause
@@ -452,7 +184,7 @@ class PersistentAsyncRetrying(_PersistentRetryingBase):
 
 def _attach(
     wrapped: Callable[P, R],
-    retrying: _PersistentRetryingBase,
+    retrying: RetryCore,
     fn: Callable[..., Any],
     key_for: KeyFn,
 ) -> PersistentRetryDecorated[P, R]:
