@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from localqueue.errors import Full, LeaseLostError, MessageNotFoundError
+from localqueue.errors import Full, LeaseLostError, MessageNotFoundError, StoreError
 from localqueue.message import QueueStats
 from localqueue.stores._sqlite_file import SQLiteFile
 from localqueue.stores.base import QueueStore, Row
@@ -411,6 +411,71 @@ class SQLiteQueueStore(QueueStore):
                 self._rebased_at = now
             (earliest,) = conn.execute(_NEXT_VISIBLE, (queue,)).fetchone()
         return None if earliest is None else max(0.0, earliest - now)
+
+    # -- maintenance ------------------------------------------------------------------
+
+    def check(self) -> dict[str, Any]:
+        """Integrity check, schema version and counts: what ``store check`` prints.
+        ``ok`` is False when SQLite finds any damage."""
+        with self._file.session as conn:
+            problems = [row[0] for row in conn.execute("PRAGMA integrity_check")]
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            (messages,) = conn.execute("SELECT count(*) FROM messages").fetchone()
+        ok = problems == ["ok"]
+        return {
+            "path": str(self.path),
+            "ok": ok,
+            "integrity": "ok" if ok else problems[:20],
+            "schema_version": version,
+            "durability": self.durability,
+            "messages": messages,
+            "queues": {name: stats.to_dict() for name, stats in self.queues().items()},
+        }
+
+    def backup(self, destination: str | os.PathLike[str]) -> dict[str, Any]:
+        """Copy the store to ``destination`` with SQLite's online backup API (consistent
+        while workers run), then verify the copy. Refuses to overwrite an existing file."""
+        target = Path(destination)
+        flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+        try:
+            os.close(os.open(target, flags, 0o600))
+        except FileExistsError:
+            raise StoreError(
+                f"{target}: already exists; remove it or choose another name"
+            ) from None
+        except OSError as exc:
+            raise StoreError(f"{target}: cannot create the backup: {exc.strerror}") from None
+        try:
+            copy = sqlite3.connect(target)
+            try:
+                with self._file.session as conn:
+                    conn.backup(copy)
+                (verdict,) = copy.execute("PRAGMA integrity_check").fetchone()
+                (messages,) = copy.execute("SELECT count(*) FROM messages").fetchone()
+            finally:
+                copy.close()
+        except BaseException:
+            target.unlink(missing_ok=True)
+            raise
+        if verdict != "ok":
+            target.unlink(missing_ok=True)
+            raise StoreError(f"{target}: the backup failed verification ({verdict})")
+        return {"path": str(self.path), "backup": str(target), "ok": True, "messages": messages}
+
+    def vacuum(self) -> dict[str, Any]:
+        """Rebuild the file to give back free pages; returns the size before and after."""
+        before = self._size()
+        with self._file.session as conn:
+            conn.execute("VACUUM")
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return {"path": str(self.path), "bytes_before": before, "bytes_after": self._size()}
+
+    def _size(self) -> int:
+        return sum(
+            Path(f"{self.path}{suffix}").stat().st_size
+            for suffix in ("", "-wal")
+            if Path(f"{self.path}{suffix}").exists()
+        )
 
     # -- lifetime ---------------------------------------------------------------------
 
