@@ -22,6 +22,54 @@ LOCALQUEUE = str(Path(sys.executable).with_name("localqueue"))
 SUBPROCESS = pytest.mark.script_launch_mode("subprocess")
 
 
+# Handlers for `queue process`, written into the working directory as tests_handlers.py.
+HANDLERS = """
+import os
+import time
+
+
+def ok(value):
+    pass
+
+
+def fail(value):
+    raise RuntimeError(f"handler failed on {value}")
+
+
+def flaky(value):
+    # fails until the file named in value["marker"] exists; creates it on the first call
+    if not os.path.exists(value["marker"]):
+        open(value["marker"], "w").close()
+        raise ConnectionError("first call fails")
+
+
+def crash(value):
+    os._exit(9)
+
+
+def wait_for_go(value):
+    # writes "started" to value["ready"] (a FIFO), then blocks until "go" arrives on
+    # value["go"] (another FIFO)
+    with open(value["ready"], "w") as ready:
+        ready.write("started\\n")
+    with open(value["go"]) as go:
+        go.readline()
+
+
+def hang(value):
+    with open(value["ready"], "w") as ready:
+        ready.write("started\\n")
+    time.sleep(120)
+
+
+async def async_ok(value):
+    pass
+
+
+not_callable = 42
+"""
+
+
 @pytest.fixture
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     for name in list(os.environ):
@@ -31,6 +79,7 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
     work = tmp_path / "work"
     work.mkdir()
+    (work / "tests_handlers.py").write_text(HANDLERS)
     monkeypatch.chdir(work)
     return tmp_path
 
