@@ -131,14 +131,14 @@ class _Tx:
             return None
         return key_time(cursor.key(), len(prefix)), cursor.value()[1:].decode()
 
-    def entries(self, db: Any, queue: str) -> list[tuple[bytes, bytes]]:
-        """Every (key, value) of ``queue`` in index ``db``, in key order."""
+    def entries(self, db: Any, queue: str, limit: int | None = None) -> list[tuple[bytes, bytes]]:
+        """The first ``limit`` (all by default) (key, value) of ``queue`` in index ``db``."""
         prefix = queue_prefix(queue)
         cursor = self.txn.cursor(db=db)
         found: list[tuple[bytes, bytes]] = []
         if cursor.set_range(prefix):
             for key, value in cursor:
-                if not key.startswith(prefix):
+                if not key.startswith(prefix) or len(found) == limit:
                     break
                 found.append((key, value))
         return found
@@ -406,7 +406,7 @@ class LMDBQueueStore(QueueStore):
             tx = _Tx(txn, dbs)
             now = self.clock()
             rows = []
-            for _, raw_id in tx.entries(tx.dead, queue)[:limit]:
+            for _, raw_id in tx.entries(tx.dead, queue, limit):
                 record = tx.find(queue, raw_id.decode())
                 assert record is not None, "index entry without a record"
                 rows.append(record.row(now))
