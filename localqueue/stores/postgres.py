@@ -9,8 +9,9 @@ the server as the single source of truth:
   LIMIT 1) RETURNING ...``, so concurrent workers never wait on each other's rows;
 * every lease and delay is computed from the server's ``now()``, so hosts with skewed
   clocks agree; :meth:`PostgresQueueStore.clock` reads the server's clock too;
-* ``put`` (and release / requeue) NOTIFY in the same statement and :meth:`wait` LISTENs
-  on its own connection, so a blocked ``get_message`` wakes within milliseconds;
+* ``put`` (and release / requeue) NOTIFY in the same statement; a background thread
+  LISTENs on its own connection (:mod:`localqueue.stores._pg_listen`), so a blocked
+  ``get_message`` wakes within milliseconds;
 * connection loss is survived: see :mod:`localqueue.stores._pg`.
 
 Ids are ``<tag>-<n>``: ``n`` from an identity sequence (never reused) and ``tag`` random
@@ -19,27 +20,23 @@ per schema, so ids stay unique even across a dropped and recreated schema.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import secrets
-import threading
-import time
 from collections.abc import Sequence
 from typing import Any
 
 import psycopg
-from psycopg import sql
 
-from localqueue.errors import Full, LeaseLostError, MessageNotFoundError, StoreError
+from localqueue.errors import Full, LeaseLostError, MessageNotFoundError
 from localqueue.message import QueueStats
 from localqueue.stores import _pg_sql as q
-from localqueue.stores._pg import PgSession, register_for_fork
+from localqueue.stores._pg import PgSession
+from localqueue.stores._pg_listen import PgListener
 from localqueue.stores.base import QueueStore, Row
 
 __all__ = ["PostgresQueueStore"]
 
 _MAX_SEQ_DIGITS = 18  # fits a bigint
-_LISTEN_RETRY_PAUSE = 0.5
 _STATEMENTS = [
     *("LOCK_QUEUE", "PENDING", "PUT", "LEASE", "ACK", "PROBE", "RELEASE", "DEAD_LETTER"),
     *("EXTEND_LEASE", "REQUEUE_DEAD", "REQUEUE_ALL_DEAD", "PURGE", "PURGE_DEAD", "GET"),
@@ -87,14 +84,7 @@ class PostgresQueueStore(QueueStore):
         self.channel = "localqueue_" + hashlib.sha256(self.schema.encode()).hexdigest()[:24]
         render = self._session.render
         self._sql = {name: render(getattr(q, name)) for name in _STATEMENTS}
-        # LISTEN side: one thread at a time reads notifications and counts them per
-        # queue; waiters compare counts.
-        self._cond = threading.Condition()
-        self._listener: psycopg.Connection[Any] | None = None
-        self._reading = False
-        self._close_listener = False
-        self._events: dict[str, int] = {}
-        register_for_fork(self)
+        self._listener = PgListener(self._session.connect, self.channel)
 
     def __repr__(self) -> str:
         return f"PostgresQueueStore({self._session.describe()!r})"
@@ -290,98 +280,23 @@ class PostgresQueueStore(QueueStore):
         """Seconds since the epoch on the server's clock (what leases are measured by)."""
         return float(self._session.run("clock", lambda conn: self._one(conn, "CLOCK", {})[0]))
 
-    # -- waiting -----------------------------------------------------------------------
+    # -- waiting and lifetime ----------------------------------------------------------
 
     def wait(self, queue: str, timeout: float) -> None:
         """Block until a NOTIFY says something was put (or released, or requeued) to
-        ``queue``, or ``timeout`` seconds pass. Spurious wake-ups happen (a notification
-        that arrived before the call); without a listening connection this sleeps."""
-        if timeout <= 0:
-            return
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            seen = self._events.get(queue, 0)
-        while (remaining := deadline - time.monotonic()) > 0:
-            with self._cond:
-                if self._events.get(queue, 0) != seen:
-                    return
-                if self._reading:
-                    self._cond.wait(remaining)
-                    continue
-                self._reading = True
-            try:
-                self._read_notifications(remaining)
-            finally:
-                self._done_reading()
-
-    def _done_reading(self) -> None:
-        with self._cond:
-            self._reading = False
-            if self._close_listener:  # close() came while this thread was reading
-                self._close_listener = False
-                self._drop_listener()
-            self._cond.notify_all()
+        ``queue``, or ``timeout`` seconds pass. A background thread LISTENs from the
+        first call on; until it does (or while the server is unreachable) this just
+        sleeps. Spurious wake-ups happen."""
+        self._listener.wait(queue, timeout)
 
     def listen(self) -> None:
-        """Start listening now (``wait`` does it on first use), so that notifications
-        sent from now on wake the next ``wait`` even if it starts later."""
-        with self._cond:
-            while self._reading:
-                self._cond.wait()
-            self._reading = True
-        try:
-            self._listen_connection()
-        finally:
-            self._done_reading()
-
-    def _listen_connection(self) -> psycopg.Connection[Any]:
-        """The LISTENing connection; only the thread that set ``_reading`` calls this."""
-        conn = self._listener
-        if conn is None or conn.closed:
-            conn = self._session.connect()
-            try:
-                conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self.channel)))
-            except psycopg.Error:
-                conn.close()
-                raise
-            self._listener = conn
-        return conn
-
-    def _read_notifications(self, remaining: float) -> None:
-        try:
-            conn = self._listen_connection()
-        except (StoreError, psycopg.Error):
-            time.sleep(min(remaining, _LISTEN_RETRY_PAUSE))
-            return
-        try:
-            for note in conn.notifies(timeout=remaining, stop_after=1):
-                with self._cond:
-                    self._events[note.payload] = self._events.get(note.payload, 0) + 1
-        except psycopg.Error:
-            self._drop_listener()
-            time.sleep(min(remaining, _LISTEN_RETRY_PAUSE))
-
-    def _drop_listener(self) -> None:
-        conn, self._listener = self._listener, None
-        if conn is not None:
-            with contextlib.suppress(Exception):  # it is gone either way
-                conn.close()
-
-    # -- lifetime ----------------------------------------------------------------------
-
-    def _after_fork(self) -> None:
-        # The session orphans the inherited sockets; forget them and any reader state.
-        self._cond = threading.Condition()
-        self._listener = None
-        self._reading = self._close_listener = False
+        """Start listening now and return once LISTEN is active, so that a put from now
+        on wakes the next :meth:`wait` (which otherwise starts listening itself)."""
+        self._listener.listen(self._session.connect_timeout)
 
     def close(self) -> None:
-        """Close both connections (a later call opens new ones)."""
-        with self._cond:
-            if self._reading:
-                self._close_listener = True  # the reading thread closes it when done
-            else:
-                self._drop_listener()
+        """Close the connection and stop the listening thread (a later call reopens)."""
+        self._listener.close()
         self._session.close()
 
     def drop_schema(self) -> None:
