@@ -127,8 +127,8 @@ class SharedEnv:
         except lmdb.Error as exc:
             if "already open" in str(exc):
                 raise self._refuse(
-                    "the environment was inherited across fork() and cannot be used in the"
-                    " child; open the store after forking"
+                    "the environment is already open in this process outside localqueue's"
+                    " stores (another lmdb user, or a handle inherited across fork())"
                 ) from None
             raise self._refuse(f"cannot open the environment: {exc}") from None
         try:
@@ -173,6 +173,7 @@ class SharedEnv:
         if env is None:
             return
         if self._pid == os.getpid():
+            self.map_size = max(self.map_size, int(env.info()["map_size"]))  # keep growth
             env.close()
         else:
             _INHERITED.append(env)
