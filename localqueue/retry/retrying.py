@@ -30,13 +30,14 @@ import asyncio
 import functools
 import inspect
 import sys
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from typing import Any, ParamSpec, Protocol, TypeVar
 
 import tenacity
 from tenacity import RetryCallState
 
-from localqueue.retry._core import HookStep, RetryCore, SleepStep, StoreStep
+from localqueue.retry._core import AttemptStep, HookStep, RetryCore, SleepStep, StoreStep
+from localqueue.retry.base import AttemptStore
 from localqueue.retry.keys import KeyFn
 
 __all__ = [
@@ -83,7 +84,6 @@ class PersistentRetrying(RetryCore):
     def run(self, key: str, fn: Callable[..., R], *args: Any, **kwargs: Any) -> R:
         """Call ``fn(*args, **kwargs)`` under the budget of ``key``."""
         store = self.store
-        sleep = self.tenacity.sleep
         state = RetryCallState(self.tenacity, fn, args, kwargs)
         protocol = self.protocol(self._checked_key(key), state)
         value: Any = None
@@ -94,22 +94,55 @@ class PersistentRetrying(RetryCore):
                 except StopIteration as done:
                     result: R = done.value
                     return result
+                if not isinstance(step, AttemptStep):
+                    value = self._perform(step, store, state)
+                    continue
                 value = None
-                if isinstance(step, StoreStep):
-                    value = step.call(store)
-                elif isinstance(step, HookStep):
-                    value = step.hook(state)
-                elif isinstance(step, SleepStep):
-                    sleep(step.seconds)
+                try:
+                    outcome = fn(*args, **kwargs)
+                except BaseException:
+                    state.set_exception(sys.exc_info())  # type: ignore[arg-type]
                 else:
-                    try:
-                        outcome = fn(*args, **kwargs)
-                    except BaseException:
-                        state.set_exception(sys.exc_info())  # type: ignore[arg-type]
-                    else:
-                        state.set_result(outcome)
+                    state.set_result(outcome)
         finally:
             protocol.close()
+
+    def __iter__(self) -> Iterator[tenacity.AttemptManager]:
+        """Tenacity's loop form, for a retryer with a fixed ``key``::
+
+        for attempt in PersistentRetrying(key="sync:orders", stop=stop_after_attempt(3)):
+            with attempt:
+                sync_orders()
+        """
+        store = self.store
+        state = RetryCallState(self.tenacity, None, (), {})
+        protocol = self.protocol(self._fixed_key(None), state)
+        value: Any = None
+        try:
+            while True:
+                try:
+                    step = protocol.send(value)
+                except StopIteration:
+                    return
+                if not isinstance(step, AttemptStep):
+                    value = self._perform(step, store, state)
+                    continue
+                value = None
+                yield tenacity.AttemptManager(retry_state=state)
+                if state.outcome is None:
+                    raise RuntimeError("run each attempt inside `with attempt:`")
+        finally:
+            protocol.close()
+
+    def _perform(
+        self, step: StoreStep | HookStep | SleepStep, store: AttemptStore, state: RetryCallState
+    ) -> Any:
+        if isinstance(step, StoreStep):
+            return step.call(store)
+        if isinstance(step, HookStep):
+            return step.hook(state)
+        self.tenacity.sleep(step.seconds)
+        return None
 
     def wraps(self, fn: Callable[P, R]) -> PersistentRetryDecorated[P, R]:
         """Decorate ``fn``; a ``key_fn`` naming an argument ``fn`` lacks fails here."""

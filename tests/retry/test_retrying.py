@@ -397,3 +397,26 @@ def test_async_success_and_async_strategies(attempt_store: AttemptStore) -> None
     )
     assert asyncio.run(r(work)) == "ok"
     assert attempt_store.get("a") is None
+
+
+def test_loop_form_like_tenacity(attempt_store: AttemptStore) -> None:
+    fn = Flaky(2)
+    ran = 0
+    for attempt in retrying(attempt_store, key="loop", stop=stop_after_attempt(5)):
+        with attempt:
+            ran += 1
+            fn()
+    assert ran == 3 and attempt_store.get("loop") is None
+
+    always = Flaky(100)
+    with pytest.raises(PersistentRetryExhausted):
+        for attempt in retrying(attempt_store, key="loop", stop=stop_after_attempt(2)):
+            with attempt:
+                always()
+    with pytest.raises(PersistentRetryExhausted):  # later loops never enter the block
+        for attempt in retrying(attempt_store, key="loop", stop=stop_after_attempt(2)):
+            with attempt:
+                always()
+    assert always.calls == 2
+    with pytest.raises(ValueError, match="key_fn"):
+        iter(PersistentRetrying(key_fn=key_from_argument("x"), store=attempt_store)).__next__()
