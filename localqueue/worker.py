@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import inspect
 import os
 import threading
 from collections.abc import Awaitable, Callable
@@ -272,6 +273,11 @@ def persistent_worker(
     worker = QueueWorker(queue, _configure(config, overrides))
 
     def decorate(handler: Callable[..., R]) -> WorkerDecorated[..., R]:
+        if inspect.iscoroutinefunction(handler):
+            raise TypeError(
+                f"{handler.__qualname__} is a coroutine function: use persistent_async_worker"
+            )
+
         def handle(message: QueueMessage, *args: Any, **kwargs: Any) -> R:
             heartbeat = worker.begin(message)
             retrying = PersistentRetrying(key=message.id, **worker.retry_options(heartbeat.sleep))

@@ -288,3 +288,15 @@ def test_async_worker_blocking_lease_with_timeout(queue: PersistentQueue) -> Non
         assert await handler() == "late"
 
     asyncio.run(main())
+
+
+def test_coroutine_handlers_need_the_async_decorators(queue: PersistentQueue) -> None:
+    from localqueue.retry import persistent_retry
+
+    async def handler(value: Any) -> None: ...
+
+    with pytest.raises(TypeError, match="persistent_async_worker"):
+        persistent_worker(queue)(handler)
+    with pytest.raises(TypeError, match="persistent_async_retry"):
+        persistent_retry(key="k", store=MemoryAttemptStore())(handler)
+    assert queue.stats().total == 0

@@ -146,6 +146,11 @@ class PersistentRetrying(RetryCore):
 
     def wraps(self, fn: Callable[P, R]) -> PersistentRetryDecorated[P, R]:
         """Decorate ``fn``; a ``key_fn`` naming an argument ``fn`` lacks fails here."""
+        if inspect.iscoroutinefunction(fn):
+            raise TypeError(
+                f"{fn.__qualname__} is a coroutine function: use persistent_async_retry"
+                " / PersistentAsyncRetrying for it"
+            )
         key_for = self.key_function(fn)
 
         @functools.wraps(fn)
