@@ -19,6 +19,7 @@ handler on ``message.value`` under a persistent retry budget keyed by the messag
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import inspect
 import os
@@ -29,7 +30,7 @@ from typing import Any, ParamSpec, Protocol, TypeVar
 
 import tenacity
 
-from localqueue.errors import Empty, LeaseLostError
+from localqueue.errors import Empty, LeaseLostError, StoreError, StoreLockedError
 from localqueue.message import QueueMessage
 from localqueue.queue import PersistentQueue
 from localqueue.retry.base import AttemptStore
@@ -233,8 +234,12 @@ class QueueWorker:
             return
         if heartbeat.lost.is_set():
             raise heartbeat.lease_lost() from exc
-        if not isinstance(exc, Exception):  # interrupted (Ctrl-C, exit, cancel): give it back
-            self.queue.release(message)
+        if not isinstance(exc, Exception) or isinstance(exc, StoreError | StoreLockedError):
+            # Interrupted (Ctrl-C, exit, cancel) or the attempt store failed: not the
+            # handler's verdict on this message, so give it back (best effort: if that
+            # fails too, the lease expires and the message is delivered again).
+            with contextlib.suppress(Exception):
+                self.queue.release(message)
             return
         error = _last_error(exc)
         if self.config.dead_letter_on_failure:

@@ -300,3 +300,48 @@ def test_coroutine_handlers_need_the_async_decorators(queue: PersistentQueue) ->
     with pytest.raises(TypeError, match="persistent_async_retry"):
         persistent_retry(key="k", store=MemoryAttemptStore())(handler)
     assert queue.stats().total == 0
+
+
+def test_a_locked_attempt_store_gives_the_message_back(tmp_path: Path) -> None:
+    import sqlite3
+
+    from localqueue import StoreLockedError
+
+    queue = PersistentQueue("jobs", tmp_path / "q.sqlite3")
+    message = queue.put("x")
+    store = SQLiteAttemptStore(tmp_path / "r.sqlite3", busy_timeout=0.1)
+    blocker = sqlite3.connect(tmp_path / "r.sqlite3", isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+    calls = 0
+
+    @persistent_worker(queue, config=config(retry_store=store))
+    def handler(value: str) -> None:
+        nonlocal calls
+        calls += 1
+
+    try:
+        with pytest.raises(StoreLockedError):
+            handler()
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    assert calls == 0  # never ran without its attempt being counted
+    after = queue.inspect(message.id)
+    assert after is not None and after.state == "ready" and after.last_error is None
+    handler()  # the lock is gone: processed normally
+    assert calls == 1 and queue.stats().total == 0
+    store.close()
+    queue.close()
+
+
+def test_an_interrupted_handler_gives_the_message_back(queue: PersistentQueue) -> None:
+    message = queue.put("x")
+
+    @persistent_worker(queue, config=config())
+    def handler(value: str) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        handler()
+    after = queue.inspect(message.id)
+    assert after is not None and after.state == "ready" and queue.dead_letters() == []
