@@ -141,6 +141,28 @@ class Worker:
         assert self.proc.wait(timeout=120) == 0
         return line
 
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        for pipe in (self.proc.stdin, self.proc.stdout):
+            if pipe is not None:
+                pipe.close()
+
+
+@pytest.fixture
+def spawn() -> Iterator[Any]:
+    """Start Worker processes; whatever happens, none outlives the test."""
+    started: list[Worker] = []
+
+    def start(*args: Any, **kwargs: Any) -> Worker:
+        started.append(Worker(*args, **kwargs))
+        return started[-1]
+
+    yield start
+    for worker in started:
+        worker.stop()
+
 
 def kill_backends(admin: Any, app: str, wait_ms: int = 10000) -> int:
     row = admin.execute(
@@ -154,12 +176,12 @@ def kill_backends(admin: Any, app: str, wait_ms: int = 10000) -> int:
 @pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_four_workers_ack_ten_thousand_messages_exactly_once(
-    url: str, schema: str, jobs: PersistentQueue
+    url: str, schema: str, jobs: PersistentQueue, spawn: Any
 ) -> None:
     put_ids = [
         m.id for start in range(0, 10_000, 1000) for m in jobs.put_many(range(start, start + 1000))
     ]
-    workers = [Worker(url, schema) for _ in range(4)]
+    workers = [spawn(url, schema) for _ in range(4)]
     for worker in workers:
         worker.go()
     results = [worker.result() for worker in workers]
@@ -173,11 +195,11 @@ def test_four_workers_ack_ten_thousand_messages_exactly_once(
 
 @pytest.mark.slow
 def test_worker_reconnects_after_its_connection_is_killed(
-    url: str, schema: str, jobs: PersistentQueue, admin: Any
+    url: str, schema: str, jobs: PersistentQueue, admin: Any, spawn: Any
 ) -> None:
     put_ids = [m.id for m in jobs.put_many(range(50))]
     app = f"lq_test_{uuid.uuid4().hex[:10]}"
-    worker = Worker(with_params(url, application_name=app), schema, pause_after=5)
+    worker = spawn(with_params(url, application_name=app), schema, pause_after=5)
     worker.go()
     paused = worker.read()  # holding a lease on its 6th message
     assert kill_backends(admin, app) >= 1
@@ -192,12 +214,12 @@ def test_worker_reconnects_after_its_connection_is_killed(
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_workers_under_repeated_connection_kills_lose_nothing(
-    url: str, schema: str, jobs: PersistentQueue, admin: Any
+    url: str, schema: str, jobs: PersistentQueue, admin: Any, spawn: Any
 ) -> None:
     put_ids = {m.id for m in jobs.put_many(range(2000))}
     app = f"lq_test_{uuid.uuid4().hex[:10]}"
     workers = [
-        Worker(with_params(url, application_name=app), schema, lease_timeout=1) for _ in range(2)
+        spawn(with_params(url, application_name=app), schema, lease_timeout=1) for _ in range(2)
     ]
     stop = threading.Event()
     kills: list[int] = []
