@@ -285,8 +285,9 @@ def persistent_worker(
 
         def handle(message: QueueMessage, *args: Any, **kwargs: Any) -> R:
             heartbeat = worker.begin(message)
-            retrying = PersistentRetrying(key=message.id, **worker.retry_options(heartbeat.sleep))
             try:
+                options = worker.retry_options(heartbeat.sleep)
+                retrying = PersistentRetrying(key=message.id, **options)
                 result = retrying.run(message.id, handler, message.value, *args, **kwargs)
             except BaseException as exc:
                 worker.fail(message, heartbeat, exc)
@@ -296,6 +297,7 @@ def persistent_worker(
 
         @functools.wraps(handler)
         def run_next(*args: Any, **kwargs: Any) -> R:
+            worker.attempt_store  # noqa: B018 - open it first: a broken store leases nothing
             return handle(worker.lease(), *args, **kwargs)
 
         run_next.handle = handle  # type: ignore[attr-defined]
@@ -319,9 +321,9 @@ def persistent_async_worker(
     def decorate(handler: Callable[..., Awaitable[R]]) -> WorkerDecorated[..., Awaitable[R]]:
         async def handle(message: QueueMessage, *args: Any, **kwargs: Any) -> R:
             heartbeat = await asyncio.to_thread(worker.begin, message)
-            options = await asyncio.to_thread(worker.retry_options, heartbeat.async_sleep)
-            retrying = PersistentAsyncRetrying(key=message.id, **options)
             try:
+                options = await asyncio.to_thread(worker.retry_options, heartbeat.async_sleep)
+                retrying = PersistentAsyncRetrying(key=message.id, **options)
                 result = await retrying.run(message.id, handler, message.value, *args, **kwargs)
             except BaseException as exc:
                 await asyncio.to_thread(worker.fail, message, heartbeat, exc)
@@ -331,6 +333,7 @@ def persistent_async_worker(
 
         @functools.wraps(handler)
         async def run_next(*args: Any, **kwargs: Any) -> R:
+            await asyncio.to_thread(lambda: worker.attempt_store)  # a broken store leases nothing
             return await handle(await _lease(worker), *args, **kwargs)
 
         run_next.handle = handle  # type: ignore[attr-defined]

@@ -345,3 +345,18 @@ def test_an_interrupted_handler_gives_the_message_back(queue: PersistentQueue) -
         handler()
     after = queue.inspect(message.id)
     assert after is not None and after.state == "ready" and queue.dead_letters() == []
+
+
+def test_an_unusable_retry_store_leases_nothing(tmp_path: Path, queue: PersistentQueue) -> None:
+    from localqueue import StoreError
+
+    message = queue.put("x")
+    (tmp_path / "notes.txt").write_text("not a database\n" * 20)
+
+    @persistent_worker(queue, retry_store_path=tmp_path / "notes.txt", block=False)
+    def handler(value: str) -> None: ...
+
+    with pytest.raises(StoreError, match=r"notes\.txt"):
+        handler()
+    after = queue.inspect(message.id)
+    assert after is not None and after.state == "ready" and after.attempts == 0
