@@ -78,11 +78,11 @@ def _run_typer(args: list[str]) -> int:
         sys.stderr.write(exc.format_message() + "\n")
         return exit_codes.USAGE
     except _click.exceptions.UsageError as exc:
+        exit_codes.error(exc.format_message())
         if exc.ctx is not None:
             sys.stderr.write(
                 f"{exc.ctx.get_usage()}\nTry '{exc.ctx.command_path} --help' for help.\n"
             )
-        exit_codes.error(exc.format_message())
         return exit_codes.USAGE
     except _click.exceptions.ClickException as exc:
         exit_codes.error(exc.format_message())

@@ -1,0 +1,157 @@
+"""``queue exec``: external commands, stdin, environment, capture, timeouts, descriptors."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import time
+
+import pytest
+
+from tests.cli.conftest import SUBPROCESS
+
+pytestmark = SUBPROCESS
+
+PY = sys.executable
+
+
+def alive(pid: int) -> bool:
+    """True while ``pid`` runs (a zombie waiting for its reaper counts as dead)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def wait_until(predicate, timeout: float = 10.0) -> bool:
+    """Poll ``predicate`` until it holds or ``timeout`` passes (a bound, not a guess)."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+def exec_lines(cli, queue, *command, options=()):
+    return cli.json("queue", "exec", queue, "--max-tries", "1", *options, "--", *command)
+
+
+def test_exit_0_acks_and_the_value_arrives_as_json_on_stdin(cli, tmp_path):
+    out = tmp_path / "seen.json"
+    [added] = cli.add("q", {"to": "user@example.com", "n": [1, 2]})
+    [line] = exec_lines(cli, "q", "sh", "-c", f'cat > "{out}"')
+    assert line == {"id": added, "queue": "q", "status": "acked", "attempts": 1, "error": None}
+    assert json.loads(out.read_text()) == {"to": "user@example.com", "n": [1, 2]}
+    assert cli.stats("q")["total"] == 0
+
+
+def test_environment_names_the_message_queue_and_attempt(cli):
+    [added] = cli.add("q", 1)
+    script = 'echo "$LOCALQUEUE_MESSAGE_ID $LOCALQUEUE_QUEUE $LOCALQUEUE_ATTEMPT"; exit 3'
+    [line] = exec_lines(cli, "q", "sh", "-c", script)
+    assert line["status"] == "dead"
+    assert line["error"]["stdout"] == f"{added} q 1\n"
+
+
+def test_failure_records_command_exit_code_and_output(cli):
+    cli.add("q", 1)
+    [line] = exec_lines(cli, "q", "sh", "-c", "echo out; echo err >&2; exit 7")
+    error = line["error"]
+    assert error["type"] == "CommandFailed"
+    assert error["command"] == ["sh", "-c", "echo out; echo err >&2; exit 7"]
+    assert error["exit_code"] == 7
+    assert error["stdout"] == "out\n"
+    assert error["stderr"] == "err\n"
+    [dead] = cli.json("queue", "dead", "q")
+    assert dead["last_error"] == error
+
+
+def test_failures_are_retried_until_max_tries(cli):
+    cli.add("q", 1)
+    lines = cli.json("queue", "exec", "q", "--max-tries", "2", "--", "false")
+    assert [line["status"] for line in lines] == ["released", "dead"]
+    assert [line["attempts"] for line in lines] == [1, 2]
+
+
+def test_captured_output_is_bounded_to_the_last_4_kib(cli):
+    cli.add("q", 1)
+    script = "head -c 20000000 /dev/zero | tr '\\0' x; echo END; exit 1"
+    [line] = exec_lines(cli, "q", "sh", "-c", script)
+    stdout = line["error"]["stdout"]
+    assert len(stdout) == 4096
+    assert stdout.endswith("xEND\n")
+
+
+def test_child_that_never_reads_stdin_and_a_4_mib_value(cli):
+    big = "x" * (4 * 1024 * 1024)
+    cli.json("queue", "add", "q", "--raw", stdin=big + "\n")
+    [line] = exec_lines(cli, "q", "true")
+    assert line["status"] == "acked"
+    cli.json("queue", "add", "q", "--raw", stdin=big + "\n")
+    [line] = exec_lines(cli, "q", "sh", "-c", "wc -c")
+    assert line["status"] == "acked"
+
+
+def test_timeout_kills_the_whole_process_group_and_records_124(cli, tmp_path):
+    pidfile = tmp_path / "grandchild.pid"
+    cli.add("q", 1)
+    script = f'sleep 60 & echo $! > "{pidfile}"; wait'
+    [line] = exec_lines(cli, "q", "sh", "-c", script, options=("--timeout", "0.5"))
+    assert line["status"] == "dead"
+    assert line["error"]["type"] == "CommandTimedOut"
+    assert line["error"]["exit_code"] == 124
+    grandchild = int(pidfile.read_text())
+    assert wait_until(lambda: not alive(grandchild)), "the grandchild survived the timeout"
+
+
+def test_timeout_escalates_to_sigkill(cli):
+    cli.add("q", 1)
+    script = "trap '' TERM; sleep 60"
+    [line] = exec_lines(cli, "q", "sh", "-c", script, options=("--timeout", "0.2"))
+    assert line["error"]["exit_code"] == 124
+
+
+def test_no_store_descriptor_leaks_into_the_child(cli):
+    cli.add("q", 1)
+    [line] = exec_lines(cli, "q", "sh", "-c", "ls -l /proc/$$/fd; exit 1")
+    listing = line["error"]["stdout"]
+    assert "q.sqlite3" not in listing
+    assert "r.sqlite3" not in listing
+
+
+def test_child_runs_in_its_own_session(cli):
+    cli.add("q", 1)
+    code = "import os; print(os.getsid(0) == os.getpid()); raise SystemExit(1)"
+    [line] = exec_lines(cli, "q", PY, "-c", code)
+    assert line["error"]["stdout"] == "True\n"
+
+
+def test_killed_by_a_signal_is_128_plus_n(cli):
+    cli.add("q", 1)
+    [line] = exec_lines(cli, "q", "sh", "-c", "kill -KILL $$")
+    assert line["error"]["exit_code"] == 128 + signal.SIGKILL
+
+
+def test_a_background_grandchild_holding_the_pipes_does_not_stall_the_worker(cli):
+    cli.add("q", 1)
+    [line] = exec_lines(cli, "q", "sh", "-c", "sleep 30 & exit 0")
+    assert line["status"] == "acked"
+
+
+@pytest.mark.parametrize("command", [["no-such-command-xyz"], ["./not-here.sh"], []])
+def test_missing_command_is_a_usage_error_before_anything_is_leased(cli, command):
+    cli.add("q", 1)
+    result = cli("queue", "exec", "q", "--", *command)
+    assert result.returncode == 2
+    assert result.stderr.startswith("localqueue: error:")
+    assert cli.stats("q")["ready"] == 1
+
+
+def test_drains_many_messages_in_order(cli):
+    ids = cli.add("q", *range(20))
+    lines = cli.json("queue", "exec", "q", "--", "true")
+    assert [line["id"] for line in lines] == ids
+    assert {line["status"] for line in lines} == {"acked"}
