@@ -38,8 +38,10 @@ class RecordedAttemptError(LocalQueueError):
 
     Stands in for the original exception (which lived in another call or process) as the
     ``__cause__`` of :class:`PersistentRetryExhausted` and as the failed outcome Tenacity's
-    strategies see when a call resumes a key. ``error`` is None when that attempt never
-    reported an outcome (its process died while it ran).
+    strategies see when a call resumes a key. ``attempt`` is how many attempts were spent;
+    ``error`` is the last error the store recorded (None when none was: the attempt's
+    process died while it ran). An attempt that died after an earlier one failed leaves
+    that earlier error as the last one recorded.
     """
 
     def __init__(self, key: str, attempt: int, error: dict[str, Any] | None) -> None:
@@ -54,7 +56,10 @@ class RecordedAttemptError(LocalQueueError):
                 f"attempt {self.attempt} for key {self.key!r} did not report an outcome"
                 " (its process may have died while it ran)"
             )
-        return f"attempt {self.attempt} for key {self.key!r} failed: {_describe(self.error)}"
+        return (
+            f"last error recorded for key {self.key!r} (after {self.attempt} attempts):"
+            f" {_describe(self.error)}"
+        )
 
 
 def _describe(error: dict[str, Any]) -> str:
