@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import uuid
@@ -99,6 +100,46 @@ def test_exec_keeps_its_retry_budget_in_postgres_too(store_url: str, env: dict[s
     (dead,) = lines(run(env, "queue", "dead", "jobs", "--store-path", store_url))
     assert dead["id"] == added["id"] and dead["attempts"] == 2
     assert dead["last_error"]["exit_code"] == 3
+
+
+def test_exec_worker_survives_its_connections_being_killed(
+    store_url: str, env: dict[str, str]
+) -> None:
+    psycopg = pytest.importorskip("psycopg")
+    app = f"lq_test_{uuid.uuid4().hex[:10]}"
+    url = f"{store_url}&application_name={app}"
+    stores = ["--store-path", url, "--retry-store-path", url]
+    handler = [sys.executable, "-c", "import sys; sys.stdin.read()"]
+    worker = subprocess.Popen(
+        [LOCALQUEUE, "queue", "exec", "jobs", "--block", *stores, "--", *handler],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert worker.stdout is not None
+    try:
+        lines(run(env, "queue", "add", "jobs", "--store-path", store_url, stdin="1\n2\n3\n"))
+        first = [json.loads(worker.stdout.readline()) for _ in range(3)]
+        admin_url = os.environ["LOCALQUEUE_TEST_POSTGRES_URL"]
+        with psycopg.connect(admin_url, autocommit=True) as admin:
+            (killed,) = admin.execute(
+                "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid, 10000)) "
+                "FROM pg_stat_activity WHERE application_name = %s",
+                (app,),
+            ).fetchone()
+        assert killed >= 1
+        lines(run(env, "queue", "add", "jobs", "--store-path", store_url, stdin="4\n5\n6\n"))
+        then = [json.loads(worker.stdout.readline()) for _ in range(3)]
+        worker.send_signal(signal.SIGTERM)
+        _, err = worker.communicate(timeout=60)
+    finally:
+        worker.kill()
+        worker.wait()
+    assert worker.returncode == 0, err
+    assert [h["status"] for h in first + then] == ["acked"] * 6
+    (stats,) = lines(run(env, "queue", "stats", "jobs", "--store-path", store_url))
+    assert stats["total"] == 0
 
 
 def test_unreachable_server_is_a_clean_error(env: dict[str, str]) -> None:
