@@ -51,17 +51,24 @@ def build_app() -> typer.Typer:
     app.add_typer(queue_group.build(), name="queue")
     app.add_typer(config_group.build(), name="config")
 
-    @app.callback()
-    def root(
-        version: bool = typer.Option(
-            False, "--version", help="Print the version and exit.", is_eager=True
-        ),
-    ) -> None:
-        if version:
+    def show_version(value: bool) -> None:
+        if value:
             from localqueue import __version__
 
             sys.stdout.write(f"{PROG} {__version__}\n")
             raise typer.Exit(0)
+
+    @app.callback()
+    def root(
+        version: bool = typer.Option(
+            False,
+            "--version",
+            help="Print the version and exit.",
+            is_eager=True,
+            callback=show_version,
+        ),
+    ) -> None:
+        """A durable local job queue for the shell."""
 
     return app
 

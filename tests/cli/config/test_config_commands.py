@@ -1,0 +1,142 @@
+"""``config init|show|set`` and the precedence flag > env > file > default."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.cli.conftest import SUBPROCESS
+
+pytestmark = SUBPROCESS
+
+
+def config_file(home):
+    return home / "xdg" / "localqueue" / "config.yaml"
+
+
+def show(cli, **kwargs):
+    [settings] = cli.json("config", "show", store=False, **kwargs)
+    return settings
+
+
+def test_show_defaults_without_a_file(cli, home):
+    assert show(cli) == {
+        "store_path": "./localqueue_queue.sqlite3",
+        "retry_store_path": "./localqueue_retries.sqlite3",
+        "durability": "full",
+        "lease_timeout": 30.0,
+        "config_file": str(config_file(home)),
+    }
+    assert not config_file(home).exists()
+
+
+def test_init_writes_yaml_and_refuses_to_overwrite(cli, home):
+    [written] = cli.json("config", "init", "--store-path", "./jobs.sqlite3", store=False)
+    assert written == {
+        "config_file": str(config_file(home)),
+        "store_path": "./jobs.sqlite3",
+        "retry_store_path": "./localqueue_retries.sqlite3",
+    }
+    text = config_file(home).read_text()
+    assert "store_path: ./jobs.sqlite3" in text
+    again = cli("config", "init", store=False)
+    assert again.returncode == 1
+    assert "--force" in again.stderr
+    cli.json("config", "init", "--force", "--retry-store-path", "r.db", store=False)
+    assert show(cli)["retry_store_path"] == "r.db"
+    assert show(cli)["store_path"] == "./localqueue_queue.sqlite3"
+
+
+def test_set_checks_keys_and_types(cli, home):
+    cli.json("config", "set", "durability", "normal", store=False)
+    cli.json("config", "set", "lease_timeout", "12.5", store=False)
+    assert show(cli)["durability"] == "normal"
+    assert show(cli)["lease_timeout"] == 12.5
+    for key, value in [("bogus", "1"), ("durability", "sometimes"), ("lease_timeout", "-3")]:
+        result = cli("config", "set", key, value, store=False)
+        assert result.returncode == 2, (key, value)
+        assert result.stderr.startswith("localqueue: error:")
+    assert "bogus" not in config_file(home).read_text()
+
+
+def test_xdg_config_home_unset_falls_back_to_home_dot_config(cli, home, monkeypatch):
+    monkeypatch.delenv("XDG_CONFIG_HOME")
+    cli.json("config", "set", "store_path", "from-home.db", store=False)
+    assert (home / "home" / ".config" / "localqueue" / "config.yaml").exists()
+    assert show(cli)["store_path"] == "from-home.db"
+
+
+def test_localqueue_config_names_the_file_read_and_written(cli, home, monkeypatch):
+    other = home / "elsewhere" / "lq.yaml"
+    monkeypatch.setenv("LOCALQUEUE_CONFIG", str(other))
+    cli.json("config", "init", "--store-path", "other.db", store=False)
+    assert other.exists()
+    assert not config_file(home).exists()
+    assert show(cli)["store_path"] == "other.db"
+    assert show(cli)["config_file"] == str(other)
+
+
+def test_precedence_flag_over_env_over_file_over_default(cli, home, monkeypatch):
+    work = cli.cwd
+    cli.json("queue", "add", "q", "--value", "0", store=False)
+    assert (work / "localqueue_queue.sqlite3").exists()  # the default, in the cwd
+
+    cli.json("config", "set", "store_path", "file.db", store=False)
+    cli.json("queue", "add", "q", "--value", "1", store=False)
+    assert (work / "file.db").exists()
+
+    monkeypatch.setenv("LOCALQUEUE_STORE_PATH", "env.db")
+    cli.json("queue", "add", "q", "--value", "2", store=False)
+    assert (work / "env.db").exists()
+
+    cli.json("queue", "add", "q", "--value", "3", "--store-path", "flag.db", store=False)
+    assert (work / "flag.db").exists()
+
+    for name, expected in [("localqueue_queue.sqlite3", 1), ("file.db", 1), ("env.db", 1)]:
+        size = cli("queue", "size", "q", "--store-path", name, store=False).stdout
+        assert size == f"{expected}\n", name
+
+
+def test_env_durability_and_bad_env_values(cli, monkeypatch):
+    monkeypatch.setenv("LOCALQUEUE_DURABILITY", "normal")
+    assert show(cli)["durability"] == "normal"
+    monkeypatch.setenv("LOCALQUEUE_DURABILITY", "fast")
+    result = cli("config", "show", store=False)
+    assert result.returncode == 2
+    assert "LOCALQUEUE_DURABILITY" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("store_path: [1, 2]\n", "store_path"),
+        ("unknown_key: 1\n", "unknown setting"),
+        ("- a list\n", "mapping"),
+        ("store_path: 'unterminated\n", "not valid YAML"),
+    ],
+)
+def test_a_broken_config_file_is_a_clear_usage_error(cli, home, text, message):
+    config_file(home).parent.mkdir(parents=True)
+    config_file(home).write_text(text)
+    result = cli("queue", "size", "q", store=False)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_durability_flag_is_checked(cli):
+    result = cli("queue", "add", "q", "--value", "1", "--durability", "fast")
+    assert result.returncode == 2
+    assert "--durability" in result.stderr
+    ok = cli("queue", "add", "q", "--value", "1", "--durability", "normal")
+    assert ok.returncode == 0
+    assert json.loads(ok.stdout)["value"] == 1
+
+
+def test_retry_store_path_resolution(cli, monkeypatch):
+    monkeypatch.setenv("LOCALQUEUE_RETRY_STORE_PATH", "env-retries.db")
+    cli.json("queue", "add", "q", "--value", "1", store=False)
+    cli.json("queue", "process", "q", "tests_handlers:ok", store=False)
+    assert (cli.cwd / "env-retries.db").exists()
+    assert not (cli.cwd / "localqueue_retries.sqlite3").exists()

@@ -1,0 +1,76 @@
+"""The Typer-free fast path of ``queue add`` must mean exactly what the Typer tree means."""
+
+from __future__ import annotations
+
+import pytest
+
+from localqueue.cli import fastpath
+from localqueue.cli.app import build_app
+
+
+def typer_command(group: str, name: str):
+    from typer import _click
+    from typer.main import get_command
+
+    root = get_command(build_app())
+    ctx = _click.Context(root)
+    return root.get_command(ctx, group).get_command(ctx, name)
+
+
+@pytest.mark.parametrize("key", list(fastpath.FAST_COMMANDS))
+def test_fast_tables_match_the_typer_commands(key):
+    spec = fastpath.FAST_COMMANDS[key]
+    command = typer_command(*key)
+    options = {}
+    positionals = []
+    for param in command.params:
+        if param.param_type_name == "argument":
+            positionals.append(param.name)
+            continue
+        if param.name == "help":
+            continue
+        for opt in param.opts + param.secondary_opts:
+            if opt.startswith("--"):
+                options[opt] = (param.name, param.is_flag)
+    assert tuple(positionals) == spec.positionals
+    assert options == {opt: (dest, conv is None) for opt, (dest, conv) in spec.options.items()}
+
+
+CASES = [
+    ["q", "--value", "{}"],
+    ["q", "--value={}", "--raw", "--delay", "1.5"],
+    ["--store-path", "x.db", "q", "--durability", "normal"],
+    ["q", "--value", "1", "--value", "2"],
+    ["--", "q"],
+    ["q", "--delay=2"],
+]
+
+
+@pytest.mark.parametrize("args", CASES)
+def test_fast_parse_agrees_with_typer(args):
+    spec = fastpath.FAST_COMMANDS[("queue", "add")]
+    fast = fastpath.parse(spec, args)
+    assert fast is not None
+    command = typer_command("queue", "add")
+    ctx = command.make_context("add", list(args))
+    slow = {k: v for k, v in ctx.params.items() if v not in (None, False, 0.0)}
+    assert {k: v for k, v in fast.items() if v not in (None, False, 0.0)} == slow
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["q", "--help"],
+        ["q", "-h"],
+        ["q", "--bogus"],
+        ["q", "--delay", "soon"],
+        ["q", "--raw=yes"],
+        ["q", "--value"],
+        ["q", "--value", "--raw"],
+        [],
+        ["a", "b"],
+        ["q", "--value", "-1"],
+    ],
+)
+def test_anything_unusual_goes_to_typer(args):
+    assert fastpath.parse(fastpath.FAST_COMMANDS[("queue", "add")], args) is None
