@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from localqueue import Empty, PersistentQueue, StoreError, StoreLockedError
+from localqueue import Empty, Full, PersistentQueue, StoreError, StoreLockedError
 from tests.conftest import unavailable
 
 psycopg = pytest.importorskip("psycopg", reason="psycopg (localqueue[postgres]) is not installed")
@@ -338,6 +338,28 @@ def test_forked_child_opens_its_own_connection(make_store: Callable[..., Any], a
         "from child",
     ]
     assert parent_backend in backends(admin, app)  # the parent's session survived
+
+
+def test_maxsize_holds_across_concurrent_producers(make_store: Callable[..., Any]) -> None:
+    queues = [PersistentQueue("bounded", store=make_store(), maxsize=10) for _ in range(4)]
+    accepted: list[int] = []
+    barrier = threading.Barrier(len(queues))
+
+    def produce(queue: PersistentQueue) -> None:
+        barrier.wait()
+        for i in range(10):
+            try:
+                queue.put_nowait(i)
+            except Full:
+                continue
+            accepted.append(i)
+
+    threads = [threading.Thread(target=produce, args=(queue,)) for queue in queues]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(accepted) == 10 == queues[0].qsize()
 
 
 def test_threads_share_one_store(make_store: Callable[..., Any]) -> None:
