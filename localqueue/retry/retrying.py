@@ -30,7 +30,7 @@ import asyncio
 import functools
 import inspect
 import sys
-from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
 from typing import Any, ParamSpec, Protocol, TypeVar
 
 import tenacity
@@ -174,7 +174,6 @@ class PersistentAsyncRetrying(RetryCore):
     async def run(self, key: str, fn: Callable[..., Awaitable[R]], *args: Any, **kwargs: Any) -> R:
         """Await ``fn(*args, **kwargs)`` under the budget of ``key``."""
         store = await asyncio.to_thread(lambda: self.store)
-        sleep = self.tenacity.sleep
         state = RetryCallState(self.tenacity, fn, args, kwargs)
         protocol = self.protocol(self._checked_key(key), state)
         value: Any = None
@@ -185,26 +184,51 @@ class PersistentAsyncRetrying(RetryCore):
                 except StopIteration as done:
                     result: R = done.value
                     return result
+                if not isinstance(step, AttemptStep):
+                    value = await self._perform(step, store, state)
+                    continue
                 value = None
-                if isinstance(step, StoreStep):
-                    value = await asyncio.to_thread(step.call, store)
-                elif isinstance(step, HookStep):
-                    value = step.hook(state)
-                    if inspect.isawaitable(value):
-                        value = await value
-                elif isinstance(step, SleepStep):
-                    pause = sleep(step.seconds)
-                    if inspect.isawaitable(pause):
-                        await pause
+                try:
+                    outcome = await fn(*args, **kwargs)
+                except BaseException:
+                    state.set_exception(sys.exc_info())  # type: ignore[arg-type]
                 else:
-                    try:
-                        outcome = await fn(*args, **kwargs)
-                    except BaseException:
-                        state.set_exception(sys.exc_info())  # type: ignore[arg-type]
-                    else:
-                        state.set_result(outcome)
+                    state.set_result(outcome)
         finally:
             protocol.close()
+
+    async def __aiter__(self) -> AsyncIterator[tenacity.AttemptManager]:
+        """Tenacity's ``async for attempt in ...: with attempt: ...`` form (fixed ``key``)."""
+        store = await asyncio.to_thread(lambda: self.store)
+        state = RetryCallState(self.tenacity, None, (), {})
+        protocol = self.protocol(self._fixed_key(None), state)
+        value: Any = None
+        try:
+            while True:
+                try:
+                    step = protocol.send(value)
+                except StopIteration:
+                    return
+                if not isinstance(step, AttemptStep):
+                    value = await self._perform(step, store, state)
+                    continue
+                value = None
+                yield tenacity.AttemptManager(retry_state=state)
+                if state.outcome is None:
+                    raise RuntimeError("run each attempt inside `with attempt:`")
+        finally:
+            protocol.close()
+
+    async def _perform(
+        self, step: StoreStep | HookStep | SleepStep, store: AttemptStore, state: RetryCallState
+    ) -> Any:
+        if isinstance(step, StoreStep):
+            return await asyncio.to_thread(step.call, store)
+        if isinstance(step, HookStep):
+            value = step.hook(state)
+        else:
+            value = self.tenacity.sleep(step.seconds)
+        return (await value) if inspect.isawaitable(value) else value
 
     def wraps(
         self, fn: Callable[P, Awaitable[R]]

@@ -420,3 +420,20 @@ def test_loop_form_like_tenacity(attempt_store: AttemptStore) -> None:
     assert always.calls == 2
     with pytest.raises(ValueError, match="key_fn"):
         iter(PersistentRetrying(key_fn=key_from_argument("x"), store=attempt_store)).__next__()
+
+
+def test_async_loop_form(attempt_store: AttemptStore) -> None:
+    flaky = Flaky(2)
+
+    async def main() -> int:
+        ran = 0
+        async for attempt in PersistentAsyncRetrying(
+            key="aloop", store=attempt_store, stop=stop_after_attempt(5)
+        ):
+            with attempt:
+                ran += 1
+                flaky()
+        return ran
+
+    assert asyncio.run(main()) == 3
+    assert attempt_store.get("aloop") is None
