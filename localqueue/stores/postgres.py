@@ -37,11 +37,6 @@ from localqueue.stores.base import QueueStore, Row
 __all__ = ["PostgresQueueStore"]
 
 _MAX_SEQ_DIGITS = 18  # fits a bigint
-_STATEMENTS = [
-    *("LOCK_QUEUE", "PENDING", "PUT", "LEASE", "ACK", "PROBE", "RELEASE", "DEAD_LETTER"),
-    *("EXTEND_LEASE", "REQUEUE_DEAD", "REQUEUE_ALL_DEAD", "PURGE", "PURGE_DEAD", "GET"),
-    *("DEAD_LETTERS", "STATS", "QUEUES", "NEXT_VISIBLE_IN", "CLOCK"),
-]
 
 
 def _new_tag() -> dict[str, str]:
@@ -83,7 +78,11 @@ class PostgresQueueStore(QueueStore):
         self.schema = self._session.schema
         self.channel = "localqueue_" + hashlib.sha256(self.schema.encode()).hexdigest()[:24]
         render = self._session.render
-        self._sql = {name: render(getattr(q, name)) for name in _STATEMENTS}
+        self._sql = {  # every statement of _pg_sql, by its constant's name
+            name: render(text)
+            for name, text in vars(q).items()
+            if name.isupper() and not name.startswith("_") and isinstance(text, str)
+        }
         self._listener = PgListener(self._session.connect, self.channel)
 
     def __repr__(self) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import gc
 import os
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -301,6 +302,24 @@ def test_clock_is_the_servers(make_store: Callable[..., Any], admin: Any) -> Non
     assert server <= mine <= after
     message = PersistentQueue("jobs", store=store).put(1)
     assert server <= message.enqueued_at <= store.clock()
+
+
+def test_a_client_with_a_skewed_clock_agrees_with_the_others(
+    make_store: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    honest = PersistentQueue("jobs", store=make_store(), lease_timeout=30)
+    skewed = PersistentQueue("jobs", store=make_store(), lease_timeout=30)
+    honest.put("later", delay=30)
+    real_time = time.time
+    monkeypatch.setattr(time, "time", lambda: real_time() + 3600)  # an hour ahead
+    with pytest.raises(Empty):
+        skewed.get_message(block=False)  # not due yet, whatever this host believes
+    skewed.put("now")
+    leased = skewed.get_message(block=False)
+    assert leased.value == "now"
+    assert abs(leased.leased_at - real_time()) < 60  # the server's time, not this host's
+    with pytest.raises(Empty):
+        honest.get_message(block=False)  # the lease is live for everyone
 
 
 # -- fork ------------------------------------------------------------------------------
