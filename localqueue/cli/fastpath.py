@@ -1,4 +1,6 @@
-"""Typer-free parsing of the hottest command lines (``queue add``).
+"""Typer-free parsing of the command lines shell loops call most (``queue add``, ``pop``,
+``ack``, ``release``, ``size``, ``inspect``, ``wait``): importing Typer and building the
+command tree costs more than everything else such a command does.
 
 A fast path accepts only what it fully understands: long options from its table (``--opt
 V`` or ``--opt=V``), flags, and the expected number of positional arguments. Anything else
@@ -33,17 +35,44 @@ class FastCommand:
         self.module, self.positionals, self.options = module, positionals, options
 
 
+_STORE: dict[str, tuple[str, Callable[[str], Any] | None]] = {
+    "--store-path": ("store_path", str),
+    "--durability": ("durability", str),
+}
+
 FAST_COMMANDS: dict[tuple[str, str], FastCommand] = {
     ("queue", "add"): FastCommand(
         "localqueue.cli.queue.add",
         ("name",),
+        {"--value": ("value", str), "--raw": ("raw", None), "--delay": ("delay", float), **_STORE},
+    ),
+    ("queue", "size"): FastCommand("localqueue.cli.queue.size", ("name",), _STORE),
+    ("queue", "inspect"): FastCommand(
+        "localqueue.cli.queue.inspect", ("name", "message_id"), _STORE
+    ),
+    ("queue", "pop"): FastCommand(
+        "localqueue.cli.queue.pop",
+        ("name",),
         {
-            "--value": ("value", str),
-            "--raw": ("raw", None),
-            "--delay": ("delay", float),
-            "--store-path": ("store_path", str),
-            "--durability": ("durability", str),
+            "--worker-id": ("worker_id", str),
+            "--block": ("block", None),
+            "--timeout": ("timeout", float),
+            "--lease-timeout": ("lease_timeout", float),
+            **_STORE,
         },
+    ),
+    ("queue", "ack"): FastCommand(
+        "localqueue.cli.queue.ack",
+        ("name", "message_id"),
+        {"--lease-token": ("lease_token", str), **_STORE},
+    ),
+    ("queue", "release"): FastCommand(
+        "localqueue.cli.queue.release",
+        ("name", "message_id"),
+        {"--delay": ("delay", float), "--lease-token": ("lease_token", str), **_STORE},
+    ),
+    ("queue", "wait"): FastCommand(
+        "localqueue.cli.queue.wait", ("name",), {"--timeout": ("timeout", float), **_STORE}
     ),
 }
 

@@ -37,24 +37,40 @@ def test_fast_tables_match_the_typer_commands(key):
 
 
 CASES = [
-    ["q", "--value", "{}"],
-    ["q", "--value={}", "--raw", "--delay", "1.5"],
-    ["--store-path", "x.db", "q", "--durability", "normal"],
-    ["q", "--value", "1", "--value", "2"],
-    ["--", "q"],
-    ["q", "--delay=2"],
+    ("add", ["q", "--value", "{}"]),
+    ("add", ["q", "--value={}", "--raw", "--delay", "1.5"]),
+    ("add", ["--store-path", "x.db", "q", "--durability", "normal"]),
+    ("add", ["q", "--value", "1", "--value", "2"]),
+    ("add", ["--", "q"]),
+    ("add", ["q", "--delay=2"]),
+    ("size", ["q", "--store-path=s.db"]),
+    ("inspect", ["q", "1-abc"]),
+    ("pop", ["q", "--block", "--timeout", "3", "--worker-id", "w", "--lease-timeout", "9"]),
+    ("ack", ["q", "1-abc", "--lease-token", "t"]),
+    ("release", ["q", "1-abc", "--delay", "5", "--lease-token=t"]),
+    ("wait", ["q", "--timeout", "0.5"]),
 ]
 
 
-@pytest.mark.parametrize("args", CASES)
-def test_fast_parse_agrees_with_typer(args):
-    spec = fastpath.FAST_COMMANDS[("queue", "add")]
+@pytest.mark.parametrize(("command", "args"), CASES)
+def test_fast_parse_agrees_with_typer(command, args):
+    spec = fastpath.FAST_COMMANDS[("queue", command)]
     fast = fastpath.parse(spec, args)
     assert fast is not None
-    command = typer_command("queue", "add")
-    ctx = command.make_context("add", list(args))
+    click_command = typer_command("queue", command)
+    ctx = click_command.make_context(command, list(args))
     slow = {k: v for k, v in ctx.params.items() if v not in (None, False, 0.0)}
     assert {k: v for k, v in fast.items() if v not in (None, False, 0.0)} == slow
+
+
+def test_fast_commands_run_functions_take_the_parsed_names():
+    import importlib
+    import inspect
+
+    for spec in fastpath.FAST_COMMANDS.values():
+        params = inspect.signature(importlib.import_module(spec.module).run).parameters
+        names = set(spec.positionals) | {dest for dest, _ in spec.options.values()}
+        assert names <= set(params), spec.module
 
 
 @pytest.mark.parametrize(

@@ -14,6 +14,10 @@ All lines go in ONE transaction: a bad line enqueues nothing and exits 65 naming
 Prints each enqueued message as a JSON line."""
 
 
+_DIGIT_MAP = bytes(1 if 0x30 <= byte <= 0x39 else 0 for byte in range(256))
+_LONG_DIGIT_RUN = b"\x01" * 19
+
+
 def _parse(text: bytes, raw: bool, where: str) -> Any:
     if raw:
         try:
@@ -32,15 +36,31 @@ def read_values(data: bytes, raw: bool) -> tuple[list[Any], list[int]]:
     """Parse JSON Lines (or raw lines); returns the values and their 1-based line numbers."""
     values: list[Any] = []
     numbers: list[int] = []
-    for number, line in enumerate(data.split(b"\n"), 1):
-        if raw:
+    if raw:
+        for number, line in enumerate(data.split(b"\n"), 1):
             line = line.removesuffix(b"\r")
-            if not line.strip():
-                continue
-        elif not line.strip():
+            if line.strip():
+                values.append(_parse(line, True, f"line {number}"))
+                numbers.append(number)
+        return values, numbers
+    import orjson
+
+    from localqueue.codec import decode_input
+
+    # orjson is exact except for integers beyond 64 bits (they become floats): only input
+    # with a run of 19+ digits somewhere needs codec's exact parser. Finding such a run by
+    # translating bytes is ~20x cheaper than a regex search per line.
+    digits_only = data.translate(_DIGIT_MAP)
+    loads = decode_input if _LONG_DIGIT_RUN in digits_only else orjson.loads
+    append_value, append_number = values.append, numbers.append
+    for number, line in enumerate(data.split(b"\n"), 1):
+        if not line or line.isspace():
             continue
-        values.append(_parse(line, raw, f"line {number}"))
-        numbers.append(number)
+        try:
+            append_value(loads(line))
+        except ValueError as exc:
+            raise CliError(f"line {number}: invalid JSON: {exc}", DATA_ERROR) from None
+        append_number(number)
     return values, numbers
 
 
