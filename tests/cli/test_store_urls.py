@@ -1,0 +1,27 @@
+"""Every queue command works on the store a URL names: ``--store-path lmdb://DIR``."""
+
+from __future__ import annotations
+
+from tests.cli.conftest import SUBPROCESS
+from tests.conftest import unavailable
+
+pytestmark = SUBPROCESS
+
+
+def test_lmdb_store_and_retry_store_through_the_cli(cli, home):
+    try:
+        import lmdb  # noqa: F401
+    except ImportError as exc:
+        unavailable(f"lmdb not installed: {exc}")
+    cli.store = f"lmdb://{home / 'queue.lmdb'}"  # type: ignore[assignment]
+    cli.retries = f"lmdb://{home / 'retries.lmdb'}"  # type: ignore[assignment]
+    first, second, third = cli.add("q", 1, 2, 3)
+    [popped] = cli.json("queue", "pop", "q")
+    assert popped["id"] == first
+    cli.json("queue", "ack", "q", first, "--lease-token", popped["lease_token"])
+    lines = cli.json("queue", "process", "q", "tests_handlers:fail", "--max-tries", "1")
+    assert [(line["id"], line["status"]) for line in lines] == [(second, "dead"), (third, "dead")]
+    assert cli.json("queue", "list") == [
+        {"queue": "q", "ready": 0, "delayed": 0, "inflight": 0, "dead": 2, "total": 2}
+    ]
+    assert (home / "queue.lmdb").is_dir() and (home / "retries.lmdb").is_dir()
