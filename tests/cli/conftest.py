@@ -43,6 +43,10 @@ def flaky(value):
         raise ConnectionError("first call fails")
 
 
+def noisy(value):
+    print("handler chatter on stdout")
+
+
 def crash(value):
     os._exit(9)
 

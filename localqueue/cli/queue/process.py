@@ -1,6 +1,7 @@
 """``localqueue queue process``: run a Python ``module:function`` on each message."""
 
 import asyncio
+import contextlib
 import importlib
 import os
 import sys
@@ -18,7 +19,8 @@ if TYPE_CHECKING:
 HELP = """Handle messages with a Python function: HANDLER is module:function (importable
 from the current directory, like `python -m`), called with the message value. Returning
 acks the message; raising releases it for another attempt (after the retry wait) until
---max-tries attempts are spent, then dead-letters it. One JSON line per handled message:
+--max-tries attempts are spent, then dead-letters it. What the handler prints goes to
+stderr: stdout carries one JSON line per handled message:
 {"id", "queue", "status": "acked"|"released"|"dead", "attempts", "error"}.
 
 Without --forever or --block, handles what is ready and exits 0 (cron mode). SIGINT or
@@ -52,10 +54,12 @@ def make_handler(function: Callable[[Any], Any]) -> "Callable[[QueueMessage], An
     from localqueue.codec import error_to_dict
 
     def handle(message: "QueueMessage") -> dict[str, Any] | None:
+        # stdout carries the worker's JSON lines only: a handler's print() goes to stderr.
         try:
-            result = function(message.value)
-            if asyncio.iscoroutine(result):
-                asyncio.run(result)
+            with contextlib.redirect_stdout(sys.stderr):
+                result = function(message.value)
+                if asyncio.iscoroutine(result):
+                    asyncio.run(result)
         except Exception as exc:
             return error_to_dict(exc)
         return None

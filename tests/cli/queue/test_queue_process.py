@@ -127,6 +127,14 @@ def test_a_handler_that_kills_its_process_still_reaches_dead_letter(cli):
     assert lines[0]["error"]["type"] == "RetryBudgetExhausted"
 
 
+def test_what_a_handler_prints_goes_to_stderr_not_into_the_json_lines(cli):
+    cli.add("q", 1)
+    result = cli("queue", "process", "q", "tests_handlers:noisy")
+    assert result.returncode == 0
+    assert [json.loads(line)["status"] for line in result.stdout.splitlines()] == ["acked"]
+    assert "handler chatter on stdout" in result.stderr
+
+
 def test_async_handlers_are_awaited(cli):
     cli.add("q", 1)
     [line] = cli.json("queue", "process", "q", "tests_handlers:async_ok")
