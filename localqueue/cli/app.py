@@ -35,7 +35,7 @@ elapsed), 4 unknown message id / wrong state / stale lease token, 65 invalid inp
 def build_app() -> typer.Typer:
     """The full Typer command tree (man pages and completions are generated from it)."""
     import typer
-    from typer.completion import completion_init
+    from typer._completion_classes import completion_init
 
     from localqueue.cli import config as config_group
     from localqueue.cli import queue as queue_group

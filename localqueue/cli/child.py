@@ -10,7 +10,9 @@ output is where errors usually are). On timeout the child's whole process group 
 SIGTERM, then SIGKILL after ``KILL_GRACE`` seconds, and the exit code is recorded as 124.
 
 Limitation: if the worker itself is SIGKILLed, the child keeps running (it is in its own
-session); its message is delivered again when the lease expires.
+session); its message is delivered again when the lease expires. ``PR_SET_PDEATHSIG``
+would need a ``preexec_fn``, which forces fork+exec instead of vfork: measured here,
+2.7 ms per spawn instead of 0.7 ms, too much for ``exec -- true`` drains.
 """
 
 from __future__ import annotations

@@ -195,6 +195,7 @@ class Worker:
         self.queue, self.attempts, self.handle, self.options = queue, attempts, handle, options
         self.flags = StopFlags()
         self.heartbeat = Heartbeat(queue)
+        self.spent: set[str] = set()  # ids released with a spent budget (--no-dead-letter)
 
     def next_message(self) -> QueueMessage | None:
         """The next message, or None when the loop should look at its flags again (or,
@@ -232,6 +233,7 @@ class Worker:
         else:
             queue.release(message, options.retry_delay(record.attempts), error)
             self.attempts.clear(key)
+            self.spent.add(key)
             status = "released"
         line = {"id": key, "queue": queue.name, "status": status, "attempts": message.attempts}
         line["error"] = error
@@ -268,6 +270,7 @@ class Worker:
             exit_codes.warning(
                 f"lost the lease of {message.id} while handling it; another worker has it now"
             )
+            return
         try:
             self.settle(message, record, error)
         except LeaseLostError:
@@ -289,6 +292,10 @@ class Worker:
                         break
                     continue
                 if self.flags.signals:  # leased while a stop was requested: give it back
+                    self.queue.release(message)
+                    break
+                if draining and message.id in self.spent:
+                    # --no-dead-letter gave it a fresh budget: a drain must not loop on it.
                     self.queue.release(message)
                     break
                 self.run_one(message)

@@ -106,14 +106,19 @@ def test_flaky_handler_is_acked_on_the_second_attempt(cli, tmp_path):
     assert lines[0]["error"]["type"] == "ConnectionError"
 
 
-def test_no_dead_letter_releases_when_the_budget_is_spent(cli):
+def test_no_dead_letter_releases_when_the_budget_is_spent_and_the_drain_ends(cli):
     cli.add("q", 1)
     lines = cli.json(
-        "queue", "process", "q", "tests_handlers:fail", "--max-tries", "1", "--no-dead-letter",
-        "--max-jobs", "1",
-    )  # fmt: skip
-    assert [line["status"] for line in lines] == ["released"]
+        "queue", "process", "q", "tests_handlers:fail", "--max-tries", "2", "--no-dead-letter"
+    )
+    assert [line["status"] for line in lines] == ["released", "released"]
+    assert cli.stats("q")["ready"] == 1
     assert cli.stats("q")["dead"] == 0
+    # ...with a fresh budget: the next run tries it max-tries times again.
+    again = cli.json(
+        "queue", "process", "q", "tests_handlers:fail", "--max-tries", "2", "--no-dead-letter"
+    )
+    assert len(again) == 2
 
 
 def test_a_handler_that_kills_its_process_still_reaches_dead_letter(cli):
