@@ -9,8 +9,23 @@ import typer
 from localqueue import config
 
 __all__ = [
+    "Backoff",
+    "Block",
+    "Durability",
+    "Forever",
+    "IdleSleep",
+    "LeaseTimeout",
+    "MaxDelay",
+    "MaxJobs",
+    "MaxTries",
+    "NoDeadLetter",
+    "ReleaseDelay",
+    "RetryStorePath",
+    "StorePath",
+    "WorkerId",
     "delay",
     "durability",
+    "interval",
     "lease_timeout",
     "lease_token",
     "message_id",
