@@ -204,7 +204,8 @@ class Worker:
         try:
             return queue.get_message(block=False, leased_by=options.worker_id)
         except Empty:
-            pass
+            if not (options.forever or options.block):
+                return None  # draining: empty means done
         if options.block:
             try:
                 return queue.get_message(True, IDLE_SLICE, leased_by=options.worker_id)

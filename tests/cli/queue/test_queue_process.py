@@ -42,8 +42,9 @@ def test_drains_what_is_ready_and_exits_0(cli):
     assert cli.stats("q")["total"] == 0
 
 
-def test_empty_queue_is_not_an_error(cli):
-    result = cli("queue", "process", "q", "tests_handlers:ok")
+def test_empty_queue_is_not_an_error_and_a_drain_does_not_idle(cli):
+    # --idle-sleep applies to --forever only: a drain that slept it would hit the timeout.
+    result = cli("queue", "process", "q", "tests_handlers:ok", "--idle-sleep", "600", timeout=60)
     assert result.returncode == 0
     assert result.stdout == ""
 
