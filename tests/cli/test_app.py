@@ -77,3 +77,22 @@ def test_store_locked_past_its_busy_timeout_exits_75(cli):
     assert result.returncode == 75
     assert "try again" in result.stderr
     assert cli.stats("q")["total"] == 1
+
+
+def test_the_typer_path_never_imports_rich_or_pydantic(cli):
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, os\n"
+        "from localqueue.cli.app import run\n"
+        "for args in (['queue', 'stats', 'q', '--store-path', sys.argv[1]],"
+        " ['queue', 'stats', '--help'], ['queue', 'add', 'q', '--bogus']):\n"
+        "    run(args)\n"
+        "heavy = {m.split('.')[0] for m in sys.modules} & {'rich', 'pydantic', 'tenacity'}\n"
+        "print(sorted(heavy), file=sys.stderr)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(cli.store)], capture_output=True, text=True
+    )
+    assert result.stderr.splitlines()[-1] == "[]"
