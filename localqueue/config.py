@@ -34,7 +34,7 @@ class ConfigError(ValueError):
 def _path(value: object) -> str:
     if not isinstance(value, str) or not value:
         raise ConfigError("must be a non-empty string (a path or URL)")
-    return value
+    return os.path.expanduser(value) if value.startswith("~") else value
 
 
 def _durability(value: object) -> str:

@@ -140,3 +140,8 @@ def test_retry_store_path_resolution(cli, monkeypatch):
     cli.json("queue", "process", "q", "tests_handlers:ok", store=False)
     assert (cli.cwd / "env-retries.db").exists()
     assert not (cli.cwd / "localqueue_retries.sqlite3").exists()
+
+
+def test_a_tilde_in_a_store_path_means_home(cli, home):
+    cli.json("config", "set", "store_path", "~/jobs.sqlite3", store=False)
+    assert show(cli)["store_path"] == str(home / "home" / "jobs.sqlite3")
