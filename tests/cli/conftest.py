@@ -77,7 +77,7 @@ not_callable = 42
 @pytest.fixture
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     for name in list(os.environ):
-        if name.startswith("LOCALQUEUE_") or name == "NO_COLOR":
+        if name.startswith("LOCALQUEUE_") and not name.startswith("LOCALQUEUE_TEST_"):
             monkeypatch.delenv(name)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))

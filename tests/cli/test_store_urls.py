@@ -25,3 +25,37 @@ def test_lmdb_store_and_retry_store_through_the_cli(cli, home):
         {"queue": "q", "ready": 0, "delayed": 0, "inflight": 0, "dead": 2, "total": 2}
     ]
     assert (home / "queue.lmdb").is_dir() and (home / "retries.lmdb").is_dir()
+
+
+def test_postgres_store_and_retry_store_through_the_cli(cli):
+    import os
+    import uuid
+
+    url = os.environ.get("LOCALQUEUE_TEST_POSTGRES_URL")
+    if not url:
+        unavailable("LOCALQUEUE_TEST_POSTGRES_URL is not set (a PostgreSQL server to test against)")
+    try:
+        import psycopg
+    except ImportError as exc:
+        unavailable(f"psycopg not installed: {exc}")
+    schema = f"lq_cli_{uuid.uuid4().hex[:12]}"
+    cli.store = cli.retries = f"{url}{'&' if '?' in url else '?'}schema={schema}"
+    try:
+        first, second = cli.add("q", 1, 2)
+        [popped] = cli.json("queue", "pop", "q", "--worker-id", "w1")
+        assert (popped["id"], popped["leased_by"]) == (first, "w1")
+        cli.json("queue", "release", "q", first, "--lease-token", popped["lease_token"])
+        lines = cli.json("queue", "exec", "q", "--max-tries", "1", "--", "false")
+        assert [(line["id"], line["status"]) for line in lines] == [
+            (second, "dead"),  # the released one became visible later
+            (first, "dead"),
+        ]
+        assert cli.json("queue", "requeue-dead", "q", "--all") == [{"queue": "q", "requeued": 2}]
+        assert [line["status"] for line in cli.json("queue", "exec", "q", "--", "true")] == [
+            "acked",
+            "acked",
+        ]
+        assert cli("queue", "size", "q").stdout == "0\n"
+    finally:
+        with psycopg.connect(url, autocommit=True) as admin:
+            admin.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
