@@ -100,20 +100,20 @@ def test_idle_waiting_worker_exits_promptly_on_a_signal(cli, mode):
     line = json.loads(worker.stdout.readline())
     assert (line["id"], line["status"]) == (added, "acked")
     worker.send_signal(signal.SIGTERM)
-    assert worker.wait(timeout=3) == 0  # idle: it notices within a fraction of a second
+    assert worker.wait(timeout=5) == 0  # idle: it notices within a quarter of a second
 
 
 def test_the_lease_is_extended_while_a_long_job_runs(cli, fifo):
     ready, go = fifo("ready"), fifo("go")
     cli.add("q", 1)
     worker = cli.popen(
-        "queue", "exec", "q", "--lease-timeout", "0.3", "--",
+        "queue", "exec", "q", "--lease-timeout", "1", "--",
         "sh", "-c", f'echo started > "{ready}"; read x < "{go}"',
     )  # fmt: skip
     with open(ready) as job:
         assert job.readline() == "started\n"
-    # Four lease timeouts later, a second consumer still finds nothing to lease.
-    assert cli("queue", "pop", "q", "--block", "--timeout", "1.2").returncode == 3
+    # Three lease timeouts later, a second consumer still finds nothing to lease.
+    assert cli("queue", "pop", "q", "--block", "--timeout", "3").returncode == 3
     with open(go, "w") as job:
         job.write("go\n")
     out, err = worker.communicate(timeout=60)
