@@ -46,7 +46,19 @@ def make_handler(argv: list[str], timeout: float | None) -> "Any":
             "LOCALQUEUE_QUEUE": message.queue,
             "LOCALQUEUE_ATTEMPT": str(message.attempts),
         }
-        result = run_child(argv, encode(message.value) + b"\n", env, timeout)
+        try:
+            result = run_child(argv, encode(message.value) + b"\n", env, timeout)
+        except OSError as exc:  # vanished since the check, not executable, bad format...
+            missing = isinstance(exc, FileNotFoundError)
+            return {
+                "type": "CommandFailed",
+                "module": None,
+                "message": f"cannot run {argv[0]}: {exc.strerror or exc}",
+                "command": list(argv),
+                "exit_code": 127 if missing else 126,  # as a shell reports it
+                "stdout": "",
+                "stderr": "",
+            }
         if result.exit_code == 0:
             return None
         if result.timed_out:

@@ -150,6 +150,17 @@ def test_missing_command_is_a_usage_error_before_anything_is_leased(cli, command
     assert cli.stats("q")["ready"] == 1
 
 
+def test_a_command_that_cannot_be_executed_is_a_failure_not_a_crash(cli, tmp_path):
+    script = tmp_path / "garbage"
+    script.write_bytes(b"\x00\x01\x02 not a program")
+    script.chmod(0o755)
+    cli.add("q", 1)
+    [line] = exec_lines(cli, "q", str(script))
+    assert line["status"] == "dead"
+    assert line["error"]["exit_code"] == 126
+    assert "cannot run" in line["error"]["message"]
+
+
 def test_drains_many_messages_in_order(cli):
     ids = cli.add("q", *range(20))
     lines = cli.json("queue", "exec", "q", "--", "true")

@@ -77,3 +77,27 @@ def test_stats_watch_draws_a_table_on_a_terminal(cli):
         "queue": "emails", "ready": 1, "delayed": 0, "inflight": 0, "dead": 0, "total": 1,
     }  # fmt: skip
     assert b"queue" in screen and b"ready" in screen
+
+
+@pytest.mark.parametrize(("answer", "code", "left"), [("y\n", 0, 0), ("n\n", 1, 2)])
+def test_purge_asks_on_a_terminal(cli, answer, code, left):
+    cli.add("q", 1, 2)
+    leader, follower = pty.openpty()
+    purge = subprocess.Popen(
+        [LOCALQUEUE, *cli.store_args(("queue", "purge", "q"))],
+        stdin=follower,
+        stdout=subprocess.PIPE,
+        stderr=follower,
+        text=True,
+    )
+    os.close(follower)
+    prompt = b""
+    while b"[y/N]" not in prompt:
+        prompt += os.read(leader, 4096)
+    os.write(leader, answer.encode())
+    out, _ = purge.communicate(timeout=60)
+    os.close(leader)
+    assert purge.returncode == code
+    assert cli.stats("q")["total"] == left
+    if code == 0:
+        assert json.loads(out) == {"queue": "q", "purged": 2}
