@@ -101,7 +101,6 @@ def register(group: "typer.Typer") -> None:
     import typer
 
     from localqueue.cli import options as o
-    from localqueue.cli.worker import WorkerOptions
 
     @group.command("exec", help=HELP)
     def exec_(
@@ -136,6 +135,8 @@ def register(group: "typer.Typer") -> None:
         retry_store_path: o.RetryStorePath = None,
         durability: o.Durability = None,
     ) -> None:
+        from localqueue.cli.worker import WorkerOptions
+
         options = WorkerOptions(
             max_jobs, forever, block, worker_id, max_tries, backoff, release_delay, max_delay,
             not no_dead_letter, idle_sleep,

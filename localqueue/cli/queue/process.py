@@ -1,8 +1,8 @@
 """``localqueue queue process``: run a Python ``module:function`` on each message."""
 
-import asyncio
 import contextlib
 import importlib
+import inspect
 import os
 import sys
 from collections.abc import Callable
@@ -58,7 +58,9 @@ def make_handler(function: Callable[[Any], Any]) -> "Callable[[QueueMessage], An
         try:
             with contextlib.redirect_stdout(sys.stderr):
                 result = function(message.value)
-                if asyncio.iscoroutine(result):
+                if inspect.iscoroutine(result):
+                    import asyncio
+
                     asyncio.run(result)
         except Exception as exc:
             return error_to_dict(exc)
@@ -81,7 +83,6 @@ def register(group: "typer.Typer") -> None:
     import typer
 
     from localqueue.cli import options as o
-    from localqueue.cli.worker import WorkerOptions
 
     @group.command("process", help=HELP)
     def process(
@@ -104,6 +105,8 @@ def register(group: "typer.Typer") -> None:
         retry_store_path: o.RetryStorePath = None,
         durability: o.Durability = None,
     ) -> None:
+        from localqueue.cli.worker import WorkerOptions
+
         options = WorkerOptions(
             max_jobs, forever, block, worker_id, max_tries, backoff, release_delay, max_delay,
             not no_dead_letter, idle_sleep,
