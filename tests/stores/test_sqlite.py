@@ -218,3 +218,13 @@ def test_check_reports_damage(tmp_path: Path) -> None:
         assert "malformed" in str(exc)
     else:
         assert report["ok"] is False and report["integrity"] != "ok"
+
+
+@pytest.mark.parametrize("count", [2, 511, 512, 513, 1337])
+def test_batches_of_any_size_keep_ids_and_order(tmp_path: Path, count: int) -> None:
+    q = PersistentQueue("jobs", tmp_path / "q.sqlite3")
+    messages = q.put_many([{"i": i} for i in range(count)])
+    assert len({m.id for m in messages}) == count
+    for message in (messages[0], messages[count // 2], messages[-1]):
+        assert q.inspect(message.id).value == message.value  # type: ignore[union-attr]
+    assert [q.get_message(block=False).value["i"] for _ in range(count)] == list(range(count))
