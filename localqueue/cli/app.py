@@ -39,6 +39,7 @@ def build_app() -> typer.Typer:
 
     from localqueue.cli import config as config_group
     from localqueue.cli import queue as queue_group
+    from localqueue.cli import store as store_group
 
     completion_init()  # Typer's bash/zsh/fish classes for _LOCALQUEUE_COMPLETE=...
     app = typer.Typer(
@@ -52,6 +53,7 @@ def build_app() -> typer.Typer:
     )
     app.add_typer(queue_group.build(), name="queue")
     app.add_typer(config_group.build(), name="config")
+    app.add_typer(store_group.build(), name="store")
 
     def show_version(value: bool) -> None:
         if value:
