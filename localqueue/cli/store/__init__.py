@@ -13,9 +13,9 @@ COMMANDS = ("check", "backup", "vacuum")
 
 def open_sqlite(store_path: str | None, durability: str | None) -> "SQLiteQueueStore":
     """The SQLite store the settings name; a usage error (exit 2) for any other kind."""
-    from localqueue.cli.common import settings
     import os
 
+    from localqueue.cli.common import settings
     from localqueue.cli.exit_codes import CliError, UsageError
     from localqueue.stores import LMDB_SCHEME, POSTGRES_SCHEMES
     from localqueue.stores.sqlite import SQLiteQueueStore
