@@ -29,8 +29,9 @@ def open_sqlite(store_path: str | None, durability: str | None) -> "SQLiteQueueS
         )
     if not os.path.exists(conf.store_path):
         raise CliError(f"{conf.store_path}: no such store file")
-    durability_level = "normal" if conf.durability == "normal" else "full"
-    return SQLiteQueueStore(conf.store_path, durability=durability_level)
+    if conf.durability == "normal":
+        return SQLiteQueueStore(conf.store_path, durability="normal")
+    return SQLiteQueueStore(conf.store_path)
 
 
 def build() -> "typer.Typer":
