@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from localqueue import codec
 from localqueue.cli import exit_codes
 from localqueue.cli.common import emit, stderr_is_tty
-from localqueue.errors import Empty, LeaseLostError, LocalQueueError
+from localqueue.errors import Empty, LeaseLostError, LocalQueueError, StoreLockedError
 
 if TYPE_CHECKING:
     from localqueue.message import QueueMessage
@@ -184,6 +184,24 @@ def _unspend(attempts: AttemptStore, record: AttemptRecord) -> None:
         attempts.record_attempt(record.key, record.first_attempt_at)
 
 
+def _while_leased(message: QueueMessage, settle: Callable[[], object]) -> None:
+    """Settle ``message``; while another process holds the store's lock past its busy
+    timeout, keep trying until the lease ends rather than drop a finished job's outcome
+    (after that, StoreLockedError: the message will be delivered again anyway)."""
+    while True:
+        try:
+            settle()
+            return
+        except StoreLockedError:
+            left = (message.lease_expires_at or 0.0) - time.time()
+            if left <= 0:
+                raise
+            exit_codes.warning(
+                f"store is busy; still trying to settle {message.id} (lease ends in {left:.0f}s)"
+            )
+            time.sleep(min(0.1, left))
+
+
 class Worker:
     def __init__(
         self,
@@ -220,19 +238,21 @@ class Worker:
         queue, options = self.queue, self.options
         key = message.id
         if error is None:
-            queue.ack(message)
+            _while_leased(message, lambda: queue.ack(message))
             self.attempts.clear(key)
             status = "acked"
         elif record.attempts < options.max_tries:
             self.attempts.record_failure(key, codec.encode(error), exhausted=False)
-            queue.release(message, options.retry_delay(record.attempts), error)
+            delay = options.retry_delay(record.attempts)
+            _while_leased(message, lambda: queue.release(message, delay, error))
             status = "released"
         elif options.dead_letter:
-            queue.dead_letter(message, error)
+            _while_leased(message, lambda: queue.dead_letter(message, error))
             self.attempts.clear(key)  # a requeued dead letter starts a fresh budget
             status = "dead"
         else:
-            queue.release(message, options.retry_delay(record.attempts), error)
+            delay = options.retry_delay(record.attempts)
+            _while_leased(message, lambda: queue.release(message, delay, error))
             self.attempts.clear(key)
             self.spent.add(key)
             status = "released"

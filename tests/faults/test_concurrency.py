@@ -1,0 +1,229 @@
+"""Matrix rows 6, 7, 8: many processes at once, a lock held too long, a reader held open."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import textwrap
+import threading
+import time
+from pathlib import Path
+from typing import IO
+
+import pytest
+
+from localqueue import PersistentQueue
+from tests.faults.conftest import snapshot
+from tests.faults.helpers import popen, python, read_fifo, read_line, run, stats, wait_for
+
+PRODUCER = textwrap.dedent(
+    """
+    import sys
+    from localqueue import PersistentQueue
+    path, start, count = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    q = PersistentQueue("jobs", path, durability="normal")
+    for first in range(start, start + count, 50):
+        q.put_many(list(range(first, min(first + 50, start + count))))
+    """
+)
+CONSUMER = textwrap.dedent(
+    """
+    import sys
+    from localqueue import Empty, PersistentQueue
+    q = PersistentQueue("jobs", sys.argv[1], durability="normal")
+    done = sys.argv[2]
+    import os
+    while True:
+        try:
+            message = q.get_message(timeout=0.2)
+        except Empty:
+            if os.path.exists(done) and q.qsize() == 0 and q.stats().inflight == 0:
+                break
+            continue
+        q.ack(message)
+        print(message.value, flush=True)
+    """
+)
+
+
+@pytest.mark.slow
+def test_row06_four_producers_four_consumers_lose_and_duplicate_nothing(tmp_path: Path) -> None:
+    path, done = tmp_path / "q.sqlite3", tmp_path / "producers-done"
+    PersistentQueue("jobs", path).close()
+    consumers = [python(CONSUMER, str(path), str(done)) for _ in range(4)]
+    producers = [python(PRODUCER, str(path), str(i * 2500), "2500") for i in range(4)]
+    for producer in producers:
+        _, err = producer.communicate(timeout=120)
+        assert producer.returncode == 0, err
+    done.touch()
+    acked: list[int] = []
+    for consumer in consumers:
+        out, err = consumer.communicate(timeout=120)
+        assert consumer.returncode == 0, err  # no lock error escaped
+        acked += [int(line) for line in out.split()]
+    assert len(acked) == 10_000 and set(acked) == set(range(10_000))
+    assert snapshot(path) == {"integrity": ["ok"], "rows": []}
+
+
+@pytest.mark.slow
+def test_row06_cli_producers_and_exec_forever_workers(tmp_path: Path) -> None:
+    store, retries = tmp_path / "q.sqlite3", tmp_path / "r.sqlite3"
+    stores = ("--store-path", str(store))
+    argv = ("queue", "exec", "q", "--forever", "--idle-sleep", "0.05", *stores)
+    argv += ("--retry-store-path", str(retries), "--", "true")
+    workers = [popen(tmp_path, *argv) for _ in range(4)]
+    adders = []
+    for p in range(4):
+        lines = tmp_path / f"lines-{p}"
+        lines.write_text("".join(f"{p * 250 + i}\n" for i in range(250)))
+        with open(lines) as stdin:
+            adders.append(popen(tmp_path, "queue", "add", "q", *stores, stdin=stdin))
+    produced: set[str] = set()
+    for adder in adders:
+        out, err = adder.communicate(timeout=60)
+        assert adder.returncode == 0, err
+        produced |= {json.loads(line)["id"] for line in out.splitlines()}
+    lines: queue.Queue[str] = queue.Queue()
+    readers = [threading.Thread(target=_pump, args=(w.stdout, lines)) for w in workers]
+    for reader in readers:
+        reader.start()
+    acked: list[str] = []
+    while len(acked) < len(produced):
+        result = json.loads(lines.get(timeout=60))
+        assert result["status"] == "acked"
+        acked.append(result["id"])
+    for worker in workers:
+        worker.terminate()
+    for worker, reader in zip(workers, readers, strict=True):
+        assert worker.wait(30) == 0
+        reader.join(10)
+        assert worker.stderr is not None
+        assert worker.stderr.read() == ""  # no lock error, no warning
+    while not lines.empty():
+        acked.append(json.loads(lines.get())["id"])
+    assert len(produced) == 1000
+    assert len(acked) == len(set(acked)) and set(acked) == produced
+
+
+def _pump(stream: IO[str] | None, into: queue.Queue[str]) -> None:
+    assert stream is not None
+    for line in stream:
+        into.put(line)
+
+
+LOCKER = textwrap.dedent(
+    """
+    import sqlite3, sys
+    conn = sqlite3.connect(sys.argv[1], isolation_level=None)
+    conn.execute("BEGIN IMMEDIATE")
+    print("locked", flush=True)
+    sys.stdin.readline()
+    conn.execute("ROLLBACK")
+    print("unlocked", flush=True)
+    sys.stdin.readline()
+    """
+)
+BUSY_TIMEOUT = 5.0  # the store's default
+
+
+@pytest.mark.slow
+def test_row07_commands_exit_75_when_the_lock_is_held_past_busy_timeout(tmp_path: Path) -> None:
+    store = tmp_path / "q.sqlite3"
+    stores = ("--store-path", str(store))
+    assert run(tmp_path, "queue", "add", "q", "--value", "1", *stores).returncode == 0
+    assert run(tmp_path, "queue", "add", "q", "--value", "2", *stores).returncode == 0
+    leased = json.loads(run(tmp_path, "queue", "pop", "q", *stores).stdout)
+    before = snapshot(store)
+    locker = python(LOCKER, str(store))
+    assert read_line(locker.stdout) == "locked\n"
+    commands = {
+        "add": ("queue", "add", "q", "--value", "3"),
+        "pop": ("queue", "pop", "q"),
+        "ack": ("queue", "ack", "q", leased["id"], "--lease-token", leased["lease_token"]),
+    }
+    started = time.monotonic()
+    running = {name: popen(tmp_path, *argv, *stores) for name, argv in commands.items()}
+    for name, process in running.items():
+        out, err = process.communicate(timeout=30)
+        assert process.returncode == 75, (name, err)
+        assert out == "" and "locked" in err and "try again" in err
+    assert time.monotonic() - started < BUSY_TIMEOUT + 1 + 1  # + process start-up
+    assert locker.stdin is not None
+    locker.stdin.write("\n")
+    locker.stdin.flush()
+    assert read_line(locker.stdout) == "unlocked\n"
+    assert snapshot(store) == before  # nothing written
+    for name, argv in commands.items():
+        done = run(tmp_path, *argv, *stores)
+        assert done.returncode == 0, (name, done.stderr)
+    locker.stdin.close()
+    locker.wait(10)
+
+
+@pytest.mark.slow
+def test_row07_worker_ack_under_the_lock_waits_for_it(tmp_path: Path) -> None:
+    store = tmp_path / "q.sqlite3"
+    ready, go = tmp_path / "ready", tmp_path / "go"
+    os.mkfifo(ready)
+    os.mkfifo(go)
+    stores = ("--store-path", str(store), "--retry-store-path", str(tmp_path / "r.sqlite3"))
+    assert run(tmp_path, "queue", "add", "q", "--value", "1", *stores[:2]).returncode == 0
+    worker = popen(
+        tmp_path, "queue", "exec", "q", "--lease-timeout", "30", *stores,
+        "--", "sh", "-c", f"echo started > {ready}; read line < {go}",
+    )  # fmt: skip
+    read_fifo(ready)
+    locker = python(LOCKER, str(store))
+    assert read_line(locker.stdout) == "locked\n"
+    with open(go, "w") as handle:  # the handler succeeds while the store is locked
+        handle.write("go\n")
+    wait_for(worker.stderr, "store is busy", timeout=BUSY_TIMEOUT + 10)  # it keeps trying
+    assert locker.stdin is not None
+    locker.stdin.write("\n")
+    locker.stdin.close()
+    out, err = worker.communicate(timeout=30)
+    assert worker.returncode == 0, err
+    assert json.loads(out)["status"] == "acked"
+    assert stats(tmp_path, store)["total"] == 0
+    locker.wait(10)
+
+
+READER = textwrap.dedent(
+    """
+    import sqlite3, sys
+    conn = sqlite3.connect(sys.argv[1], isolation_level=None)
+    conn.execute("BEGIN")
+    conn.execute("SELECT count(*) FROM messages").fetchone()
+    print("reading", flush=True)
+    sys.stdin.readline()
+    conn.execute("COMMIT")
+    conn.close()
+    """
+)
+
+
+@pytest.mark.slow
+def test_row08_wal_is_checkpointed_back_after_a_long_reader_closes(tmp_path: Path) -> None:
+    path = tmp_path / "q.sqlite3"
+    wal = Path(f"{path}-wal")
+    q = PersistentQueue("jobs", path, durability="normal")
+    reader = python(READER, str(path))
+    assert read_line(reader.stdout) == "reading\n"
+    for i in range(5000):
+        q.put({"n": i, "pad": "x" * 200})
+        q.ack(q.get_message(block=False))
+    grown = wal.stat().st_size
+    assert reader.stdin is not None
+    reader.stdin.write("\n")
+    reader.stdin.close()
+    reader.wait(10)
+    for i in range(100):  # ordinary traffic after the reader is gone
+        q.put({"n": i})
+        q.ack(q.get_message(block=False))
+    q.store.checkpoint()  # what an idle moment or close does
+    settled = wal.stat().st_size
+    q.close()
+    assert grown > 8 * 1024 * 1024, grown  # the reader really pinned the WAL
+    assert settled <= 8 * 1024 * 1024  # journal_size_limit
+    assert snapshot(path) == {"integrity": ["ok"], "rows": []}
