@@ -227,3 +227,29 @@ def test_row08_wal_is_checkpointed_back_after_a_long_reader_closes(tmp_path: Pat
     assert grown > 8 * 1024 * 1024, grown  # the reader really pinned the WAL
     assert settled <= 8 * 1024 * 1024  # journal_size_limit
     assert snapshot(path) == {"integrity": ["ok"], "rows": []}
+
+
+def test_row07_decorated_worker_ack_under_the_lock_waits_for_it(tmp_path: Path) -> None:
+    from localqueue import persistent_worker
+    from localqueue.retry import MemoryAttemptStore
+    from localqueue.stores.sqlite import SQLiteQueueStore
+
+    path = tmp_path / "q.sqlite3"
+    q = PersistentQueue("jobs", store=SQLiteQueueStore(path, busy_timeout=0.2), lease_timeout=30)
+    q.put("job")
+    locker = python(LOCKER, str(path))
+    assert locker.stdin is not None
+
+    @persistent_worker(q, retry_store=MemoryAttemptStore())
+    def handle(value: str) -> str:
+        assert read_line(locker.stdout) == "locked\n"
+        # the ack will meet the lock for 5 busy timeouts, then the lock goes away
+        threading.Timer(1.0, lambda: (locker.stdin.write("\n"), locker.stdin.flush())).start()
+        return value
+
+    started = time.monotonic()
+    assert handle() == "job"
+    assert time.monotonic() - started >= 1.0
+    assert q.stats().total == 0
+    locker.stdin.close()
+    locker.wait(10)
