@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import stat
 import threading
+import urllib.parse
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
@@ -29,6 +31,7 @@ __all__ = ["DURABILITY_LEVELS", "SQLiteFile"]
 DURABILITY_LEVELS = {"full": "FULL", "normal": "NORMAL"}
 _HEADER = b"SQLite format 3\x00"
 _BUSY_CODES = {5, 6}  # SQLITE_BUSY, SQLITE_LOCKED
+_READONLY_DIRECTORY = 1544  # SQLITE_READONLY_DIRECTORY: cannot create the -shm beside it
 # Connections inherited across fork(): kept referenced so they are never closed.
 _INHERITED: list[sqlite3.Connection] = []
 _NOTHING: AbstractContextManager[None] = nullcontext()
@@ -84,7 +87,25 @@ class SQLiteFile:
         message = str(exc)
         if code is not None and code & 0xFF in (11, 26):  # SQLITE_CORRUPT, SQLITE_NOTADB
             message = f"database is malformed or not a localqueue store ({message})"
+        elif code is not None and code & 0xFF == 8:  # SQLITE_READONLY
+            message = f"the store is read-only for this user; nothing was written ({message})"
+        elif code is not None and code & 0xFF in (10, 13):  # SQLITE_IOERR, SQLITE_FULL
+            message += self._space_hint()
         return self._refuse(message)
+
+    def _space_hint(self) -> str:
+        """The likely cause of a failed write: the file size limit or a full disk."""
+        import resource
+
+        soft = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+        if soft != resource.RLIM_INFINITY:
+            return f"; cannot grow the file: the file size limit (ulimit -f) is {soft} bytes"
+        try:
+            fs = os.statvfs(os.path.dirname(os.path.abspath(self.path)))
+        except OSError:
+            return ""
+        free = fs.f_bavail * fs.f_frsize
+        return f"; the disk is full ({free} bytes free)" if free < 2**24 else ""
 
     @contextmanager
     def errors(self) -> Iterator[None]:
@@ -122,7 +143,37 @@ class SQLiteFile:
         if self._conn is not None and self._stat_identity() != self._identity:
             raise self._refuse("the store file was deleted or replaced while in use")
 
+    def _check_location(self) -> None:
+        """Refuse a path another user could have planted: a symlink to a file that is
+        not ours, or any file in a world-writable directory owned by someone else (they
+        could swap the store, its -wal or its -shm for links to files of their choice)."""
+        me = os.geteuid()
+        try:
+            parent = os.stat(os.path.dirname(os.path.abspath(self.path)))
+            link: os.stat_result | None = os.lstat(self.path)
+        except FileNotFoundError:
+            link = None
+            if not os.path.isdir(os.path.dirname(os.path.abspath(self.path))):
+                return  # creating the file reports it
+        except OSError:
+            return  # creating or reading the file reports it
+        if parent.st_mode & stat.S_IWOTH and parent.st_uid != me:
+            raise self._refuse(
+                f"is in a world-writable directory owned by another user (uid {parent.st_uid});"
+                " keep stores in a directory only you can write"
+            )
+        if link is not None and stat.S_ISLNK(link.st_mode):
+            try:
+                owner = os.stat(self.path).st_uid
+            except OSError:
+                raise self._refuse("is a symlink to nothing") from None
+            if owner != me:
+                raise self._refuse(
+                    f"is a symlink to a file owned by another user (uid {owner}); refusing it"
+                )
+
     def _create_or_check_file(self) -> None:
+        self._check_location()
         flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW
         try:
             os.close(os.open(self.path, flags, 0o600))
@@ -147,17 +198,37 @@ class SQLiteFile:
         if header and len(header) < 100:
             raise self._refuse("database is malformed (truncated file)")
 
-    def _open(self) -> sqlite3.Connection:
-        self._create_or_check_file()
-        conn = sqlite3.connect(
-            self.path,
+    def _connect(self, *, immutable: bool = False) -> sqlite3.Connection:
+        target = str(self.path)
+        if immutable:
+            target = f"file:{urllib.parse.quote(os.path.abspath(target))}?immutable=1"
+        return sqlite3.connect(
+            target,
             timeout=self.busy_timeout,
             isolation_level=None,
             check_same_thread=False,
             cached_statements=256,
+            uri=immutable,
         )
+
+    def _open(self) -> sqlite3.Connection:
+        self._create_or_check_file()
+        conn = self._connect()
         try:
-            version = self._check_schema(conn)  # before anything writes to the file
+            try:
+                version = self._check_schema(conn)  # before anything writes to the file
+            except sqlite3.OperationalError as exc:
+                if getattr(exc, "sqlite_errorcode", None) != _READONLY_DIRECTORY:
+                    raise
+                if os.path.exists(f"{self.path}-wal"):
+                    raise
+                # A directory we cannot write (so no -shm can be created) and no -wal:
+                # nobody has the store open for writing. Read the file as it is; any
+                # write fails with SQLITE_READONLY.
+                conn.close()
+                conn = self._connect(immutable=True)
+                self._check_schema(conn)
+                return conn
             mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
             if mode != "wal":
                 conn.execute("PRAGMA journal_mode = WAL")
