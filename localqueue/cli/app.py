@@ -155,6 +155,13 @@ def run(args: Sequence[str]) -> int:
 
 def main(argv: Sequence[str] | None = None) -> NoReturn:
     """Console-script entry point."""
+    instruction = os.environ.get("_LOCALQUEUE_COMPLETE")
+    if instruction:  # shell completion: answered without Typer (see cli/complete.py)
+        from localqueue.cli import complete
+
+        code = complete.respond(instruction)
+        if code is not None:
+            sys.exit(code)
     sys.exit(run(sys.argv[1:] if argv is None else argv))
 
 

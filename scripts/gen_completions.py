@@ -1,0 +1,90 @@
+"""Generate the shell completion files from the Typer command tree.
+
+* ``completions/localqueue.bash``, ``completions/_localqueue`` (zsh) and
+  ``completions/localqueue.fish``:
+  Typer's dynamic scripts (each TAB runs ``localqueue``), as ``localqueue.cli.complete.source``
+  fixes them up.
+* ``localqueue/cli/completion_tree.json``: every group's subcommands and every command's
+  options and positional arguments, which ``localqueue.cli.complete`` answers TABs from
+  without importing Typer.
+
+Run ``python scripts/regen.py`` (it also regenerates the man pages).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from localqueue import config
+from localqueue.cli import complete
+
+SCRIPTS = {
+    "bash": "completions/localqueue.bash",
+    "zsh": "completions/_localqueue",
+    "fish": "completions/localqueue.fish",
+}
+TREE = "localqueue/cli/completion_tree.json"
+_CHOICES = re.compile(r"^[a-z]+(\|[a-z]+)+$")  # a metavar such as full|normal
+
+
+def walk(command: Any, ctx: Any, path: str, tree: dict[str, Any]) -> None:
+    """Add ``command`` (a Click command or group, at ``path``) and its children to ``tree``."""
+    from typer import _click
+    from typer.core import TyperGroup, TyperOption
+
+    commands: dict[str, str] = {}
+    options: dict[str, dict[str, Any]] = {}
+    arguments: list[str] = []
+    for param in command.get_params(ctx):
+        if isinstance(param, TyperOption):
+            if param.hidden:
+                continue
+            metavar = param.metavar or ""
+            choices = metavar.split("|") if _CHOICES.match(metavar) else []
+            for name in [*param.opts, *param.secondary_opts]:
+                options[name] = {
+                    "value": not param.is_flag and not param.count,
+                    "help": " ".join((param.help or "").split()),
+                    "choices": choices,
+                }
+        else:
+            arguments.append(_argument_kind(path, param))
+    if isinstance(command, TyperGroup):
+        for name in command.list_commands(ctx):
+            sub = command.get_command(ctx, name)
+            if sub is None or sub.hidden:
+                continue
+            commands[name] = sub.get_short_help_str()
+            sub_path = f"{path} {name}".strip()
+            sub_ctx = _click.Context(sub, info_name=name, parent=ctx, **sub.context_settings)
+            walk(sub, sub_ctx, sub_path, tree)
+    tree[path] = {"commands": commands, "options": options, "arguments": arguments}
+
+
+def _argument_kind(path: str, param: Any) -> str:
+    """What completes an argument: queue names for ``options.queue_name()`` (metavar
+    NAME), message ids for ``message_id``, setting names for ``config set KEY``."""
+    if param.metavar in ("NAME", "[NAME]") and path.startswith("queue "):
+        return "queue"
+    if param.name == "message_id":
+        return "id"
+    if path == "config set" and param.name == "key":
+        return "choice:" + "|".join(config.SETTINGS)
+    return ""
+
+
+def render() -> dict[str, str]:
+    """Every generated completion file: repository path -> text."""
+    from typer import _click
+    from typer.main import get_command
+
+    from localqueue.cli.app import PROG, build_app
+
+    root = get_command(build_app())
+    tree: dict[str, Any] = {}
+    walk(root, _click.Context(root, info_name=PROG, **root.context_settings), "", tree)
+    files = {path: complete.source(shell) for shell, path in SCRIPTS.items()}
+    files[TREE] = json.dumps(dict(sorted(tree.items())), indent=1, sort_keys=False) + "\n"
+    return files

@@ -1,0 +1,272 @@
+"""Generate the man pages in ``man/`` from the Typer command tree.
+
+click-man cannot read Typer apps, so this walks the tree itself: ``localqueue.1``, one
+page per group (``localqueue-queue.1``) and one per command (``localqueue-queue-add.1``).
+Names, synopsis, description, arguments and options come from the commands; exit status,
+environment and files from ``localqueue.cli.exit_codes`` and ``localqueue.config``; the
+examples from ``EXAMPLES`` below. The date is SOURCE_DATE_EPOCH (default ``DEFAULT_EPOCH``),
+so pages are byte-for-byte reproducible.
+
+Run ``python scripts/regen.py`` (it also regenerates the completions).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+from localqueue import __version__, config
+from localqueue.cli import exit_codes
+
+DEFAULT_EPOCH = 1767225600  # 2026-01-01: pages do not change unless the CLI does
+
+EXIT_STATUS = {
+    exit_codes.OK: "Success. An empty queue is not an error for queue process and queue exec.",
+    exit_codes.ERROR: "Runtime error: store unreadable or corrupt, disk full, handler crash...",
+    exit_codes.USAGE: "Usage error: bad flags, invalid queue name, unimportable handler, "
+    "missing command.",
+    exit_codes.EMPTY: "Nothing to pop (the queue is empty, or --timeout elapsed).",
+    exit_codes.NOT_FOUND: "Unknown message id, wrong state, or stale --lease-token.",
+    exit_codes.DATA_ERROR: "Invalid input data; nothing was written (the line is named).",
+    exit_codes.STORE_BUSY: "The store stayed locked past its busy timeout; try again.",
+    exit_codes.INTERRUPTED: "Interrupted: a second SIGINT or SIGTERM stopped a worker "
+    "mid-message (it was released).",
+}
+
+ENVIRONMENT = {
+    **{
+        s.env: f"{s.help[0].upper()}{s.help[1:]} (config key {s.key})."
+        for s in config.SETTINGS.values()
+    },
+    config.CONFIG_ENV: "The config file to read, and the one config init and config set write.",
+    "XDG_CONFIG_HOME": "The config file is $XDG_CONFIG_HOME/localqueue/config.yaml "
+    "(~/.config/localqueue/config.yaml when unset).",
+    "NO_COLOR": "When set, no colour on a terminal (https://no-color.org).",
+    "LOCALQUEUE_DEBUG": "When set, an unexpected error also prints its traceback on stderr.",
+}
+EXEC_ENVIRONMENT = {
+    "LOCALQUEUE_MESSAGE_ID": "Set for the command: the id of the message it handles.",
+    "LOCALQUEUE_QUEUE": "Set for the command: the queue name.",
+    "LOCALQUEUE_ATTEMPT": "Set for the command: the message's attempts (1 on first delivery).",
+}
+
+FILES = {
+    "./localqueue_queue.sqlite3": "The default queue store (SQLite, WAL mode, created mode 0600).",
+    "./localqueue_retries.sqlite3": "The default retry store of queue process and queue exec.",
+    "$XDG_CONFIG_HOME/localqueue/config.yaml": "The config file (YAML; read only when it exists).",
+}
+
+EXAMPLES: dict[str, list[tuple[str, str]]] = {
+    "": [
+        ("Enqueue a message and handle it with a command:", ""),
+        ("", 'localqueue queue add emails --value \'{"to": "user@example.com"}\''),
+        ("", "localqueue queue exec emails -- ./send_email.sh"),
+        ("Drain a queue every minute from cron, one worker at a time:", ""),
+        ("", "* * * * * flock -n /tmp/emails.lock localqueue queue exec emails -- ./send.sh"),
+    ],
+    "queue": [("", "localqueue queue stats emails"), ("", "localqueue queue list")],
+    "config": [("", "localqueue config set store_path /var/lib/app/queue.sqlite3")],
+    "store": [("", "localqueue store check && localqueue store backup /backup/q.sqlite3")],
+    "queue add": [
+        ("One message:", ""),
+        ("", 'localqueue queue add emails --value \'{"to": "user@example.com"}\''),
+        ("One message per JSON line, all in one transaction:", ""),
+        ("", "jq -c '.[]' users.json | localqueue queue add emails"),
+        ("Each line as a string, delivered in a minute:", ""),
+        ("", "ls *.csv | localqueue queue add imports --raw --delay 60"),
+    ],
+    "queue size": [("", 'test "$(localqueue queue size emails)" -gt 1000 && echo backlog')],
+    "queue stats": [
+        ("", "localqueue queue stats emails"),
+        ("", "localqueue queue stats --format prometheus > /var/lib/node_exporter/lq.prom"),
+    ],
+    "queue list": [("", "localqueue queue list | jq -r .queue")],
+    "queue inspect": [("", "localqueue queue inspect emails 42-00a1b2c3d4e5 | jq .last_error")],
+    "queue dead": [
+        ("", "localqueue queue dead emails --limit 10"),
+        ("", "localqueue queue dead emails --watch | jq -c .last_error"),
+    ],
+    "queue requeue-dead": [
+        ("", "localqueue queue requeue-dead emails 42-00a1b2c3d4e5"),
+        ("", "localqueue queue requeue-dead emails --all --delay 60"),
+    ],
+    "queue pop": [
+        ("Lease, work, settle by hand:", ""),
+        ("", "msg=$(localqueue queue pop emails --block --timeout 30) || exit 0"),
+        ("", 'id=$(echo "$msg" | jq -r .id)'),
+        ("", 'localqueue queue ack emails "$id"'),
+    ],
+    "queue ack": [("", 'localqueue queue ack emails "$id" --lease-token "$token"')],
+    "queue release": [("", 'localqueue queue release emails "$id" --delay 30')],
+    "queue process": [
+        ("", "localqueue queue process emails examples.email_worker:send_email --max-tries 5"),
+        ("", "localqueue queue process emails app.jobs:send --forever --block"),
+    ],
+    "queue exec": [
+        ("Drain what is ready (cron mode):", ""),
+        ("", "localqueue queue exec webhooks -- ./process_webhook.sh"),
+        ("Keep running, retry with exponential backoff, kill a job after 5 minutes:", ""),
+        (
+            "",
+            "localqueue queue exec webhooks --forever --block --backoff exponential "
+            "--release-delay 5 --timeout 300 -- ./process_webhook.sh",
+        ),
+    ],
+    "queue purge": [("", "localqueue queue purge emails --dead-only --yes")],
+    "queue wait": [("", "localqueue queue wait emails --timeout 600 && echo drained")],
+    "store check": [("", "localqueue store check --store-path /var/lib/app/queue.sqlite3")],
+    "store backup": [("", "localqueue store backup /backup/queue-$(date +%F).sqlite3")],
+    "store vacuum": [("", "localqueue store vacuum")],
+    "config init": [("", "localqueue config init --store-path /var/lib/app/queue.sqlite3")],
+    "config show": [("", "localqueue config show | jq -r .store_path")],
+    "config set": [
+        ("", "localqueue config set durability normal"),
+        ("", "localqueue config set lease_timeout 120"),
+    ],
+}
+
+
+def escape(text: str) -> str:
+    """Text for a roff line: backslashes and hyphens escaped, no control character first."""
+    text = text.replace("\\", "\\e").replace("-", "\\-")
+    return "\\&" + text if text.startswith((".", "'")) else text
+
+
+def paragraphs(text: str) -> list[str]:
+    """Help text as paragraphs (blank lines separate them; line breaks inside do not)."""
+    return [" ".join(block.split()) for block in text.split("\n\n") if block.strip()]
+
+
+def page_name(path: str) -> str:
+    return "-".join(["localqueue", *path.split()])
+
+
+def _date() -> str:
+    epoch = int(os.environ.get("SOURCE_DATE_EPOCH", DEFAULT_EPOCH))
+    return time.strftime("%Y-%m-%d", time.gmtime(epoch))
+
+
+def _definitions(title: str, items: dict[Any, str], tag: str = "B") -> list[str]:
+    lines = [f".SH {title}"]
+    for key, text in items.items():
+        lines += [".TP", f".{tag} {escape(str(key))}", escape(text)]
+    return lines
+
+
+def _option_tag(param: Any, ctx: Any) -> str:
+    record = param.get_help_record(ctx)[0]
+    names = ", ".join([*param.opts, *param.secondary_opts])
+    if not record.startswith(names):
+        return f"\\fB{escape(record)}\\fR"
+    tag = ", ".join(f"\\fB{escape(name)}\\fR" for name in [*param.opts, *param.secondary_opts])
+    metavar = record[len(names) :].strip()
+    return f"{tag} \\fI{escape(metavar)}\\fR" if metavar else tag
+
+
+def _argument_metavar(param: Any, ctx: Any) -> str:
+    metavar = str(param.get_help_record(ctx)[0])
+    if not param.required and not metavar.startswith("["):
+        metavar = f"[{metavar}]"
+    return metavar
+
+
+def page(path: str, command: Any, ctx: Any, children: list[tuple[str, str]]) -> str:
+    """The man page of ``command`` at ``path`` ("" for the program itself)."""
+    from typer.core import TyperOption
+
+    name = page_name(path)
+    summary = _summary(command.help or "")
+    lines = [
+        '.\\" Generated by scripts/gen_man.py from the localqueue CLI; do not edit.',
+        f'.TH "{escape(name.upper())}" "1" "{_date()}" "localqueue {__version__}" '
+        '"localqueue manual"',
+        ".nh",
+        ".SH NAME",
+        f"{escape(name)} \\- {escape(summary)}",
+        ".SH SYNOPSIS",
+        f".B {escape(' '.join(['localqueue', *path.split()]))}",
+    ]
+    params = command.get_params(ctx)
+    arguments = [p for p in params if not isinstance(p, TyperOption)]
+    options = [p for p in params if isinstance(p, TyperOption) and not p.hidden]
+    synopsis = ["[\\fIOPTIONS\\fR]"]
+    synopsis += [f"\\fI{escape(_argument_metavar(p, ctx))}\\fR" for p in arguments]
+    if children:
+        synopsis.append("\\fICOMMAND\\fR [\\fIARGS\\fR]...")
+    lines.append(" ".join(synopsis))
+    lines.append(".SH DESCRIPTION")
+    for text in paragraphs(command.help or ""):
+        lines += [".PP", escape(text)]
+    if children:
+        lines.append(".SH COMMANDS")
+        for child, help_text in children:
+            lines += [".TP", f".B {escape(child)}", escape(help_text)]
+            lines.append(f"See \\fB{escape(page_name(f'{path} {child}'.strip()))}\\fR(1).")
+    if arguments:
+        lines.append(".SH ARGUMENTS")
+        for param in arguments:
+            metavar, help_text = param.get_help_record(ctx)
+            lines += [".TP", f".I {escape(metavar)}", escape(" ".join(help_text.split()))]
+    lines.append(".SH OPTIONS")
+    for param in options:
+        help_text = " ".join(param.get_help_record(ctx)[1].split())
+        lines += [".TP", _option_tag(param, ctx), escape(help_text)]
+    lines += _definitions("EXIT STATUS", EXIT_STATUS)
+    environment = dict(ENVIRONMENT)
+    if path == "queue exec":
+        environment.update(EXEC_ENVIRONMENT)
+    lines += _definitions("ENVIRONMENT", environment)
+    lines += _definitions("FILES", FILES, tag="I")
+    lines.append(".SH EXAMPLES")
+    for text, example in EXAMPLES.get(path, []):
+        if text:
+            lines += [".PP", escape(text)]
+        else:
+            lines += [".PP", ".nf", ".RS 4", escape(example), ".RE", ".fi"]
+    see_also = ["localqueue(1)"] if path else []
+    if " " in path:
+        see_also.append(f"{page_name(path.split()[0])}(1)")
+    see_also += ["sqlite3(1)", "flock(1)", "jq(1)"]
+    lines += [".SH SEE ALSO", ", ".join(_reference(ref) for ref in see_also)]
+    return "\n".join(lines) + "\n"
+
+
+def _summary(help_text: str) -> str:
+    """The NAME line: the help's first sentence, up to a colon or semicolon."""
+    first = paragraphs(help_text)[0] if help_text.strip() else ""
+    for stop in (". ", ": ", "; "):
+        first = first.split(stop)[0]
+    return first.rstrip(".")
+
+
+def _reference(ref: str) -> str:
+    title, _, section = ref.partition("(")
+    return f"\\fB{escape(title)}\\fR({section}"
+
+
+def render() -> dict[str, str]:
+    """Every man page: repository path -> text."""
+    from typer import _click
+    from typer.core import TyperGroup
+    from typer.main import get_command
+
+    from localqueue.cli.app import PROG, build_app
+
+    pages: dict[str, str] = {}
+
+    def visit(command: Any, ctx: Any, path: str) -> None:
+        children: list[tuple[str, str]] = []
+        if isinstance(command, TyperGroup):
+            for name in command.list_commands(ctx):
+                sub = command.get_command(ctx, name)
+                if sub is None or sub.hidden:
+                    continue
+                children.append((name, sub.get_short_help_str(limit=200)))
+                sub_ctx = _click.Context(sub, info_name=name, parent=ctx, **sub.context_settings)
+                visit(sub, sub_ctx, f"{path} {name}".strip())
+        pages[f"man/{page_name(path)}.1"] = page(path, command, ctx, children)
+
+    root = get_command(build_app())
+    visit(root, _click.Context(root, info_name=PROG, **root.context_settings), "")
+    return dict(sorted(pages.items()))
