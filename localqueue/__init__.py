@@ -1,27 +1,28 @@
 """localqueue: a durable local job queue with persistent retries and dead letters.
 
-The queue API is imported eagerly (it is small); the worker decorators and the optional
-store backends load on first use, so ``import localqueue`` stays cheap for the CLI.
+Every public name loads on first use (PEP 562): ``import localqueue`` costs almost
+nothing, and each ``localqueue`` command imports only the modules it runs. The names and
+where they live are listed once, in ``_LAZY``.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
-from localqueue.errors import (
-    Empty,
-    Full,
-    InvalidQueueNameError,
-    LeaseLostError,
-    LocalQueueError,
-    MessageNotFoundError,
-    StoreError,
-    StoreLockedError,
-)
-from localqueue.message import QueueMessage, QueueStats
-from localqueue.queue import PersistentQueue
-
+TYPE_CHECKING = False  # typing costs start-up time; mypy still reads these imports
 if TYPE_CHECKING:
+    from typing import Any
+
+    from localqueue.errors import (
+        Empty,
+        Full,
+        InvalidQueueNameError,
+        LeaseLostError,
+        LocalQueueError,
+        MessageNotFoundError,
+        StoreError,
+        StoreLockedError,
+    )
+    from localqueue.message import QueueMessage, QueueStats
+    from localqueue.queue import PersistentQueue
     from localqueue.stores.lmdb import LMDBQueueStore
     from localqueue.stores.memory import MemoryQueueStore
     from localqueue.stores.postgres import PostgresQueueStore
@@ -35,19 +36,15 @@ if TYPE_CHECKING:
 __version__ = "0.3.0"
 
 __all__ = [
-    # errors
     "Empty",
     "Full",
     "InvalidQueueNameError",
-    # stores
     "LMDBQueueStore",
     "LeaseLostError",
     "LocalQueueError",
     "MemoryQueueStore",
     "MessageNotFoundError",
-    # queue
     "PersistentQueue",
-    # workers
     "PersistentWorkerConfig",
     "PostgresQueueStore",
     "QueueMessage",
@@ -61,10 +58,25 @@ __all__ = [
 ]
 
 _LAZY = {
+    # the queue and its messages
+    "PersistentQueue": "localqueue.queue",
+    "QueueMessage": "localqueue.message",
+    "QueueStats": "localqueue.message",
+    # errors
+    "Empty": "localqueue.errors",
+    "Full": "localqueue.errors",
+    "InvalidQueueNameError": "localqueue.errors",
+    "LeaseLostError": "localqueue.errors",
+    "LocalQueueError": "localqueue.errors",
+    "MessageNotFoundError": "localqueue.errors",
+    "StoreError": "localqueue.errors",
+    "StoreLockedError": "localqueue.errors",
+    # stores
     "SQLiteQueueStore": "localqueue.stores.sqlite",
     "MemoryQueueStore": "localqueue.stores.memory",
     "LMDBQueueStore": "localqueue.stores.lmdb",
     "PostgresQueueStore": "localqueue.stores.postgres",
+    # workers
     "PersistentWorkerConfig": "localqueue.worker",
     "persistent_worker": "localqueue.worker",
     "persistent_async_worker": "localqueue.worker",
@@ -80,3 +92,7 @@ def __getattr__(name: str) -> Any:
     value = getattr(importlib.import_module(module), name)
     globals()[name] = value
     return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -2,31 +2,48 @@
 
 Stores move bytes; this module decides what bytes are allowed in. Everything is checked
 *before* anything is written, so a bad value never leaves half a batch behind.
+
+Two engines, one set of rules. orjson does the work, except for the first few JSON
+calls of a process: importing orjson costs ~30 ms (it pulls in dataclasses, inspect,
+uuid, datetime...), more than a one-shot command like ``localqueue queue add`` spends on
+everything else, so those first JSON-native values go through the standard library's
+``json`` under the same checks, and orjson loads once a process has made more calls. Values only
+orjson understands (dataclasses, datetimes...) always go to orjson. ``tests/test_codec.py``
+holds the two engines to the same accept/reject decisions.
 """
 
 from __future__ import annotations
 
-import json
 import math
-import re
-from typing import Any
+import sys
 
-import orjson
+TYPE_CHECKING = False  # typing costs start-up time; mypy still reads these imports
+if TYPE_CHECKING:
+    from types import ModuleType
+    from typing import Any
 
 __all__ = [
+    "MAX_DEPTH",
     "MAX_NAME_LENGTH",
     "decode",
     "decode_input",
+    "dumps_line",
     "encode",
     "error_to_dict",
     "validate_queue_name",
 ]
 
+#: Deepest nesting of arrays/objects a value may have (orjson's own limit).
+MAX_DEPTH = 254
+
 MAX_NAME_LENGTH = 128
-_NAME_RE = re.compile(r"[A-Za-z0-9._-]{1,128}")
+_NAME_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-")
 # An integer literal too long to be sure it fits in 64 bits; orjson would turn it into
-# a float silently, so such input goes through the exact (slower) parser instead.
-_LONG_INT_RE = re.compile(rb"\d{19,}")
+# a float silently, so such input goes through the exact (slower) parser instead. Runs
+# of digits are found by mapping every byte to digit / not-digit (no regex: ``re`` costs
+# start-up time on every command).
+_DIGITS = bytes(1 if 0x30 <= byte <= 0x39 else 0 for byte in range(256))
+_LONG_RUN = b"\x01" * 19
 _INT64_MIN, _INT64_MAX = -(2**63), 2**64 - 1
 
 
@@ -34,11 +51,75 @@ def validate_queue_name(name: object) -> str:
     """Return ``name`` if it is a valid queue name, else raise InvalidQueueNameError."""
     from localqueue.errors import InvalidQueueNameError
 
-    if isinstance(name, str) and _NAME_RE.fullmatch(name):
+    if isinstance(name, str) and 0 < len(name) <= MAX_NAME_LENGTH and _NAME_CHARS.issuperset(name):
         return name
     raise InvalidQueueNameError(
         f"invalid queue name {name!r}: use 1-{MAX_NAME_LENGTH} characters of A-Z a-z 0-9 . _ -"
     )
+
+
+# -- engines -------------------------------------------------------------------------
+
+_orjson: ModuleType | None = sys.modules.get("orjson")
+#: JSON calls served by the standard library before orjson is loaded: enough for any
+#: one-shot command (``queue add --value`` makes three), few enough not to matter to a
+#: long-running process.
+_STD_CALLS = 16
+_std_calls_left = _STD_CALLS
+
+
+def _fast() -> ModuleType | None:
+    """orjson, or None while the standard library serves (see the module doc)."""
+    global _orjson, _std_calls_left
+    if _orjson is None:
+        if _std_calls_left > 0:
+            _std_calls_left -= 1
+            return None
+        import orjson
+
+        _orjson = orjson
+    return _orjson
+
+
+def _orjson_now() -> ModuleType:
+    global _orjson
+    if _orjson is None:
+        import orjson
+
+        _orjson = orjson
+    return _orjson
+
+
+class _NotNative(Exception):
+    """The value holds a type only orjson knows how to write."""
+
+
+def _check_native(value: Any, depth: int = 0) -> None:
+    """Apply orjson's rules to a JSON-native value, for the standard-library engine."""
+    kind = type(value)
+    if kind is str or kind is bool or value is None:
+        return
+    if kind is int:
+        if not _INT64_MIN <= value <= _INT64_MAX:
+            raise TypeError("value is not JSON-serialisable: Integer exceeds 64-bit range")
+        return
+    if kind is float:
+        if not math.isfinite(value):
+            raise ValueError(f"value contains {value!r}, which JSON cannot represent")
+        return
+    if kind is list or kind is tuple or kind is dict:
+        if depth >= MAX_DEPTH:
+            raise TypeError("value is not JSON-serialisable: Recursion limit reached")
+        if kind is dict:
+            for key, item in value.items():
+                if type(key) is not str:
+                    raise TypeError("value is not JSON-serialisable: Dict key must be str")
+                _check_native(item, depth + 1)
+        else:
+            for item in value:
+                _check_native(item, depth + 1)
+        return
+    raise _NotNative
 
 
 def _reject_non_finite(value: Any) -> None:
@@ -53,15 +134,41 @@ def _reject_non_finite(value: Any) -> None:
             _reject_non_finite(item)
 
 
+def _encode_std(value: Any) -> bytes | None:
+    """The standard-library engine; None when the value is not JSON-native."""
+    try:
+        _check_native(value)
+    except _NotNative:
+        return None
+    import json
+
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise TypeError(
+            "value is not JSON-serialisable: str is not valid UTF-8: surrogates not allowed"
+        ) from None
+
+
+# -- values ----------------------------------------------------------------------------
+
+
 def encode(value: Any) -> bytes:
     """Encode one queue value as compact JSON bytes.
 
     Raises TypeError for values JSON cannot hold (objects, non-string keys, integers
-    outside 64 bits, nesting deeper than 255) and ValueError for NaN and infinities,
-    which orjson would otherwise write as ``null``.
+    outside 64 bits, nesting deeper than MAX_DEPTH) and ValueError for NaN and
+    infinities, which orjson would otherwise write as ``null``.
     """
+    orjson = _fast()
+    if orjson is None:
+        std = _encode_std(value)
+        if std is not None:
+            return std
+        orjson = _orjson_now()
     try:
-        data = orjson.dumps(value)
+        data: bytes = orjson.dumps(value)
     except TypeError as exc:  # orjson.JSONEncodeError is a TypeError
         raise TypeError(f"value is not JSON-serialisable: {exc}") from None
     if b"null" in data:  # NaN and +-inf become null: look closer only then
@@ -71,7 +178,25 @@ def encode(value: Any) -> bytes:
 
 def decode(data: bytes | str) -> Any:
     """Decode JSON bytes written by :func:`encode`."""
+    orjson = _fast()
+    if orjson is None:
+        import json
+
+        return json.loads(data)
     return orjson.loads(data)
+
+
+def dumps_line(value: Any) -> bytes:
+    """``value`` (JSON-native, e.g. a ``to_dict()``) as one compact JSON line, newline
+    included: what every CLI command writes on stdout."""
+    orjson = _fast()
+    if orjson is None:
+        data = _encode_std(value)
+        if data is not None:
+            return data + b"\n"
+        orjson = _orjson_now()
+    data = orjson.dumps(value, option=orjson.OPT_APPEND_NEWLINE)
+    return bytes(data)
 
 
 def _exact_int(text: str) -> int:
@@ -88,13 +213,20 @@ def _no_constant(text: str) -> Any:
 def decode_input(data: bytes | str) -> Any:
     """Parse untrusted JSON text (a CLI argument or a stdin line) strictly.
 
-    Unlike :func:`decode`, integers that do not fit in 64 bits are an error instead of
-    silently becoming floats. Raises ValueError (json.JSONDecodeError included).
+    Unlike :func:`decode`, integers that do not fit in 64 bits, ``NaN`` and
+    ``Infinity`` are errors instead of silently becoming floats. Raises ValueError
+    (json.JSONDecodeError and UnicodeDecodeError included).
     """
-    raw = data.encode() if isinstance(data, str) else data
-    if _LONG_INT_RE.search(raw) is None:
+    raw = data.encode("utf-8", "surrogateescape") if isinstance(data, str) else data
+    orjson = _fast()
+    if orjson is not None and _LONG_RUN not in raw.translate(_DIGITS):
         return orjson.loads(raw)
-    return json.loads(raw, parse_int=_exact_int, parse_constant=_no_constant)
+    import json
+
+    try:  # decode first: json.loads(bytes) would guess UTF-16 or skip a BOM
+        return json.loads(raw.decode("utf-8"), parse_int=_exact_int, parse_constant=_no_constant)
+    except RecursionError:
+        raise ValueError("nesting too deep") from None
 
 
 def error_to_dict(error: BaseException | dict[str, Any] | str | None) -> dict[str, Any] | None:

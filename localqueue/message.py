@@ -1,37 +1,76 @@
 """QueueMessage and QueueStats: the message model and its JSON shape.
 
 ``QueueMessage.to_dict()`` is the one shape every API consumer and every CLI command
-prints (SPEC "Message model").
+prints (SPEC "Message model"). Plain slotted classes rather than dataclasses: this module
+is on the start-up path of every ``localqueue`` command, and ``dataclasses`` drags in
+``inspect``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any
 
-MessageState = Literal["ready", "delayed", "inflight", "dead"]
+if TYPE_CHECKING:
+    from typing import Literal, TypeAlias
 
-__all__ = ["MessageState", "QueueMessage", "QueueStats"]
+    MessageState: TypeAlias = Literal["ready", "delayed", "inflight", "dead"]
+
+__all__ = ["QueueMessage", "QueueStats"]
+
+FIELDS = (
+    "id",
+    "queue",
+    "value",
+    "state",
+    "attempts",
+    "enqueued_at",
+    "available_at",
+    "leased_at",
+    "lease_expires_at",
+    "leased_by",
+    "lease_token",
+    "last_error",
+    "failed_at",
+    "dead_at",
+)
 
 
-@dataclass(slots=True, eq=False)
 class QueueMessage:
     """One message as the store last saw it. ``value`` is the decoded JSON value."""
 
-    id: str
-    queue: str
-    value: Any
-    state: MessageState
-    attempts: int
-    enqueued_at: float
-    available_at: float | None
-    leased_at: float | None = None
-    lease_expires_at: float | None = None
-    leased_by: str | None = None
-    lease_token: str | None = None
-    last_error: dict[str, Any] | None = None
-    failed_at: float | None = None
-    dead_at: float | None = None
+    __slots__ = FIELDS
+
+    def __init__(
+        self,
+        id: str,  # noqa: A002 - the SPEC's field name
+        queue: str,
+        value: Any,
+        state: MessageState,
+        attempts: int,
+        enqueued_at: float,
+        available_at: float | None,
+        leased_at: float | None = None,
+        lease_expires_at: float | None = None,
+        leased_by: str | None = None,
+        lease_token: str | None = None,
+        last_error: dict[str, Any] | None = None,
+        failed_at: float | None = None,
+        dead_at: float | None = None,
+    ) -> None:
+        self.id = id
+        self.queue = queue
+        self.value = value
+        self.state = state
+        self.attempts = attempts
+        self.enqueued_at = enqueued_at
+        self.available_at = available_at
+        self.leased_at = leased_at
+        self.lease_expires_at = lease_expires_at
+        self.leased_by = leased_by
+        self.lease_token = lease_token
+        self.last_error = last_error
+        self.failed_at = failed_at
+        self.dead_at = dead_at
 
     def to_dict(self) -> dict[str, Any]:
         """The SPEC shape, field for field, in a stable order."""
@@ -59,20 +98,35 @@ class QueueMessage:
 
     __hash__ = None  # type: ignore[assignment]
 
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in FIELDS)
+        return f"QueueMessage({fields})"
 
-@dataclass(frozen=True, slots=True)
+
 class QueueStats:
-    """Counts of one queue's messages by state at one instant.
+    """Counts of one queue's messages by state at one instant (immutable).
 
     ``ready`` counts messages a worker could lease now (including those whose lease
     expired), ``delayed`` those whose ``available_at`` is still in the future,
     ``inflight`` those under a live lease, ``dead`` the dead letters.
     """
 
-    ready: int = 0
-    delayed: int = 0
-    inflight: int = 0
-    dead: int = 0
+    __slots__ = ("dead", "delayed", "inflight", "ready")
+
+    ready: int
+    delayed: int
+    inflight: int
+    dead: int
+
+    def __init__(self, ready: int = 0, delayed: int = 0, inflight: int = 0, dead: int = 0) -> None:
+        set_ = object.__setattr__
+        set_(self, "ready", ready)
+        set_(self, "delayed", delayed)
+        set_(self, "inflight", inflight)
+        set_(self, "dead", dead)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"QueueStats is immutable; cannot set {name!r}")
 
     @property
     def total(self) -> int:
@@ -86,3 +140,20 @@ class QueueStats:
             "dead": self.dead,
             "total": self.total,
         }
+
+    def _key(self) -> tuple[int, int, int, int]:
+        return (self.ready, self.delayed, self.inflight, self.dead)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, QueueStats):
+            return NotImplemented
+        return self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        return (
+            f"QueueStats(ready={self.ready}, delayed={self.delayed},"
+            f" inflight={self.inflight}, dead={self.dead})"
+        )

@@ -9,18 +9,22 @@ from __future__ import annotations
 import collections
 import os
 import time
-from collections.abc import Iterable
-from typing import Any, Literal
-
 from localqueue import codec
 from localqueue.errors import Empty, Full
 from localqueue.message import QueueMessage, QueueStats
-from localqueue.stores.base import QueueStore, Row
+
+TYPE_CHECKING = False  # typing costs start-up time; mypy still reads these imports
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+    from typing import Any, Literal, TypeAlias
+
+    from localqueue.stores.base import QueueStore, Row
+
+    Durability: TypeAlias = Literal["full", "normal"]
 
 __all__ = ["DEFAULT_STORE_PATH", "PersistentQueue"]
 
 DEFAULT_STORE_PATH = "localqueue_queue.sqlite3"
-Durability = Literal["full", "normal"]
 
 # Blocking waits poll the store (another process may put at any time); the pause grows
 # from the first to the last value while nothing arrives.

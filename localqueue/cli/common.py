@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import TYPE_CHECKING, Any
+from localqueue import codec, config
 
-import orjson
-
-from localqueue import config
-
+TYPE_CHECKING = False  # typing costs start-up time; mypy still reads these imports
 if TYPE_CHECKING:
+    from typing import Any
+
     from localqueue.queue import PersistentQueue
     from localqueue.stores.base import QueueStore
 
@@ -41,7 +40,7 @@ def open_queue(
 
 def emit(value: Any) -> None:
     """Write ``value`` as one compact JSON line on stdout and flush it."""
-    emit_raw(orjson.dumps(value, option=orjson.OPT_APPEND_NEWLINE))
+    emit_raw(codec.dumps_line(value))
 
 
 def emit_raw(data: bytes) -> None:

@@ -7,11 +7,12 @@ an optional backend's dependencies.
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any
-
 from localqueue.stores.base import ROW_FIELDS, QueueStore, Row
 
+TYPE_CHECKING = False  # typing costs start-up time; mypy still reads these imports
 if TYPE_CHECKING:
+    from typing import Any
+
     from localqueue.stores.lmdb import LMDBQueueStore
     from localqueue.stores.memory import MemoryQueueStore
     from localqueue.stores.postgres import PostgresQueueStore

@@ -46,10 +46,12 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
-from typing import Any
-
 from localqueue.message import QueueStats
+
+TYPE_CHECKING = False  # typing costs start-up time; mypy still reads these imports
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+    from typing import Any, TypeAlias
 
 __all__ = ["ROW_FIELDS", "QueueStore", "Row"]
 
@@ -70,7 +72,7 @@ ROW_FIELDS = (
     "dead_at",  # float | None
 )
 
-Row = tuple[Any, ...]
+Row: TypeAlias = "tuple[Any, ...]"
 
 
 class QueueStore(ABC):

@@ -11,28 +11,27 @@ from __future__ import annotations
 
 import functools
 import os
-import random
 import sqlite3
 import time
-from collections.abc import Sequence
-from pathlib import Path
-from typing import Any, Literal
 
 from localqueue.errors import Full, LeaseLostError, MessageNotFoundError, StoreError
 from localqueue.message import QueueStats
 from localqueue.stores._sqlite_file import SQLiteFile
-from localqueue.stores.base import QueueStore, Row
+from localqueue.stores.base import QueueStore
+
+TYPE_CHECKING = False  # typing costs start-up time; mypy still reads these imports
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from pathlib import Path
+    from typing import Any, Literal
+
+    from localqueue.stores.base import Row
 
 __all__ = ["SQLiteQueueStore"]
 
-# Message id nonces: our own generator (user code seeding `random` cannot make ids
-# collide), reseeded from the OS in every forked child.
-_rng = random.Random()
-os.register_at_fork(after_in_child=_rng.seed)
-
-
 def _nonce() -> int:
-    return _rng.getrandbits(48)
+    """48 random bits from the OS (a seeded or forked ``random`` could repeat them)."""
+    return int.from_bytes(os.urandom(6))
 
 
 SCHEMA_VERSION = 1
@@ -166,9 +165,8 @@ class SQLiteQueueStore(QueueStore):
         durability: Literal["full", "normal"] = "full",
         busy_timeout: float = 5.0,
     ) -> None:
-        self.path = Path(path)
         self._file = SQLiteFile(
-            self.path,
+            path,
             kind="queue",
             application_id=APPLICATION_ID,
             schema_version=SCHEMA_VERSION,
@@ -187,7 +185,14 @@ class SQLiteQueueStore(QueueStore):
         conn.execute("INSERT INTO meta (key, value) VALUES ('created_at', ?)", (str(time.time()),))
 
     def __repr__(self) -> str:
-        return f"SQLiteQueueStore({str(self.path)!r})"
+        return f"SQLiteQueueStore({self._file.path!r})"
+
+    @property
+    def path(self) -> Path:
+        """The store file."""
+        from pathlib import Path
+
+        return Path(self._file.path)
 
     @property
     def durability(self) -> str:
@@ -450,7 +455,7 @@ class SQLiteQueueStore(QueueStore):
             (messages,) = conn.execute("SELECT count(*) FROM messages").fetchone()
         ok = problems == ["ok"]
         return {
-            "path": str(self.path),
+            "path": self._file.path,
             "ok": ok,
             "integrity": "ok" if ok else problems[:20],
             "schema_version": version,
@@ -462,6 +467,8 @@ class SQLiteQueueStore(QueueStore):
     def backup(self, destination: str | os.PathLike[str]) -> dict[str, Any]:
         """Copy the store to ``destination`` with SQLite's online backup API (consistent
         while workers run), then verify the copy. Refuses to overwrite an existing file."""
+        from pathlib import Path
+
         target = Path(destination)
         flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
         try:
@@ -487,7 +494,7 @@ class SQLiteQueueStore(QueueStore):
         if verdict != "ok":
             target.unlink(missing_ok=True)
             raise StoreError(f"{target}: the backup failed verification ({verdict})")
-        return {"path": str(self.path), "backup": str(target), "ok": True, "messages": messages}
+        return {"path": self._file.path, "backup": str(target), "ok": True, "messages": messages}
 
     def vacuum(self) -> dict[str, Any]:
         """Rebuild the file to give back free pages; returns the size before and after."""
@@ -495,13 +502,13 @@ class SQLiteQueueStore(QueueStore):
         with self._file.session as conn:
             conn.execute("VACUUM")
             conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        return {"path": str(self.path), "bytes_before": before, "bytes_after": self._size()}
+        return {"path": self._file.path, "bytes_before": before, "bytes_after": self._size()}
 
     def _size(self) -> int:
         return sum(
-            Path(f"{self.path}{suffix}").stat().st_size
+            os.stat(f"{self._file.path}{suffix}").st_size
             for suffix in ("", "-wal")
-            if Path(f"{self.path}{suffix}").exists()
+            if os.path.exists(f"{self._file.path}{suffix}")
         )
 
     # -- lifetime ---------------------------------------------------------------------

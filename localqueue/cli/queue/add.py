@@ -1,7 +1,7 @@
 """``localqueue queue add``: enqueue ``--value`` or JSON Lines from stdin in one transaction."""
 
 import sys
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any  # noqa: TC003 - Annotated is needed by Typer
 
 from localqueue.cli.exit_codes import DATA_ERROR, CliError, UsageError
 
@@ -107,10 +107,9 @@ def run(
             raise _find_unencodable(values, numbers, value is not None) from None
     finally:
         queue.close()
-    import orjson
+    from localqueue.codec import dumps_line
 
-    dumps, option = orjson.dumps, orjson.OPT_APPEND_NEWLINE
-    emit_raw(b"".join([dumps(message.to_dict(), option=option) for message in messages]))
+    emit_raw(b"".join([dumps_line(message.to_dict()) for message in messages]))
 
 
 def register(group: "typer.Typer") -> None:
