@@ -42,7 +42,7 @@ class QueueMessage:
 
     def __init__(
         self,
-        id: str,  # noqa: A002 - the SPEC's field name
+        id: str,
         queue: str,
         value: Any,
         state: MessageState,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import collections
 import os
 import time
+
 from localqueue import codec
 from localqueue.errors import Empty, Full
 from localqueue.message import QueueMessage, QueueStats

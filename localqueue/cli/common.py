@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import sys
+
 from localqueue import codec, config
 
 TYPE_CHECKING = False  # typing costs start-up time; mypy still reads these imports

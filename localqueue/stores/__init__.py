@@ -7,6 +7,7 @@ an optional backend's dependencies.
 from __future__ import annotations
 
 import os
+
 from localqueue.stores.base import ROW_FIELDS, QueueStore, Row
 
 TYPE_CHECKING = False  # typing costs start-up time; mypy still reads these imports

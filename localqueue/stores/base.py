@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
+
 from localqueue.message import QueueStats
 
 TYPE_CHECKING = False  # typing costs start-up time; mypy still reads these imports

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
 __all__ = ["SQLiteQueueStore"]
 
+
 def _nonce() -> int:
     """48 random bits from the OS (a seeded or forked ``random`` could repeat them)."""
     return int.from_bytes(os.urandom(6))

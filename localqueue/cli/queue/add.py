@@ -1,7 +1,7 @@
 """``localqueue queue add``: enqueue ``--value`` or JSON Lines from stdin in one transaction."""
 
 import sys
-from typing import TYPE_CHECKING, Annotated, Any  # noqa: TC003 - Annotated is needed by Typer
+from typing import TYPE_CHECKING, Annotated, Any
 
 from localqueue.cli.exit_codes import DATA_ERROR, CliError, UsageError
 
