@@ -9,10 +9,8 @@ stall the worker), stdout and stderr are drained as they come and only their LAS
 output is where errors usually are). On timeout the child's whole process group gets
 SIGTERM, then SIGKILL after ``KILL_GRACE`` seconds, and the exit code is recorded as 124.
 
-Limitation: if the worker itself is SIGKILLed, the child keeps running (it is in its own
-session); its message is delivered again when the lease expires. ``PR_SET_PDEATHSIG``
-would need a ``preexec_fn``, which forces fork+exec instead of vfork: measured here,
-2.7 ms per spawn instead of 0.7 ms, too much for ``exec -- true`` drains.
+If the worker itself is SIGKILLed, the watchdog of :mod:`localqueue.cli.reaper` kills
+the child's group (when the worker started one: ``queue exec`` does).
 """
 
 from __future__ import annotations
@@ -25,6 +23,8 @@ import subprocess
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+
+from localqueue.cli import reaper
 
 __all__ = ["CAPTURE_LIMIT", "KILL_GRACE", "TIMEOUT_EXIT_CODE", "ChildResult", "run_child"]
 
@@ -95,12 +95,14 @@ def run_child(
         start_new_session=True,
         close_fds=True,
     )
+    reaper.track(process.pid)
     try:
         return _communicate(process, payload, timeout)
     except BaseException:
         terminate(process)
         raise
     finally:
+        reaper.untrack(process.pid)
         for stream in (process.stdin, process.stdout, process.stderr):
             if stream is not None:
                 stream.close()

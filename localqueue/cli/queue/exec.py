@@ -94,6 +94,9 @@ def run(
     if timeout is not None and check_seconds("--timeout", timeout) == 0:
         raise UsageError("--timeout must be > 0")
     check_command(command)
+    from localqueue.cli import reaper
+
+    reaper.start()  # before the store or any thread exists: it forks
     serve(name, make_handler(command, timeout), options, **stores)
 
 
