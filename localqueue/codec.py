@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 __all__ = [
     "MAX_DEPTH",
     "MAX_NAME_LENGTH",
+    "MAX_VALUE_BYTES",
     "decode",
     "decode_input",
     "dumps_line",
@@ -37,6 +38,7 @@ __all__ = [
 MAX_DEPTH = 254
 
 MAX_NAME_LENGTH = 128
+MAX_VALUE_BYTES = 16 * 1024 * 1024  # one value, as JSON
 _NAME_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-")
 # An integer literal too long to be sure it fits in 64 bits; orjson would turn it into
 # a float silently, so such input goes through the exact (slower) parser instead. Runs
@@ -159,13 +161,14 @@ def encode(value: Any) -> bytes:
 
     Raises TypeError for values JSON cannot hold (objects, non-string keys, integers
     outside 64 bits, nesting deeper than MAX_DEPTH) and ValueError for NaN and
-    infinities, which orjson would otherwise write as ``null``.
+    infinities, which orjson would otherwise write as ``null``, and for values longer
+    than MAX_VALUE_BYTES as JSON.
     """
     orjson = _fast()
     if orjson is None:
         std = _encode_std(value)
         if std is not None:
-            return std
+            return _within_limit(std)
         orjson = _orjson_now()
     try:
         data: bytes = orjson.dumps(value)
@@ -173,6 +176,15 @@ def encode(value: Any) -> bytes:
         raise TypeError(f"value is not JSON-serialisable: {exc}") from None
     if b"null" in data:  # NaN and +-inf become null: look closer only then
         _reject_non_finite(value)
+    return _within_limit(data)
+
+
+def _within_limit(data: bytes) -> bytes:
+    if len(data) > MAX_VALUE_BYTES:
+        raise ValueError(
+            f"value is {len(data)} bytes as JSON, over the limit of {MAX_VALUE_BYTES} bytes"
+            " (16 MiB); store large data elsewhere and enqueue a reference"
+        )
     return data
 
 
