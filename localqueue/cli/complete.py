@@ -31,7 +31,7 @@ __all__ = ["ENV", "LIMIT", "message_ids", "queue_names", "respond", "source", "s
 
 ENV = "_LOCALQUEUE_COMPLETE"
 LIMIT = 200  # message ids offered at most
-BUDGET = 0.05  # seconds a store query may take before it is cut short
+BUDGET = 0.02  # seconds a store query may take before it is cut short
 TREE_FILE = os.path.join(os.path.dirname(__file__), "completion_tree.json")
 INFLIGHT, DEAD = 1, 2  # the SQLite store's state column
 _MAX_SEQ = 2**63 - 1  # SQLite's largest rowid
@@ -181,10 +181,10 @@ def _words(shell: str, env: Any) -> tuple[list[str], str]:
 
 
 def _tree() -> dict[str, Any]:
-    import orjson
+    import json  # orjson would cost more to import than it saves here
 
-    with open(TREE_FILE, "rb") as file:
-        tree: dict[str, Any] = orjson.loads(file.read())
+    with open(TREE_FILE, encoding="utf-8") as file:
+        tree: dict[str, Any] = json.load(file)
     return tree
 
 
@@ -312,9 +312,12 @@ _QUEUES = """WITH RECURSIVE
     SELECT q FROM w WHERE q IS NOT NULL UNION SELECT q FROM d WHERE q IS NOT NULL"""
 _IDS_WAITING = """SELECT seq, nonce FROM messages INDEXED BY messages_visible
     WHERE queue = ? AND state < 2 ORDER BY visible_at LIMIT ?"""
-# Live leases expire last, so walking the index backwards finds them first.
-_IDS_INFLIGHT = """SELECT seq, nonce FROM messages INDEXED BY messages_visible
-    WHERE queue = ? AND state < 2 AND state = 1 ORDER BY visible_at DESC LIMIT ?"""
+# Live leases are visible again only in the future (with the delayed messages): a short
+# index range. Expired leases hide among the ready messages: looked for while time is left.
+_IDS_LEASED = """SELECT seq, nonce FROM messages INDEXED BY messages_visible
+    WHERE queue = ? AND state < 2 AND visible_at > ? AND state = 1 LIMIT ?"""
+_IDS_EXPIRED = """SELECT seq, nonce FROM messages INDEXED BY messages_visible
+    WHERE queue = ? AND state < 2 AND visible_at <= ? AND state = 1 LIMIT ?"""
 _IDS_DEAD = """SELECT seq, nonce FROM messages INDEXED BY messages_dead
     WHERE queue = ? AND state = 2 ORDER BY visible_at LIMIT ?"""
 _IDS_SEQ = """SELECT seq, nonce FROM messages WHERE seq >= ? AND seq < ? AND queue = ?
@@ -352,7 +355,10 @@ def message_ids(path: str | None, queue: str, state: int | None, prefix: str = "
                     if len(rows) >= LIMIT:
                         break
             elif state == INFLIGHT:
-                rows = _rows(conn, _IDS_INFLIGHT, (queue, LIMIT))
+                now = time.time()
+                rows = _rows(conn, _IDS_LEASED, (queue, now, LIMIT))
+                if len(rows) < LIMIT:
+                    rows += _rows(conn, _IDS_EXPIRED, (queue, now, LIMIT - len(rows)))
             elif state == DEAD:
                 rows = _rows(conn, _IDS_DEAD, (queue, LIMIT))
             else:

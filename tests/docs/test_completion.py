@@ -1,0 +1,332 @@
+"""Shell completion, asked the way bash, zsh and fish ask it: ``localqueue`` run with
+``_LOCALQUEUE_COMPLETE=complete_<shell>`` and the words in ``COMP_WORDS``/``COMP_CWORD``
+(bash) or ``_TYPER_COMPLETE_ARGS`` (zsh, fish); then through the shipped scripts in real
+shells."""
+
+from __future__ import annotations
+
+import os
+import re
+import sqlite3
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from localqueue.cli import complete
+
+from .conftest import LOCALQUEUE, REPO, make_store, needs
+
+SHELLS = ["bash", "zsh", "fish"]
+
+
+def ask(shell: str, line: str, env: dict[str, str], cwd: Path, action: str = "get-args"):
+    """Run the completion request a shell sends for the command line ``line`` (the cursor at
+    its end)."""
+    request = dict(env, _LOCALQUEUE_COMPLETE=f"complete_{shell}")
+    if shell == "bash":
+        words = line.split(" ")
+        request.update(COMP_WORDS=line, COMP_CWORD=str(len(words) - 1))
+    else:
+        request.update(_TYPER_COMPLETE_ARGS=line)
+        if shell == "fish":
+            request["_TYPER_COMPLETE_FISH_ACTION"] = action
+    return subprocess.run(
+        [LOCALQUEUE], env=request, cwd=cwd, capture_output=True, text=True, timeout=30
+    )
+
+
+def offered(shell: str, line: str, env: dict[str, str], cwd: Path) -> list[str]:
+    """The values offered for ``line``, read back from the shell's own format."""
+    result = ask(shell, line, env, cwd)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    if shell == "zsh":
+        if result.stdout.strip() == "_files":
+            return []
+        body = re.fullmatch(r"_arguments '\*: :\(\((.*)\)\)'\n", result.stdout, re.S)
+        assert body, result.stdout
+        return [re.match(r'"((?:[^"]|"")*)"', item).group(1) for item in body[1].split("\n")]
+    return [item.split("\t")[0] for item in result.stdout.splitlines()]
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Path:
+    path = tmp_path / "q.sqlite3"
+    make_store(path, {"emails": [{"to": "a@b.c"}], "webhooks": [1, 2], "reports": [3]})
+    return path
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+def test_queue_names_from_the_store(shell, store, env, tmp_path):
+    for command in ("add", "size", "stats", "dead", "pop", "exec", "process", "purge", "wait"):
+        line = f"localqueue queue {command} --store-path {store} "
+        assert offered(shell, line, env, tmp_path) == ["emails", "reports", "webhooks"]
+    line = f"localqueue queue size --store-path {store} w"
+    assert offered(shell, line, env, tmp_path) == ["webhooks"]
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+def test_commands_and_options(shell, env, tmp_path):
+    assert offered(shell, "localqueue ", env, tmp_path) == ["queue", "config", "store"]
+    assert offered(shell, "localqueue queue re", env, tmp_path) == ["requeue-dead", "release"]
+    assert "--max-tries" in offered(shell, "localqueue queue exec q --max", env, tmp_path)
+    durability = "localqueue queue add q --durability "
+    assert offered(shell, durability, env, tmp_path) == ["full", "normal"]
+
+
+def test_fish_is_args_tells_when_to_offer_files(store, env, tmp_path):
+    """fish asks first whether there are completions: exit 1 lets it complete file names."""
+    line = f"localqueue queue add --store-path {store} "
+    assert ask("fish", line, env, tmp_path, action="is-args").returncode == 0
+    line = "localqueue queue add q --store-path "
+    assert ask("fish", line, env, tmp_path, action="is-args").returncode == 1
+
+
+def test_bash_splits_option_values_at_equals(store, env, tmp_path):
+    # bash hands `--store-path=X` over as three words: `--store-path`, `=`, `X`
+    line = f"localqueue queue add --store-path = {store} "
+    assert offered("bash", line, env, tmp_path) == ["emails", "reports", "webhooks"]
+    line = f"localqueue queue add --store-path={store} "
+    assert offered("zsh", line, env, tmp_path) == ["emails", "reports", "webhooks"]
+
+
+def test_store_from_environment_config_file_and_default(store, env, tmp_path):
+    work = tmp_path / "work"
+    work.mkdir()
+    line = "localqueue queue add "
+    assert offered("bash", line, env, work) == []
+    assert offered("bash", line, dict(env, LOCALQUEUE_STORE_PATH=str(store)), work) == [
+        "emails",
+        "reports",
+        "webhooks",
+    ]
+    config = tmp_path / "home" / ".config" / "localqueue" / "config.yaml"
+    config.parent.mkdir(parents=True)
+    config.write_text(f"store_path: {store}\n")
+    assert offered("bash", line, env, work) == ["emails", "reports", "webhooks"]
+    config.unlink()
+    make_store(work / "localqueue_queue.sqlite3", {"default-queue": [1]})
+    assert offered("bash", line, env, work) == ["default-queue"]
+    # the command line wins over everything
+    line = f"localqueue queue add --store-path {store} "
+    assert offered("bash", line, dict(env, LOCALQUEUE_STORE_PATH="nope"), work)[0] == "emails"
+
+
+def test_message_ids_in_the_state_each_command_takes(tmp_path, env):
+    from localqueue import PersistentQueue
+    from localqueue.stores.sqlite import SQLiteQueueStore
+
+    path = tmp_path / "q.sqlite3"
+    ids = make_store(path, {"jobs": range(6), "other": [0]})["jobs"]
+    with PersistentQueue("jobs", store=SQLiteQueueStore(str(path)), lease_timeout=300) as queue:
+        leased = [queue.get_message(block=False) for _ in range(3)]
+        queue.dead_letter(leased[0])
+    prefix = f"localqueue queue {{}} --store-path {path} jobs "
+    for shell in SHELLS:
+        assert offered(shell, prefix.format("inspect"), env, tmp_path) == ids
+        assert offered(shell, prefix.format("ack"), env, tmp_path) == ids[1:3]
+        assert offered(shell, prefix.format("release"), env, tmp_path) == ids[1:3]
+        assert offered(shell, prefix.format("requeue-dead"), env, tmp_path) == ids[:1]
+    # a typed prefix narrows the ids down by sequence number
+    seq = ids[4].split("-")[0]
+    assert offered("bash", prefix.format("inspect") + seq, env, tmp_path) == [ids[4]]
+    assert offered("bash", prefix.format("inspect") + ids[4][:-3], env, tmp_path) == [ids[4]]
+    assert offered("bash", prefix.format("ack") + seq, env, tmp_path) == []
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+def test_nothing_is_created_when_the_store_does_not_exist(shell, env, tmp_path):
+    work = tmp_path / "work"
+    work.mkdir()
+    lines = [
+        "localqueue queue add ",
+        "localqueue queue inspect q ",
+        f"localqueue queue add --store-path {work / 'named.sqlite3'} ",
+    ]
+    for line in lines:
+        assert offered(shell, line, env, work) == []
+    assert ask("fish", lines[0], env, work, action="is-args").returncode == 1
+    assert os.listdir(work) == []
+    assert os.listdir(tmp_path / "home") == []
+
+
+def test_an_existing_store_is_only_read(store, env, tmp_path):
+    before = {p.name: p.stat().st_mtime_ns for p in tmp_path.iterdir()}
+    for shell in SHELLS:
+        offered(shell, f"localqueue queue ack --store-path {store} emails ", env, tmp_path)
+    assert {p.name: p.stat().st_mtime_ns for p in tmp_path.iterdir()} == before
+
+
+@pytest.mark.parametrize(
+    "store_path",
+    ["garbage.sqlite3", "foreign.sqlite3", "a-directory", "lmdb://lmdb-dir", "postgresql://x/y"],
+)
+def test_a_store_that_cannot_be_read_completes_nothing_quietly(store_path, env, tmp_path):
+    (tmp_path / "garbage.sqlite3").write_bytes(b"not a database at all" * 100)
+    with sqlite3.connect(tmp_path / "foreign.sqlite3") as conn:
+        conn.execute("CREATE TABLE notes (text TEXT)")
+    conn.close()
+    (tmp_path / "a-directory").mkdir()
+    for shell in SHELLS:
+        line = f"localqueue queue inspect --store-path {store_path} q "
+        assert offered(shell, line, env, tmp_path) == []  # no traceback: stderr is empty
+
+
+def test_a_broken_config_file_completes_nothing_quietly(env, tmp_path):
+    config = tmp_path / "home" / ".config" / "localqueue" / "config.yaml"
+    config.parent.mkdir(parents=True)
+    config.write_text("store_path: [not, a, path\n")
+    assert offered("bash", "localqueue queue add ", env, tmp_path) == []
+
+
+STATIC_LINES = [
+    ([], ""),
+    ([], "--"),
+    (["queue"], ""),
+    (["queue"], "p"),
+    (["queue"], "--"),
+    (["config"], ""),
+    (["config", "set"], "--"),
+    (["store"], "ba"),
+    (["queue", "add"], "--"),
+    (["queue", "add", "q", "--value", "1"], "--"),
+    (["queue", "exec", "q"], "--re"),
+    (["queue", "requeue-dead", "--all"], "-"),
+    (["store", "backup"], "-"),
+]
+
+
+@pytest.mark.parametrize(("args", "incomplete"), STATIC_LINES)
+def test_commands_and_options_agree_with_typer(args, incomplete):
+    """The static part of the answers is Typer's own (the tree is generated from it)."""
+    from typer._completion_classes import BashComplete
+    from typer.main import get_command
+
+    from localqueue.cli.app import build_app
+
+    typer_side = BashComplete(get_command(build_app()), {}, "localqueue", complete.ENV)
+    expected = [item.value for item in typer_side.get_completions(args, incomplete)]
+    assert [value for value, _ in complete.complete(args, incomplete)] == expected
+
+
+# -- the shipped scripts in real shells ---------------------------------------------------
+
+
+@needs("bash")
+def test_bash_script_registers_and_completes(store, env, tmp_path):
+    script = REPO / "completions" / "localqueue.bash"
+    registered = subprocess.run(
+        ["bash", "-c", f"source {script}; complete -p localqueue"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert registered.stdout.strip() == "complete -o default -F _localqueue_completion localqueue"
+    tab = (
+        f"source {script}; COMP_WORDS=(localqueue queue add ''); COMP_CWORD=3; "
+        '_localqueue_completion localqueue; printf "%s\\n" "${COMPREPLY[@]}"'
+    )
+    result = subprocess.run(
+        ["bash", "-c", tab],
+        env=dict(env, LOCALQUEUE_STORE_PATH=str(store)),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert result.stdout.split() == ["emails", "reports", "webhooks"]
+
+
+@needs("zsh")
+def test_zsh_script_sourced_and_autoloaded(store, env, tmp_path):
+    script = REPO / "completions" / "_localqueue"
+    assert script.read_text().startswith("#compdef localqueue\n")
+    stub = '_arguments() { print -r -- "$@" }'  # prints what the completion function asks for
+    sourced = (
+        f"autoload -Uz compinit && compinit -u -D; source {script}; {stub}; "
+        "words=(localqueue queue add ''); CURRENT=4; _localqueue_completion"
+    )
+    # autoloaded from $fpath, the first TAB completes at once (the loadautofunc guard)
+    autoloaded = (
+        f"fpath=({script.parent} $fpath); autoload -Uz _localqueue; {stub}; "
+        "words=(localqueue queue add ''); CURRENT=4; _localqueue"
+    )
+    for code in (sourced, autoloaded):
+        result = subprocess.run(
+            ["zsh", "-f", "-c", code],
+            env=dict(env, LOCALQUEUE_STORE_PATH=str(store)),
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.strip() == '*: :(("emails" "reports" "webhooks"))'
+
+
+@needs("fish")
+def test_fish_script_completes(store, env, tmp_path):
+    script = REPO / "completions" / "localqueue.fish"
+    code = f"source {script}; complete -C 'localqueue queue add '; complete -C 'localqueue que'"
+    result = subprocess.run(
+        ["fish", "--no-config", "-c", code],
+        env=dict(env, LOCALQUEUE_STORE_PATH=str(store)),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[:3] == ["emails", "reports", "webhooks"]
+    assert lines[3].startswith("queue\t")
+
+
+# -- speed --------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def big_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """100,000 messages in three queues; a few leased, one dead."""
+    from localqueue import PersistentQueue
+    from localqueue.stores.sqlite import SQLiteQueueStore
+
+    path = tmp_path_factory.mktemp("big") / "big.sqlite3"
+    chunk = [{"n": n} for n in range(10_000)]
+    make_store(path, {"alpha": chunk * 4, "beta": chunk * 3, "gamma": chunk * 3})
+    with PersistentQueue("gamma", store=SQLiteQueueStore(str(path)), lease_timeout=600) as q:
+        leased = [q.get_message(block=False) for _ in range(6)]
+        q.dead_letter(leased[0])
+    return path
+
+
+def fastest(runs: int, shell: str, line: str, env: dict[str, str], cwd: Path) -> float:
+    best = float("inf")
+    for _ in range(runs):
+        start = time.perf_counter()
+        result = ask(shell, line, env, cwd)
+        best = min(best, time.perf_counter() - start)
+        assert result.returncode == 0 and result.stderr == "", result.stderr
+    return best
+
+
+@pytest.mark.slow
+def test_completion_answers_within_100_ms_on_100k_messages(big_store, env, tmp_path):
+    """The whole process, from exec to exit (the best of 5 runs: other tests load the CPU)."""
+    assert complete.queue_names(str(big_store)) == ["alpha", "beta", "gamma"]
+    assert len(complete.message_ids(str(big_store), "alpha", None)) == complete.LIMIT
+    assert len(complete.message_ids(str(big_store), "gamma", complete.INFLIGHT)) == 5
+    lines = [
+        f"localqueue queue add --store-path {big_store} ",
+        f"localqueue queue inspect --store-path {big_store} beta ",
+        f"localqueue queue ack --store-path {big_store} gamma ",
+        f"localqueue queue requeue-dead --store-path {big_store} gamma ",
+        f"localqueue queue release --store-path {big_store} alpha ",  # none leased: all scanned
+    ]
+    for line in lines:
+        for shell in ("bash", "zsh"):
+            seconds = fastest(5, shell, line, env, tmp_path)
+            print(f"{shell}: {line.split()[2]} {line.split()[-1]}: {seconds * 1000:.0f} ms")
+            assert seconds < 0.100, f"{shell}: {line!r} took {seconds * 1000:.0f} ms"
