@@ -9,8 +9,11 @@ never imports PyYAML. Every setting is checked (unknown keys and wrong types are
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
-from typing import Any
+
+TYPE_CHECKING = False  # typing costs start-up time; mypy still reads these imports
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+    from typing import Any
 
 __all__ = [
     "SETTINGS",

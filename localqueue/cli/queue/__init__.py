@@ -1,6 +1,6 @@
 """The ``localqueue queue`` group: one module per command; this module only wires them."""
 
-from typing import TYPE_CHECKING
+TYPE_CHECKING = False  # typing costs start-up time; mypy still reads these imports
 
 if TYPE_CHECKING:
     import typer
