@@ -31,12 +31,17 @@ def env(tmp_path: Path) -> dict[str, str]:
         if not key.startswith(("LOCALQUEUE_", "_LOCALQUEUE_", "_TYPER_", "COMP_"))
         or key.startswith("LOCALQUEUE_TEST_")
     }
+    for key in list(clean):  # curl must reach the test's own server on 127.0.0.1
+        if key.lower() in ("http_proxy", "https_proxy", "all_proxy"):
+            del clean[key]
     (tmp_path / "home").mkdir()
     clean.update(
         HOME=str(tmp_path / "home"),
         XDG_CONFIG_HOME=str(tmp_path / "home" / ".config"),
         PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '/usr/bin:/bin')}",
         LC_ALL="C.UTF-8",
+        NO_PROXY="127.0.0.1,localhost",
+        no_proxy="127.0.0.1,localhost",
     )
     clean.pop("SOURCE_DATE_EPOCH", None)
     return clean

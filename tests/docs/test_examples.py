@@ -1,0 +1,300 @@
+"""Every shell example in README.md and examples/ runs and does what it says.
+
+README ```sh blocks run in a temp directory holding copies of examples/, completions/ and
+man/ (as in a checkout), with HOME there too and a stub ``curl`` first on PATH. Blocks
+preceded by ``<!-- no-test: ... -->`` (they create venvs and install packages) are the
+only ones skipped. The examples' own tests post to a real HTTP server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import re
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .conftest import BIN, LOCALQUEUE, REPO, needs
+
+EXAMPLES = REPO / "examples"
+BLOCK = re.compile(r"(<!-- no-test[^>]*-->\n)?```sh\n(.*?)```", re.S)
+README_BLOCKS = [(m[2], bool(m[1])) for m in BLOCK.finditer((REPO / "README.md").read_text())]
+CURL_STUB = '#!/bin/sh\nprintf "%s\\n" "$@" >> "$CURL_LOG"\n'
+
+
+def run(args: list[str], env: dict[str, str], cwd: Path, **kwargs: Any) -> Any:
+    return subprocess.run(
+        args, env=env, cwd=cwd, capture_output=True, text=True, timeout=60, **kwargs
+    )
+
+
+def jsonl(text: str) -> list[Any]:
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def statuses(text: str) -> list[str]:
+    """The worker result lines among other output (make echoes its commands)."""
+    lines = [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+    return [line["status"] for line in lines if "status" in line]
+
+
+# -- README.md ----------------------------------------------------------------------------
+
+
+def test_only_the_install_blocks_are_skipped():
+    skipped = [block for block, no_test in README_BLOCKS if no_test]
+    assert len(skipped) == 3
+    assert all("pip install" in block for block in skipped)
+    fresh = [block for block in skipped if "python3 -m venv .venv" in block]
+    assert len(fresh) == 2  # the two fresh-machine commands, one line each
+    assert all(block.count("\n") == 1 for block in fresh)
+    assert len(README_BLOCKS) - len(skipped) >= 4
+
+
+@pytest.fixture
+def checkout(tmp_path: Path, env: dict[str, str]) -> tuple[Path, dict[str, str]]:
+    """A working directory like a checkout, and the environment to run README blocks in."""
+    work = tmp_path / "work"
+    work.mkdir()
+    for name in ("examples", "completions", "man"):
+        shutil.copytree(REPO / name, work / name)
+    stubs = tmp_path / "stubs"
+    stubs.mkdir()
+    (stubs / "curl").write_text(CURL_STUB)
+    (stubs / "curl").chmod(0o755)
+    env = dict(env, PATH=f"{stubs}:{env['PATH']}", CURL_LOG=str(tmp_path / "curl.log"))
+    return work, env
+
+
+@needs("bash", "jq")
+@pytest.mark.parametrize(
+    "block",
+    [block for block, no_test in README_BLOCKS if not no_test],
+    ids=lambda block: block.split("\n")[0][:40],
+)
+def test_readme_shell_block(block: str, checkout):
+    work, env = checkout
+    result = run(["bash", "-e", "-o", "pipefail", "-c", block], env, work)
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    out = jsonl(result.stdout) if result.stdout.startswith("{") else []
+    if "examples.email_worker:send_email" in block:  # Quickstart
+        assert out[-1]["status"] == "acked" and out[-1]["queue"] == "emails"
+        assert "send_email: to=user@example.com" in result.stderr
+    elif "examples/process_webhook.sh" in block:
+        assert out[-1]["status"] == "acked" and out[-1]["queue"] == "webhooks"
+        posted = (work.parent / "curl.log").read_text()
+        assert "https://example.com/hook" in posted
+        body = json.loads(posted.split("--data\n")[1].split("\n")[0])
+        assert body == {"event": "signup", "data": {"user": 42}, "message_id": out[0]["id"],
+                        "attempt": 1}  # fmt: skip
+    elif "completions/" in block:
+        home = Path(env["HOME"])
+        assert (home / ".local/share/bash-completion/completions/localqueue").is_file()
+        assert (home / ".zfunc/_localqueue").is_file()
+        assert (home / ".config/fish/completions/localqueue.fish").is_file()
+        page = home / ".local/share/man/man1/localqueue-queue-exec.1"
+        assert result.stdout.strip() == str(page)
+    elif block.startswith("echo"):  # the opening lines: a message in, an empty queue drained
+        assert out[0]["queue"] == "emails" and out[0]["value"] == {"to": "a@b.c"}
+        size = run([LOCALQUEUE, "queue", "size", "emails"], env, work)
+        assert size.stdout == "1\n"
+    else:
+        pytest.fail(f"a README block without an outcome check:\n{block}")
+
+
+# -- a local webhook receiver -------------------------------------------------------------
+
+
+class Receiver(BaseHTTPRequestHandler):
+    """200 for POST /hook, 500 for anything else; every request is recorded."""
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        self.server.received.append((self.path, dict(self.headers), json.loads(body)))  # type: ignore[attr-defined]
+        self.send_response(200 if self.path == "/hook" else 500)
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def receiver() -> Iterator[Any]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    server.received = []  # type: ignore[attr-defined]
+    server.url = f"http://127.0.0.1:{server.server_port}"  # type: ignore[attr-defined]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def enqueue(env: dict[str, str], cwd: Path, queue: str, *values: Any) -> list[str]:
+    lines = "".join(json.dumps(value) + "\n" for value in values)
+    result = run([LOCALQUEUE, "queue", "add", queue], env, cwd, input=lines)
+    assert result.returncode == 0, result.stderr
+    return [message["id"] for message in jsonl(result.stdout)]
+
+
+# -- examples/ ----------------------------------------------------------------------------
+
+
+@needs("jq", "curl")
+def test_process_webhook_posts_and_fails_on_http_errors(receiver, env, tmp_path):
+    ok, fails, broken = enqueue(
+        env,
+        tmp_path,
+        "webhooks",
+        {"url": f"{receiver.url}/hook", "event": "signup", "data": {"user": 42}},
+        {"url": f"{receiver.url}/down", "event": "signup", "data": {}},
+        {"event": "no url"},
+    )
+    exec_ = [LOCALQUEUE, "queue", "exec", "webhooks", "--max-tries", "1"]
+    result = run([*exec_, "--", str(EXAMPLES / "process_webhook.sh")], env, tmp_path)
+    assert result.returncode == 0, result.stderr
+    status = {line["id"]: line for line in jsonl(result.stdout)}
+    assert status[ok]["status"] == "acked"
+    assert status[fails]["status"] == "dead"
+    assert status[fails]["error"]["exit_code"] == 22  # curl --fail: HTTP 500
+    assert status[broken]["status"] == "dead"  # jq -e: no .url
+    (path, headers, body), second = receiver.received
+    assert path == "/hook" and second[0] == "/down"
+    assert headers["Idempotency-Key"] == ok
+    assert headers["Content-Type"] == "application/json"
+    assert body == {"event": "signup", "data": {"user": 42}, "message_id": ok, "attempt": 1}
+
+
+@pytest.fixture
+def app(tmp_path: Path) -> Path:
+    """A stand-in for /srv/app: the examples and a .venv that has localqueue."""
+    root = tmp_path / "app"
+    root.mkdir()
+    shutil.copytree(EXAMPLES, root / "examples")
+    (root / ".venv").symlink_to(BIN.parent)
+    return root
+
+
+def at(app: Path, text: str) -> str:
+    return text.replace("/srv/app", str(app))
+
+
+@needs("flock", "jq", "curl")
+def test_crontab_line_drains_once_at_a_time(receiver, app, env):
+    lines = [line for line in (EXAMPLES / "crontab").read_text().splitlines() if line.strip()]
+    cron_env = {"HOME": env["HOME"], "no_proxy": "127.0.0.1", "LC_ALL": "C.UTF-8"}
+    jobs = []
+    for line in lines:
+        if line.startswith("#"):
+            continue
+        name, equals, value = line.partition("=")
+        if equals and re.fullmatch(r"[A-Z_]+", name):
+            cron_env[name] = at(app, value)
+        else:
+            jobs.append(at(app, line.split(None, 5)[5]))  # after the 5 time fields
+    assert len(jobs) == 1 and jobs[0].startswith("flock -n ")
+    enqueue(cron_env, app, "webhooks", *[{"url": f"{receiver.url}/hook", "event": "e"}] * 2)
+    lock = Path(shlex.split(jobs[0])[2])
+    with open(lock, "w") as held:  # the previous run is still going
+        fcntl.flock(held, fcntl.LOCK_EX)
+        busy = run(["/bin/sh", "-c", jobs[0]], cron_env, app)
+    assert busy.returncode == 1 and receiver.received == []
+    done = run(["/bin/sh", "-c", jobs[0]], cron_env, app)
+    assert done.returncode == 0, done.stderr
+    statuses = [line["status"] for line in jsonl((app / "webhooks.jsonl").read_text())]
+    assert statuses == ["acked", "acked"] and len(receiver.received) == 2
+
+
+@needs("make", "jq")
+def test_makefile_target_fails_the_build_on_dead_letters(env, tmp_path):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "a.csv").write_text("x\ny\n")
+    (tmp_path / "data" / "b.csv").write_text("z\n")
+    make = ["make", "--no-print-directory", "-f", str(EXAMPLES / "Makefile")]
+    result = run([*make, "reports"], env, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert statuses(result.stdout) == ["acked"] * 2
+    (tmp_path / "data" / "c.csv").write_text("w\n")
+    run(["ln", "-s", "missing", "data/d.csv"], env, tmp_path)  # listed, but cannot be read
+    result = run([*make, "reports"], env, tmp_path)
+    assert result.returncode != 0
+    assert statuses(result.stdout) == ["acked"] * 3 + ["released", "dead"]
+
+
+@needs("jq")
+def test_ci_step_runs_the_jobs_and_checks_for_dead_letters(env, tmp_path):
+    import yaml
+
+    workflow = yaml.safe_load((EXAMPLES / "github-actions.yml").read_text())
+    (step,) = [s for s in workflow["jobs"]["integration"]["steps"] if "localqueue" in str(s)]
+    step_env = {k: v.replace("${{ runner.temp }}", str(tmp_path)) for k, v in step["env"].items()}
+    # GitHub Actions runs `run:` with bash --noprofile --norc -eo pipefail
+    shell = ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", step["run"]]
+    result = run(shell, dict(env, **step_env), tmp_path)
+    assert result.returncode == 0, result.stderr
+    out = jsonl(result.stdout)
+    assert statuses(result.stdout) == ["acked", "acked"]
+    assert out[-1]["dead"] == 0 and out[-1]["total"] == 0
+
+
+def unit(text: str) -> dict[str, list[str]]:
+    """A systemd unit's settings (key -> values, in order; sections flattened)."""
+    settings: dict[str, list[str]] = {}
+    for line in text.splitlines():
+        if line and not line.startswith(("#", "[")):
+            key, _, value = line.partition("=")
+            settings.setdefault(key, []).append(value)
+    return settings
+
+
+def test_systemd_unit_settings():
+    settings = unit((EXAMPLES / "localqueue-webhooks.service").read_text())
+    (command,) = settings["ExecStart"]
+    argv = shlex.split(command)
+    assert argv[1:4] == ["queue", "exec", "webhooks"] and "--forever" in argv
+    job_timeout = float(argv[argv.index("--timeout") + 1])
+    assert settings["KillSignal"] == ["SIGTERM"]
+    assert settings["KillMode"] == ["mixed"]  # the running job is not signalled by systemd
+    assert float(settings["TimeoutStopSec"][0]) > job_timeout
+    assert settings["Restart"] == ["on-failure"]
+    assert "2" in settings["RestartPreventExitStatus"][0].split()
+
+
+@needs("systemd-analyze")
+def test_systemd_unit_verifies(app, tmp_path):
+    unit_file = tmp_path / "localqueue-webhooks.service"
+    unit_file.write_text(at(app, (EXAMPLES / "localqueue-webhooks.service").read_text()))
+    result = subprocess.run(
+        ["systemd-analyze", "verify", str(unit_file)], capture_output=True, text=True
+    )
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+
+
+@needs("jq", "curl")
+def test_systemd_worker_stops_cleanly_on_sigterm_and_exits_2_on_usage_errors(receiver, app, env):
+    settings = unit(at(app, (EXAMPLES / "localqueue-webhooks.service").read_text()))
+    service_env = dict(env, **dict(v.split("=", 1) for v in settings["Environment"]))
+    argv = shlex.split(settings["ExecStart"][0].replace("%H", socket.gethostname()))
+    enqueue(service_env, app, "webhooks", {"url": f"{receiver.url}/hook", "event": "e"})
+    worker = subprocess.Popen(
+        argv, env=service_env, cwd=app, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        assert json.loads(worker.stdout.readline())["status"] == "acked"  # it is working
+        worker.send_signal(signal.SIGTERM)  # what `systemctl stop` sends (KillSignal)
+        assert worker.wait(timeout=30) == 0  # not a failure: Restart=on-failure stays quiet
+    finally:
+        worker.kill()
+        worker.communicate()
+    usage = run([*argv[: argv.index("--")], "--no-such-flag"], service_env, app)
+    assert usage.returncode == 2  # RestartPreventExitStatus: no restart loop
