@@ -8,14 +8,15 @@ is on the start-up path of every ``localqueue`` command, and ``dataclasses`` dra
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+TYPE_CHECKING = False  # typing costs start-up time; mypy still reads these imports
 
 if TYPE_CHECKING:
-    from typing import Literal, TypeAlias
+    from collections.abc import Sequence
+    from typing import Any, Literal, TypeAlias
 
     MessageState: TypeAlias = Literal["ready", "delayed", "inflight", "dead"]
 
-__all__ = ["QueueMessage", "QueueStats"]
+__all__ = ["QueueMessage", "QueueStats", "json_lines"]
 
 FIELDS = (
     "id",
@@ -157,3 +158,46 @@ class QueueStats:
             f"QueueStats(ready={self.ready}, delayed={self.delayed},"
             f" inflight={self.inflight}, dead={self.dead})"
         )
+
+
+_PLAIN = frozenset("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ._-")
+
+
+def json_lines(rows: Sequence[tuple[Any, ...]]) -> bytes:
+    """``to_dict()`` of each store row as JSON Lines, without decoding anything.
+
+    The stored value (and last error) bytes are spliced in as they are, and what rows
+    share (a batch from one ``put`` shares all but id and value) is encoded once; the
+    result parses to exactly ``QueueMessage.to_dict()``. ``queue add`` prints 20,000
+    messages this way in a few milliseconds.
+    """
+    from localqueue.codec import dumps_line
+
+    def members(names: tuple[str, ...], values: tuple[Any, ...]) -> bytes:
+        return dumps_line(dict(zip(names, values, strict=True)))[1:-2]  # drop "{" and "}\n"
+
+    out: list[bytes] = []
+    shared: tuple[Any, ...] | None = None
+    head = middle = tail = b""
+    for row in rows:
+        now_shared = (row[1], *row[3:11], *row[12:])
+        if now_shared != shared:
+            shared = now_shared
+            head = b'","queue":' + dumps_line(row[1])[:-1] + b',"value":'
+            middle = b"," + members(FIELDS[3:11], row[3:11]) + b',"last_error":'
+            tail = b"," + members(FIELDS[12:], row[12:]) + b"}\n"
+        message_id = row[0]
+        if not _PLAIN.issuperset(message_id):  # store ids are plain; escape anything else
+            out.append(dumps_line(QueueMessage(*row).to_dict()))
+            continue
+        error = row[11]
+        out.append(
+            b'{"id":"'
+            + message_id.encode()
+            + head
+            + row[2]
+            + middle
+            + (b"null" if error is None else error)
+            + tail
+        )
+    return b"".join(out)

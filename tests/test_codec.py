@@ -133,3 +133,24 @@ def test_invalid_queue_names(name: Any) -> None:
 
     with pytest.raises(InvalidQueueNameError):
         codec.validate_queue_name(name)
+
+
+def test_json_lines_match_to_dict(tmp_path: Any) -> None:
+    from localqueue import PersistentQueue
+    from localqueue.message import json_lines
+
+    q = PersistentQueue("jobs", tmp_path / "q.sqlite3")
+    rows = q.store.put("jobs", [codec.encode(v) for v in GOOD[:-1]], delay=5)
+    q.put({"x": 1})
+    leased = q.get_message(block=False, leased_by='odd "worker"\n')
+    failed = q.release(leased, error=ValueError('bad "thing"'))
+    q.put({"y": 2})
+    held = q.get_message(block=False, leased_by='odd "worker"\n')
+    rows += [q.store.get("jobs", failed.id), q.store.get("jobs", held.id)]
+    lines = json_lines(rows).splitlines()
+    assert len(lines) == len(rows)
+    for line, row in zip(lines, rows, strict=True):
+        expected = q.inspect(row[0])
+        assert expected is not None
+        assert orjson.loads(line) == orjson.loads(codec.dumps_line(expected.to_dict()))
+        assert list(orjson.loads(line)) == list(expected.to_dict())

@@ -101,17 +101,19 @@ def run(
         values, numbers = read_values(sys.stdin.buffer.read(), raw)
     if not values:
         return
+    from localqueue.codec import encode
+    from localqueue.message import json_lines
+
+    try:  # everything is checked before the store is even opened
+        encoded = [encode(item) for item in values]
+    except (TypeError, ValueError):
+        raise _find_unencodable(values, numbers, value is not None) from None
     queue = open_queue(name, conf)
-    try:
-        try:
-            messages = queue.put_many(values, delay=delay)
-        except (TypeError, ValueError):
-            raise _find_unencodable(values, numbers, value is not None) from None
+    try:  # straight to the store: what it returns is printed without decoding again
+        rows = queue.store.put(queue.name, encoded, delay=delay, maxsize=queue.maxsize)
     finally:
         queue.close()
-    from localqueue.codec import dumps_line
-
-    emit_raw(b"".join([dumps_line(message.to_dict()) for message in messages]))
+    emit_raw(json_lines(rows))
 
 
 def register(group: "typer.Typer") -> None:
