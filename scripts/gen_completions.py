@@ -43,7 +43,7 @@ def walk(command: Any, ctx: Any, path: str, tree: dict[str, Any]) -> None:
                 continue
             metavar = param.metavar or ""
             choices = metavar.split("|") if _CHOICES.match(metavar) else []
-            for name in [*param.opts, *param.secondary_opts]:
+            for name in sorted([*param.opts, *param.secondary_opts]):  # opts come from a set
                 options[name] = {
                     "value": not param.is_flag and not param.count,
                     "help": " ".join((param.help or "").split()),

@@ -13,6 +13,7 @@ Run ``python scripts/regen.py`` (it also regenerates the completions).
 from __future__ import annotations
 
 import os
+import re
 import time
 from typing import Any
 
@@ -154,14 +155,18 @@ def _definitions(title: str, items: dict[Any, str], tag: str = "B") -> list[str]
     return lines
 
 
+_RECORD = re.compile(r"^(-[\w-]+(?:, -[\w-]+)*)(?: (.+))?$")
+
+
 def _option_tag(param: Any, ctx: Any) -> str:
+    """``-h, --help`` in bold, a metavar in italics. From the help record, whose order is
+    stable (the order of ``param.opts`` is not: Click keeps help names in a set)."""
     record = param.get_help_record(ctx)[0]
-    names = ", ".join([*param.opts, *param.secondary_opts])
-    if not record.startswith(names):
+    match = _RECORD.match(record)
+    if match is None:
         return f"\\fB{escape(record)}\\fR"
-    tag = ", ".join(f"\\fB{escape(name)}\\fR" for name in [*param.opts, *param.secondary_opts])
-    metavar = record[len(names) :].strip()
-    return f"{tag} \\fI{escape(metavar)}\\fR" if metavar else tag
+    tag = ", ".join(f"\\fB{escape(name)}\\fR" for name in match[1].split(", "))
+    return f"{tag} \\fI{escape(match[2])}\\fR" if match[2] else tag
 
 
 def _argument_metavar(param: Any, ctx: Any) -> str:

@@ -60,7 +60,8 @@ def store(tmp_path: Path) -> Path:
 
 @pytest.mark.parametrize("shell", SHELLS)
 def test_queue_names_from_the_store(shell, store, env, tmp_path):
-    for command in ("add", "size", "stats", "dead", "pop", "exec", "process", "purge", "wait"):
+    commands = ["add", "size", "stats", "dead", "pop", "exec", "process", "purge", "wait"]
+    for command in commands if shell == "bash" else ["add", "exec"]:  # same code path
         line = f"localqueue queue {command} --store-path {store} "
         assert offered(shell, line, env, tmp_path) == ["emails", "reports", "webhooks"]
     line = f"localqueue queue size --store-path {store} w"
@@ -208,7 +209,10 @@ def test_commands_and_options_agree_with_typer(args, incomplete):
 
     typer_side = BashComplete(get_command(build_app()), {}, "localqueue", complete.ENV)
     expected = [item.value for item in typer_side.get_completions(args, incomplete)]
-    assert [value for value, _ in complete.complete(args, incomplete)] == expected
+    ours = [value for value, _ in complete.complete(args, incomplete)]
+    if incomplete.startswith("-"):  # option order is Click's set order: shells sort anyway
+        ours, expected = sorted(ours), sorted(expected)
+    assert ours == expected
 
 
 # -- the shipped scripts in real shells ---------------------------------------------------
