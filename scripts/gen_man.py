@@ -187,6 +187,7 @@ def page(path: str, command: Any, ctx: Any, children: list[tuple[str, str]]) -> 
         f'.TH "{escape(name.upper())}" "1" "{_date()}" "localqueue {__version__}" '
         '"localqueue manual"',
         ".nh",
+        ".ad l",
         ".SH NAME",
         f"{escape(name)} \\- {escape(summary)}",
         ".SH SYNOPSIS",
@@ -260,8 +261,10 @@ def render() -> dict[str, str]:
 
     pages: dict[str, str] = {}
 
-    def visit(command: Any, ctx: Any, path: str) -> None:
+    def visit(command: Any, ctx: Any, path: str) -> list[tuple[str, str]]:
+        """Write the pages of ``command`` and below; its commands (path below it, help)."""
         children: list[tuple[str, str]] = []
+        leaves: list[tuple[str, str]] = []
         if isinstance(command, TyperGroup):
             for name in command.list_commands(ctx):
                 sub = command.get_command(ctx, name)
@@ -269,8 +272,13 @@ def render() -> dict[str, str]:
                     continue
                 children.append((name, sub.get_short_help_str(limit=200)))
                 sub_ctx = _click.Context(sub, info_name=name, parent=ctx, **sub.context_settings)
-                visit(sub, sub_ctx, f"{path} {name}".strip())
-        pages[f"man/{page_name(path)}.1"] = page(path, command, ctx, children)
+                below = visit(sub, sub_ctx, f"{path} {name}".strip())
+                leaves += [(f"{name} {leaf}", text) for leaf, text in below] or children[-1:]
+        # the program's page lists every command; a group's page its own
+        pages[f"man/{page_name(path)}.1"] = page(
+            path, command, ctx, leaves if not path else children
+        )
+        return children
 
     root = get_command(build_app())
     visit(root, _click.Context(root, info_name=PROG, **root.context_settings), "")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import REPO
+from .conftest import LOCALQUEUE, REPO
 
 REGENERATE = "python scripts/regen.py"
 
@@ -87,3 +87,32 @@ def test_check_mode_names_the_regenerate_command(tmp_path):
     assert result.returncode == 1
     assert "stale: man/localqueue.1" in result.stderr
     assert REGENERATE in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("shell", "script"),
+    [("bash", "localqueue.bash"), ("zsh", "_localqueue"), ("fish", "localqueue.fish")],
+)
+def test_the_program_prints_the_committed_script(shell, script, env):
+    """`eval "$(_LOCALQUEUE_COMPLETE=source_bash localqueue)"` loads the shipped script."""
+    result = subprocess.run(
+        [LOCALQUEUE],
+        env=dict(env, _LOCALQUEUE_COMPLETE=f"source_{shell}"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == (REPO / "completions" / script).read_text()
+
+
+def test_every_queue_argument_completes_queue_names_and_ids():
+    """Arguments declared with options.queue_name() / message_id() are marked in the tree."""
+    import json
+
+    tree = json.loads((REPO / "localqueue/cli/completion_tree.json").read_text())
+    for command in tree["queue"]["commands"]:
+        arguments = tree[f"queue {command}"]["arguments"]
+        assert arguments[:1] == ([] if command == "list" else ["queue"]), command
+    ids = {path for path, node in tree.items() if "id" in node["arguments"]}
+    assert ids == {"queue inspect", "queue ack", "queue release", "queue requeue-dead"}
