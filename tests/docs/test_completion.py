@@ -318,7 +318,7 @@ def fastest(runs: int, shell: str, line: str, env: dict[str, str], cwd: Path) ->
 
 @pytest.mark.slow
 def test_completion_answers_within_100_ms_on_100k_messages(big_store, env, tmp_path):
-    """The whole process, from exec to exit (the best of 5 runs: other tests load the CPU)."""
+    """The whole process, from exec to exit (the best of 4 runs: other tests load the CPU)."""
     assert complete.queue_names(str(big_store)) == ["alpha", "beta", "gamma"]
     assert len(complete.message_ids(str(big_store), "alpha", None)) == complete.LIMIT
     assert len(complete.message_ids(str(big_store), "gamma", complete.INFLIGHT)) == 5
@@ -329,8 +329,8 @@ def test_completion_answers_within_100_ms_on_100k_messages(big_store, env, tmp_p
         f"localqueue queue requeue-dead --store-path {big_store} gamma ",
         f"localqueue queue release --store-path {big_store} alpha ",  # none leased: all scanned
     ]
-    for line in lines:
-        for shell in ("bash", "zsh"):
-            seconds = fastest(5, shell, line, env, tmp_path)
-            print(f"{shell}: {line.split()[2]} {line.split()[-1]}: {seconds * 1000:.0f} ms")
-            assert seconds < 0.100, f"{shell}: {line!r} took {seconds * 1000:.0f} ms"
+    asked = [("bash", line) for line in lines] + [("zsh", lines[0]), ("zsh", lines[2])]
+    for shell, line in asked:  # (the shells differ only in parsing and formatting)
+        seconds = fastest(4, shell, line, env, tmp_path)
+        print(f"{shell}: {line.split()[2]} {line.split()[-1]}: {seconds * 1000:.0f} ms")
+        assert seconds < 0.100, f"{shell}: {line!r} took {seconds * 1000:.0f} ms"
