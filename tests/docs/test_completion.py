@@ -334,3 +334,25 @@ def test_completion_answers_within_100_ms_on_100k_messages(big_store, env, tmp_p
         seconds = fastest(4, shell, line, env, tmp_path)
         print(f"{shell}: {line.split()[2]} {line.split()[-1]}: {seconds * 1000:.0f} ms")
         assert seconds < 0.100, f"{shell}: {line!r} took {seconds * 1000:.0f} ms"
+
+
+def test_completion_imports_neither_typer_nor_the_queue(store, env, tmp_path):
+    import sys
+
+    request = dict(
+        env,
+        _LOCALQUEUE_COMPLETE="complete_bash",
+        COMP_WORDS=f"localqueue queue ack --store-path {store} emails ",
+        COMP_CWORD="6",
+    )
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", LOCALQUEUE],
+        env=request,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 0
+    imported = {line.split("|")[-1].strip() for line in result.stderr.splitlines()}
+    assert "localqueue.cli.complete" in imported and "sqlite3" in imported
+    assert not {"typer", "localqueue.queue", "localqueue.stores.sqlite"} & imported
