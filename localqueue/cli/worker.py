@@ -214,6 +214,7 @@ class Worker:
         self.flags = StopFlags()
         self.heartbeat = Heartbeat(queue)
         self.spent: set[str] = set()  # ids released with a spent budget (--no-dead-letter)
+        self.busy_for = 0  # consecutive looks for work that met a locked store
 
     def next_message(self) -> QueueMessage | None:
         """The next message, or None when the loop should look at its flags again (or,
@@ -233,6 +234,16 @@ class Worker:
         while not self.flags.signals and time.monotonic() < deadline:
             time.sleep(min(IDLE_SLICE, max(deadline - time.monotonic(), 0)))
         return None
+
+    def back_off(self, exc: StoreLockedError) -> None:
+        """The store stayed locked past its busy timeout while looking for work: say so,
+        then wait (0.25 s, doubling up to 30 s) before looking again."""
+        self.busy_for += 1
+        pause = min(IDLE_SLICE * 2 ** (self.busy_for - 1), 30.0)
+        exit_codes.warning(f"{exc}; looking for work again in {pause:g}s")
+        deadline = time.monotonic() + pause
+        while not self.flags.signals and time.monotonic() < deadline:
+            time.sleep(min(IDLE_SLICE, max(deadline - time.monotonic(), 0)))
 
     def settle(self, message: QueueMessage, record: AttemptRecord, error: Any) -> None:
         queue, options = self.queue, self.options
@@ -307,7 +318,14 @@ class Worker:
             while not self.flags.signals and (
                 options.max_jobs is None or handled < options.max_jobs
             ):
-                message = self.next_message()
+                try:
+                    message = self.next_message()
+                except StoreLockedError as exc:
+                    if draining:
+                        raise
+                    self.back_off(exc)  # a long-running worker outlives a held lock
+                    continue
+                self.busy_for = 0
                 if message is None:
                     if draining:
                         break
