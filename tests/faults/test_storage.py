@@ -100,7 +100,7 @@ needs_root = pytest.mark.skipif(
 
 
 @needs_root
-@pytest.mark.parametrize("where", ["read-only-file", "read-only-directory"])
+@pytest.mark.parametrize("where", ["read-only-file", "read-only-directory", "owner-has-it-open"])
 def test_row10_read_only_store(where: str) -> None:
     top = Path(tempfile.mkdtemp(prefix="localqueue-ro-"))  # pytest's tmp_path is 0700
     try:
@@ -118,10 +118,15 @@ def _read_only_store(top: Path, where: str) -> None:
     q.put("one")
     q.close()
     store.chmod(0o644)  # readable by others, writable only by its owner (root)
+    owner = None
     if where == "read-only-file":
         os.chown(directory, 65534, 65534)  # nobody may create the -wal and -shm here
     else:
-        directory.chmod(0o755)  # nobody can create nothing here: no -shm possible
+        directory.chmod(0o755)  # nobody can create anything here
+    if where == "owner-has-it-open":  # its -wal and -shm exist (0644 like the file)
+        owner = PersistentQueue("q", store)
+        owner.put("two")
+        owner.ack(owner.get_message(block=False))
     data = store.read_bytes()
     sp = ("--store-path", str(store))
     for argv in (("queue", "add", "q", "--value", "2"), ("queue", "pop", "q")):
@@ -133,6 +138,8 @@ def _read_only_store(top: Path, where: str) -> None:
     assert json.loads(_as_nobody(top, "queue", "stats", "q", *sp).stdout)["ready"] == 1
     assert json.loads(_as_nobody(top, "store", "check", *sp).stdout)["ok"] is True
     assert store.read_bytes() == data
+    if owner is not None:
+        owner.close()
     q = PersistentQueue("q", store)  # its owner still uses it
     q.ack(q.get_message(block=False))
     assert q.qsize() == 0
