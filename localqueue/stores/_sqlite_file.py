@@ -18,13 +18,14 @@ import os
 import sqlite3
 import stat
 import threading
-import urllib.parse
-from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from pathlib import Path
 
 from localqueue import _failpoints
 from localqueue.errors import StoreError, StoreLockedError
+
+TYPE_CHECKING = False  # typing costs start-up time; mypy still reads these imports
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator, Sequence
 
 __all__ = ["DURABILITY_LEVELS", "SQLiteFile"]
 
@@ -40,7 +41,7 @@ _NOTHING: AbstractContextManager[None] = nullcontext()
 class SQLiteFile:
     def __init__(
         self,
-        path: Path,
+        path: str | os.PathLike[str],
         *,
         kind: str,
         application_id: int,
@@ -54,7 +55,7 @@ class SQLiteFile:
             raise ValueError(f"durability must be 'full' or 'normal', got {durability!r}")
         if busy_timeout < 0:
             raise ValueError(f"busy_timeout must be >= 0, got {busy_timeout!r}")
-        self.path = path
+        self.path = os.fspath(path)
         self.kind = kind
         self.durability = durability
         self.busy_timeout = float(busy_timeout)
@@ -201,6 +202,8 @@ class SQLiteFile:
     def _connect(self, *, immutable: bool = False) -> sqlite3.Connection:
         target = str(self.path)
         if immutable:
+            import urllib.parse  # rare path: kept off every command's start-up
+
             target = f"file:{urllib.parse.quote(os.path.abspath(target))}?immutable=1"
         return sqlite3.connect(
             target,
