@@ -18,6 +18,7 @@ __all__ = [
     "MessageNotFoundError",
     "StoreError",
     "StoreLockedError",
+    "StoreReplacedError",
 ]
 
 
@@ -48,6 +49,11 @@ class MessageNotFoundError(LocalQueueError, KeyError):
 class StoreError(LocalQueueError):
     """The store cannot be used: unreadable, corrupt, not a localqueue store, a newer
     schema version, disk full, read-only, or a missing optional backend."""
+
+
+class StoreReplacedError(StoreError):
+    """The store file was deleted or replaced while this process had it open: going on
+    would write to a file nobody else sees, so a worker stops instead."""
 
 
 class StoreLockedError(LocalQueueError):

@@ -26,7 +26,14 @@ from typing import TYPE_CHECKING, Any
 from localqueue import codec
 from localqueue.cli import exit_codes
 from localqueue.cli.common import emit, stderr_is_tty
-from localqueue.errors import Empty, LeaseLostError, LocalQueueError, StoreLockedError
+from localqueue.errors import (
+    Empty,
+    LeaseLostError,
+    LocalQueueError,
+    StoreError,
+    StoreLockedError,
+    StoreReplacedError,
+)
 
 if TYPE_CHECKING:
     from localqueue.message import QueueMessage
@@ -235,9 +242,10 @@ class Worker:
             time.sleep(min(IDLE_SLICE, max(deadline - time.monotonic(), 0)))
         return None
 
-    def back_off(self, exc: StoreLockedError) -> None:
-        """The store stayed locked past its busy timeout while looking for work: say so,
-        then wait (0.25 s, doubling up to 30 s) before looking again."""
+    def back_off(self, exc: LocalQueueError) -> None:
+        """The store stayed locked past its busy timeout (or failed: damage, disk
+        trouble) while looking for work: say so, then wait (0.25 s, doubling up to 30 s)
+        before looking again, rather than spinning on the error."""
         self.busy_for += 1
         pause = min(IDLE_SLICE * 2 ** (self.busy_for - 1), 30.0)
         exit_codes.warning(f"{exc}; looking for work again in {pause:g}s")
@@ -320,7 +328,9 @@ class Worker:
             ):
                 try:
                     message = self.next_message()
-                except StoreLockedError as exc:
+                except StoreReplacedError:
+                    raise  # its file is gone: only a fresh start sees the new one
+                except (StoreLockedError, StoreError) as exc:
                     if draining:
                         raise
                     self.back_off(exc)  # a long-running worker outlives a held lock

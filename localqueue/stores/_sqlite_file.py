@@ -21,7 +21,7 @@ import threading
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 
 from localqueue import _failpoints
-from localqueue.errors import StoreError, StoreLockedError
+from localqueue.errors import StoreError, StoreLockedError, StoreReplacedError
 
 TYPE_CHECKING = False  # typing costs start-up time; mypy still reads these imports
 if TYPE_CHECKING:
@@ -142,7 +142,9 @@ class SQLiteFile:
         """Raise StoreError when the file was deleted or replaced since it was opened:
         writing on would go to an unlinked file that nobody else sees."""
         if self._conn is not None and self._stat_identity() != self._identity:
-            raise self._refuse("the store file was deleted or replaced while in use")
+            raise StoreReplacedError(
+                f"{self.path}: the store file was deleted or replaced while in use"
+            )
 
     def _check_location(self) -> None:
         """Refuse a path another user could have planted: a symlink to a file that is
