@@ -198,16 +198,31 @@ def test_row11_damaged_store_exits_1_and_is_left_alone(tmp_path: Path, damage: s
     data = store.read_bytes()
     sp = ("--store-path", str(store))
     rs = ("--retry-store-path", str(tmp_path / "r.sqlite3"))
-    for argv in (
+    forever = ("queue", "exec", "q", "--forever", *sp, *rs, "--", "true")
+    commands = [
         ("queue", "add", "q", "--value", "1", *sp),
         ("queue", "pop", "q", *sp),
         ("queue", "stats", "q", *sp),
         ("store", "check", *sp),
-        ("queue", "exec", "q", "--forever", *sp, *rs, "--", "true"),
-    ):
-        done = run(tmp_path, *argv, timeout=30)  # a --forever worker exits: no spinning
+    ]
+    if damage != "flipped-page":
+        commands.append(forever)  # refused when it opens the store: it never starts
+    for argv in commands:
+        done = run(tmp_path, *argv, timeout=30)
         assert done.returncode == 1, (argv, done.stderr)
         assert f"{store}: " in done.stderr and expected in done.stderr, (argv, done.stderr)
+    if damage == "flipped-page":
+        # The file opens and the damage shows on the first lease: the running worker
+        # backs off (doubling pauses, each one said on stderr) instead of spinning.
+        worker = popen(tmp_path, *forever)
+        try:
+            first = wait_for(worker.stderr, "looking for work again in 0.25s")[-1]
+            assert f"{store}: " in first and expected in first
+            wait_for(worker.stderr, "looking for work again in 0.5s")
+            worker.send_signal(signal.SIGTERM)
+            assert worker.wait(30) == 0
+        finally:
+            worker.kill()
     assert store.read_bytes() == data
     assert not Path(f"{store}-wal").exists() or damage == "flipped-page"
 
