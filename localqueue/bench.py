@@ -139,7 +139,10 @@ def main(argv: list[str] | None = None) -> int:
     for workload in workloads:
         cells = "".join(f"{results[level][workload]:>14,.0f}" for level in levels)
         print(f"{workload:10}{cells}")
-    print(f"(msgs/s, median of {args.rounds}, n={args.n}, SQLite synchronous=FULL|NORMAL)")
+    store = (
+        args.store_path.split("://")[0] if args.store_path else "SQLite, synchronous=FULL|NORMAL"
+    )
+    print(f"(msgs/s, median of {args.rounds}, n={args.n}, store: {store})")
     return 0
 
 
