@@ -58,8 +58,11 @@ def _record(row: tuple[Any, ...]) -> AttemptRecord:
 class SQLiteAttemptStore(AttemptStore):
     """Attempt records in one SQLite file, shared safely by threads and processes.
 
-    ``durability="full"`` (default) fsyncs every commit, so an attempt counted before a
-    power loss stays counted; ``"normal"`` keeps it across a process crash only.
+    Counting an attempt and clearing a key are written to the WAL before they return, so
+    they survive a crash of the process (a handler that kills it still spends its
+    attempt), but they skip their own fsync even at ``durability="full"``: a power cut
+    can forget the latest counts (a key gets an attempt more), never corrupt the file.
+    Failures (``record_failure``) are fsync'd at ``full``; ``"normal"`` fsyncs nothing.
     ``busy_timeout`` is how long a write waits for another process's lock before raising
     StoreLockedError.
     """
@@ -101,7 +104,11 @@ class SQLiteAttemptStore(AttemptStore):
         return None if row is None else _record(row)
 
     def record_attempt(self, key: str, now: float) -> AttemptRecord:
-        with self._connection() as conn, self._file.transaction(conn):
+        with (
+            self._connection() as conn,
+            self._file.relaxed(conn),
+            self._file.transaction(conn),
+        ):
             row = conn.execute(_RECORD_ATTEMPT, {"key": key, "now": now}).fetchone()
         return _record(row)
 
@@ -111,7 +118,7 @@ class SQLiteAttemptStore(AttemptStore):
             conn.execute(_RECORD_FAILURE, params)
 
     def clear(self, key: str) -> None:
-        with self._connection() as conn, self._file.transaction(conn):
+        with self._connection() as conn, self._file.relaxed(conn), self._file.transaction(conn):
             conn.execute(_CLEAR, (key,))
 
     def close(self) -> None:

@@ -293,6 +293,25 @@ class SQLiteFile:
                 conn.execute("ROLLBACK")
             raise
 
+    def relaxed(self, conn: sqlite3.Connection) -> AbstractContextManager[None]:
+        """Commits inside the block skip their fsync at ``full`` durability. They are
+        still written to the WAL, so they survive a process crash, and the next fsync'd
+        commit makes them durable; only a power cut before then can undo them. For
+        bookkeeping whose loss is harmless: a lease (the message is simply delivered
+        again), an attempt count (one attempt more)."""
+        if self.durability != "full":
+            return _NOTHING
+        return self._relaxed(conn)
+
+    @staticmethod
+    @contextmanager
+    def _relaxed(conn: sqlite3.Connection) -> Iterator[None]:
+        conn.execute("PRAGMA synchronous = NORMAL")
+        try:
+            yield
+        finally:
+            conn.execute("PRAGMA synchronous = FULL")
+
     def atomic(self, conn: sqlite3.Connection, operation: str) -> AbstractContextManager[None]:
         """Wrap a single-statement write. SQLite already runs one statement as its own
         write transaction, so this costs nothing unless a failpoint is active, when the

@@ -177,7 +177,6 @@ class SQLiteQueueStore(QueueStore):
             initialise=self._initialise,
         )
         self._checked_at = self.clock()
-        self._relax_lease = durability == "full"
         self._skew = self._checked_at - time.monotonic()
         self._rebased_at = 0.0
 
@@ -310,20 +309,10 @@ class SQLiteQueueStore(QueueStore):
                 "token": os.urandom(16).hex(),
                 "queue": queue,
             }
-            if self._relax_lease:
-                # A lease need not reach the disk before the handler runs: lost in a
-                # power cut, the message is simply still ready (at-least-once holds) and
-                # the next fsync'd commit (put, ack, ...) makes it durable anyway. A
-                # process crash loses nothing: the WAL frames are already written.
-                conn.execute("PRAGMA synchronous = NORMAL")
-                try:
-                    with self._file.atomic(conn, "lease"):
-                        found = conn.execute(_LEASE, params).fetchone()
-                finally:
-                    conn.execute("PRAGMA synchronous = FULL")
-            else:
-                with self._file.atomic(conn, "lease"):
-                    found = conn.execute(_LEASE, params).fetchone()
+            # A lease need not reach the disk before the handler runs: lost in a power
+            # cut, the message is simply still ready (at-least-once holds).
+            with self._file.relaxed(conn), self._file.atomic(conn, "lease"):
+                found = conn.execute(_LEASE, params).fetchone()
         return None if found is None else self._row(found, now)
 
     def _rebase_leases(self, conn: sqlite3.Connection, queue: str, now: float) -> None:
