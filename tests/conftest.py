@@ -26,6 +26,29 @@ def unavailable(reason: str) -> None:
     pytest.skip(reason)
 
 
+def postgres_url() -> str:
+    """The test server's URL; skips (fails in CI) when it is not configured."""
+    url = os.environ.get("LOCALQUEUE_TEST_POSTGRES_URL")
+    if not url:
+        unavailable("LOCALQUEUE_TEST_POSTGRES_URL is not set (a PostgreSQL server to test against)")
+    return str(url)
+
+
+def fresh_schema() -> str:
+    """A schema name no other test uses, so runs never collide."""
+    return f"lq_test_{uuid.uuid4().hex[:12]}"
+
+
+def dispose(store: object) -> None:
+    """Close a store made by a factory; a PostgreSQL one also drops its test schema."""
+    drop = getattr(store, "drop_schema", None)
+    if callable(drop):
+        drop()
+    close = getattr(store, "close", None)
+    if callable(close):
+        close()
+
+
 def _sqlite(tmp_path: Path) -> QueueStore:
     from localqueue.stores.sqlite import SQLiteQueueStore
 
@@ -47,15 +70,12 @@ def _lmdb(tmp_path: Path) -> QueueStore:
 
 
 def _postgres(tmp_path: Path) -> QueueStore:
-    url = os.environ.get("LOCALQUEUE_TEST_POSTGRES_URL")
-    if not url:
-        unavailable("LOCALQUEUE_TEST_POSTGRES_URL is not set (a PostgreSQL server to test against)")
+    url = postgres_url()
     try:
         from localqueue.stores.postgres import PostgresQueueStore
     except ImportError as exc:
         unavailable(f"PostgreSQL backend not importable: {exc}")
-    schema = f"lq_test_{uuid.uuid4().hex[:12]}"
-    return PostgresQueueStore(url, schema=schema)  # type: ignore[call-arg]
+    return PostgresQueueStore(url, schema=fresh_schema())  # type: ignore[call-arg]
 
 
 STORE_FACTORIES: dict[str, Callable[[Path], QueueStore]] = {
@@ -77,7 +97,4 @@ def store(store_kind: str, tmp_path: Path) -> Iterator[QueueStore]:
     try:
         yield created
     finally:
-        drop = getattr(created, "drop_schema", None)  # PostgreSQL: leave no test schema behind
-        if callable(drop):
-            drop()
-        created.close()
+        dispose(created)

@@ -6,15 +6,13 @@ a backend whose dependency or server is missing skips with the reason, except in
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from localqueue.retry.base import AttemptStore
-from tests.conftest import unavailable
+from tests.conftest import dispose, fresh_schema, postgres_url, unavailable
 
 
 def _sqlite(tmp_path: Path) -> AttemptStore:
@@ -38,17 +36,14 @@ def _lmdb(tmp_path: Path) -> AttemptStore:
 
 
 def _postgres(tmp_path: Path) -> AttemptStore:
-    url = os.environ.get("LOCALQUEUE_TEST_POSTGRES_URL")
-    if not url:
-        unavailable("LOCALQUEUE_TEST_POSTGRES_URL is not set (a PostgreSQL server to test against)")
+    url = postgres_url()
     try:
         from localqueue.retry.postgres import (  # type: ignore[import-not-found,unused-ignore]
             PostgresAttemptStore,
         )
     except ImportError as exc:
         unavailable(f"PostgreSQL attempt store not importable: {exc}")
-    schema = f"lq_test_{uuid.uuid4().hex[:12]}"
-    store: AttemptStore = PostgresAttemptStore(url, schema=schema)
+    store: AttemptStore = PostgresAttemptStore(url, schema=fresh_schema())
     return store
 
 
@@ -74,7 +69,4 @@ def attempt_store(attempt_store_kind: str, tmp_path: Path) -> Iterator[AttemptSt
     try:
         yield created
     finally:
-        drop = getattr(created, "drop_schema", None)  # PostgreSQL: leave no test schema behind
-        if callable(drop):
-            drop()
-        created.close()
+        dispose(created)
