@@ -180,7 +180,9 @@ class PersistentQueue:
             if remaining is not None and remaining <= 0:
                 raise Empty
             due = store.next_visible_in(name)
-            nap = pause if due is None else min(max(due, 0.0), pause)
+            # At least _POLL_MIN: "visible now" right after a failed lease means another
+            # consumer holds it for a moment (a row lock), and spinning would not help.
+            nap = pause if due is None else min(max(due, _POLL_MIN), pause)
             if remaining is not None:
                 nap = min(nap, remaining)
             store.wait(name, nap)
