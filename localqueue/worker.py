@@ -31,6 +31,7 @@ from typing import Any, ParamSpec, Protocol, TypeVar
 
 import tenacity
 
+from localqueue._signals import start_quietly
 from localqueue.errors import Empty, LeaseLostError, StoreError, StoreLockedError
 from localqueue.message import QueueMessage
 from localqueue.queue import PersistentQueue
@@ -118,7 +119,7 @@ class _Heartbeat:
         )
 
     def start(self) -> None:
-        self._thread.start()
+        start_quietly(self._thread)
 
     def _run(self) -> None:
         while not self._stopped.wait(self.interval):

@@ -24,7 +24,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from localqueue.cli import reaper
+from localqueue.cli import interrupts, reaper
 
 __all__ = ["CAPTURE_LIMIT", "KILL_GRACE", "TIMEOUT_EXIT_CODE", "ChildResult", "run_child"]
 
@@ -86,26 +86,32 @@ def run_child(
 
     Any BaseException raised meanwhile (a second signal) terminates the child's group
     before it propagates."""
-    process = subprocess.Popen(
-        list(argv),
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=dict(env),
-        start_new_session=True,
-        close_fds=True,
-    )
-    reaper.track(process.pid)
+    process: subprocess.Popen[bytes] | None = None
     try:
+        # A second signal during the spawn is held until the worker knows the pid and
+        # the watchdog knows the group: then it takes the job down with it (below).
+        with interrupts.shielded():
+            process = subprocess.Popen(
+                list(argv),
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env=dict(env),
+                start_new_session=True,
+                close_fds=True,
+            )
+            reaper.track(process.pid)
         return _communicate(process, payload, timeout)
     except BaseException:
-        terminate(process)
+        if process is not None:
+            terminate(process)
         raise
     finally:
-        reaper.untrack(process.pid)
-        for stream in (process.stdin, process.stdout, process.stderr):
-            if stream is not None:
-                stream.close()
+        if process is not None:
+            reaper.untrack(process.pid)
+            for stream in (process.stdin, process.stdout, process.stderr):
+                if stream is not None:
+                    stream.close()
 
 
 def _communicate(

@@ -24,7 +24,8 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from localqueue import codec
-from localqueue.cli import exit_codes
+from localqueue._signals import start_quietly
+from localqueue.cli import exit_codes, interrupts
 from localqueue.cli.common import emit, stderr_is_tty
 from localqueue.errors import (
     Empty,
@@ -73,7 +74,7 @@ class StopFlags:
         self.signals += 1
         if self.signals >= 2 and self.interruptible:
             self.interruptible = False
-            raise ColdStop(signum)
+            interrupts.interrupt(ColdStop(signum))
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,7 +117,7 @@ class Heartbeat:
                 self._thread = threading.Thread(
                     target=self._run, name="localqueue-heartbeat", daemon=True
                 )
-                self._thread.start()
+                start_quietly(self._thread)
             self._cond.notify()
 
     def unwatch(self) -> None:
@@ -294,6 +295,8 @@ class Worker:
         flags = self.flags
         try:
             flags.interruptible = True
+            if flags.signals >= 2:  # the second signal came before the handler started
+                raise ColdStop
             error = self.handle(message)
             flags.interruptible = False
         except ColdStop:

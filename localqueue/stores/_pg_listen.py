@@ -21,6 +21,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from localqueue._signals import start_quietly
 from localqueue.errors import StoreError
 from localqueue.stores._pg import register_for_fork
 
@@ -50,7 +51,7 @@ class PgListener:
             thread = threading.Thread(
                 target=self._read_loop, args=(self._stop,), name="localqueue-listen", daemon=True
             )
-            thread.start()
+            start_quietly(thread)
 
     def wait(self, key: str, timeout: float) -> None:
         """Return when a notification with payload ``key`` arrives (or one may have been
