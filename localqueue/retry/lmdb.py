@@ -72,10 +72,7 @@ class LMDBAttemptStore(AttemptStore):
         max_map_size: int = DEFAULT_MAX_MAP_SIZE,
         durability: Durability = "full",
     ) -> None:
-        if durability not in ("full", "normal"):
-            raise ValueError(f"durability must be 'full' or 'normal', got {durability!r}")
-        if map_size <= 0 or max_map_size < map_size:
-            raise ValueError("need 0 < map_size <= max_map_size")
+        _lmdb_env.check_options(durability, map_size, max_map_size)
         self.path = os.fspath(path)
         self._options: dict[str, Any] = {
             "map_size": map_size,

@@ -10,10 +10,6 @@ RETURNING``, so concurrent processes never lose an attempt.
 from __future__ import annotations
 
 import os
-import sqlite3
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
 
@@ -75,7 +71,6 @@ class SQLiteAttemptStore(AttemptStore):
         busy_timeout: float = 5.0,
     ) -> None:
         self.path = Path(path)
-        self._lock = threading.RLock()
         self._file = SQLiteFile(
             self.path,
             kind="attempt",
@@ -93,19 +88,14 @@ class SQLiteAttemptStore(AttemptStore):
     def durability(self) -> str:
         return self._file.durability
 
-    @contextmanager
-    def _connection(self) -> Iterator[sqlite3.Connection]:
-        with self._lock, self._file.errors():
-            yield self._file.connection()
-
     def get(self, key: str) -> AttemptRecord | None:
-        with self._connection() as conn:
+        with self._file.session as conn:
             row = conn.execute(_GET, (key,)).fetchone()
         return None if row is None else _record(row)
 
     def record_attempt(self, key: str, now: float) -> AttemptRecord:
         with (
-            self._connection() as conn,
+            self._file.session as conn,
             self._file.relaxed(conn),
             self._file.transaction(conn),
         ):
@@ -114,13 +104,13 @@ class SQLiteAttemptStore(AttemptStore):
 
     def record_failure(self, key: str, error: bytes | None, *, exhausted: bool) -> None:
         params = {"key": key, "error": error, "exhausted": int(exhausted)}
-        with self._connection() as conn, self._file.transaction(conn):
+        with self._file.session as conn, self._file.transaction(conn):
             conn.execute(_RECORD_FAILURE, params)
 
     def clear(self, key: str) -> None:
-        with self._connection() as conn, self._file.relaxed(conn), self._file.transaction(conn):
+        with self._file.session as conn, self._file.relaxed(conn), self._file.transaction(conn):
             conn.execute(_CLEAR, (key,))
 
     def close(self) -> None:
-        with self._lock:
+        with self._file.lock:
             self._file.close()

@@ -247,6 +247,14 @@ _REGISTRY_LOCK = threading.Lock()
 _INHERITED: list[Any] = []  # environments inherited across a fork: kept, never closed
 
 
+def check_options(durability: str, map_size: int, max_map_size: int) -> None:
+    """The constructor arguments every LMDB store takes, checked in one place."""
+    if durability not in ("full", "normal"):
+        raise ValueError(f"durability must be 'full' or 'normal', got {durability!r}")
+    if map_size <= 0 or max_map_size < map_size:
+        raise ValueError("need 0 < map_size <= max_map_size")
+
+
 def acquire(
     path: str | os.PathLike[str],
     schema: Schema,

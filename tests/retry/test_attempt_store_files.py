@@ -49,11 +49,11 @@ def test_sqlite_pragmas(tmp_path: Path) -> None:
     normal = SQLiteAttemptStore(tmp_path / "normal.sqlite3", durability="normal", busy_timeout=2)
     full.record_attempt("k", 1.0)  # bookkeeping skips its own fsync...
     full.clear("k")
-    with full._connection() as conn:
+    with full._file.session as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # ...and FULL is back
         assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
-    with normal._connection() as conn:
+    with normal._file.session as conn:
         assert conn.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
         assert conn.execute("PRAGMA busy_timeout").fetchone()[0] == 2000
     with pytest.raises(ValueError, match="durability"):
