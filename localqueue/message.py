@@ -171,11 +171,21 @@ def json_lines(rows: Sequence[tuple[Any, ...]]) -> bytes:
     result parses to exactly ``QueueMessage.to_dict()``. ``queue add`` prints 20,000
     messages this way in a few milliseconds.
     """
-    from localqueue.codec import dumps_line
+    from localqueue.codec import decode, dumps_line
 
-    def members(names: tuple[str, ...], values: tuple[Any, ...]) -> bytes:
-        return dumps_line(dict(zip(names, values, strict=True)))[1:-2]  # drop "{" and "}\n"
-
+    if not rows:
+        return b""
+    first = rows[0]
+    queue, rest = first[1], first[3:]
+    ids = [row[0] for row in rows]
+    same = first[11] is None and all(row[1] == queue and row[3:] == rest for row in rows)
+    if same and _PLAIN.issuperset("".join(ids)):
+        # Only ids and values differ (a put): b'{"id":"' + id + head + value + tail, each.
+        head = b'","queue":' + dumps_line(queue)[:-1] + b',"value":'
+        tail = b"," + _members(FIELDS[3:], rest) + b"}\n"
+        between = tail + b'{"id":"'
+        body = between.join([i.encode() + head + row[2] for i, row in zip(ids, rows, strict=True)])
+        return b'{"id":"' + body + tail
     out: list[bytes] = []
     shared: tuple[Any, ...] | None = None
     head = middle = tail = b""
@@ -184,11 +194,14 @@ def json_lines(rows: Sequence[tuple[Any, ...]]) -> bytes:
         if now_shared != shared:
             shared = now_shared
             head = b'","queue":' + dumps_line(row[1])[:-1] + b',"value":'
-            middle = b"," + members(FIELDS[3:11], row[3:11]) + b',"last_error":'
-            tail = b"," + members(FIELDS[12:], row[12:]) + b"}\n"
+            middle = b"," + _members(FIELDS[3:11], row[3:11]) + b',"last_error":'
+            tail = b"," + _members(FIELDS[12:], row[12:]) + b"}\n"
         message_id = row[0]
         if not _PLAIN.issuperset(message_id):  # store ids are plain; escape anything else
-            out.append(dumps_line(QueueMessage(*row).to_dict()))
+            fields = list(row)
+            fields[2] = decode(row[2])
+            fields[11] = None if row[11] is None else decode(row[11])
+            out.append(dumps_line(QueueMessage(*fields).to_dict()))
             continue
         error = row[11]
         out.append(
@@ -201,3 +214,10 @@ def json_lines(rows: Sequence[tuple[Any, ...]]) -> bytes:
             + tail
         )
     return b"".join(out)
+
+
+def _members(names: tuple[str, ...], values: tuple[Any, ...]) -> bytes:
+    """``"name":value,...`` for JSON-native values (an object without its braces)."""
+    from localqueue.codec import dumps_line
+
+    return dumps_line(dict(zip(names, values, strict=True)))[1:-2]  # drop "{" and "}\n"

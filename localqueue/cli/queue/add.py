@@ -66,6 +66,32 @@ def read_values(data: bytes, raw: bool) -> "tuple[list[Any], list[int]]":
     return values, numbers
 
 
+def encode_lines(data: bytes) -> "list[bytes] | None":
+    """The stored form of each non-blank JSON line, in one pass that keeps no decoded
+    values alive; None when some line needs :func:`read_values` (integers beyond 64 bits,
+    a bad line, a value codec refuses), which then names the line."""
+    if _LONG_DIGIT_RUN in data.translate(_DIGIT_MAP):
+        return None
+    import orjson
+
+    from localqueue.codec import MAX_VALUE_BYTES
+
+    loads, dumps = orjson.loads, orjson.dumps
+    encoded: list[bytes] = []
+    append = encoded.append
+    try:
+        for line in data.split(b"\n"):
+            if line and not line.isspace():
+                value = dumps(loads(line))  # orjson input has no NaN or infinities
+                # an exact-size copy: see codec.encode
+                append(bytes(memoryview(value)) if len(value) < 1024 else value)
+    except (ValueError, TypeError):  # bad JSON, or nesting orjson will not write
+        return None
+    if encoded and max(map(len, encoded)) > MAX_VALUE_BYTES:
+        return None
+    return encoded
+
+
 def _find_unencodable(values: "list[Any]", numbers: list[int], where_value: bool) -> CliError:
     from localqueue.codec import encode
 
@@ -93,27 +119,33 @@ def run(
     validate_queue_name(name)
     check_seconds("--delay", delay)
     conf = settings(store_path=store_path, durability=durability)
+    encoded: list[bytes] | None = None
     if value is not None:
         values, numbers = [_parse(value.encode("utf-8", "surrogateescape"), raw, "--value")], [0]
     else:
         if sys.stdin is None or sys.stdin.isatty():
             raise UsageError("give --value JSON, or pipe JSON Lines on stdin (stdin is a terminal)")
-        values, numbers = read_values(sys.stdin.buffer.read(), raw)
-    if not values:
+        data = sys.stdin.buffer.read()
+        encoded = None if raw else encode_lines(data)
+        values, numbers = ([], []) if encoded is not None else read_values(data, raw)
+    if encoded is None:
+        from localqueue.codec import encode
+
+        try:  # everything is checked before the store is even opened
+            encoded = [encode(item) for item in values]
+        except (TypeError, ValueError):
+            raise _find_unencodable(values, numbers, value is not None) from None
+    if not encoded:
         return
-    from localqueue.codec import encode
     from localqueue.message import json_lines
 
-    try:  # everything is checked before the store is even opened
-        encoded = [encode(item) for item in values]
-    except (TypeError, ValueError):
-        raise _find_unencodable(values, numbers, value is not None) from None
     queue = open_queue(name, conf)
     try:  # straight to the store: what it returns is printed without decoding again
         rows = queue.store.put(queue.name, encoded, delay=delay, maxsize=queue.maxsize)
     finally:
         queue.close()
-    emit_raw(json_lines(rows))
+    for start in range(0, len(rows), 256):  # small chunks: memory is reused, not faulted in
+        emit_raw(json_lines(rows[start : start + 256]))
 
 
 def register(group: "typer.Typer") -> None:
