@@ -7,7 +7,13 @@ can catch one class. The CLI maps these classes to exit codes in exactly one pla
 
 from __future__ import annotations
 
-from queue import Empty, Full
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from queue import Empty, Full
+else:
+    # queue.Empty itself, from the C module: ``queue`` (and threading) stay unloaded on the
+    # CLI's start-up path. queue.Full is loaded when first asked for (module __getattr__).
+    from _queue import Empty
 
 __all__ = [
     "Empty",
@@ -58,3 +64,11 @@ class StoreReplacedError(StoreError):
 
 class StoreLockedError(LocalQueueError):
     """The store stayed locked by another process past its busy timeout. Try again."""
+
+
+def __getattr__(name: str) -> type[Exception]:
+    if name == "Full":
+        from queue import Full
+
+        return Full
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -10,8 +10,8 @@ import collections
 import os
 import time
 
-from localqueue import codec
-from localqueue.errors import Empty, Full
+from localqueue import codec, errors
+from localqueue.errors import Empty
 from localqueue.message import QueueMessage, QueueStats
 
 TYPE_CHECKING = False  # typing costs start-up time; mypy still reads these imports
@@ -144,7 +144,7 @@ class PersistentQueue:
         while True:
             try:
                 rows = self.store.put(self.name, encoded, delay=delay, maxsize=self.maxsize)
-            except Full:
+            except errors.Full:  # looked up only when something is raised
                 if not block or (deadline is not None and time.monotonic() >= deadline):
                     raise
                 time.sleep(pause)

@@ -155,6 +155,12 @@ def run(args: Sequence[str]) -> int:
     return code
 
 
+def fastpath_ran() -> bool:
+    """Whether the last run() was a fast-path command (which closes its own store)."""
+    fastpath = sys.modules.get("localqueue.cli.fastpath")
+    return fastpath is not None and bool(getattr(fastpath, "ran", False))
+
+
 def main(argv: Sequence[str] | None = None) -> NoReturn:
     """Console-script entry point."""
     instruction = os.environ.get("_LOCALQUEUE_COMPLETE")
@@ -164,7 +170,16 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
         code = complete.respond(instruction)
         if code is not None:
             sys.exit(code)
-    sys.exit(run(sys.argv[1:] if argv is None else argv))
+    code = run(sys.argv[1:] if argv is None else argv)
+    if argv is None and fastpath_ran():
+        # The command is done: its output flushed, its store closed, no thread started.
+        # Skipping the interpreter's teardown saves 3-4 ms of a 25 ms `queue add`.
+        import contextlib  # already loaded by the store
+
+        with contextlib.suppress(OSError, ValueError):
+            sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
 
 
 def __getattr__(name: str) -> Any:  # ``localqueue.cli.app:app`` for tools that want it

@@ -20,7 +20,10 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
 
-__all__ = ["FAST_COMMANDS", "FastCommand", "parse", "run"]
+__all__ = ["FAST_COMMANDS", "FastCommand", "parse", "ran", "run"]
+
+#: Set once a command line is handed to its fast-path module (which may still fail).
+ran = False
 
 
 class FastCommand:
@@ -127,5 +130,7 @@ def run(args: list[str]) -> int | None:
     parsed = parse(spec, args[2:])
     if parsed is None:
         return None
+    global ran
+    ran = True
     importlib.import_module(spec.module).run(**parsed)
     return 0

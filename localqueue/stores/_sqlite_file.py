@@ -14,10 +14,10 @@ Shared by the queue store and the attempt store. What it guarantees:
 
 from __future__ import annotations
 
+import _thread
 import os
 import sqlite3
 import stat
-import threading
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 
 from localqueue import _failpoints
@@ -66,7 +66,7 @@ class SQLiteFile:
         self._conn: sqlite3.Connection | None = None
         self._pid = 0
         self._identity: tuple[int, int] | None = None
-        self.lock = threading.RLock()
+        self.lock = _thread.RLock()  # threading.RLock itself, without importing threading
         #: ``with file.session as conn``: the lock held, this process's connection, and
         #: sqlite3 errors translated. A plain object: it is on every operation's path.
         self.session = _Session(self)

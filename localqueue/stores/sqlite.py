@@ -14,7 +14,8 @@ import os
 import sqlite3
 import time
 
-from localqueue.errors import Full, LeaseLostError, MessageNotFoundError, StoreError
+from localqueue import errors
+from localqueue.errors import LeaseLostError, MessageNotFoundError, StoreError
 from localqueue.message import QueueStats
 from localqueue.stores._sqlite_file import SQLiteFile
 from localqueue.stores.base import QueueStore
@@ -277,7 +278,7 @@ class SQLiteQueueStore(QueueStore):
                     if maxsize > 0:
                         (pending,) = conn.execute(_PENDING, (queue,)).fetchone()
                         if pending + count > maxsize:
-                            raise Full
+                            raise errors.Full
                     constants = (nonce, queue, available, now)
                     done = 0
                     for size in _chunks(count):
