@@ -25,15 +25,18 @@ SIGTERM: finish the current message, then exit 0; a second one kills the command
 releases the message and exits 130."""
 
 
-def check_command(argv: list[str]) -> None:
-    """A usage error unless ``argv[0]`` can be executed (checked before leasing)."""
+def check_command(argv: list[str]) -> str:
+    """The path ``argv[0]`` runs from (searched on PATH once, before leasing); a usage
+    error unless it can be executed."""
     if not argv:
         raise UsageError("no command given: use `queue exec NAME -- CMD [ARGS...]`")
-    if shutil.which(argv[0]) is None:
+    path = shutil.which(argv[0])
+    if path is None:
         raise UsageError(f"command not found or not executable: {argv[0]!r}")
+    return path
 
 
-def make_handler(argv: list[str], timeout: float | None) -> "Any":
+def make_handler(argv: list[str], timeout: float | None, executable: str | None = None) -> "Any":
     from localqueue.cli.child import run_child
     from localqueue.codec import encode
 
@@ -47,7 +50,8 @@ def make_handler(argv: list[str], timeout: float | None) -> "Any":
             "LOCALQUEUE_ATTEMPT": str(message.attempts),
         }
         try:
-            result = run_child(argv, encode(message.value) + b"\n", env, timeout)
+            payload = encode(message.value) + b"\n"
+            result = run_child(argv, payload, env, timeout, executable=executable)
         except OSError as exc:  # vanished since the check, not executable, bad format...
             missing = isinstance(exc, FileNotFoundError)
             return {
@@ -93,11 +97,11 @@ def run(
     check_options(options)
     if timeout is not None and check_seconds("--timeout", timeout) == 0:
         raise UsageError("--timeout must be > 0")
-    check_command(command)
+    executable = check_command(command)
     from localqueue.cli import reaper
 
     reaper.start()  # before the store or any thread exists: it forks
-    serve(name, make_handler(command, timeout), options, **stores)
+    serve(name, make_handler(command, timeout, executable), options, **stores)
 
 
 def register(group: "typer.Typer") -> None:

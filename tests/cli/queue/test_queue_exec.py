@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
+import subprocess
 import sys
 import time
 
@@ -120,6 +122,40 @@ def test_no_store_descriptor_leaks_into_the_child(cli):
     listing = line["error"]["stdout"]
     assert "q.sqlite3" not in listing
     assert "r.sqlite3" not in listing
+
+
+def test_the_job_gets_only_stdin_stdout_and_stderr(cli, tmp_path):
+    """Not the LMDB store's files (LMDB leaves its data file inheritable), nor a
+    descriptor the worker itself inherited."""
+    store = f"lmdb://{tmp_path / 'lmdb'}"
+    cli("queue", "add", "q", "--value", "1", "--store-path", store, store=False)
+    inherited_r, inherited_w = os.pipe()
+    try:
+        result = cli(
+            "queue", "exec", "q", "--max-tries", "1", "--store-path", store,
+            "--retry-store-path", str(cli.retries), "--", "sh", "-c", "ls /proc/$$/fd; exit 1",
+            store=False, pass_fds=(inherited_r,),
+        )  # fmt: skip
+    finally:
+        os.close(inherited_r)
+        os.close(inherited_w)
+    assert result.returncode == 0, result.stderr
+    [line] = [json.loads(text) for text in result.stdout.splitlines()]
+    assert line["error"]["stdout"].split() == ["0", "1", "2"]
+
+
+def test_a_job_gets_its_stdin_even_when_the_worker_has_none():
+    """With the worker's stdin closed, its first pipe end would be descriptor 0, which the
+    job's own stdin then replaces: the job must still read the value."""
+    code = (
+        "import os, sys\n"
+        "os.close(0)\n"
+        "from localqueue.cli.child import run_child\n"
+        "result = run_child(['cat'], b'value', dict(os.environ))\n"
+        "print(result.exit_code, result.stdout)\n"
+    )
+    result = subprocess.run([PY, "-c", code], capture_output=True, text=True, timeout=30)
+    assert result.stdout == "0 value\n", result.stderr
 
 
 def test_child_runs_in_its_own_session(cli):
