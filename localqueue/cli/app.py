@@ -156,7 +156,8 @@ def run(args: Sequence[str]) -> int:
 
 
 def fastpath_ran() -> bool:
-    """Whether the last run() was a fast-path command (which closes its own store)."""
+    """Whether the last run() was a fast-path command running only our own code (it
+    closes its store and starts no thread that outlives it)."""
     fastpath = sys.modules.get("localqueue.cli.fastpath")
     return fastpath is not None and bool(getattr(fastpath, "ran", False))
 

@@ -21,7 +21,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import FrameType
-from typing import TYPE_CHECKING, Any
 
 from localqueue import codec
 from localqueue._signals import start_quietly
@@ -36,7 +35,10 @@ from localqueue.errors import (
     StoreReplacedError,
 )
 
+TYPE_CHECKING = False  # typing costs start-up time; mypy still reads these imports
 if TYPE_CHECKING:
+    from typing import Any
+
     from localqueue.message import QueueMessage
     from localqueue.queue import PersistentQueue
     from localqueue.retry.base import AttemptRecord, AttemptStore
@@ -90,6 +92,11 @@ class WorkerOptions:
     dead_letter: bool = True
     idle_sleep: float = 1.0
 
+    @classmethod
+    def from_flags(cls, *, no_dead_letter: bool = False, **flags: Any) -> WorkerOptions:
+        """The options of ``queue process`` / ``queue exec`` from their flags' names."""
+        return cls(dead_letter=not no_dead_letter, **flags)
+
     def retry_delay(self, attempts: int) -> float:
         """Seconds before a message that failed its ``attempts``-th attempt comes back."""
         if self.backoff == "exponential":
@@ -111,6 +118,8 @@ class Heartbeat:
         self._thread: threading.Thread | None = None
 
     def watch(self, message: QueueMessage) -> None:
+        # No notify: an idle heartbeat wakes every interval on its own, so it sees this
+        # message before its first beat is due (waking it per message costs a switch).
         with self._cond:
             self._message, self._since, self.lost = message, time.monotonic(), False
             if self._thread is None:
@@ -118,7 +127,6 @@ class Heartbeat:
                     target=self._run, name="localqueue-heartbeat", daemon=True
                 )
                 start_quietly(self._thread)
-            self._cond.notify()
 
     def unwatch(self) -> None:
         with self._cond:
@@ -136,7 +144,7 @@ class Heartbeat:
             while not self._stopped:
                 message = self._message
                 if message is None:
-                    self._cond.wait()
+                    self._cond.wait(self.interval)
                     continue
                 remaining = self._since + self.interval - time.monotonic()
                 if remaining > 0:

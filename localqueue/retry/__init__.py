@@ -5,28 +5,30 @@ the key's first attempt live in an attempt store (SQLite by default, LMDB or mem
 written *before* each attempt runs, and are read back into Tenacity's own ``stop`` /
 ``wait`` / ``retry`` strategies. The LMDB store loads on first use, so this package
 imports without the ``lmdb`` extra.
+
+Every name loads on first use (PEP 562): the CLI workers open an attempt store without
+paying for Tenacity and asyncio (30 ms).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from localqueue.retry.base import AttemptRecord, AttemptStore
-from localqueue.retry.errors import PersistentRetryExhausted, RecordedAttemptError
-from localqueue.retry.keys import idempotency_key_from_id, key_from_argument, key_from_attr
-from localqueue.retry.memory import MemoryAttemptStore
-from localqueue.retry.retrying import (
-    PersistentAsyncRetrying,
-    PersistentRetryDecorated,
-    PersistentRetrying,
-    persistent_async_retry,
-    persistent_retry,
-)
-from localqueue.retry.sqlite import SQLiteAttemptStore
-from localqueue.retry.stores import open_attempt_store
-
 if TYPE_CHECKING:
+    from localqueue.retry.base import AttemptRecord, AttemptStore
+    from localqueue.retry.errors import PersistentRetryExhausted, RecordedAttemptError
+    from localqueue.retry.keys import idempotency_key_from_id, key_from_argument, key_from_attr
     from localqueue.retry.lmdb import LMDBAttemptStore
+    from localqueue.retry.memory import MemoryAttemptStore
+    from localqueue.retry.retrying import (
+        PersistentAsyncRetrying,
+        PersistentRetryDecorated,
+        PersistentRetrying,
+        persistent_async_retry,
+        persistent_retry,
+    )
+    from localqueue.retry.sqlite import SQLiteAttemptStore
+    from localqueue.retry.stores import open_attempt_store
 
 __all__ = [
     # stores
@@ -51,11 +53,36 @@ __all__ = [
     "persistent_retry",
 ]
 
+_LAZY = {
+    "AttemptRecord": "localqueue.retry.base",
+    "AttemptStore": "localqueue.retry.base",
+    "PersistentRetryExhausted": "localqueue.retry.errors",
+    "RecordedAttemptError": "localqueue.retry.errors",
+    "idempotency_key_from_id": "localqueue.retry.keys",
+    "key_from_argument": "localqueue.retry.keys",
+    "key_from_attr": "localqueue.retry.keys",
+    "LMDBAttemptStore": "localqueue.retry.lmdb",
+    "MemoryAttemptStore": "localqueue.retry.memory",
+    "PersistentAsyncRetrying": "localqueue.retry.retrying",
+    "PersistentRetryDecorated": "localqueue.retry.retrying",
+    "PersistentRetrying": "localqueue.retry.retrying",
+    "persistent_async_retry": "localqueue.retry.retrying",
+    "persistent_retry": "localqueue.retry.retrying",
+    "SQLiteAttemptStore": "localqueue.retry.sqlite",
+    "open_attempt_store": "localqueue.retry.stores",
+}
+
 
 def __getattr__(name: str) -> Any:
-    if name != "LMDBAttemptStore":
+    module = _LAZY.get(name)
+    if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    from localqueue.retry.lmdb import LMDBAttemptStore
+    import importlib
 
-    globals()[name] = LMDBAttemptStore
-    return LMDBAttemptStore
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -10,11 +10,14 @@ RETURNING``, so concurrent processes never lose an attempt.
 from __future__ import annotations
 
 import os
-from pathlib import Path
-from typing import Any, Literal
 
 from localqueue.retry.base import AttemptRecord, AttemptStore
 from localqueue.stores._sqlite_file import SQLiteFile
+
+TYPE_CHECKING = False  # typing and pathlib cost the CLI workers' start-up time
+if TYPE_CHECKING:
+    from pathlib import Path
+    from typing import Any, Literal
 
 __all__ = ["DEFAULT_RETRY_STORE_PATH", "SQLiteAttemptStore"]
 
@@ -70,9 +73,8 @@ class SQLiteAttemptStore(AttemptStore):
         durability: Literal["full", "normal"] = "full",
         busy_timeout: float = 5.0,
     ) -> None:
-        self.path = Path(path)
         self._file = SQLiteFile(
-            self.path,
+            path,
             kind="attempt",
             application_id=APPLICATION_ID,
             schema_version=SCHEMA_VERSION,
@@ -82,7 +84,14 @@ class SQLiteAttemptStore(AttemptStore):
         )
 
     def __repr__(self) -> str:
-        return f"SQLiteAttemptStore({str(self.path)!r})"
+        return f"SQLiteAttemptStore({self._file.path!r})"
+
+    @property
+    def path(self) -> Path:
+        """The store file."""
+        from pathlib import Path
+
+        return Path(self._file.path)
 
     @property
     def durability(self) -> str:

@@ -9,7 +9,6 @@ from localqueue.cli.exit_codes import UsageError
 if TYPE_CHECKING:
     import typer
 
-    from localqueue.cli.worker import WorkerOptions
     from localqueue.message import QueueMessage
 
 HELP = """Handle messages with an external command, run without a shell: the value is written
@@ -85,14 +84,21 @@ def make_handler(argv: list[str], timeout: float | None, executable: str | None 
 def run(
     name: str,
     command: list[str],
-    options: "WorkerOptions",
     timeout: float | None = None,
-    **stores: Any,
+    *,
+    lease_timeout: float | None = None,
+    store_path: str | None = None,
+    retry_store_path: str | None = None,
+    durability: str | None = None,
+    **flags: Any,
 ) -> None:
+    """The behaviour of ``queue exec``; ``flags`` are the worker options by their flag
+    names (no Typer here: the fast path calls it directly)."""
     from localqueue.cli.common import check_seconds
-    from localqueue.cli.worker import check_options, serve
+    from localqueue.cli.worker import WorkerOptions, check_options, serve
     from localqueue.codec import validate_queue_name
 
+    options = WorkerOptions.from_flags(**flags)
     validate_queue_name(name)
     check_options(options)
     if timeout is not None and check_seconds("--timeout", timeout) == 0:
@@ -101,7 +107,15 @@ def run(
     from localqueue.cli import reaper
 
     reaper.start()  # before the store or any thread exists: it forks
-    serve(name, make_handler(command, timeout, executable), options, **stores)
+    serve(
+        name,
+        make_handler(command, timeout, executable),
+        options,
+        store_path=store_path,
+        retry_store_path=retry_store_path,
+        durability=durability,
+        lease_timeout=lease_timeout,
+    )
 
 
 def register(group: "typer.Typer") -> None:
@@ -142,19 +156,10 @@ def register(group: "typer.Typer") -> None:
         retry_store_path: o.RetryStorePath = None,
         durability: o.Durability = None,
     ) -> None:
-        from localqueue.cli.worker import WorkerOptions
-
-        options = WorkerOptions(
-            max_jobs, forever, block, worker_id, max_tries, backoff, release_delay, max_delay,
-            not no_dead_letter, idle_sleep,
-        )  # fmt: skip
         run(
-            name,
-            command,
-            options,
-            timeout,
-            store_path=store_path,
-            retry_store_path=retry_store_path,
-            durability=durability,
-            lease_timeout=lease_timeout,
-        )
+            name, command, timeout, max_jobs=max_jobs, forever=forever, block=block,
+            worker_id=worker_id, max_tries=max_tries, backoff=backoff,
+            release_delay=release_delay, max_delay=max_delay, no_dead_letter=no_dead_letter,
+            idle_sleep=idle_sleep, lease_timeout=lease_timeout, store_path=store_path,
+            retry_store_path=retry_store_path, durability=durability,
+        )  # fmt: skip

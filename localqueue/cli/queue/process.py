@@ -13,7 +13,6 @@ from localqueue.cli.exit_codes import UsageError
 if TYPE_CHECKING:
     import typer
 
-    from localqueue.cli.worker import WorkerOptions
     from localqueue.message import QueueMessage
 
 HELP = """Handle messages with a Python function: HANDLER is module:function (importable
@@ -69,14 +68,34 @@ def make_handler(function: Callable[[Any], Any]) -> "Callable[[QueueMessage], An
     return handle
 
 
-def run(name: str, handler: str, options: "WorkerOptions", **stores: Any) -> None:
-    from localqueue.cli.worker import check_options, serve
+def run(
+    name: str,
+    handler: str,
+    *,
+    lease_timeout: float | None = None,
+    store_path: str | None = None,
+    retry_store_path: str | None = None,
+    durability: str | None = None,
+    **flags: Any,
+) -> None:
+    """The behaviour of ``queue process``; ``flags`` are the worker options by their flag
+    names (no Typer here: the fast path calls it directly)."""
+    from localqueue.cli.worker import WorkerOptions, check_options, serve
     from localqueue.codec import validate_queue_name
 
+    options = WorkerOptions.from_flags(**flags)
     validate_queue_name(name)
     check_options(options)
     handle = make_handler(load_handler(handler))
-    serve(name, handle, options, **stores)
+    serve(
+        name,
+        handle,
+        options,
+        store_path=store_path,
+        retry_store_path=retry_store_path,
+        durability=durability,
+        lease_timeout=lease_timeout,
+    )
 
 
 def register(group: "typer.Typer") -> None:
@@ -105,18 +124,10 @@ def register(group: "typer.Typer") -> None:
         retry_store_path: o.RetryStorePath = None,
         durability: o.Durability = None,
     ) -> None:
-        from localqueue.cli.worker import WorkerOptions
-
-        options = WorkerOptions(
-            max_jobs, forever, block, worker_id, max_tries, backoff, release_delay, max_delay,
-            not no_dead_letter, idle_sleep,
-        )  # fmt: skip
         run(
-            name,
-            handler,
-            options,
-            store_path=store_path,
-            retry_store_path=retry_store_path,
-            durability=durability,
-            lease_timeout=lease_timeout,
-        )
+            name, handler, max_jobs=max_jobs, forever=forever, block=block,
+            worker_id=worker_id, max_tries=max_tries, backoff=backoff,
+            release_delay=release_delay, max_delay=max_delay, no_dead_letter=no_dead_letter,
+            idle_sleep=idle_sleep, lease_timeout=lease_timeout, store_path=store_path,
+            retry_store_path=retry_store_path, durability=durability,
+        )  # fmt: skip

@@ -176,3 +176,24 @@ def test_attempt_budget_lives_in_the_retry_store(cli):
     with sqlite3.connect(cli.retries) as db:
         tables = [r[0] for r in db.execute("select name from sqlite_master where type='table'")]
     assert tables  # the retry store file was created where --retry-store-path said
+
+
+def test_a_handlers_exit_hooks_and_threads_finish_before_the_worker_exits(cli, tmp_path):
+    """A user's handler may flush at exit (atexit) or leave a thread writing: the worker
+    ends like any Python program, not with a bare _exit as the store-only commands do."""
+    done = tmp_path / "done"
+    (cli.cwd / "exit_hooks.py").write_text(
+        "import atexit, threading, time\n"
+        f"DONE = {str(done)!r}\n"
+        "def handle(value):\n"
+        "    atexit.register(lambda: open(DONE + '.atexit', 'w').close())\n"
+        "    def late():\n"
+        "        time.sleep(0.2)\n"
+        "        open(DONE + '.thread', 'w').close()\n"
+        "    threading.Thread(target=late).start()\n"
+    )
+    cli.add("q", 1)
+    [line] = cli.json("queue", "process", "q", "exit_hooks:handle")
+    assert line["status"] == "acked"
+    assert (tmp_path / "done.atexit").exists()
+    assert (tmp_path / "done.thread").exists()
