@@ -222,6 +222,20 @@ class PersistentQueue:
         message_id, token = self._target(message, lease_token)
         self.store.ack(self.name, message_id, token)
 
+    def _ack_and_lease(
+        self, message: QueueMessage, *, leased_by: str | None = None
+    ) -> QueueMessage | None:
+        """Ack ``message`` and lease the next one (None when none is ready), in one commit
+        where the store can: a worker loop's step. Raises as :meth:`ack` does."""
+        row = self.store.ack_and_lease(
+            self.name,
+            message.id,
+            message.lease_token,
+            lease_timeout=self.lease_timeout,
+            leased_by=leased_by,
+        )
+        return None if row is None else message_from_row(row)
+
     def release(
         self,
         message: QueueMessage | str,

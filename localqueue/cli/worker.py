@@ -14,6 +14,7 @@ signal handler only sets flags, except for raising ColdStop into a running handl
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import sys
 import threading
@@ -174,13 +175,14 @@ class Progress:
         self.shown = 0.0
         self.done = 0
 
-    def tick(self) -> None:
+    def tick(self, held: int = 0) -> None:
+        """One more message done; ``held``: messages leased for the next rounds."""
         self.done += 1
         now = time.monotonic()
         if not self.enabled or now - self.shown < 0.5:
             return
         self.shown = now
-        remaining = self.queue.qsize()
+        remaining = self.queue.qsize() + held
         rate = self.done / max(now - self.started, 1e-9)
         sys.stderr.write(f"\r{self.done} done, {remaining} remaining, {rate:.1f}/s \x1b[K")
         sys.stderr.flush()
@@ -231,11 +233,21 @@ class Worker:
         self.heartbeat = Heartbeat(queue)
         self.spent: set[str] = set()  # ids released with a spent budget (--no-dead-letter)
         self.busy_for = 0  # consecutive looks for work that met a locked store
+        self.handled = 0
+        # One commit per store per message: an ack leases the next message in the same
+        # commit, and the acked message's attempt record is forgotten in the commit that
+        # counts the next attempt (or when the loop ends; a crash before then leaves a
+        # record of a message that is gone, which nothing reads).
+        self.prefetched: QueueMessage | None = None
+        self.pending_clear: str | None = None
 
     def next_message(self) -> QueueMessage | None:
         """The next message, or None when the loop should look at its flags again (or,
         draining, stop because the queue is empty)."""
         options, queue = self.options, self.queue
+        if self.prefetched is not None:
+            message, self.prefetched = self.prefetched, None
+            return message
         try:
             return queue.get_message(block=False, leased_by=options.worker_id)
         except Empty:
@@ -266,8 +278,12 @@ class Worker:
         queue, options = self.queue, self.options
         key = message.id
         if error is None:
-            _while_leased(message, lambda: queue.ack(message))
-            self.attempts.clear(key)
+            max_jobs = options.max_jobs
+            if not self.flags.signals and (max_jobs is None or self.handled + 1 < max_jobs):
+                _while_leased(message, lambda: self._ack_and_lease(message))
+            else:
+                _while_leased(message, lambda: queue.ack(message))
+            self.pending_clear = key
             status = "acked"
         elif record.attempts < options.max_tries:
             self.attempts.record_failure(key, codec.encode(error), exhausted=False)
@@ -288,8 +304,15 @@ class Worker:
         line["error"] = error
         emit(line)
 
+    def _ack_and_lease(self, message: QueueMessage) -> None:
+        self.prefetched = self.queue._ack_and_lease(message, leased_by=self.options.worker_id)
+
     def run_one(self, message: QueueMessage) -> None:
-        record = self.attempts.record_attempt(message.id, time.time())
+        cleared, self.pending_clear = self.pending_clear, None
+        if cleared is None:
+            record = self.attempts.record_attempt(message.id, time.time())
+        else:
+            record = self.attempts.clear_and_record(cleared, message.id, time.time())
         if record.attempts > self.options.max_tries:
             # Earlier deliveries spent the budget without settling (the worker died).
             error: dict[str, Any] | None = message.last_error or {
@@ -327,15 +350,26 @@ class Worker:
         except LeaseLostError:
             exit_codes.warning(f"lease of {message.id} expired before it was settled")
 
+    def _settle_bookkeeping(self) -> None:
+        """At the loop's end: give back a message leased for a next round that will not
+        come, and forget the last acked message's attempt record (best effort)."""
+        prefetched, self.prefetched = self.prefetched, None
+        if prefetched is not None:
+            with contextlib.suppress(LocalQueueError):
+                self.queue.release(prefetched)
+        cleared, self.pending_clear = self.pending_clear, None
+        if cleared is not None:
+            with contextlib.suppress(LocalQueueError):
+                self.attempts.clear(cleared)
+
     def run(self) -> int:
         options = self.options
         draining = not (options.forever or options.block)
         progress = Progress(self.queue, draining and stderr_is_tty())
         self.flags.install()
-        handled = 0
         try:
             while not self.flags.signals and (
-                options.max_jobs is None or handled < options.max_jobs
+                options.max_jobs is None or self.handled < options.max_jobs
             ):
                 try:
                     message = self.next_message()
@@ -359,14 +393,15 @@ class Worker:
                     self.queue.release(message)
                     break
                 self.run_one(message)
-                handled += 1
-                progress.tick()
+                self.handled += 1
+                progress.tick(held=self.prefetched is not None)
         except ColdStop:
             return exit_codes.INTERRUPTED
         finally:
             self.flags.restore()
             self.heartbeat.stop()
             progress.close()
+            self._settle_bookkeeping()
         return exit_codes.INTERRUPTED if self.flags.signals >= 2 else exit_codes.OK
 
 

@@ -48,5 +48,12 @@ class AttemptStore(ABC):
     def clear(self, key: str) -> None:
         """Forget ``key`` (after a success, or to reset its budget). No error when absent."""
 
+    def clear_and_record(self, cleared: str, key: str, now: float) -> AttemptRecord:
+        """:meth:`clear` ``cleared``, then :meth:`record_attempt` for ``key``: a worker
+        loop forgets the message it just finished as it counts the next one. Stores that
+        can do both in one commit override this; the default makes the two calls."""
+        self.clear(cleared)
+        return self.record_attempt(key, now)
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections and file handles."""

@@ -111,6 +111,16 @@ class SQLiteAttemptStore(AttemptStore):
             row = conn.execute(_RECORD_ATTEMPT, {"key": key, "now": now}).fetchone()
         return _record(row)
 
+    def clear_and_record(self, cleared: str, key: str, now: float) -> AttemptRecord:
+        with (
+            self._file.session as conn,
+            self._file.relaxed(conn),
+            self._file.transaction(conn),
+        ):
+            conn.execute(_CLEAR, (cleared,))
+            row = conn.execute(_RECORD_ATTEMPT, {"key": key, "now": now}).fetchone()
+        return _record(row)
+
     def record_failure(self, key: str, error: bytes | None, *, exhausted: bool) -> None:
         params = {"key": key, "error": error, "exhausted": int(exhausted)}
         with self._file.session as conn, self._file.transaction(conn):

@@ -125,6 +125,21 @@ class QueueStore(ABC):
         lease cleared. With ``error``, ``last_error`` is set to it and ``failed_at`` to
         now. Fencing and errors as :meth:`ack`."""
 
+    def ack_and_lease(
+        self,
+        queue: str,
+        message_id: str,
+        lease_token: str | None,
+        *,
+        lease_timeout: float,
+        leased_by: str | None,
+    ) -> Row | None:
+        """:meth:`ack` one message, then :meth:`lease` the next: a worker loop's step.
+        Raises as :meth:`ack` does, leasing nothing then. Stores that can do both in one
+        commit override this; the default makes the two calls."""
+        self.ack(queue, message_id, lease_token)
+        return self.lease(queue, lease_timeout=lease_timeout, leased_by=leased_by)
+
     @abstractmethod
     def dead_letter(
         self, queue: str, message_id: str, lease_token: str | None, *, error: bytes | None = None

@@ -295,26 +295,38 @@ class SQLiteQueueStore(QueueStore):
     def lease(self, queue: str, *, lease_timeout: float, leased_by: str | None) -> Row | None:
         with self._file.session as conn:
             now = self.clock()
-            if now - self._checked_at > 1.0:  # a busy worker notices a replaced file too
-                self._file.check_identity()
-                self._checked_at = now
-            skew = now - time.monotonic()
-            if abs(skew - self._skew) > 1.0:  # the wall clock jumped
-                self._rebase_leases(conn, queue, now)
-                self._skew = skew
-            params = {
-                "now": now,
-                "timeout": lease_timeout,
-                "expires": now + lease_timeout,
-                "by": leased_by,
-                "token": os.urandom(16).hex(),
-                "queue": queue,
-            }
+            params = self._lease_params(conn, queue, now, lease_timeout, leased_by)
             # A lease need not reach the disk before the handler runs: lost in a power
             # cut, the message is simply still ready (at-least-once holds).
             with self._file.relaxed(conn), self._file.atomic(conn, "lease"):
                 found = conn.execute(_LEASE, params).fetchone()
         return None if found is None else self._row(found, now)
+
+    def _lease_params(
+        self,
+        conn: sqlite3.Connection,
+        queue: str,
+        now: float,
+        lease_timeout: float,
+        leased_by: str | None,
+    ) -> dict[str, Any]:
+        """The parameters of _LEASE, after the checks a busy worker makes once a second:
+        is the file still the one we opened, and did the wall clock jump?"""
+        if now - self._checked_at > 1.0:  # a busy worker notices a replaced file too
+            self._file.check_identity()
+            self._checked_at = now
+        skew = now - time.monotonic()
+        if abs(skew - self._skew) > 1.0:  # the wall clock jumped
+            self._rebase_leases(conn, queue, now)
+            self._skew = skew
+        return {
+            "now": now,
+            "timeout": lease_timeout,
+            "expires": now + lease_timeout,
+            "by": leased_by,
+            "token": os.urandom(16).hex(),
+            "queue": queue,
+        }
 
     def _rebase_leases(self, conn: sqlite3.Connection, queue: str, now: float) -> None:
         """After the wall clock stepped back, a lease granted before the step ends far
@@ -332,6 +344,30 @@ class SQLiteQueueStore(QueueStore):
                     acked = conn.execute(_ACK, key).rowcount == 1
                 if acked:
                     return
+            raise self._lease_lost(conn, queue, message_id, key, lease_token)
+
+    def ack_and_lease(
+        self,
+        queue: str,
+        message_id: str,
+        lease_token: str | None,
+        *,
+        lease_timeout: float,
+        leased_by: str | None,
+    ) -> Row | None:
+        """Both in one commit (fsync'd at ``full``, as the ack needs): a worker loop pays
+        one commit per message for them instead of two."""
+        key = self._key(queue, message_id)
+        with self._file.session as conn:
+            if key is not None:
+                key["token"] = lease_token
+                now = self.clock()
+                params = self._lease_params(conn, queue, now, lease_timeout, leased_by)
+                with self._file.transaction(conn, "ack"):
+                    acked = conn.execute(_ACK, key).rowcount == 1
+                    found = conn.execute(_LEASE, params).fetchone() if acked else None
+                if acked:
+                    return None if found is None else self._row(found, now)
             raise self._lease_lost(conn, queue, message_id, key, lease_token)
 
     def release(

@@ -83,6 +83,18 @@ def test_clear_forgets_the_key_and_restarts_the_count(attempt_store: AttemptStor
     assert fresh == AttemptRecord("k", 1, NOW + 7, NOW + 7, False, None)
 
 
+def test_clear_and_record_forgets_one_key_and_counts_another(
+    attempt_store: AttemptStore,
+) -> None:
+    attempt_store.record_attempt("done", NOW)
+    attempt_store.record_attempt("next", NOW)
+    record = attempt_store.clear_and_record("done", "next", NOW + 1)
+    assert record == AttemptRecord("next", 2, NOW, NOW + 1, False, None)
+    assert attempt_store.get("done") is None
+    fresh = attempt_store.clear_and_record("absent", "new", NOW + 2)
+    assert fresh == AttemptRecord("new", 1, NOW + 2, NOW + 2, False, None)
+
+
 def test_odd_and_long_keys(attempt_store: AttemptStore) -> None:
     keys = ["ünïcode:✓", "with space", "x" * 5000, "process-video:42"]
     for key in keys:

@@ -218,6 +218,32 @@ def test_stale_holder_is_fenced_and_new_holder_acks(store: QueueStore) -> None:
     assert q.stats().total == 0
 
 
+def test_ack_and_lease_settles_one_and_leases_the_next(q: PersistentQueue) -> None:
+    first, second = q.put_many(["a", "b"])
+    held = q.get_message(block=False)
+    assert held.id == first.id
+    following = q._ack_and_lease(held, leased_by="w1")
+    assert following is not None and following.id == second.id
+    assert following.state == "inflight" and following.leased_by == "w1"
+    assert following.attempts == 1 and following.lease_token
+    assert q.inspect(first.id) is None
+    assert q._ack_and_lease(following) is None  # nothing left to lease
+    assert q.stats().total == 0
+
+
+def test_ack_and_lease_with_a_lost_lease_leases_nothing(store: QueueStore) -> None:
+    q = short_lease_queue(store)
+    q.put("job")
+    stale = q.get_message(block=False)
+    time.sleep(PAST_SHORT)
+    fresh = q.get_message(block=False)
+    q.put("next")
+    with pytest.raises(LeaseLostError):
+        q._ack_and_lease(stale)
+    assert q.inspect(fresh.id).lease_token == fresh.lease_token
+    assert q.stats().ready == 1  # "next" was not leased
+
+
 def test_ack_twice_is_lease_lost(q: PersistentQueue) -> None:
     q.put(1)
     message = q.get_message(block=False)
