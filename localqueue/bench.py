@@ -1,14 +1,24 @@
 """Measure localqueue on this machine's disk: ``python -m localqueue.bench``.
 
-Runs the same workloads as the side-by-side benchmark (put, put_many, get+ack,
-put+get+ack) on a fresh SQLite file per run, at each durability level asked for, and
-prints msgs/s (median of the rounds) as a table, or JSON with ``--json``.
+Runs the same workloads as the side-by-side benchmark on a fresh store per run, at each
+durability level asked for, and prints the median of the rounds as a table, or JSON with
+``--json``:
+
+* ``put``, ``put_many``, ``get_ack``, ``roundtrip`` (put+get+ack): msgs/s in one process;
+* ``mp``: 2 producer and 2 consumer processes on one file, msgs/s from a common start to
+  the last ack (a run that loses or duplicates a message fails);
+* ``cli``: the ``localqueue`` command: ``queue add --value`` against ``python -c pass``,
+  JSON Lines on stdin, and a ``queue exec -- true`` drain against as many bare spawns of
+  ``true`` (ratios: 1.0 would cost nothing beyond the interpreter or the spawns).
 """
 
 from __future__ import annotations
 
 import argparse
+import multiprocessing
+import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -18,11 +28,12 @@ from typing import Any
 
 import orjson
 
+from localqueue.errors import Empty
 from localqueue.queue import PersistentQueue
 
-__all__ = ["main", "run_workload"]
+__all__ = ["main", "run_cli", "run_workload"]
 
-WORKLOADS = ("put", "put_many", "get_ack", "roundtrip")
+WORKLOADS = ("put", "put_many", "get_ack", "roundtrip", "mp", "cli")
 
 
 def _payload(i: int) -> dict[str, Any]:
@@ -60,6 +71,65 @@ def _roundtrip(q: PersistentQueue, n: int, batch: int) -> float:
     return time.perf_counter() - started
 
 
+def _mp_producer(path: str, durability: str, first: int, count: int, start: Any) -> None:
+    queue = PersistentQueue("bench", path, durability=durability)  # type: ignore[arg-type]
+    start.wait()
+    for i in range(first, first + count):
+        queue.put(_payload(i))
+    queue.close()
+
+
+def _mp_consumer(path: str, durability: str, start: Any, produced: Any, out: Any) -> None:
+    queue = PersistentQueue("bench", path, durability=durability)  # type: ignore[arg-type]
+    seen: list[int] = []
+    start.wait()
+    finished = time.monotonic()
+    while True:
+        try:
+            message = queue.get_message(block=False)
+        except Empty:
+            if produced.is_set() and queue.qsize() == 0:
+                break
+            time.sleep(0.0005)
+            continue
+        queue.ack(message)
+        seen.append(message.value["id"])
+        finished = time.monotonic()  # system-wide clock: comparable across processes
+    queue.close()
+    out.put((seen, finished))
+
+
+def _mp(path: str, n: int, durability: str) -> float:
+    """2 producers + 2 consumers (spawned processes); raises if a message is lost or
+    acked twice."""
+    context = multiprocessing.get_context("spawn")
+    start, produced, out = context.Barrier(5), context.Event(), context.Queue()
+    half = n // 2
+    producers = [
+        context.Process(target=_mp_producer, args=(path, durability, 0, half, start)),
+        context.Process(target=_mp_producer, args=(path, durability, half, n - half, start)),
+    ]
+    consumers = [
+        context.Process(target=_mp_consumer, args=(path, durability, start, produced, out))
+        for _ in range(2)
+    ]
+    for process in producers + consumers:
+        process.start()
+    start.wait()
+    began = time.monotonic()
+    for process in producers:
+        process.join()
+    produced.set()
+    results: list[tuple[list[int], float]] = [out.get() for _ in consumers]
+    for process in consumers:
+        process.join()
+    ids = [i for seen, _ in results for i in seen]
+    if len(ids) != n or len(set(ids)) != n:
+        raise RuntimeError(f"mp: {n} messages put, {len(ids)} acked, {len(set(ids))} distinct")
+    last_ack = max(finished for _, finished in results)
+    return n / (last_ack - began)
+
+
 _RUNNERS: dict[str, Callable[[PersistentQueue, int, int], float]] = {
     "put": _put,
     "put_many": _put_many,
@@ -77,11 +147,62 @@ def run_workload(
         queue = PersistentQueue("bench", path, durability=durability)  # type: ignore[arg-type]
         try:
             queue.purge()
+            if workload == "mp":
+                return _mp(path, n, durability)
             elapsed = _RUNNERS[workload](queue, n, batch)
         finally:
             queue.purge()
             queue.close()
     return n / elapsed
+
+
+def _median_ms(argv: list[str], runs: int, env: dict[str, str]) -> float:
+    samples = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        subprocess.run(argv, capture_output=True, env=env, check=True)
+        samples.append(time.perf_counter() - started)
+    return statistics.median(samples) * 1000
+
+
+def run_cli(lines: int, jobs: int, *, durability: str, runs: int = 20) -> dict[str, float]:
+    """The command line's costs, each against its floor (see the module doc), on a SQLite
+    store in a temporary directory."""
+    command = Path(sys.executable).with_name("localqueue")
+    if not command.exists():
+        raise RuntimeError(f"no localqueue command beside {sys.executable}")
+    env = {**os.environ, "LOCALQUEUE_DURABILITY": durability}
+    with tempfile.TemporaryDirectory() as tmp:
+        store = ["--store-path", str(Path(tmp) / "cli.sqlite3")]
+        add = [str(command), "queue", "add", "bench", "--value", '{"i":1}', *store]
+        add_ms = _median_ms(add, runs, env)
+        python_ms = _median_ms([sys.executable, "-c", "pass"], runs, env)
+        data = b"".join(orjson.dumps(_payload(i)) + b"\n" for i in range(lines))
+        stdin = [str(command), "queue", "add", "lines", *store]
+        started = time.perf_counter()
+        subprocess.run(stdin, input=data, capture_output=True, env=env, check=True)
+        stdin_rate = lines / (time.perf_counter() - started)
+        jobs_in = [str(command), "queue", "add", "jobs", *store]
+        subprocess.run(jobs_in, input=data[: data.index(b"\n") + 1] * jobs, env=env,
+                       capture_output=True, check=True)  # fmt: skip
+        started = time.perf_counter()
+        for _ in range(jobs):
+            subprocess.run(["true"], check=True)
+        spawn_ms = (time.perf_counter() - started) * 1000 / jobs
+        retries = ["--retry-store-path", str(Path(tmp) / "retries.sqlite3")]
+        drain = [str(command), "queue", "exec", "jobs", *store, *retries, "--", "true"]
+        started = time.perf_counter()
+        subprocess.run(drain, stdout=subprocess.DEVNULL, env=env, check=True)
+        exec_ms = (time.perf_counter() - started) * 1000 / jobs
+    return {
+        "add_ms": add_ms,
+        "python_ms": python_ms,
+        "add_ratio": add_ms / python_ms,
+        "stdin_msgs_per_s": stdin_rate,
+        "exec_ms_per_msg": exec_ms,
+        "spawn_ms": spawn_ms,
+        "exec_ratio": exec_ms / spawn_ms,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -100,7 +221,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--workloads", default=",".join(WORKLOADS), help="comma-separated subset of workloads"
     )
-    parser.add_argument("--store-path", help="measure this store (e.g. postgresql://...)")
+    parser.add_argument(
+        "--cli-lines", type=int, default=20000, help="JSON lines for cli's stdin (default 20000)"
+    )
+    parser.add_argument(
+        "--cli-jobs", type=int, default=1000, help="messages cli's exec drains (default 1000)"
+    )
+    parser.add_argument(
+        "--store-path",
+        help="measure this store (e.g. postgresql://...; cli always uses a SQLite file)",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object instead")
     args = parser.parse_args(argv)
     levels = ["full", "normal"] if args.durability == "both" else [args.durability]
@@ -109,8 +239,17 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown workloads: {', '.join(sorted(unknown))}")
     results: dict[str, dict[str, float]] = {}
+    cli: dict[str, dict[str, float]] = {}
     for level in levels:
         for workload in workloads:
+            if workload == "cli":
+                rounds = [
+                    run_cli(args.cli_lines, args.cli_jobs, durability=level)
+                    for _ in range(args.rounds)
+                ]
+                cli[level] = {k: statistics.median(r[k] for r in rounds) for k in rounds[0]}
+                _show_cli(level, cli[level])
+                continue
             samples = [
                 run_workload(
                     workload,
@@ -132,18 +271,38 @@ def main(argv: list[str] | None = None) -> int:
             "rounds": args.rounds,
             "batch_size": args.batch_size,
             "msgs_per_s": results,
+            "cli": cli,
         }
         sys.stdout.write(orjson.dumps(report).decode() + "\n")
         return 0
-    print(f"{'workload':10}" + "".join(f"{level:>14}" for level in levels))
-    for workload in workloads:
-        cells = "".join(f"{results[level][workload]:>14,.0f}" for level in levels)
-        print(f"{workload:10}{cells}")
-    store = (
-        args.store_path.split("://")[0] if args.store_path else "SQLite, synchronous=FULL|NORMAL"
-    )
-    print(f"(msgs/s, median of {args.rounds}, n={args.n}, store: {store})")
+    measured = [w for w in workloads if w != "cli"]
+    if measured:
+        print(f"{'workload':10}" + "".join(f"{level:>14}" for level in levels))
+        for workload in measured:
+            cells = "".join(f"{results[level][workload]:>14,.0f}" for level in levels)
+            print(f"{workload:10}{cells}")
+        store = (
+            args.store_path.split("://")[0]
+            if args.store_path
+            else "SQLite, synchronous=FULL|NORMAL"
+        )
+        print(f"(msgs/s, median of {args.rounds}, n={args.n}, store: {store})")
+    for level, figures in cli.items():
+        print(f"cli, {level}: {_cli_line(figures)}")
     return 0
+
+
+def _cli_line(figures: dict[str, float]) -> str:
+    return (
+        f"queue add {figures['add_ms']:.1f} ms ({figures['add_ratio']:.2f}x python -c pass"
+        f" {figures['python_ms']:.1f} ms); stdin {figures['stdin_msgs_per_s']:,.0f} msgs/s;"
+        f" exec -- true {figures['exec_ms_per_msg']:.2f} ms/msg ({figures['exec_ratio']:.2f}x"
+        f" a bare spawn, {figures['spawn_ms']:.2f} ms)"
+    )
+
+
+def _show_cli(level: str, figures: dict[str, float]) -> None:
+    print(f"  {level:6} cli       {_cli_line(figures)}", file=sys.stderr)
 
 
 if __name__ == "__main__":
