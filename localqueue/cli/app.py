@@ -147,11 +147,13 @@ def run(args: Sequence[str]) -> int:
     except BaseException as exc:
         code = _code_for(exc)
     try:
-        sys.stdout.flush()
+        if sys.stdout is not None:
+            sys.stdout.flush()
     except BrokenPipeError:
         _silence_stdout()
-    except (OSError, ValueError):
-        pass
+    except (OSError, ValueError) as exc:  # output that never arrived fails the command
+        if not code:
+            code = exit_codes.report(exit_codes.CliError(f"cannot write to stdout: {exc}"))
     return code
 
 

@@ -9,6 +9,7 @@ import os
 import sys
 
 from localqueue import codec, config
+from localqueue.cli.exit_codes import CliError
 
 TYPE_CHECKING = False  # typing costs start-up time; mypy still reads these imports
 if TYPE_CHECKING:
@@ -46,9 +47,16 @@ def emit(value: Any) -> None:
 
 def emit_raw(data: bytes) -> None:
     """Write bytes (whole lines) on stdout and flush them."""
+    if sys.stdout is None:  # started with stdout closed (>&-)
+        raise CliError("stdout is closed: nowhere to write the output")
     out = sys.stdout.buffer
-    out.write(data)
-    out.flush()
+    try:
+        out.write(data)
+        out.flush()
+    except BrokenPipeError:
+        raise  # the reader left (| head): app.main ends quietly
+    except OSError as exc:  # a full disk, a closed descriptor...
+        raise CliError(f"cannot write to stdout: {exc.strerror or exc}") from None
 
 
 def stderr_is_tty() -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -162,3 +163,20 @@ def test_broken_pipe_ends_quietly(cli):
     assert len(pipeline.stdout.splitlines()) == 1
     assert pipeline.stderr == ""
     assert cli.stats("q")["ready"] == 20000
+
+
+@pytest.mark.parametrize(
+    ("redirect", "why"),
+    [(">&-", "stdout is closed"), (">/dev/full", "cannot write to stdout: No space left")],
+)
+def test_output_that_cannot_be_written_fails_the_command(cli, redirect, why):
+    """The message is enqueued (the commit came first), but the caller must not believe
+    it got the output: exit 1 and say why, with no traceback."""
+    if redirect == ">/dev/full" and not os.path.exists("/dev/full"):
+        pytest.skip("no /dev/full on this system")
+    command = f'"{LOCALQUEUE}" queue add q --value 1 --store-path "{cli.store}" {redirect}'
+    result = subprocess.run(["sh", "-c", command], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert result.stderr.startswith("localqueue: error: " + why), result.stderr
+    assert "Traceback" not in result.stderr
+    assert cli.stats("q")["ready"] == 1
