@@ -13,7 +13,10 @@ if TYPE_CHECKING:
 else:
     # queue.Empty itself, from the C module: ``queue`` (and threading) stay unloaded on the
     # CLI's start-up path. queue.Full is loaded when first asked for (module __getattr__).
-    from _queue import Empty
+    try:
+        from _queue import Empty
+    except ImportError:  # an interpreter without the C module
+        from queue import Empty
 
 __all__ = [
     "Empty",
