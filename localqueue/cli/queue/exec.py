@@ -17,7 +17,8 @@ LOCALQUEUE_ATTEMPT (1 on first delivery) are in its environment. Exit status 0 a
 message; anything else is a failure (released for another attempt, dead-lettered once
 --max-tries attempts are spent) whose last_error keeps the command, exit_code and the last
 4 KiB of its stdout and stderr. --timeout kills the command's process group (exit_code 124).
-One JSON line per handled message, as for `queue process`.
+One JSON line per handled message, as for `queue process`. The command is looked up on
+PATH once, when the worker starts.
 
 Without --forever or --block, handles what is ready and exits 0 (cron mode). SIGINT or
 SIGTERM: finish the current message, then exit 0; a second one kills the command,
