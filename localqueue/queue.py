@@ -116,7 +116,11 @@ class PersistentQueue:
         """
         _non_negative("delay", delay)
         _non_negative("timeout", timeout)
-        return self._put_rows([value], [codec.encode(value)], delay, block, timeout)[0]
+        data = codec.encode(value)
+        if self.maxsize <= 0:  # never full: no waiting for room (the common case, kept lean)
+            row = self.store.put(self.name, [data], delay=delay)[0]
+            return QueueMessage(row[0], row[1], value, *row[3:])
+        return self._put_rows([value], [data], delay, block, timeout)[0]
 
     def put_nowait(self, value: Any, *, delay: float = 0) -> QueueMessage:
         return self.put(value, block=False, delay=delay)
@@ -126,7 +130,7 @@ class PersistentQueue:
         error, none. Values are checked before anything is written."""
         _non_negative("delay", delay)
         values = list(values)
-        encoded = [codec.encode(value) for value in values]
+        encoded = codec.encode_batch(values)
         if not encoded:
             return []
         return self._put_rows(values, encoded, delay, block=False, timeout=None)

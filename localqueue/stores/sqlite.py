@@ -123,6 +123,7 @@ _PENDING = "SELECT count(*) FROM messages WHERE queue = ? AND state = 0"
 
 
 _MAX_CHUNK = 512
+_NEW = (None,) * 7  # a new message's leased_at, ..., dead_at
 
 
 def _chunks(count: int) -> list[int]:
@@ -269,10 +270,12 @@ class SQLiteQueueStore(QueueStore):
             now = self.clock()
             available = now + delay
             if count == 1 and maxsize <= 0:
-                row = (nonce, queue, values[0], available, now, available)
+                value = values[0]
                 with self._file.atomic(conn, "put"):
-                    last = conn.execute(_INSERT, row).lastrowid
-                assert last is not None
+                    seq = conn.execute(_INSERT, (nonce, queue, value, available, now, available))
+                state = "delayed" if delay > 0 else "ready"
+                message_id = f"{seq.lastrowid}-{nonce:012x}"
+                return [(message_id, queue, value, state, 0, now, available, *_NEW)]
             else:
                 with self._file.transaction(conn, "put"):
                     if maxsize > 0:
@@ -289,7 +292,7 @@ class SQLiteQueueStore(QueueStore):
                     (last,) = conn.execute("SELECT last_insert_rowid()").fetchone()
         first = last - count + 1
         suffix = f"-{nonce:012x}"
-        head = ("delayed" if delay > 0 else "ready", 0, now, available) + (None,) * 7
+        head = ("delayed" if delay > 0 else "ready", 0, now, available, *_NEW)
         return [(f"{first + i}{suffix}", queue, value, *head) for i, value in enumerate(values)]
 
     def lease(self, queue: str, *, lease_timeout: float, leased_by: str | None) -> Row | None:

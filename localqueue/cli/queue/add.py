@@ -74,7 +74,7 @@ def encode_lines(data: bytes) -> "list[bytes] | None":
         return None
     import orjson
 
-    from localqueue.codec import MAX_VALUE_BYTES
+    from localqueue.codec import MAX_VALUE_BYTES, compact
 
     loads, dumps = orjson.loads, orjson.dumps
     encoded: list[bytes] = []
@@ -82,9 +82,7 @@ def encode_lines(data: bytes) -> "list[bytes] | None":
     try:
         for line in data.split(b"\n"):
             if line and not line.isspace():
-                value = dumps(loads(line))  # orjson input has no NaN or infinities
-                # an exact-size copy: see codec.encode
-                append(bytes(memoryview(value)) if len(value) < 1024 else value)
+                append(compact(dumps(loads(line))))  # orjson input has no NaN or infinities
     except (ValueError, TypeError):  # bad JSON, or nesting orjson will not write
         return None
     if encoded and max(map(len, encoded)) > MAX_VALUE_BYTES:
@@ -129,10 +127,10 @@ def run(
         encoded = None if raw else encode_lines(data)
         values, numbers = ([], []) if encoded is not None else read_values(data, raw)
     if encoded is None:
-        from localqueue.codec import encode
+        from localqueue.codec import encode_batch
 
         try:  # everything is checked before the store is even opened
-            encoded = [encode(item) for item in values]
+            encoded = encode_batch(values)
         except (TypeError, ValueError):
             raise _find_unencodable(values, numbers, value is not None) from None
     if not encoded:
