@@ -105,8 +105,13 @@ def run(
     if timeout is not None and check_seconds("--timeout", timeout) == 0:
         raise UsageError("--timeout must be > 0")
     executable = check_command(command)
+    import signal
+
     from localqueue.cli import reaper
 
+    # Started with SIGCHLD ignored (inherited across exec), the kernel would reap the jobs
+    # itself and their exit statuses would be lost: a failed job must not look like one.
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     reaper.start()  # before the store or any thread exists: it forks
     serve(
         name,

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from tests.cli.conftest import SUBPROCESS
+from tests.cli.conftest import LOCALQUEUE, SUBPROCESS
 
 pytestmark = SUBPROCESS
 
@@ -156,6 +156,25 @@ def test_a_job_gets_its_stdin_even_when_the_worker_has_none():
     )
     result = subprocess.run([PY, "-c", code], capture_output=True, text=True, timeout=30)
     assert result.stdout == "0 value\n", result.stderr
+
+
+def test_exit_statuses_are_read_even_if_the_worker_starts_with_sigchld_ignored(cli):
+    """An ignored SIGCHLD survives exec; left so, the kernel reaps the jobs and their
+    statuses are gone. The worker restores it: a failing job is reported as failing."""
+    cli.add("q", 1)
+    argv = cli.store_args(("queue", "exec", "q", "--max-tries", "1", "--", "sh", "-c", "exit 3"))
+    result = subprocess.run(
+        [LOCALQUEUE, *argv],
+        cwd=cli.cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        preexec_fn=lambda: signal.signal(signal.SIGCHLD, signal.SIG_IGN),
+    )
+    assert result.returncode == 0, result.stderr
+    [line] = [json.loads(text) for text in result.stdout.splitlines()]
+    assert line["status"] == "dead"
+    assert line["error"]["exit_code"] == 3
 
 
 def test_child_runs_in_its_own_session(cli):
