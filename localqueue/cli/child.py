@@ -113,6 +113,11 @@ def terminate(job: Job) -> None:
 
 
 _sealed = False
+# Python ignores these for itself; a job gets them back at their defaults, as from
+# subprocess (an ignored SIGPIPE would survive exec: `yes | head -1` would complain).
+_PYTHON_IGNORES = tuple(
+    getattr(signal, name) for name in ("SIGPIPE", "SIGXFZ", "SIGXFSZ") if hasattr(signal, name)
+)
 
 
 def _seal_descriptors() -> None:
@@ -145,7 +150,9 @@ def spawn(path: str, argv: Sequence[str], env: Mapping[str, str]) -> tuple[Job, 
             theirs.append(write_end)
         mine[0], theirs[0] = theirs[0], mine[0]  # stdin: the job reads, the worker writes
         actions = [(os.POSIX_SPAWN_DUP2, fd, std) for std, fd in enumerate(theirs)]
-        pid = os.posix_spawn(path, list(argv), env, file_actions=actions, setsid=True)
+        pid = os.posix_spawn(
+            path, list(argv), env, file_actions=actions, setsid=True, setsigdef=_PYTHON_IGNORES
+        )
     except BaseException:
         for fd in mine:
             os.close(fd)

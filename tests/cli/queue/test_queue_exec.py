@@ -177,6 +177,17 @@ def test_exit_statuses_are_read_even_if_the_worker_starts_with_sigchld_ignored(c
     assert line["error"]["exit_code"] == 3
 
 
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="reads /proc")
+def test_the_job_does_not_inherit_pythons_ignored_signals(cli):
+    """Python ignores SIGPIPE (and SIGXFSZ) for itself; an ignored signal survives exec,
+    so a job would get EPIPE errors where a shell pipeline expects to die quietly."""
+    cli.add("q", 1)
+    [line] = exec_lines(cli, "q", "sh", "-c", "grep SigIgn /proc/self/status; exit 1")
+    ignored = int(line["error"]["stdout"].split()[1], 16)
+    for signum in (signal.SIGPIPE, signal.SIGXFSZ):
+        assert not ignored & (1 << (signum - 1)), signum
+
+
 def test_child_runs_in_its_own_session(cli):
     cli.add("q", 1)
     code = "import os; print(os.getsid(0) == os.getpid()); raise SystemExit(1)"
