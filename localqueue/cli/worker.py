@@ -429,6 +429,21 @@ def check_options(options: WorkerOptions) -> None:
     check_seconds("--idle-sleep", options.idle_sleep)
 
 
+_STORE_SETTINGS = ("store_path", "retry_store_path", "durability", "lease_timeout")
+
+
+def prepare(name: str, flags: dict[str, Any]) -> tuple[WorkerOptions, dict[str, Any]]:
+    """A worker command's options and store settings from its flags (by their names),
+    checked: usage errors come before anything is leased."""
+    from localqueue.codec import validate_queue_name
+
+    validate_queue_name(name)
+    stores = {key: flags.pop(key, None) for key in _STORE_SETTINGS}
+    options = WorkerOptions.from_flags(**flags)
+    check_options(options)
+    return options, stores
+
+
 def serve(
     name: str,
     handle: Handler,

@@ -82,14 +82,15 @@ def test_fast_commands_run_functions_take_the_parsed_names():
     import importlib
     import inspect
 
-    from localqueue.cli.worker import WorkerOptions
+    from localqueue.cli.worker import _STORE_SETTINGS, WorkerOptions
 
     flags = set(inspect.signature(WorkerOptions).parameters) - {"dead_letter"}
+    flags |= {"no_dead_letter", *_STORE_SETTINGS}
     for spec in fastpath.FAST_COMMANDS.values():
         params = inspect.signature(importlib.import_module(spec.module).run).parameters
         names = set(spec.positionals) | {dest for dest, _ in spec.options.values()}
         if any(p.kind is p.VAR_KEYWORD for p in params.values()):  # **flags: WorkerOptions
-            names -= flags | {"no_dead_letter"}
+            names -= flags
         assert names <= set(params), spec.module
 
 

@@ -82,26 +82,13 @@ def make_handler(argv: list[str], timeout: float | None, executable: str | None 
     return handle
 
 
-def run(
-    name: str,
-    command: list[str],
-    timeout: float | None = None,
-    *,
-    lease_timeout: float | None = None,
-    store_path: str | None = None,
-    retry_store_path: str | None = None,
-    durability: str | None = None,
-    **flags: Any,
-) -> None:
-    """The behaviour of ``queue exec``; ``flags`` are the worker options by their flag
-    names (no Typer here: the fast path calls it directly)."""
+def run(name: str, command: list[str], timeout: float | None = None, **flags: Any) -> None:
+    """The behaviour of ``queue exec``; ``flags`` are the worker's other options by their
+    flag names (no Typer here: the fast path calls it directly)."""
     from localqueue.cli.common import check_seconds
-    from localqueue.cli.worker import WorkerOptions, check_options, serve
-    from localqueue.codec import validate_queue_name
+    from localqueue.cli.worker import prepare, serve
 
-    options = WorkerOptions.from_flags(**flags)
-    validate_queue_name(name)
-    check_options(options)
+    options, stores = prepare(name, flags)
     if timeout is not None and check_seconds("--timeout", timeout) == 0:
         raise UsageError("--timeout must be > 0")
     executable = check_command(command)
@@ -113,15 +100,7 @@ def run(
     # itself and their exit statuses would be lost: a failed job must not look like one.
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     reaper.start()  # before the store or any thread exists: it forks
-    serve(
-        name,
-        make_handler(command, timeout, executable),
-        options,
-        store_path=store_path,
-        retry_store_path=retry_store_path,
-        durability=durability,
-        lease_timeout=lease_timeout,
-    )
+    serve(name, make_handler(command, timeout, executable), options, **stores)
 
 
 def register(group: "typer.Typer") -> None:

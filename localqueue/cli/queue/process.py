@@ -68,34 +68,13 @@ def make_handler(function: Callable[[Any], Any]) -> "Callable[[QueueMessage], An
     return handle
 
 
-def run(
-    name: str,
-    handler: str,
-    *,
-    lease_timeout: float | None = None,
-    store_path: str | None = None,
-    retry_store_path: str | None = None,
-    durability: str | None = None,
-    **flags: Any,
-) -> None:
-    """The behaviour of ``queue process``; ``flags`` are the worker options by their flag
-    names (no Typer here: the fast path calls it directly)."""
-    from localqueue.cli.worker import WorkerOptions, check_options, serve
-    from localqueue.codec import validate_queue_name
+def run(name: str, handler: str, **flags: Any) -> None:
+    """The behaviour of ``queue process``; ``flags`` are the worker's options by their
+    flag names (no Typer here: the fast path calls it directly)."""
+    from localqueue.cli.worker import prepare, serve
 
-    options = WorkerOptions.from_flags(**flags)
-    validate_queue_name(name)
-    check_options(options)
-    handle = make_handler(load_handler(handler))
-    serve(
-        name,
-        handle,
-        options,
-        store_path=store_path,
-        retry_store_path=retry_store_path,
-        durability=durability,
-        lease_timeout=lease_timeout,
-    )
+    options, stores = prepare(name, flags)
+    serve(name, make_handler(load_handler(handler)), options, **stores)
 
 
 def register(group: "typer.Typer") -> None:
