@@ -206,8 +206,12 @@ def run_cli(lines: int, jobs: int, *, durability: str, runs: int = 20) -> dict[s
 
 
 def main(argv: list[str] | None = None) -> int:
+    doc = (__doc__ or "").replace("``", "")
     parser = argparse.ArgumentParser(
-        prog="python -m localqueue.bench", description=__doc__.splitlines()[0]
+        prog="python -m localqueue.bench",
+        description=doc.split("\n\n", 1)[0],
+        epilog=doc.split("\n\n", 1)[-1],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("-n", type=int, default=5000, help="messages per run (default 5000)")
     parser.add_argument("--rounds", type=int, default=3, help="runs per cell; median shown")
@@ -219,7 +223,9 @@ def main(argv: list[str] | None = None) -> int:
         help="SQLite durability to measure (default: both)",
     )
     parser.add_argument(
-        "--workloads", default=",".join(WORKLOADS), help="comma-separated subset of workloads"
+        "--workloads",
+        default=",".join(WORKLOADS),
+        help=f"comma-separated subset of {','.join(WORKLOADS)} (default: all)",
     )
     parser.add_argument(
         "--cli-lines", type=int, default=20000, help="JSON lines for cli's stdin (default 20000)"
