@@ -110,7 +110,10 @@ class SharedEnv:
                 raise self._refuse("not a directory (an LMDB store is a directory)") from None
         except OSError as exc:
             raise self._refuse(f"cannot create the directory: {exc.strerror}") from None
-        if not os.path.exists(os.path.join(self.path, "data.mdb")) and os.listdir(self.path):
+        entries = set(os.listdir(self.path))
+        # Another process may be creating this store right now: LMDB makes lock.mdb
+        # before data.mdb. Anything else in a directory without data.mdb is not ours.
+        if "data.mdb" not in entries and entries - {"lock.mdb"}:
             raise self._refuse("not a localqueue store (the directory holds other files)")
         try:
             env = lmdb.open(

@@ -124,6 +124,17 @@ def test_directory_of_other_files_and_plain_file_are_refused(tmp_path: Path) -> 
     assert (tmp_path / "plain").read_text() == "hello"
 
 
+def test_a_store_another_process_is_creating_is_not_refused(tmp_path: Path) -> None:
+    """LMDB creates lock.mdb before data.mdb: a directory caught in between is a store
+    being created, not a directory of other files."""
+    (tmp_path / "env").mkdir()
+    (tmp_path / "env" / "lock.mdb").write_bytes(b"")
+    store = LMDBQueueStore(tmp_path / "env")
+    store.put("q", [b"1"])
+    assert store.stats("q").ready == 1
+    store.close()
+
+
 def test_newer_schema_version_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "env"
     LMDBQueueStore(path).close()

@@ -231,3 +231,32 @@ def test_reader_slot_of_a_sigkilled_process_is_cleared_on_open(tmp_path: Path) -
     PersistentQueue("jobs", store=store).put("still fine")
     assert store.stats("jobs").ready == 1
     store.close()
+
+
+OPEN_AND_PUT = """
+    import sys
+    from localqueue import PersistentQueue
+    print("ready", flush=True)
+    sys.stdin.readline()
+    PersistentQueue("jobs", "lmdb://" + sys.argv[1]).put(sys.argv[2])
+    print("ok", flush=True)
+"""
+
+
+@pytest.mark.slow
+def test_processes_creating_one_new_store_at_once_all_succeed(tmp_path: Path) -> None:
+    for round_ in range(5):
+        path = str(tmp_path / f"env{round_}")
+        children = [_child(OPEN_AND_PUT, path, str(i)) for i in range(6)]
+        for child in children:
+            _ready(child)
+        for child in children:  # release them together
+            assert child.stdin is not None
+            child.stdin.write("go\n")
+            child.stdin.flush()
+        for child in children:
+            out, _ = child.communicate(timeout=60)
+            assert child.returncode == 0 and out.split() == ["ok"], out
+        store = LMDBQueueStore(path)
+        assert store.stats("jobs").ready == 6
+        store.close()
