@@ -34,6 +34,7 @@ __all__ = [
     "encode",
     "encode_batch",
     "error_to_dict",
+    "may_hold_long_integers",
     "validate_queue_name",
 ]
 
@@ -239,6 +240,12 @@ def _no_constant(text: str) -> Any:
     raise ValueError(f"{text} is not valid JSON")
 
 
+def may_hold_long_integers(raw: bytes) -> bool:
+    """Whether JSON text has a run of 19+ digits somewhere: an integer orjson might turn
+    into a float (text without one can go to orjson as it is)."""
+    return _LONG_RUN in raw.translate(_DIGITS)
+
+
 def decode_input(data: bytes | str) -> Any:
     """Parse untrusted JSON text (a CLI argument or a stdin line) strictly.
 
@@ -248,7 +255,7 @@ def decode_input(data: bytes | str) -> Any:
     """
     raw = data.encode("utf-8", "surrogateescape") if isinstance(data, str) else data
     orjson = _fast()
-    if orjson is not None and _LONG_RUN not in raw.translate(_DIGITS):
+    if orjson is not None and not may_hold_long_integers(raw):
         return orjson.loads(raw)
     import json
 
