@@ -12,8 +12,9 @@ paying for Tenacity and asyncio (30 ms).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from localqueue._lazy import lazy_exports
 
+TYPE_CHECKING = False  # typing costs start-up time; mypy still reads these imports
 if TYPE_CHECKING:
     from localqueue.retry.base import AttemptRecord, AttemptStore
     from localqueue.retry.errors import PersistentRetryExhausted, RecordedAttemptError
@@ -73,16 +74,4 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(globals(), _LAZY)
