@@ -20,13 +20,15 @@ from __future__ import annotations
 
 import contextlib
 import os
-import selectors
+import select
 import signal
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 
 from localqueue.cli import interrupts, reaper
+
+TYPE_CHECKING = False  # typing costs the worker's start-up time; mypy still reads these
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
 
 __all__ = ["CAPTURE_LIMIT", "KILL_GRACE", "TIMEOUT_EXIT_CODE", "ChildResult", "run_child"]
 
@@ -35,6 +37,26 @@ KILL_GRACE = 2.0  # seconds between SIGTERM and SIGKILL
 TIMEOUT_EXIT_CODE = 124  # like timeout(1)
 _CHUNK = 65536
 _EXITED_GRACE = 0.25  # after the child exits, stop waiting for pipes a grandchild holds
+
+
+def find_executable(command: str) -> str | None:
+    """Where ``command`` runs from, as a shell finds it: itself when it names a
+    directory, else the first executable file of that name on PATH (what
+    ``shutil.which`` answers, without importing shutil and its compressors)."""
+    if os.path.dirname(command):
+        return command if _is_executable(command) else None
+    search = os.environ.get("PATH")
+    if search is None:
+        search = os.confstr("CS_PATH") or os.defpath
+    for directory in dict.fromkeys(search.split(os.pathsep)):
+        candidate = os.path.join(directory, command)
+        if _is_executable(candidate):
+            return candidate
+    return None
+
+
+def _is_executable(path: str) -> bool:
+    return os.access(path, os.X_OK) and os.path.isfile(path)
 
 
 class _Tail:
@@ -53,14 +75,27 @@ class _Tail:
         return bytes(self.data[-self.limit :]).decode("utf-8", "replace")
 
 
-@dataclass(frozen=True, slots=True)
 class ChildResult:
-    exit_code: int  # 124 on timeout, 128 + N when killed by signal N
-    timed_out: bool
-    stdout: str  # last CAPTURE_LIMIT bytes, decoded (invalid UTF-8 replaced)
-    stderr: str
-    stdout_bytes: int
-    stderr_bytes: int
+    """How a job ended, and the tails of its output."""
+
+    __slots__ = ("exit_code", "stderr", "stderr_bytes", "stdout", "stdout_bytes", "timed_out")
+
+    def __init__(
+        self,
+        exit_code: int,  # 124 on timeout, 128 + N when killed by signal N
+        timed_out: bool,
+        stdout: str,  # last CAPTURE_LIMIT bytes, decoded (invalid UTF-8 replaced)
+        stderr: str,
+        stdout_bytes: int,
+        stderr_bytes: int,
+    ) -> None:
+        self.exit_code, self.timed_out = exit_code, timed_out
+        self.stdout, self.stderr = stdout, stderr
+        self.stdout_bytes, self.stderr_bytes = stdout_bytes, stderr_bytes
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__)
+        return f"ChildResult({fields})"
 
 
 class Job:
@@ -177,9 +212,7 @@ def run_child(
     Any BaseException raised meanwhile (a second signal) terminates the child's group
     before it propagates."""
     if executable is None:
-        import shutil
-
-        executable = shutil.which(argv[0]) or argv[0]
+        executable = find_executable(argv[0]) or argv[0]
     job: Job | None = None
     fds: list[int] = []
     try:
@@ -208,47 +241,49 @@ def _communicate(job: Job, fds: list[int], payload: bytes, timeout: float | None
     deadline = None if timeout is None else time.monotonic() + timeout
     stdin_fd, stdout_fd, stderr_fd = fds
     tails = {stdout_fd: _Tail(CAPTURE_LIMIT), stderr_fd: _Tail(CAPTURE_LIMIT)}
-    selector = selectors.PollSelector()
-    for fd in tails:
-        selector.register(fd, selectors.EVENT_READ)
+    poller = select.poll()
+    poller.register(stdout_fd, select.POLLIN)
+    poller.register(stderr_fd, select.POLLIN)
+    watched = 2
     os.set_blocking(stdin_fd, False)
     view = _write_some(stdin_fd, memoryview(payload))
     if view:
-        selector.register(stdin_fd, selectors.EVENT_WRITE)
-    else:
+        poller.register(stdin_fd, select.POLLOUT)
+        watched += 1
+    else:  # the usual case: the value fits in the pipe
         fds[0] = -1
         os.close(stdin_fd)
     timed_out = False
     exited_at: float | None = None
-    try:
-        while selector.get_map():
-            wait = 0.25
-            if deadline is not None:
-                wait = min(wait, max(deadline - time.monotonic(), 0.0))
-            for key, _ in selector.select(wait):
-                fd = key.fd
-                if fd == stdin_fd:
-                    view = _write_some(fd, view)
-                    if not view:
-                        selector.unregister(fd)
-                        fds[0] = -1
-                        os.close(fd)
-                    continue
-                chunk = os.read(fd, _CHUNK)
-                if chunk:
-                    tails[fd].add(chunk)
-                else:
-                    selector.unregister(fd)
-            now = time.monotonic()
-            if deadline is not None and now >= deadline:
-                timed_out = True
-                break
-            if exited_at is None and job.poll() is not None:
-                exited_at = now
-            if exited_at is not None and now - exited_at >= _EXITED_GRACE:
-                break  # a background grandchild keeps the pipes open; do not wait for it
-    finally:
-        selector.close()
+    while watched:
+        wait = 250
+        if deadline is not None:
+            wait = min(wait, max(int((deadline - time.monotonic()) * 1000) + 1, 0))
+        for fd, _ in poller.poll(wait):
+            if fd == stdin_fd:
+                view = _write_some(fd, view)
+                if not view:
+                    poller.unregister(fd)
+                    watched -= 1
+                    fds[0] = -1
+                    os.close(fd)
+                continue
+            chunk = os.read(fd, _CHUNK)
+            if chunk:
+                tails[fd].add(chunk)
+            else:
+                poller.unregister(fd)
+                watched -= 1
+        if not watched:
+            break
+        now = time.monotonic()
+        if deadline is not None and now >= deadline:
+            timed_out = True
+            break
+        if exited_at is None and job.poll() is not None:
+            exited_at = now
+        if exited_at is not None and now - exited_at >= _EXITED_GRACE:
+            break  # a background grandchild keeps the pipes open; do not wait for it
     if not timed_out:
         remaining = None if deadline is None else max(deadline - time.monotonic(), 0.0)
         try:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Generator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from operator import methodcaller
 from typing import Any
 
@@ -258,7 +258,7 @@ class RetryCore:
                 yield StoreStep(
                     methodcaller("record_failure", key, record.last_error, exhausted=True)
                 )
-                record = replace(record, exhausted=True)
+                record = record.replace(exhausted=True)
             if record.exhausted:
                 return (yield from self._give_up(key, record.attempts, recorded))
         while True:

@@ -9,7 +9,6 @@ across processes), so counting an attempt is atomic.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import os
 import struct
@@ -110,7 +109,7 @@ class LMDBAttemptStore(AttemptStore):
                 record = AttemptRecord(key, 1, now, now, False, None)
             else:
                 old = _decode(key, raw)
-                record = dataclasses.replace(old, attempts=old.attempts + 1, last_attempt_at=now)
+                record = old.replace(attempts=old.attempts + 1, last_attempt_at=now)
             txn.put(db_key, _encode(record), db=dbs[_ATTEMPTS])
             return record
 
@@ -123,9 +122,7 @@ class LMDBAttemptStore(AttemptStore):
             raw = txn.get(db_key, db=dbs[_ATTEMPTS])
             if raw is not None:
                 old = _decode(key, raw)
-                new = dataclasses.replace(
-                    old, last_error=error, exhausted=old.exhausted or exhausted
-                )
+                new = old.replace(last_error=error, exhausted=old.exhausted or exhausted)
                 txn.put(db_key, _encode(new), db=dbs[_ATTEMPTS])
 
         self._env().write(fail)

@@ -6,7 +6,6 @@ the process: use SQLiteAttemptStore or LMDBAttemptStore when budgets must outliv
 
 from __future__ import annotations
 
-import dataclasses
 import threading
 
 from localqueue.retry.base import AttemptRecord, AttemptStore
@@ -34,7 +33,7 @@ class MemoryAttemptStore(AttemptStore):
             if old is None:
                 new = AttemptRecord(key, 1, now, now, False, None)
             else:
-                new = dataclasses.replace(old, attempts=old.attempts + 1, last_attempt_at=now)
+                new = old.replace(attempts=old.attempts + 1, last_attempt_at=now)
             self._records[key] = new
             return new
 
@@ -42,8 +41,8 @@ class MemoryAttemptStore(AttemptStore):
         with self._lock:
             old = self._records.get(key)
             if old is not None:
-                self._records[key] = dataclasses.replace(
-                    old, last_error=error, exhausted=old.exhausted or exhausted
+                self._records[key] = old.replace(
+                    last_error=error, exhausted=old.exhausted or exhausted
                 )
 
     def clear(self, key: str) -> None:

@@ -137,3 +137,19 @@ def test_error_bytes_round_trip(attempt_store: AttemptStore, error: bytes | None
     attempt_store.record_failure("k", error, exhausted=False)
     record = attempt_store.get("k")
     assert record is not None and record.last_error == error
+
+
+def test_a_record_is_an_immutable_value():
+    record = AttemptRecord("k", 2, NOW, NOW + 1, False, b'{"type":"E"}')
+    assert record == AttemptRecord("k", 2, NOW, NOW + 1, False, b'{"type":"E"}')
+    assert record != AttemptRecord("k", 3, NOW, NOW + 1, False, b'{"type":"E"}')
+    assert record != ("k", 2, NOW, NOW + 1, False, b'{"type":"E"}')
+    assert len({record, AttemptRecord("k", 2, NOW, NOW + 1, False, b'{"type":"E"}')}) == 1
+    with pytest.raises(AttributeError):
+        record.attempts = 5  # type: ignore[misc]
+    with pytest.raises(AttributeError):
+        del record.key  # type: ignore[misc]
+    bumped = record.replace(attempts=3, exhausted=True)
+    assert (bumped.attempts, bumped.exhausted, bumped.key) == (3, True, "k")
+    assert record.attempts == 2
+    assert repr(record).startswith("AttemptRecord(key='k', attempts=2, ")

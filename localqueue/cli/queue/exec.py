@@ -1,12 +1,13 @@
 """``localqueue queue exec``: run an external command on each message."""
 
 import os
-import shutil
-from typing import TYPE_CHECKING, Annotated, Any
 
 from localqueue.cli.exit_codes import UsageError
 
+TYPE_CHECKING = False  # typing costs the worker's start-up time; mypy still reads these
 if TYPE_CHECKING:
+    from typing import Any
+
     import typer
 
     from localqueue.message import QueueMessage
@@ -30,7 +31,9 @@ def check_command(argv: list[str]) -> str:
     error unless it can be executed."""
     if not argv:
         raise UsageError("no command given: use `queue exec NAME -- CMD [ARGS...]`")
-    path = shutil.which(argv[0])
+    from localqueue.cli.child import find_executable
+
+    path = find_executable(argv[0])
     if path is None:
         raise UsageError(f"command not found or not executable: {argv[0]!r}")
     return path
@@ -42,7 +45,7 @@ def make_handler(argv: list[str], timeout: float | None, executable: str | None 
 
     base_env = dict(os.environ)
 
-    def handle(message: "QueueMessage") -> dict[str, Any] | None:
+    def handle(message: "QueueMessage") -> "dict[str, Any] | None":
         env = {
             **base_env,
             "LOCALQUEUE_MESSAGE_ID": message.id,
@@ -82,7 +85,7 @@ def make_handler(argv: list[str], timeout: float | None, executable: str | None 
     return handle
 
 
-def run(name: str, command: list[str], timeout: float | None = None, **flags: Any) -> None:
+def run(name: str, command: list[str], timeout: float | None = None, **flags: "Any") -> None:
     """The behaviour of ``queue exec``; ``flags`` are the worker's other options by their
     flag names (no Typer here: the fast path calls it directly)."""
     from localqueue.cli.common import check_seconds
@@ -104,6 +107,8 @@ def run(name: str, command: list[str], timeout: float | None = None, **flags: An
 
 
 def register(group: "typer.Typer") -> None:
+    from typing import Annotated
+
     import typer
 
     from localqueue.cli import options as o

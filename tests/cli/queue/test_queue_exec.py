@@ -232,3 +232,41 @@ def test_drains_many_messages_in_order(cli):
     lines = cli.json("queue", "exec", "q", "--", "true")
     assert [line["id"] for line in lines] == ids
     assert {line["status"] for line in lines} == {"acked"}
+
+
+def test_the_command_is_found_on_the_workers_path(cli, tmp_path):
+    """Looked up as a shell would: the first executable file of that name on PATH,
+    skipping a directory and a non-executable file that come earlier."""
+    first, second, third = (tmp_path / name for name in ("a", "b", "c"))
+    for directory in (first, second, third):
+        directory.mkdir()
+    (first / "job").mkdir()  # a directory named like the command
+    (second / "job").write_text("#!/bin/sh\nexit 1\n")  # not executable
+    (third / "job").write_text("#!/bin/sh\necho ran-from-c >&2\nexit 3\n")
+    (third / "job").chmod(0o755)
+    cli.add("q", 1)
+    path = os.pathsep.join([str(first), str(second), str(third), os.environ["PATH"]])
+    result = cli(
+        "queue", "exec", "q", "--max-tries", "1", "--", "job", env={**os.environ, "PATH": path}
+    )
+    [line] = [json.loads(text) for text in result.stdout.splitlines()]
+    assert line["error"]["exit_code"] == 3
+    assert line["error"]["command"] == ["job"]
+    assert line["error"]["stderr"] == "ran-from-c\n"
+
+
+def test_the_exec_worker_starts_without_dataclasses_shutil_typing_or_selectors(cli):
+    """Each of these cost the worker milliseconds of start-up, paid once per drain."""
+    cli.add("q", 1)
+    code = (
+        "import sys\n"
+        "from localqueue.cli.app import run\n"
+        "run(['queue', 'exec', 'q', '--store-path', sys.argv[1], '--', 'true'])\n"
+        "heavy = {'dataclasses', 'shutil', 'typing', 'selectors', 'inspect'} & set(sys.modules)\n"
+        "print(sorted(heavy), file=sys.stderr)\n"
+    )
+    result = subprocess.run(
+        [PY, "-c", code, str(cli.store)], capture_output=True, text=True, cwd=cli.cwd
+    )
+    assert result.stderr.splitlines()[-1] == "[]"
+    assert json.loads(result.stdout)["status"] == "acked"
