@@ -28,7 +28,7 @@ from localqueue.cli import interrupts, reaper
 
 TYPE_CHECKING = False  # typing costs the worker's start-up time; mypy still reads these
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Callable, Mapping, Sequence
 
 __all__ = ["CAPTURE_LIMIT", "KILL_GRACE", "TIMEOUT_EXIT_CODE", "ChildResult", "run_child"]
 
@@ -205,9 +205,12 @@ def run_child(
     timeout: float | None = None,
     *,
     executable: str | None = None,
+    started: Callable[[], None] | None = None,
 ) -> ChildResult:
     """Run ``argv`` (``executable``: its resolved path, else ``argv[0]`` is searched on
-    PATH) with ``payload`` on stdin until it exits (or ``timeout``).
+    PATH) with ``payload`` on stdin until it exits (or ``timeout``). ``started`` is
+    called once the child runs, before its output is read: work the caller overlaps
+    with the job's run (it must not raise, except to stop the job).
 
     Any BaseException raised meanwhile (a second signal) terminates the child's group
     before it propagates."""
@@ -222,6 +225,8 @@ def run_child(
             job, *ends = spawn(executable, argv, env)
             fds.extend(ends)
             reaper.track(job.pid)
+        if started is not None:
+            started()
         return _communicate(job, fds, payload, timeout)
     except BaseException:
         if job is not None:

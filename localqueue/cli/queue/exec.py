@@ -6,6 +6,7 @@ from localqueue.cli.exit_codes import UsageError
 
 TYPE_CHECKING = False  # typing costs the worker's start-up time; mypy still reads these
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
     import typer
@@ -39,22 +40,31 @@ def check_command(argv: list[str]) -> str:
     return path
 
 
-def make_handler(argv: list[str], timeout: float | None, executable: str | None = None) -> "Any":
-    from localqueue.cli.child import run_child
-    from localqueue.codec import encode
+class Handler:
+    """Runs one message's command. ``started``, when the worker sets it, is called as
+    soon as the command runs: the worker settles the previous message meanwhile."""
 
-    base_env = dict(os.environ)
+    def __init__(self, argv: list[str], timeout: float | None, executable: str | None) -> None:
+        self.argv, self.timeout, self.executable = argv, timeout, executable
+        self.base_env = dict(os.environ)
+        self.started: Callable[[], None] | None = None
 
-    def handle(message: "QueueMessage") -> "dict[str, Any] | None":
+    def __call__(self, message: "QueueMessage") -> "dict[str, Any] | None":
+        from localqueue.cli.child import run_child
+        from localqueue.codec import encode
+
+        argv, timeout = self.argv, self.timeout
         env = {
-            **base_env,
+            **self.base_env,
             "LOCALQUEUE_MESSAGE_ID": message.id,
             "LOCALQUEUE_QUEUE": message.queue,
             "LOCALQUEUE_ATTEMPT": str(message.attempts),
         }
         try:
             payload = encode(message.value) + b"\n"
-            result = run_child(argv, payload, env, timeout, executable=executable)
+            result = run_child(
+                argv, payload, env, timeout, executable=self.executable, started=self.started
+            )
         except OSError as exc:  # vanished since the check, not executable, bad format...
             missing = isinstance(exc, FileNotFoundError)
             return {
@@ -82,8 +92,6 @@ def make_handler(argv: list[str], timeout: float | None, executable: str | None 
             "stderr": result.stderr,
         }
 
-    return handle
-
 
 def run(name: str, command: list[str], timeout: float | None = None, **flags: "Any") -> None:
     """The behaviour of ``queue exec``; ``flags`` are the worker's other options by their
@@ -103,7 +111,7 @@ def run(name: str, command: list[str], timeout: float | None = None, **flags: "A
     # itself and their exit statuses would be lost: a failed job must not look like one.
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     reaper.start()  # before the store or any thread exists: it forks
-    serve(name, make_handler(command, timeout, executable), options, **stores)
+    serve(name, Handler(command, timeout, executable), options, **stores)
 
 
 def register(group: "typer.Typer") -> None:
