@@ -103,6 +103,7 @@ _DEAD_LETTER = f"""UPDATE messages
 _EXTEND = f"""UPDATE messages
     SET lease_expires_at = :expires, visible_at = :expires, lease_timeout = :timeout
     WHERE {_HELD} RETURNING {_COLUMNS}"""
+_PEEK = "SELECT 1 FROM messages WHERE queue = :queue AND state < 2 AND visible_at <= :now LIMIT 1"
 _REBASE = """UPDATE messages
     SET lease_expires_at = :now + lease_timeout, visible_at = :now + lease_timeout
     WHERE queue = :queue AND state < 2 AND visible_at > :now + 1
@@ -181,6 +182,10 @@ class SQLiteQueueStore(QueueStore):
         self._checked_at = self.clock()
         self._skew = self._checked_at - time.monotonic()
         self._rebased_at = 0.0
+        # After a lease that found nothing, the next one first looks with a read: an
+        # UPDATE takes the write lock even when it matches no row, and consumers polling
+        # an empty queue would hold producers up (2 producers + 2 consumers: +7%).
+        self._found_none = False
 
     @staticmethod
     def _initialise(conn: sqlite3.Connection) -> None:
@@ -299,10 +304,13 @@ class SQLiteQueueStore(QueueStore):
         with self._file.session as conn:
             now = self.clock()
             params = self._lease_params(conn, queue, now, lease_timeout, leased_by)
+            if self._found_none and conn.execute(_PEEK, params).fetchone() is None:
+                return None  # still nothing, seen without taking the write lock
             # A lease need not reach the disk before the handler runs: lost in a power
             # cut, the message is simply still ready (at-least-once holds).
             with self._file.relaxed(conn), self._file.atomic(conn, "lease"):
                 found = conn.execute(_LEASE, params).fetchone()
+            self._found_none = found is None
         return None if found is None else self._row(found, now)
 
     def _lease_params(
@@ -369,6 +377,7 @@ class SQLiteQueueStore(QueueStore):
                 with self._file.transaction(conn, "ack"):
                     acked = conn.execute(_ACK, key).rowcount == 1
                     found = conn.execute(_LEASE, params).fetchone() if acked else None
+                self._found_none = found is None
                 if acked:
                     return None if found is None else self._row(found, now)
             raise self._lease_lost(conn, queue, message_id, key, lease_token)

@@ -228,3 +228,39 @@ def test_batches_of_any_size_keep_ids_and_order(tmp_path: Path, count: int) -> N
     for message in (messages[0], messages[count // 2], messages[-1]):
         assert q.inspect(message.id).value == message.value  # type: ignore[union-attr]
     assert [q.get_message(block=False).value["i"] for _ in range(count)] == list(range(count))
+
+
+def test_polling_an_empty_queue_does_not_need_the_write_lock(tmp_path: Path) -> None:
+    """After a lease that found nothing, the next one looks with a read first: a consumer
+    polling an empty queue neither waits for nor holds up a writer of another process."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "q.sqlite3"
+    store = SQLiteQueueStore(path, busy_timeout=0.2)
+    assert store.lease("q", lease_timeout=30.0, leased_by=None) is None
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sqlite3, sys\n"
+            "conn = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
+            "conn.execute('BEGIN IMMEDIATE')\n"
+            "print('locked', flush=True)\n"
+            "sys.stdin.read()\n",
+            str(path),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "locked\n"
+        for _ in range(3):  # no StoreLockedError: the write lock is never asked for
+            assert store.lease("q", lease_timeout=30.0, leased_by=None) is None
+    finally:
+        holder.communicate("")
+    assert store.lease("q", lease_timeout=30.0, leased_by=None) is None
+    [row] = store.put("q", [b"1"])
+    leased = store.lease("q", lease_timeout=30.0, leased_by=None)  # the read sees it
+    assert leased is not None and leased[0] == row[0]
