@@ -18,6 +18,7 @@ import _thread
 import os
 import sqlite3
 import stat
+import time
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 
 from localqueue import _failpoints
@@ -33,6 +34,8 @@ DURABILITY_LEVELS = {"full": "FULL", "normal": "NORMAL"}
 _HEADER = b"SQLite format 3\x00"
 _BUSY_CODES = {5, 6}  # SQLITE_BUSY, SQLITE_LOCKED
 _READONLY_DIRECTORY = 1544  # SQLITE_READONLY_DIRECTORY: cannot create the -shm beside it
+_SCHEMA_FACTS = """SELECT user_version, application_id, (SELECT count(*) FROM sqlite_master)
+    FROM pragma_user_version, pragma_application_id"""
 # Connections inherited across fork(): kept referenced so they are never closed.
 _INHERITED: list[sqlite3.Connection] = []
 _NOTHING: AbstractContextManager[None] = nullcontext()
@@ -218,6 +221,25 @@ class SQLiteFile:
 
     def _open(self) -> sqlite3.Connection:
         self._create_or_check_file()
+        # Processes opening one new file at once race to make it a WAL database and to
+        # create the schema; in the rollback-journal mode a new file starts in, SQLite
+        # answers some of those lock conflicts with SQLITE_BUSY at once rather than
+        # waiting (to avoid a deadlock). Such a conflict is retried, within busy_timeout.
+        deadline = time.monotonic() + self.busy_timeout
+        pause = 0.001
+        while True:
+            try:
+                return self._open_once()
+            except sqlite3.OperationalError as exc:
+                code = getattr(exc, "sqlite_errorcode", None)
+                if code is None or code & 0xFF not in _BUSY_CODES:
+                    raise
+                if time.monotonic() + pause >= deadline:
+                    raise
+            time.sleep(pause)
+            pause = min(pause * 2, 0.05)
+
+    def _open_once(self) -> sqlite3.Connection:
         conn = self._connect()
         try:
             try:
@@ -248,10 +270,10 @@ class SQLiteFile:
 
     def _check_schema(self, conn: sqlite3.Connection) -> int:
         """The file's schema version (0: empty, to be created); raise when it is not ours."""
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
-        application_id = conn.execute("PRAGMA application_id").fetchone()[0]
+        # One statement, so one snapshot: read apart, the three could straddle another
+        # process's commit of a new schema and make it look foreign.
+        version, application_id, tables = conn.execute(_SCHEMA_FACTS).fetchone()
         if version == 0 and application_id == 0:
-            tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
             if tables:
                 raise self._refuse(f"not a localqueue {self.kind} store (foreign schema)")
             return 0

@@ -264,3 +264,50 @@ def test_polling_an_empty_queue_does_not_need_the_write_lock(tmp_path: Path) -> 
     [row] = store.put("q", [b"1"])
     leased = store.lease("q", lease_timeout=30.0, leased_by=None)  # the read sees it
     assert leased is not None and leased[0] == row[0]
+
+
+OPEN_AND_WRITE = """
+import sys
+from localqueue.retry.sqlite import SQLiteAttemptStore
+from localqueue.stores.sqlite import SQLiteQueueStore
+
+print("ready", flush=True)
+sys.stdin.readline()
+try:
+    SQLiteQueueStore(sys.argv[1]).put("jobs", [b"1"])
+    SQLiteAttemptStore(sys.argv[2]).record_attempt("key-" + sys.argv[3], 1.0)
+except Exception as exc:
+    print(type(exc).__name__, exc, flush=True)
+else:
+    print("ok", flush=True)
+"""
+
+
+def test_processes_creating_one_new_store_at_once_all_succeed(tmp_path: Path) -> None:
+    """Eight processes released together on one new queue file and one new attempt file:
+    none sees a half-made schema as foreign, none fails on a lock (a new file starts in
+    rollback-journal mode, where SQLite answers some lock conflicts with SQLITE_BUSY at
+    once instead of waiting)."""
+    import subprocess
+    import sys
+
+    for round_ in range(5):
+        queue_path, attempts_path = tmp_path / f"q{round_}.sqlite3", tmp_path / f"r{round_}.sqlite3"
+        children = [
+            subprocess.Popen(
+                [sys.executable, "-c", OPEN_AND_WRITE, str(queue_path), str(attempts_path), str(i)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            for i in range(8)
+        ]
+        for child in children:
+            assert child.stdout is not None and child.stdout.readline() == "ready\n"
+        for child in children:  # release them together
+            assert child.stdin is not None
+            child.stdin.write("go\n")
+            child.stdin.flush()
+        outcomes = [child.communicate(timeout=60)[0].strip() for child in children]
+        assert outcomes == ["ok"] * 8, outcomes
+        assert SQLiteQueueStore(queue_path).stats("jobs").ready == 8
