@@ -182,10 +182,11 @@ class SQLiteQueueStore(QueueStore):
         self._checked_at = self.clock()
         self._skew = self._checked_at - time.monotonic()
         self._rebased_at = 0.0
-        # After a lease that found nothing, the next one first looks with a read: an
-        # UPDATE takes the write lock even when it matches no row, and consumers polling
-        # an empty queue would hold producers up (2 producers + 2 consumers: +7%).
-        self._found_none = False
+        # The first lease, and any after one that found nothing, first looks with a
+        # read: an UPDATE takes the write lock even when it matches no row, so consumers
+        # polling an empty queue would hold producers up (2 producers + 2 consumers:
+        # +7%), and would wait on, or fail under, a lock another process holds.
+        self._found_none = True
 
     @staticmethod
     def _initialise(conn: sqlite3.Connection) -> None:
