@@ -104,10 +104,12 @@ _EXTEND = f"""UPDATE messages
     SET lease_expires_at = :expires, visible_at = :expires, lease_timeout = :timeout
     WHERE {_HELD} RETURNING {_COLUMNS}"""
 _PEEK = "SELECT 1 FROM messages WHERE queue = :queue AND state < 2 AND visible_at <= :now LIMIT 1"
-_REBASE = """UPDATE messages
-    SET lease_expires_at = :now + lease_timeout, visible_at = :now + lease_timeout
-    WHERE queue = :queue AND state < 2 AND visible_at > :now + 1
+_STRETCHED = """queue = :queue AND state < 2 AND visible_at > :now + 1
       AND state = 1 AND visible_at > :now + lease_timeout + 1"""
+_REBASE = f"""UPDATE messages
+    SET lease_expires_at = :now + lease_timeout, visible_at = :now + lease_timeout
+    WHERE {_STRETCHED}"""
+_ANY_STRETCHED = f"SELECT 1 FROM messages WHERE {_STRETCHED} LIMIT 1"
 _REVIVE = """UPDATE messages SET state = 0, visible_at = :available, available_at = :available,
     dead_at = NULL WHERE queue = :queue AND state = 2"""
 _GET = f"SELECT {_COLUMNS} FROM messages WHERE {_MESSAGE}"
@@ -345,7 +347,11 @@ class SQLiteQueueStore(QueueStore):
         beyond ``now + lease_timeout``; pull it in so no message stays stuck longer than
         its lease timeout. (A forward step needs nothing: leases just expire early and
         fencing turns away the old holder.)"""
-        conn.execute(_REBASE, {"queue": queue, "now": now})
+        params = {"queue": queue, "now": now}
+        # Looked for with a read first: idle workers call this every ten seconds, and an
+        # UPDATE would take the write lock even when it matches nothing.
+        if conn.execute(_ANY_STRETCHED, params).fetchone() is not None:
+            conn.execute(_REBASE, params)
 
     def ack(self, queue: str, message_id: str, lease_token: str | None) -> None:
         key = self._key(queue, message_id)

@@ -231,8 +231,9 @@ def test_batches_of_any_size_keep_ids_and_order(tmp_path: Path, count: int) -> N
 
 
 def test_polling_an_empty_queue_does_not_need_the_write_lock(tmp_path: Path) -> None:
-    """After a lease that found nothing, the next one looks with a read first: a consumer
-    polling an empty queue neither waits for nor holds up a writer of another process."""
+    """A lease looks with a read first (when it is the first, or the last one found
+    nothing), and so does a blocking wait: a consumer polling an empty queue neither waits
+    for nor holds up a writer of another process."""
     import subprocess
     import sys
 
@@ -258,6 +259,8 @@ def test_polling_an_empty_queue_does_not_need_the_write_lock(tmp_path: Path) -> 
         assert holder.stdout is not None and holder.stdout.readline() == "locked\n"
         for _ in range(3):  # no StoreLockedError: the write lock is never asked for
             assert store.lease("q", lease_timeout=30.0, leased_by=None) is None
+        with pytest.raises(Empty):  # a blocking wait too (it also checks for clock steps)
+            PersistentQueue("q", store=store).get_message(timeout=0.3)
     finally:
         holder.communicate("")
     assert store.lease("q", lease_timeout=30.0, leased_by=None) is None
