@@ -9,7 +9,10 @@ durability level asked for, and prints the median of the rounds as a table, or J
   the last ack (a run that loses or duplicates a message fails);
 * ``cli``: the ``localqueue`` command: ``queue add --value`` against ``python -c pass``,
   JSON Lines on stdin, and a ``queue exec -- true`` drain against as many bare spawns of
-  ``true`` (ratios: 1.0 would cost nothing beyond the interpreter or the spawns).
+  ``true`` (ratios: 1.0 would cost nothing beyond the interpreter or the spawns);
+* ``sql_put``, ``sql_get_ack``, ``sql_roundtrip``: SQLite's own ceiling for the first
+  three: the store's statements on its schema and pragmas, run in a bare loop with no
+  localqueue code around them (always on a SQLite file).
 """
 
 from __future__ import annotations
@@ -33,7 +36,10 @@ from localqueue.queue import PersistentQueue
 
 __all__ = ["main", "run_cli", "run_workload"]
 
-WORKLOADS = ("put", "put_many", "get_ack", "roundtrip", "mp", "cli")
+WORKLOADS = (
+    "put", "put_many", "get_ack", "roundtrip", "mp", "cli", "sql_put", "sql_get_ack",
+    "sql_roundtrip",
+)  # fmt: skip
 
 
 def _payload(i: int) -> dict[str, Any]:
@@ -138,10 +144,42 @@ _RUNNERS: dict[str, Callable[[PersistentQueue, int, int], float]] = {
 }
 
 
+def _sql_floor(workload: str, n: int, durability: str) -> float:
+    """msgs/s of the SQLite store's own statements for ``workload`` in a bare loop: what
+    localqueue would reach if its Python cost nothing."""
+    from localqueue.stores import sqlite as module
+
+    values = [orjson.dumps(_payload(i)) for i in range(n)]
+    with tempfile.TemporaryDirectory() as tmp:
+        store = module.SQLiteQueueStore(Path(tmp) / "floor.sqlite3", durability=durability)  # type: ignore[arg-type]
+        conn = store._file.connection()
+        if workload == "sql_get_ack":
+            store.put("bench", values)  # untimed preload, as for get_ack
+        insert, lease, ack = module._INSERT, module._LEASE, module._ACK
+        params = {"expires": 0.0, "by": None, "token": "t", "timeout": 30.0, "queue": "bench"}
+        key: dict[str, Any] = {"queue": "bench", "token": "t"}  # fenced, as an ack is
+        put, take = workload != "sql_get_ack", workload != "sql_put"
+        started = time.perf_counter()
+        for value in values:
+            now = time.time()
+            if put:
+                conn.execute(insert, (1, "bench", value, now, now, now))
+            if take:
+                params["now"], params["expires"] = now, now + 30.0
+                row = conn.execute(lease, params).fetchone()
+                key["seq"], key["nonce"] = row[0], row[1]
+                conn.execute(ack, key)
+        elapsed = time.perf_counter() - started
+        store.close()
+    return n / elapsed
+
+
 def run_workload(
     workload: str, n: int, *, durability: str, batch: int = 500, store_path: str | None = None
 ) -> float:
     """Run one workload on a fresh store and return msgs/s."""
+    if workload.startswith("sql_"):
+        return _sql_floor(workload, n, durability)
     with tempfile.TemporaryDirectory(dir=None) as tmp:
         path = store_path or str(Path(tmp) / "bench.sqlite3")
         queue = PersistentQueue("bench", path, durability=durability)  # type: ignore[arg-type]
@@ -235,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--store-path",
-        help="measure this store (e.g. postgresql://...; cli always uses a SQLite file)",
+        help="measure this store (e.g. postgresql://...; cli and sql_* always use a SQLite file)",
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object instead")
     args = parser.parse_args(argv)
@@ -268,7 +306,7 @@ def main(argv: list[str] | None = None) -> int:
             ]
             results.setdefault(level, {})[workload] = statistics.median(samples)
             print(
-                f"  {level:6} {workload:9} {results[level][workload]:>12,.0f} msgs/s",
+                f"  {level:6} {workload:13} {results[level][workload]:>12,.0f} msgs/s",
                 file=sys.stderr,
             )
     if args.json:
@@ -283,10 +321,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     measured = [w for w in workloads if w != "cli"]
     if measured:
-        print(f"{'workload':10}" + "".join(f"{level:>14}" for level in levels))
+        print(f"{'workload':14}" + "".join(f"{level:>14}" for level in levels))
         for workload in measured:
             cells = "".join(f"{results[level][workload]:>14,.0f}" for level in levels)
-            print(f"{workload:10}{cells}")
+            print(f"{workload:14}{cells}")
         store = (
             args.store_path.split("://")[0]
             if args.store_path

@@ -23,7 +23,10 @@ def test_every_workload_runs_and_reports_json(tmp_path):
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     rates = report["msgs_per_s"]["normal"]
-    assert set(rates) == {"put", "put_many", "get_ack", "roundtrip", "mp"}
+    assert set(rates) == {
+        "put", "put_many", "get_ack", "roundtrip", "mp", "sql_put", "sql_get_ack",
+        "sql_roundtrip",
+    }  # fmt: skip
     assert all(rate > 0 for rate in rates.values())
     cli = report["cli"]["normal"]
     assert set(cli) == {
