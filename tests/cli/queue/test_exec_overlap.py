@@ -6,13 +6,12 @@ worker -- every message gets its line, in order, and none is lost or left leased
 
 from __future__ import annotations
 
-import signal
 import time
 
 import pytest
 
 from tests.cli.conftest import SUBPROCESS
-from tests.cli.queue.test_worker_signals import lines_of
+from tests.cli.queue.test_worker_signals import signal_mid_job
 
 pytestmark = SUBPROCESS
 
@@ -69,17 +68,8 @@ def test_a_signal_while_the_next_job_runs_settles_both_then_stops(cli, fifo):
     first, second, _ = cli.add("q", 1, 2, 3)
     second_waits = f'read v; if [ "$v" = 2 ]; then echo started > "{ready}"; read x < "{go}"; fi'
     worker = cli.popen("queue", "exec", "q", "--", "sh", "-c", second_waits)
-    with open(ready) as job:
-        assert job.readline() == "started\n"
-    worker.send_signal(signal.SIGTERM)
-    with open(go, "w") as job:
-        job.write("go\n")
-    out, err = worker.communicate(timeout=60)
-    assert worker.returncode == 0, err
-    assert [(line["id"], line["status"]) for line in lines_of(out)] == [
-        (first, "acked"),
-        (second, "acked"),
-    ]
+    lines = signal_mid_job(worker, ready, go)
+    assert [(line["id"], line["status"]) for line in lines] == [(first, "acked"), (second, "acked")]
     assert cli.stats("q")["ready"] == 1  # the third was never leased
     assert cli.stats("q")["inflight"] == 0
 

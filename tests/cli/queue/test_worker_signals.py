@@ -21,13 +21,9 @@ def lines_of(text: str) -> list[dict]:
     return [json.loads(line) for line in text.splitlines()]
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
-def test_first_signal_finishes_the_current_exec_job_then_exits_0(cli, fifo, signum):
-    ready, go = fifo("ready"), fifo("go")
-    first, _ = cli.add("q", 1, 2)
-    worker = cli.popen(
-        "queue", "exec", "q", "--", "sh", "-c", f'echo started > "{ready}"; read x < "{go}"'
-    )
+def signal_mid_job(worker, ready, go, signum=signal.SIGTERM) -> list[dict]:
+    """Once the job says it started, signal the worker, let the job finish; the worker's
+    lines (it must exit 0)."""
     with open(ready) as job:
         assert job.readline() == "started\n"
     worker.send_signal(signum)
@@ -35,7 +31,17 @@ def test_first_signal_finishes_the_current_exec_job_then_exits_0(cli, fifo, sign
         job.write("go\n")
     out, err = worker.communicate(timeout=60)
     assert worker.returncode == 0, err
-    assert lines_of(out) == [
+    return lines_of(out)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_first_signal_finishes_the_current_exec_job_then_exits_0(cli, fifo, signum):
+    ready, go = fifo("ready"), fifo("go")
+    first, _ = cli.add("q", 1, 2)
+    worker = cli.popen(
+        "queue", "exec", "q", "--", "sh", "-c", f'echo started > "{ready}"; read x < "{go}"'
+    )
+    assert signal_mid_job(worker, ready, go, signum) == [
         {"id": first, "queue": "q", "status": "acked", "attempts": 1, "error": None}
     ]
     assert cli.stats("q")["ready"] == 1  # nothing new was leased
@@ -45,14 +51,8 @@ def test_first_signal_finishes_a_python_handler(cli, fifo):
     ready, go = fifo("ready"), fifo("go")
     [added] = cli.add("q", {"ready": str(ready), "go": str(go)})
     worker = cli.popen("queue", "process", "q", "tests_handlers:wait_for_go")
-    with open(ready) as job:
-        assert job.readline() == "started\n"
-    worker.send_signal(signal.SIGTERM)
-    with open(go, "w") as job:
-        job.write("go\n")
-    out, err = worker.communicate(timeout=60)
-    assert worker.returncode == 0, err
-    assert [(line["id"], line["status"]) for line in lines_of(out)] == [(added, "acked")]
+    lines = signal_mid_job(worker, ready, go)
+    assert [(line["id"], line["status"]) for line in lines] == [(added, "acked")]
 
 
 def test_second_signal_kills_the_job_releases_without_spending_an_attempt_exits_130(cli, fifo):
