@@ -47,7 +47,12 @@ def find_executable(command: str) -> str | None:
         return command if _is_executable(command) else None
     search = os.environ.get("PATH")
     if search is None:
-        search = os.confstr("CS_PATH") or os.defpath
+        try:
+            search = os.confstr("CS_PATH") or os.defpath
+        except (AttributeError, ValueError):  # no confstr, or no CS_PATH here
+            search = os.defpath
+    if not search:  # PATH="" finds nothing (PATH=":" looks in the working directory)
+        return None
     for directory in dict.fromkeys(search.split(os.pathsep)):
         candidate = os.path.join(directory, command)
         if _is_executable(candidate):

@@ -270,3 +270,31 @@ def test_the_exec_worker_starts_without_dataclasses_shutil_typing_or_selectors(c
     )
     assert result.stderr.splitlines()[-1] == "[]"
     assert json.loads(result.stdout)["status"] == "acked"
+
+
+def test_find_executable_answers_as_shutil_which_does(tmp_path, monkeypatch):
+    import shutil
+
+    from localqueue.cli.child import find_executable
+
+    tool = tmp_path / "bin" / "tool"
+    tool.parent.mkdir()
+    tool.write_text("#!/bin/sh\n")
+    tool.chmod(0o755)
+    (tmp_path / "plain").write_text("")
+    monkeypatch.chdir(tmp_path)
+    for path in (
+        f"{tool.parent}{os.pathsep}/usr/bin",
+        f"/nowhere{os.pathsep}{tool.parent}",
+        "/usr/bin",
+    ):
+        monkeypatch.setenv("PATH", path)
+        for command in ("tool", "sh", str(tool), "./bin/tool", "./plain", "bin", "no-such-tool"):
+            assert find_executable(command) == shutil.which(command), (path, command)
+    (tmp_path / "here").write_text("#!/bin/sh\n")
+    (tmp_path / "here").chmod(0o755)
+    for path in ("", os.pathsep):  # PATH="" finds nothing; ":" looks in the directory
+        monkeypatch.setenv("PATH", path)
+        assert find_executable("here") == shutil.which("here")
+    monkeypatch.delenv("PATH")
+    assert find_executable("sh") == shutil.which("sh")
