@@ -38,6 +38,25 @@ _SCHEMA_FACTS = """SELECT user_version, application_id, (SELECT count(*) FROM sq
     FROM pragma_user_version, pragma_application_id"""
 # Connections inherited across fork(): kept referenced so they are never closed.
 _INHERITED: list[sqlite3.Connection] = []
+# The files (st_dev, st_ino) this process has SQLite connections open on, and how many.
+# Such a file is not opened again to read its header: closing any descriptor of a file
+# drops every POSIX lock the process holds on it, SQLite's included (a transaction would
+# lose its SHARED lock, and another process could then take the file as unused and
+# delete its WAL).
+_OPEN_FILES: dict[tuple[int, int], int] = {}
+_OPEN_FILES_PID = 0
+_OPEN_FILES_LOCK = _thread.allocate_lock()
+
+
+def _open_files() -> dict[tuple[int, int], int]:
+    """This process's table (a forked child holds no locks: it starts empty)."""
+    global _OPEN_FILES_PID
+    if os.getpid() != _OPEN_FILES_PID:
+        _OPEN_FILES.clear()
+        _OPEN_FILES_PID = os.getpid()
+    return _OPEN_FILES
+
+
 _NOTHING: AbstractContextManager[None] = nullcontext()
 
 
@@ -132,6 +151,10 @@ class SQLiteFile:
             conn = self._open()
         self._conn, self._pid = conn, os.getpid()
         self._identity = self._stat_identity()
+        if self._identity is not None:
+            with _OPEN_FILES_LOCK:
+                files = _open_files()
+                files[self._identity] = files.get(self._identity, 0) + 1
         return conn
 
     def _stat_identity(self) -> tuple[int, int] | None:
@@ -192,6 +215,9 @@ class SQLiteFile:
             raise self._refuse("is a directory, not a store file") from None
         except PermissionError:
             raise self._refuse("permission denied creating the store file") from None
+        identity = self._stat_identity()
+        if identity is not None and identity in _open_files():
+            return  # checked when this process opened it, and open now: see _OPEN_FILES
         try:
             with open(self.path, "rb") as handle:
                 header = handle.read(100)
@@ -365,6 +391,12 @@ class SQLiteFile:
         conn, self._conn = self._conn, None
         if conn is not None and self._pid == os.getpid():
             conn.close()
+            if self._identity is not None:
+                with _OPEN_FILES_LOCK:
+                    files = _open_files()
+                    left = files.pop(self._identity, 0) - 1
+                    if left > 0:
+                        files[self._identity] = left
 
 
 class _Session:

@@ -314,3 +314,43 @@ def test_processes_creating_one_new_store_at_once_all_succeed(tmp_path: Path) ->
         outcomes = [child.communicate(timeout=60)[0].strip() for child in children]
         assert outcomes == ["ok"] * 8, outcomes
         assert SQLiteQueueStore(queue_path).stats("jobs").ready == 8
+
+
+SHARED_LOCK_PROBE = """
+import fcntl, os, struct, sys
+fd = os.open(sys.argv[1], os.O_RDWR)
+# Would a write lock on SQLite's SHARED range of the file be refused by another process?
+probe = struct.pack("hhqqi", fcntl.F_WRLCK, 0, 0x40000002, 510, 0)
+held = struct.unpack("hhqqi", fcntl.fcntl(fd, fcntl.F_GETLK, probe))[0] != fcntl.F_UNLCK
+print("held" if held else "free")
+"""
+
+
+def test_opening_a_second_store_on_a_file_keeps_the_first_ones_locks(tmp_path: Path) -> None:
+    """Two queues on one file in one process (PersistentQueue("a", p), ("b", p)): opening
+    the second must not read the file through a descriptor of its own, whose close would
+    drop every POSIX lock this process holds on it, SQLite's SHARED lock of a running
+    transaction included (another process could then delete the WAL under it)."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "q.sqlite3"
+    first = SQLiteQueueStore(path)
+    first.put("a", [b"1"])
+    conn = first._file.connection()
+    conn.execute("BEGIN")
+    conn.execute("SELECT count(*) FROM messages").fetchone()  # holds SHARED now
+
+    def probe() -> str:
+        argv = [sys.executable, "-c", SHARED_LOCK_PROBE, str(path)]
+        return subprocess.run(argv, capture_output=True, text=True, check=True).stdout.strip()
+
+    assert probe() == "held"
+    second = SQLiteQueueStore(path)
+    assert probe() == "held"
+    conn.execute("COMMIT")
+    assert second.put("b", [b"2"]) and first.stats("b").ready == 1
+    second.close()
+    first.close()
+    third = SQLiteQueueStore(path)  # nothing open here now: the header is read again
+    assert third.stats("a").ready == 1
