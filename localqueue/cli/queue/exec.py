@@ -45,14 +45,15 @@ class Handler:
     soon as the command runs: the worker settles the previous message meanwhile."""
 
     def __init__(self, argv: list[str], timeout: float | None, executable: str | None) -> None:
-        self.argv, self.timeout, self.executable = argv, timeout, executable
-        self.base_env = dict(os.environ)
-        self.started: Callable[[], None] | None = None
-
-    def __call__(self, message: "QueueMessage") -> "dict[str, Any] | None":
         from localqueue.cli.child import run_child
         from localqueue.codec import encode
 
+        self.argv, self.timeout, self.executable = argv, timeout, executable
+        self.base_env = dict(os.environ)
+        self.started: Callable[[], None] | None = None
+        self._run_child, self._encode = run_child, encode
+
+    def __call__(self, message: "QueueMessage") -> "dict[str, Any] | None":
         argv, timeout = self.argv, self.timeout
         env = {
             **self.base_env,
@@ -61,8 +62,8 @@ class Handler:
             "LOCALQUEUE_ATTEMPT": str(message.attempts),
         }
         try:
-            payload = encode(message.value) + b"\n"
-            result = run_child(
+            payload = self._encode(message.value) + b"\n"
+            result = self._run_child(
                 argv, payload, env, timeout, executable=self.executable, started=self.started
             )
         except OSError as exc:  # vanished since the check, not executable, bad format...
