@@ -16,7 +16,7 @@ from localqueue.message import QueueMessage, QueueStats
 
 TYPE_CHECKING = False  # typing costs start-up time; mypy still reads these imports
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Callable, Iterable
     from typing import Any, Literal, TypeAlias
 
     from localqueue.stores.base import QueueStore, Row
@@ -56,6 +56,29 @@ def message_from_row(row: Row) -> QueueMessage:
         row[12],
         row[13],
     )
+
+
+def settle_while_leased(
+    message: QueueMessage,
+    settle: Callable[[], object],
+    on_busy: Callable[[float], object] | None = None,
+) -> None:
+    """Run ``settle`` (an ack, release or dead-letter of ``message``); while another
+    process holds the store's lock past its busy timeout, keep trying until the lease
+    ends rather than drop a finished handler's outcome (after that, StoreLockedError:
+    the message will be delivered again anyway). ``on_busy(seconds_left)`` is told of
+    each retry. The workers of :mod:`localqueue.worker` and of the CLI share it."""
+    while True:
+        try:
+            settle()
+            return
+        except errors.StoreLockedError:
+            left = (message.lease_expires_at or 0.0) - time.time()
+            if left <= 0:
+                raise
+            if on_busy is not None:
+                on_busy(left)
+            time.sleep(min(0.1, left))
 
 
 def _encode_error(error: BaseException | dict[str, Any] | str | None) -> bytes | None:

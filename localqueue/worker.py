@@ -24,7 +24,6 @@ import functools
 import inspect
 import os
 import threading
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import Any, ParamSpec, Protocol, TypeVar
@@ -34,7 +33,7 @@ import tenacity
 from localqueue._signals import start_quietly
 from localqueue.errors import Empty, LeaseLostError, StoreError, StoreLockedError
 from localqueue.message import QueueMessage
-from localqueue.queue import PersistentQueue
+from localqueue.queue import PersistentQueue, settle_while_leased
 from localqueue.retry.base import AttemptStore
 from localqueue.retry.errors import PersistentRetryExhausted, RecordedAttemptError
 from localqueue.retry.retrying import PersistentAsyncRetrying, PersistentRetrying
@@ -227,7 +226,7 @@ class QueueWorker:
         heartbeat.stop()
         if heartbeat.lost.is_set():
             raise heartbeat.lease_lost()
-        _while_leased(message, lambda: self.queue.ack(message))
+        settle_while_leased(message, lambda: self.queue.ack(message))
 
     def fail(self, message: QueueMessage, heartbeat: _Heartbeat, exc: BaseException) -> None:
         """Settle after the handler's final failure ``exc`` (the caller re-raises it)."""
@@ -245,26 +244,14 @@ class QueueWorker:
             return
         error = _last_error(exc)
         if self.config.dead_letter_on_failure:
-            _while_leased(message, lambda: self.queue.dead_letter(message, error=error))
+            settle_while_leased(message, lambda: self.queue.dead_letter(message, error=error))
         else:
             delay = self.config.release_delay
-            _while_leased(message, lambda: self.queue.release(message, delay=delay, error=error))
+            settle_while_leased(
+                message, lambda: self.queue.release(message, delay=delay, error=error)
+            )
         # The message's fate is in the queue now: a requeued dead letter starts afresh.
         self.attempt_store.clear(message.id)
-
-
-def _while_leased(message: QueueMessage, settle: Callable[[], object]) -> None:
-    """Settle ``message``; while another process holds the store's lock past its busy
-    timeout, keep trying until the lease ends rather than drop the handler's outcome."""
-    while True:
-        try:
-            settle()
-            return
-        except StoreLockedError:
-            left = (message.lease_expires_at or 0.0) - time.time()
-            if left <= 0:
-                raise
-            time.sleep(min(0.1, left))
 
 
 class WorkerDecorated(Protocol[P, R_co]):

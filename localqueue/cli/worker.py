@@ -37,6 +37,7 @@ from localqueue.errors import (
     StoreLockedError,
     StoreReplacedError,
 )
+from localqueue.queue import settle_while_leased
 
 TYPE_CHECKING = False  # typing costs start-up time; mypy still reads these imports
 if TYPE_CHECKING:
@@ -228,21 +229,14 @@ def _unspend(attempts: AttemptStore, record: AttemptRecord) -> None:
 
 
 def _while_leased(message: QueueMessage, settle: Callable[[], object]) -> None:
-    """Settle ``message``; while another process holds the store's lock past its busy
-    timeout, keep trying until the lease ends rather than drop a finished job's outcome
-    (after that, StoreLockedError: the message will be delivered again anyway)."""
-    while True:
-        try:
-            settle()
-            return
-        except StoreLockedError:
-            left = (message.lease_expires_at or 0.0) - time.time()
-            if left <= 0:
-                raise
-            exit_codes.warning(
-                f"store is busy; still trying to settle {message.id} (lease ends in {left:.0f}s)"
-            )
-            time.sleep(min(0.1, left))
+    """:func:`~localqueue.queue.settle_while_leased`, saying on stderr why it waits."""
+
+    def busy(left: float) -> None:
+        exit_codes.warning(
+            f"store is busy; still trying to settle {message.id} (lease ends in {left:.0f}s)"
+        )
+
+    settle_while_leased(message, settle, busy)
 
 
 class Worker:
