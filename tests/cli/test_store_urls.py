@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tests.cli.conftest import SUBPROCESS
-from tests.conftest import unavailable
+from tests.conftest import fresh_schema, postgres_url, unavailable
 
 pytestmark = SUBPROCESS
 
@@ -28,17 +28,12 @@ def test_lmdb_store_and_retry_store_through_the_cli(cli, home):
 
 
 def test_postgres_store_and_retry_store_through_the_cli(cli):
-    import os
-    import uuid
-
-    url = os.environ.get("LOCALQUEUE_TEST_POSTGRES_URL")
-    if not url:
-        unavailable("LOCALQUEUE_TEST_POSTGRES_URL is not set (a PostgreSQL server to test against)")
+    url = postgres_url()
     try:
         import psycopg
     except ImportError as exc:
         unavailable(f"psycopg not installed: {exc}")
-    schema = f"lq_cli_{uuid.uuid4().hex[:12]}"
+    schema = fresh_schema()
     cli.store = cli.retries = f"{url}{'&' if '?' in url else '?'}schema={schema}"
     try:
         first, second = cli.add("q", 1, 2)

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from localqueue import Empty, Full, PersistentQueue, StoreError, StoreLockedError
-from tests.conftest import unavailable
+from tests.conftest import fresh_schema, postgres_url, unavailable
 
 psycopg = pytest.importorskip("psycopg", reason="psycopg (localqueue[postgres]) is not installed")
 
@@ -34,11 +34,7 @@ def with_params(url: str, **params: str) -> str:
 
 @pytest.fixture
 def url() -> str:
-    found = os.environ.get("LOCALQUEUE_TEST_POSTGRES_URL")
-    if not found:
-        unavailable("LOCALQUEUE_TEST_POSTGRES_URL is not set (a PostgreSQL server to test against)")
-    assert found is not None
-    return found
+    return postgres_url()
 
 
 @pytest.fixture
@@ -54,7 +50,7 @@ def admin(url: str) -> Iterator[Any]:
 
 @pytest.fixture
 def schema(admin: Any) -> Iterator[str]:
-    name = f"lq_test_{uuid.uuid4().hex[:12]}"
+    name = fresh_schema()
     yield name
     admin.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
 

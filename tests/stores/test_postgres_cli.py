@@ -16,19 +16,16 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import unavailable
+from tests.conftest import fresh_schema, postgres_url
 
 LOCALQUEUE = str(Path(sys.executable).with_name("localqueue"))
 
 
 @pytest.fixture
 def store_url() -> Iterator[str]:
-    url = os.environ.get("LOCALQUEUE_TEST_POSTGRES_URL")
-    if not url:
-        unavailable("LOCALQUEUE_TEST_POSTGRES_URL is not set (a PostgreSQL server to test against)")
-    assert url is not None
+    url = postgres_url()
     psycopg = pytest.importorskip("psycopg", reason="psycopg (localqueue[postgres]) is missing")
-    schema = f"lq_test_{uuid.uuid4().hex[:12]}"
+    schema = fresh_schema()
     yield f"{url}{'&' if '?' in url else '?'}schema={schema}"
     with psycopg.connect(url, autocommit=True) as admin:
         admin.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')

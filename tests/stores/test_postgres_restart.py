@@ -8,17 +8,15 @@ with backoff, and succeeds once it is back."""
 from __future__ import annotations
 
 import contextlib
-import os
 import socket
 import threading
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from localqueue import PersistentQueue, StoreError
-from tests.conftest import unavailable
+from tests.conftest import fresh_schema, postgres_url, unavailable
 
 psycopg = pytest.importorskip("psycopg", reason="psycopg (localqueue[postgres]) is not installed")
 
@@ -88,11 +86,7 @@ class FlakyProxy:
 
 @pytest.fixture
 def url() -> str:
-    found = os.environ.get("LOCALQUEUE_TEST_POSTGRES_URL")
-    if not found:
-        unavailable("LOCALQUEUE_TEST_POSTGRES_URL is not set (a PostgreSQL server to test against)")
-    assert found is not None
-    return found
+    return postgres_url()
 
 
 @pytest.fixture
@@ -107,7 +101,7 @@ def proxied(url: str) -> Iterator[tuple[FlakyProxy, str, str]]:
         pytest.skip("the restart proxy only fronts a server on this machine")
     proxy = FlakyProxy(("127.0.0.1" if info.host == "localhost" else info.host, info.port))
     dsn = psycopg.conninfo.make_conninfo(url, host="127.0.0.1", port=str(proxy.port))
-    schema = f"lq_test_{uuid.uuid4().hex[:12]}"
+    schema = fresh_schema()
     try:
         yield proxy, dsn, schema
     finally:

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from localqueue import Empty, LeaseLostError, PersistentQueue, StoreError
-from tests.conftest import unavailable
+from tests.conftest import fresh_schema, postgres_url, unavailable
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -78,11 +78,7 @@ def work(dsn: str, schema: str, lease_timeout: float, pause_after: int) -> None:
 
 @pytest.fixture
 def url() -> str:
-    found = os.environ.get("LOCALQUEUE_TEST_POSTGRES_URL")
-    if not found:
-        unavailable("LOCALQUEUE_TEST_POSTGRES_URL is not set (a PostgreSQL server to test against)")
-    assert found is not None
-    return found
+    return postgres_url()
 
 
 @pytest.fixture
@@ -99,7 +95,7 @@ def admin(url: str) -> Iterator[Any]:
 
 @pytest.fixture
 def schema(admin: Any) -> Iterator[str]:
-    name = f"lq_test_{uuid.uuid4().hex[:12]}"
+    name = fresh_schema()
     yield name
     admin.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
 
