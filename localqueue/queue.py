@@ -9,6 +9,8 @@ from __future__ import annotations
 import collections
 import os
 import time
+from collections.abc import Iterable
+from typing import Any, NamedTuple
 
 from localqueue import codec, errors
 from localqueue.errors import Empty
@@ -16,20 +18,34 @@ from localqueue.message import QueueMessage, QueueStats
 
 TYPE_CHECKING = False  # typing costs start-up time; mypy still reads these imports
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable
-    from typing import Any, Literal, TypeAlias
+    from collections.abc import Callable, Sequence
+    from typing import Literal, TypeAlias
 
-    from localqueue.stores.base import QueueStore, Row
+    from localqueue.stores.base import QueueStore, Row, Settlement
 
     Durability: TypeAlias = Literal["full", "normal"]
 
-__all__ = ["DEFAULT_STORE_PATH", "PersistentQueue"]
+__all__ = ["DEFAULT_STORE_PATH", "Outcome", "PersistentQueue"]
 
 DEFAULT_STORE_PATH = "localqueue_queue.sqlite3"
 
 # Blocking waits poll the store (another process may put at any time); the pause grows
 # from the first to the last value while nothing arrives.
 _POLL_MIN, _POLL_MAX = 0.002, 0.1
+
+
+class Outcome(NamedTuple):
+    """How a held message ends, for :meth:`PersistentQueue.settle_many`: ``status``
+    ``"acked"``, ``"released"`` (visible again after ``delay`` seconds) or ``"dead"``;
+    ``error`` becomes ``last_error`` (release, dead); ``then_put`` values go to queue
+    ``to`` (this queue when None) in the same transaction."""
+
+    message: QueueMessage | str
+    status: str
+    delay: float = 0.0
+    error: BaseException | dict[str, Any] | str | None = None
+    then_put: Iterable[Any] = ()
+    to: str | None = None
 
 
 def _non_negative(name: str, seconds: float | None) -> None:
@@ -242,26 +258,84 @@ class PersistentQueue:
             return message.id, message.lease_token if lease_token is None else lease_token
         return message, lease_token
 
-    def ack(self, message: QueueMessage | str, *, lease_token: str | None = None) -> None:
+    def ack(
+        self,
+        message: QueueMessage | str,
+        *,
+        lease_token: str | None = None,
+        then_put: Iterable[Any] = (),
+        to: str | None = None,
+    ) -> None:
         """Delete a message the caller holds. Raises LeaseLostError (nothing changed) when
         its lease was lost. Passing an id instead of a message skips fencing unless
-        ``lease_token`` is given."""
-        message_id, token = self._target(message, lease_token)
-        self.store.ack(self.name, message_id, token)
+        ``lease_token`` is given.
 
-    def _ack_and_lease(
-        self, message: QueueMessage, *, leased_by: str | None = None
-    ) -> QueueMessage | None:
-        """Ack ``message`` and lease the next one (None when none is ready), in one commit
-        where the store can: a worker loop's step. Raises as :meth:`ack` does."""
-        row = self.store.ack_and_lease(
+        ``then_put`` values are put on queue ``to`` (this queue when None) in the same
+        transaction as the ack: both happen or neither (a stage of a pipeline hands its
+        results on without losing them or passing them twice)."""
+        message_id, token = self._target(message, lease_token)
+        then_put = list(then_put)
+        if not then_put:
+            self.store.ack(self.name, message_id, token)
+            return
+        settlement = self._settlement(Outcome(message_id, "acked", then_put=then_put, to=to))
+        settlement = settlement._replace(lease_token=token)
+        applied, _ = self.store.settle_many(self.name, [settlement])
+        if not applied[0]:
+            self.store.raise_not_held(self.name, message_id, token)
+
+    def settle_many(
+        self, outcomes: Iterable[Outcome], *, lease: int = 0, leased_by: str | None = None
+    ) -> tuple[list[bool], list[QueueMessage]]:
+        """Settle held messages and lease up to ``lease`` new ones in one transaction
+        (one commit) where the store can: a worker's step with several jobs in flight.
+        Returns whether each outcome was applied (False: that lease was lost, nothing
+        changed for it; the others are applied) and the newly leased messages."""
+        settlements = [self._settlement(outcome) for outcome in outcomes]
+        applied, rows = self.store.settle_many(
             self.name,
-            message.id,
-            message.lease_token,
+            settlements,
+            lease=lease,
             lease_timeout=self.lease_timeout,
             leased_by=leased_by,
         )
-        return None if row is None else message_from_row(row)
+        return applied, [message_from_row(row) for row in rows]
+
+    def _settlement(self, outcome: Outcome) -> Settlement:
+        from localqueue.stores.base import SETTLE_ACTIONS, Settlement
+
+        status = outcome.status
+        if status not in SETTLE_ACTIONS:
+            raise ValueError(f"status must be one of {SETTLE_ACTIONS}, got {status!r}")
+        _non_negative("delay", outcome.delay)
+        message_id, token = self._target(outcome.message, None)
+        then_put = tuple(codec.encode_batch(list(outcome.then_put)))
+        to = None if outcome.to is None else codec.validate_queue_name(outcome.to)
+        error = _encode_error(outcome.error)
+        return Settlement(message_id, token, status, outcome.delay, error, then_put, to)
+
+    def get_messages(self, n: int, *, leased_by: str | None = None) -> list[QueueMessage]:
+        """Lease up to ``n`` available messages at once (one transaction where the store
+        can), without waiting: ``[]`` when none is available."""
+        if n < 0:
+            raise ValueError(f"n must be >= 0, got {n!r}")
+        rows = self.store.lease_many(
+            self.name, n, lease_timeout=self.lease_timeout, leased_by=leased_by
+        )
+        return [message_from_row(row) for row in rows]
+
+    def extend_leases(self, messages: Sequence[QueueMessage], seconds: float) -> list[bool]:
+        """:meth:`extend_lease` for many held messages in one call (a heartbeat); each
+        message's ``lease_expires_at`` is updated. Returns which leases are still held
+        (False: lost, that message was left alone)."""
+        if seconds <= 0:
+            raise ValueError(f"seconds must be > 0, got {seconds!r}")
+        pairs = [(message.id, message.lease_token) for message in messages]
+        expires = self.store.extend_leases(self.name, pairs, seconds)
+        for message, expires_at in zip(messages, expires, strict=True):
+            if expires_at is not None:
+                message.lease_expires_at = expires_at
+        return [expires_at is not None for expires_at in expires]
 
     def release(
         self,

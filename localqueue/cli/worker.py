@@ -342,7 +342,17 @@ class Worker:
         emit(line)
 
     def _ack_and_lease(self, message: QueueMessage) -> None:
-        self.prefetched = self.queue._ack_and_lease(message, leased_by=self.options.worker_id)
+        from localqueue.queue import message_from_row
+
+        queue = self.queue
+        row = queue.store.ack_and_lease(
+            queue.name,
+            message.id,
+            message.lease_token,
+            lease_timeout=queue.lease_timeout,
+            leased_by=self.options.worker_id,
+        )
+        self.prefetched = None if row is None else message_from_row(row)
 
     def _lease_next(self) -> bool:
         """Lease the next message before acking the one just done (see ``deferred``);

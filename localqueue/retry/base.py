@@ -11,6 +11,7 @@ from abc import ABC, abstractmethod
 
 TYPE_CHECKING = False  # typing costs the CLI workers' start-up time; mypy reads these
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from typing import Any
 
 __all__ = ["AttemptRecord", "AttemptStore"]
@@ -102,11 +103,21 @@ class AttemptStore(ABC):
         """Forget ``key`` (after a success, or to reset its budget). No error when absent."""
 
     def clear_and_record(self, cleared: str, key: str, now: float) -> AttemptRecord:
-        """:meth:`clear` ``cleared``, then :meth:`record_attempt` for ``key``: a worker
-        loop forgets the message it just finished as it counts the next one. Stores that
-        can do both in one commit override this; the default makes the two calls."""
-        self.clear(cleared)
-        return self.record_attempt(key, now)
+        """:meth:`clear` ``cleared``, then :meth:`record_attempt` for ``key``, in one
+        commit where the store can."""
+        return self.record_attempts([key], now, clear=[cleared])[0]
+
+    def record_attempts(
+        self, keys: Sequence[str], now: float, *, clear: Sequence[str] = ()
+    ) -> list[AttemptRecord]:
+        """:meth:`clear` every key of ``clear``, then :meth:`record_attempt` for each of
+        ``keys`` (distinct), in ONE commit where the store can: a worker with several
+        jobs counts their attempts (and forgets the messages it finished) at once.
+        Returns the new records in ``keys`` order; durable before this returns. The
+        default makes the calls one by one."""
+        for cleared in clear:
+            self.clear(cleared)
+        return [self.record_attempt(key, now) for key in keys]
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections and file handles."""

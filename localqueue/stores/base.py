@@ -35,6 +35,15 @@ acked/released/dead-lettered) they raise :class:`~localqueue.errors.LeaseLostErr
 change nothing. A ``None`` token skips fencing (the CLI without ``--lease-token``) but
 the message must still be inflight.
 
+Batches
+-------
+A worker with N jobs in flight settles finished messages and leases new ones together:
+:meth:`QueueStore.settle_many` applies any number of settlements (ack, release,
+dead-letter, each optionally with values to put on another queue) and leases up to N
+messages in ONE transaction, so one commit (one fsync, one round trip) covers them all;
+:meth:`QueueStore.extend_leases` is the heartbeat of all held leases in one call. A
+settlement whose lease was lost changes nothing and does not stop the others.
+
 Errors
 ------
 Every write is all or nothing. A store raises :class:`~localqueue.errors.StoreLockedError`
@@ -46,7 +55,9 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
+from typing import NamedTuple
 
+from localqueue.errors import LeaseLostError, MessageNotFoundError
 from localqueue.message import QueueStats
 
 TYPE_CHECKING = False  # typing costs start-up time; mypy still reads these imports
@@ -54,7 +65,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
     from typing import Any, TypeAlias
 
-__all__ = ["ROW_FIELDS", "QueueStore", "Row"]
+__all__ = ["ROW_FIELDS", "SETTLE_ACTIONS", "QueueStore", "Row", "Settlement"]
 
 ROW_FIELDS = (
     "id",  # str
@@ -74,6 +85,30 @@ ROW_FIELDS = (
 )
 
 Row: TypeAlias = "tuple[Any, ...]"
+
+#: What :meth:`QueueStore.settle_many` can do with a held message (the words of the
+#: workers' outcome lines).
+SETTLE_ACTIONS = ("acked", "released", "dead")
+
+
+class Settlement(NamedTuple):
+    """One held message's outcome, for :meth:`QueueStore.settle_many`.
+
+    ``action`` is one of :data:`SETTLE_ACTIONS`: ``"acked"`` deletes the message,
+    ``"released"`` makes it visible again after ``delay`` seconds, ``"dead"`` moves it to
+    the dead letters; ``error`` (JSON bytes) becomes ``last_error`` for the last two.
+    ``then_put`` values (JSON bytes) are appended to queue ``to`` in the same
+    transaction, only if this settlement is applied: a crash can neither lose them nor
+    put them twice for one settlement.
+    """
+
+    message_id: str
+    lease_token: str | None
+    action: str
+    delay: float = 0.0
+    error: bytes | None = None
+    then_put: tuple[bytes, ...] = ()
+    to: str | None = None
 
 
 class QueueStore(ABC):
@@ -134,11 +169,91 @@ class QueueStore(ABC):
         lease_timeout: float,
         leased_by: str | None,
     ) -> Row | None:
-        """:meth:`ack` one message, then :meth:`lease` the next: a worker loop's step.
-        Raises as :meth:`ack` does, leasing nothing then. Stores that can do both in one
-        commit override this; the default makes the two calls."""
-        self.ack(queue, message_id, lease_token)
-        return self.lease(queue, lease_timeout=lease_timeout, leased_by=leased_by)
+        """:meth:`ack` one message, then :meth:`lease` the next, in one commit: a worker
+        loop's step. Raises as :meth:`ack` does, leasing nothing then."""
+        settlement = Settlement(message_id, lease_token, "acked")
+        applied, leased = self.settle_many(
+            queue, [settlement], lease=1, lease_timeout=lease_timeout, leased_by=leased_by
+        )
+        if not applied[0]:
+            self.raise_not_held(queue, message_id, lease_token)
+        return leased[0] if leased else None
+
+    def settle_many(
+        self,
+        queue: str,
+        settlements: Sequence[Settlement],
+        *,
+        lease: int = 0,
+        lease_timeout: float = 30.0,
+        leased_by: str | None = None,
+    ) -> tuple[list[bool], list[Row]]:
+        """Apply ``settlements`` (messages of ``queue`` the caller holds), then lease up
+        to ``lease`` messages as :meth:`lease` does, all in ONE transaction where the
+        store can. Returns whether each settlement was applied (False: its lease was
+        lost or the message is gone, and nothing changed for it) and the leased rows in
+        lease order (fewer than ``lease`` when fewer are visible).
+
+        The default performs the steps one by one (not atomic); every store of this
+        package overrides it with one transaction.
+        """
+        applied: list[bool] = []
+        for s in settlements:
+            try:
+                if s.action == "acked":
+                    self.ack(queue, s.message_id, s.lease_token)
+                elif s.action == "released":
+                    self.release(queue, s.message_id, s.lease_token, delay=s.delay, error=s.error)
+                elif s.action == "dead":
+                    self.dead_letter(queue, s.message_id, s.lease_token, error=s.error)
+                else:
+                    raise ValueError(f"unknown settle action {s.action!r}")
+            except (LeaseLostError, MessageNotFoundError):
+                applied.append(False)
+                continue
+            if s.then_put:
+                self.put(s.to or queue, s.then_put)
+            applied.append(True)
+        return applied, self.lease_many(
+            queue, lease, lease_timeout=lease_timeout, leased_by=leased_by
+        )
+
+    def lease_many(
+        self, queue: str, n: int, *, lease_timeout: float, leased_by: str | None
+    ) -> list[Row]:
+        """Lease up to ``n`` messages in one transaction where the store can, in the
+        order :meth:`lease` would hand them out; ``[]`` when none is visible (or n is 0).
+        The default calls :meth:`lease` until it finds nothing."""
+        rows: list[Row] = []
+        while len(rows) < n:
+            row = self.lease(queue, lease_timeout=lease_timeout, leased_by=leased_by)
+            if row is None:
+                break
+            rows.append(row)
+        return rows
+
+    def extend_leases(
+        self, queue: str, leases: Sequence[tuple[str, str | None]], seconds: float
+    ) -> list[float | None]:
+        """:meth:`extend_lease` for many ``(message_id, lease_token)`` pairs at once (a
+        heartbeat of every held message), in one transaction where the store can.
+        Returns each message's new ``lease_expires_at``, or None where the lease was
+        lost (that message is left alone; the others are extended)."""
+        expires: list[float | None] = []
+        for message_id, token in leases:
+            try:
+                row = self.extend_lease(queue, message_id, token, seconds)
+            except (LeaseLostError, MessageNotFoundError):
+                expires.append(None)
+            else:
+                expires.append(row[8])
+        return expires
+
+    def raise_not_held(self, queue: str, message_id: str, lease_token: str | None) -> None:
+        """The error :meth:`ack` gives for a settlement that was not applied."""
+        if lease_token is None and self.get(queue, message_id) is None:
+            raise MessageNotFoundError(f"no message {message_id!r} in queue {queue!r}")
+        raise LeaseLostError(f"message {message_id!r} of queue {queue!r} is not held")
 
     @abstractmethod
     def dead_letter(

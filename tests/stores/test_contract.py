@@ -18,6 +18,7 @@ from localqueue import (
     PersistentQueue,
     QueueMessage,
 )
+from localqueue.queue import Outcome
 from localqueue.stores.base import QueueStore
 
 SPEC_FIELDS = [
@@ -218,30 +219,94 @@ def test_stale_holder_is_fenced_and_new_holder_acks(store: QueueStore) -> None:
     assert q.stats().total == 0
 
 
-def test_ack_and_lease_settles_one_and_leases_the_next(q: PersistentQueue) -> None:
+def test_settle_many_acks_and_leases_the_next_in_one_call(q: PersistentQueue) -> None:
     first, second = q.put_many(["a", "b"])
     held = q.get_message(block=False)
     assert held.id == first.id
-    following = q._ack_and_lease(held, leased_by="w1")
-    assert following is not None and following.id == second.id
+    applied, leased = q.settle_many([Outcome(held, "acked")], lease=1, leased_by="w1")
+    assert applied == [True]
+    [following] = leased
+    assert following.id == second.id
     assert following.state == "inflight" and following.leased_by == "w1"
     assert following.attempts == 1 and following.lease_token
     assert q.inspect(first.id) is None
-    assert q._ack_and_lease(following) is None  # nothing left to lease
+    assert q.settle_many([Outcome(following, "acked")], lease=1) == ([True], [])
     assert q.stats().total == 0
 
 
-def test_ack_and_lease_with_a_lost_lease_leases_nothing(store: QueueStore) -> None:
+def test_settle_many_applies_each_outcome_and_skips_lost_leases(store: QueueStore) -> None:
+    q = short_lease_queue(store)
+    q.put("stale")
+    stale = q.get_message(block=False)
+    time.sleep(PAST_SHORT)
+    fresh = q.get_message(block=False)  # the same message, leased again
+    done, retry, doomed = q.put_many(["done", "retry", "doomed"])
+    held = q.get_messages(3)
+    assert [m.id for m in held] == [done.id, retry.id, doomed.id]
+    applied, leased = q.settle_many(
+        [
+            Outcome(held[0], "acked"),
+            Outcome(stale, "acked"),
+            Outcome(held[1], "released", delay=60, error="flaky"),
+            Outcome(held[2], "dead", error={"type": "Boom", "module": None, "message": "x"}),
+        ],
+        lease=5,
+    )
+    assert applied == [True, False, True, True]
+    assert leased == []  # the release is delayed: nothing else is visible
+    assert q.inspect(fresh.id).lease_token == fresh.lease_token
+    assert q.inspect(done.id) is None
+    released = q.inspect(retry.id)
+    assert released.state == "delayed" and released.last_error["message"] == "flaky"
+    dead = q.inspect(doomed.id)
+    assert dead.state == "dead" and dead.last_error["type"] == "Boom"
+
+
+def test_get_messages_leases_up_to_n_in_order(q: PersistentQueue) -> None:
+    assert q.get_messages(3) == []
+    puts = q.put_many(list(range(5)))
+    first = q.get_messages(3, leased_by="w")
+    assert [m.id for m in first] == [m.id for m in puts[:3]]
+    assert all(m.state == "inflight" and m.leased_by == "w" for m in first)
+    assert len({m.lease_token for m in first}) == 3
+    rest = q.get_messages(10)
+    assert [m.id for m in rest] == [m.id for m in puts[3:]]
+    assert q.get_messages(0) == []
+
+
+def test_extend_leases_extends_the_held_and_reports_the_lost(store: QueueStore) -> None:
+    q = short_lease_queue(store)
+    q.put("lost")
+    stale = q.get_message(block=False)
+    time.sleep(PAST_SHORT)
+    q.get_message(block=False)
+    q.put("kept")
+    kept = q.get_message(block=False)
+    before = kept.lease_expires_at
+    assert q.extend_leases([stale, kept], 60) == [False, True]
+    assert kept.lease_expires_at > before
+    assert q.inspect(kept.id).lease_expires_at == kept.lease_expires_at
+
+
+def test_ack_with_then_put_moves_values_to_the_next_queue(store: QueueStore) -> None:
+    q = PersistentQueue("stage1", store=store)
+    nxt = PersistentQueue("stage2", store=store)
+    q.put({"url": "u"})
+    held = q.get_message(block=False)
+    q.ack(held, then_put=[{"page": 1}, {"page": 2}], to="stage2")
+    assert q.stats().total == 0
+    assert [nxt.get_message(block=False).value for _ in range(2)] == [{"page": 1}, {"page": 2}]
+
+
+def test_ack_with_then_put_on_a_lost_lease_puts_nothing(store: QueueStore) -> None:
     q = short_lease_queue(store)
     q.put("job")
     stale = q.get_message(block=False)
     time.sleep(PAST_SHORT)
-    fresh = q.get_message(block=False)
-    q.put("next")
+    q.get_message(block=False)
     with pytest.raises(LeaseLostError):
-        q._ack_and_lease(stale)
-    assert q.inspect(fresh.id).lease_token == fresh.lease_token
-    assert q.stats().ready == 1  # "next" was not leased
+        q.ack(stale, then_put=["result"], to="results")
+    assert PersistentQueue("results", store=store).stats().total == 0
 
 
 def test_ack_twice_is_lease_lost(q: PersistentQueue) -> None:
