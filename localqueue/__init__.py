@@ -27,8 +27,12 @@ if TYPE_CHECKING:
     from localqueue.stores.memory import MemoryQueueStore
     from localqueue.stores.postgres import PostgresQueueStore
     from localqueue.stores.sqlite import SQLiteQueueStore
+    from localqueue.queue import Outcome
     from localqueue.worker import (
+        JobFailed,
         PersistentWorkerConfig,
+        RunSummary,
+        Worker,
         persistent_async_worker,
         persistent_worker,
     )
@@ -39,19 +43,23 @@ __all__ = [
     "Empty",
     "Full",
     "InvalidQueueNameError",
+    "JobFailed",
     "LMDBQueueStore",
     "LeaseLostError",
     "LocalQueueError",
     "MemoryQueueStore",
     "MessageNotFoundError",
+    "Outcome",
     "PersistentQueue",
     "PersistentWorkerConfig",
     "PostgresQueueStore",
     "QueueMessage",
     "QueueStats",
+    "RunSummary",
     "SQLiteQueueStore",
     "StoreError",
     "StoreLockedError",
+    "Worker",
     "__version__",
     "persistent_async_worker",
     "persistent_worker",
@@ -60,6 +68,7 @@ __all__ = [
 _LAZY = {
     # the queue and its messages
     "PersistentQueue": "localqueue.queue",
+    "Outcome": "localqueue.queue",
     "QueueMessage": "localqueue.message",
     "QueueStats": "localqueue.message",
     # errors
@@ -78,6 +87,9 @@ _LAZY = {
     "PostgresQueueStore": "localqueue.stores.postgres",
     # workers
     "PersistentWorkerConfig": "localqueue.worker",
+    "Worker": "localqueue.worker",
+    "RunSummary": "localqueue.worker",
+    "JobFailed": "localqueue.worker",
     "persistent_worker": "localqueue.worker",
     "persistent_async_worker": "localqueue.worker",
 }

@@ -119,5 +119,17 @@ class AttemptStore(ABC):
             self.clear(cleared)
         return [self.record_attempt(key, now) for key in keys]
 
+    def uncount_attempt(self, key: str) -> None:
+        """Give back the latest attempt of ``key`` (a worker stopped it before it could
+        finish: it was not the handler's verdict). The record keeps its first-attempt
+        time; with no attempt left it is forgotten. No error when absent. The default
+        rebuilds the record with one attempt fewer; stores may do it in one commit."""
+        record = self.get(key)
+        if record is None:
+            return
+        self.clear(key)
+        for _ in range(record.attempts - 1):
+            self.record_attempt(key, record.first_attempt_at)
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections and file handles."""
