@@ -22,12 +22,12 @@ if TYPE_CHECKING:
         StoreLockedError,
     )
     from localqueue.message import QueueMessage, QueueStats
+    from localqueue.outcome import Outcome
     from localqueue.queue import PersistentQueue
     from localqueue.stores.lmdb import LMDBQueueStore
     from localqueue.stores.memory import MemoryQueueStore
     from localqueue.stores.postgres import PostgresQueueStore
     from localqueue.stores.sqlite import SQLiteQueueStore
-    from localqueue.queue import Outcome
     from localqueue.worker import (
         JobFailed,
         PersistentWorkerConfig,
@@ -68,7 +68,7 @@ __all__ = [
 _LAZY = {
     # the queue and its messages
     "PersistentQueue": "localqueue.queue",
-    "Outcome": "localqueue.queue",
+    "Outcome": "localqueue.outcome",
     "QueueMessage": "localqueue.message",
     "QueueStats": "localqueue.message",
     # errors

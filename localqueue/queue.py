@@ -9,8 +9,6 @@ from __future__ import annotations
 import collections
 import os
 import time
-from collections.abc import Iterable
-from typing import Any, NamedTuple
 
 from localqueue import codec, errors
 from localqueue.errors import Empty
@@ -18,34 +16,21 @@ from localqueue.message import QueueMessage, QueueStats
 
 TYPE_CHECKING = False  # typing costs start-up time; mypy still reads these imports
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
-    from typing import Literal, TypeAlias
+    from collections.abc import Callable, Iterable, Sequence
+    from typing import Any, Literal, TypeAlias
 
-    from localqueue.stores.base import QueueStore, Row, Settlement
+    from localqueue.outcome import Outcome, Settlement
+    from localqueue.stores.base import QueueStore, Row
 
     Durability: TypeAlias = Literal["full", "normal"]
 
-__all__ = ["DEFAULT_STORE_PATH", "Outcome", "PersistentQueue"]
+__all__ = ["DEFAULT_STORE_PATH", "PersistentQueue"]
 
 DEFAULT_STORE_PATH = "localqueue_queue.sqlite3"
 
 # Blocking waits poll the store (another process may put at any time); the pause grows
 # from the first to the last value while nothing arrives.
 _POLL_MIN, _POLL_MAX = 0.002, 0.1
-
-
-class Outcome(NamedTuple):
-    """How a held message ends, for :meth:`PersistentQueue.settle_many`: ``status``
-    ``"acked"``, ``"released"`` (visible again after ``delay`` seconds) or ``"dead"``;
-    ``error`` becomes ``last_error`` (release, dead); ``then_put`` values go to queue
-    ``to`` (this queue when None) in the same transaction."""
-
-    message: QueueMessage | str
-    status: str
-    delay: float = 0.0
-    error: BaseException | dict[str, Any] | str | None = None
-    then_put: Iterable[Any] = ()
-    to: str | None = None
 
 
 def _non_negative(name: str, seconds: float | None) -> None:
@@ -278,6 +263,8 @@ class PersistentQueue:
         if not then_put:
             self.store.ack(self.name, message_id, token)
             return
+        from localqueue.outcome import Outcome
+
         settlement = self._settlement(Outcome(message_id, "acked", then_put=then_put, to=to))
         settlement = settlement._replace(lease_token=token)
         applied, _ = self.store.settle_many(self.name, [settlement])
@@ -302,7 +289,7 @@ class PersistentQueue:
         return applied, [message_from_row(row) for row in rows]
 
     def _settlement(self, outcome: Outcome) -> Settlement:
-        from localqueue.stores.base import SETTLE_ACTIONS, Settlement
+        from localqueue.outcome import SETTLE_ACTIONS, Settlement
 
         status = outcome.status
         if status not in SETTLE_ACTIONS:

@@ -55,7 +55,6 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
-from typing import NamedTuple
 
 from localqueue.errors import LeaseLostError, MessageNotFoundError
 from localqueue.message import QueueStats
@@ -65,7 +64,9 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
     from typing import Any, TypeAlias
 
-__all__ = ["ROW_FIELDS", "SETTLE_ACTIONS", "QueueStore", "Row", "Settlement"]
+    from localqueue.outcome import Settlement
+
+__all__ = ["ROW_FIELDS", "QueueStore", "Row"]
 
 ROW_FIELDS = (
     "id",  # str
@@ -85,30 +86,6 @@ ROW_FIELDS = (
 )
 
 Row: TypeAlias = "tuple[Any, ...]"
-
-#: What :meth:`QueueStore.settle_many` can do with a held message (the words of the
-#: workers' outcome lines).
-SETTLE_ACTIONS = ("acked", "released", "dead")
-
-
-class Settlement(NamedTuple):
-    """One held message's outcome, for :meth:`QueueStore.settle_many`.
-
-    ``action`` is one of :data:`SETTLE_ACTIONS`: ``"acked"`` deletes the message,
-    ``"released"`` makes it visible again after ``delay`` seconds, ``"dead"`` moves it to
-    the dead letters; ``error`` (JSON bytes) becomes ``last_error`` for the last two.
-    ``then_put`` values (JSON bytes) are appended to queue ``to`` in the same
-    transaction, only if this settlement is applied: a crash can neither lose them nor
-    put them twice for one settlement.
-    """
-
-    message_id: str
-    lease_token: str | None
-    action: str
-    delay: float = 0.0
-    error: bytes | None = None
-    then_put: tuple[bytes, ...] = ()
-    to: str | None = None
 
 
 class QueueStore(ABC):
@@ -171,6 +148,8 @@ class QueueStore(ABC):
     ) -> Row | None:
         """:meth:`ack` one message, then :meth:`lease` the next, in one commit: a worker
         loop's step. Raises as :meth:`ack` does, leasing nothing then."""
+        from localqueue.outcome import Settlement
+
         settlement = Settlement(message_id, lease_token, "acked")
         applied, leased = self.settle_many(
             queue, [settlement], lease=1, lease_timeout=lease_timeout, leased_by=leased_by

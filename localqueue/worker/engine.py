@@ -53,7 +53,8 @@ from localqueue.errors import (
     StoreReplacedError,
 )
 from localqueue.message import QueueMessage
-from localqueue.queue import Outcome, PersistentQueue, settle_while_leased
+from localqueue.outcome import Outcome
+from localqueue.queue import PersistentQueue, settle_while_leased
 from localqueue.retry.base import AttemptRecord, AttemptStore
 from localqueue.retry.errors import PersistentRetryExhausted
 from localqueue.worker.config import PersistentWorkerConfig

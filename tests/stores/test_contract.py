@@ -18,7 +18,7 @@ from localqueue import (
     PersistentQueue,
     QueueMessage,
 )
-from localqueue.queue import Outcome
+from localqueue.outcome import Outcome
 from localqueue.stores.base import QueueStore
 
 SPEC_FIELDS = [
