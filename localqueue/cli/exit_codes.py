@@ -13,6 +13,8 @@ __all__ = [
     "EMPTY",
     "ERROR",
     "INTERRUPTED",
+    "JOBS_DEAD",
+    "JOBS_RETRYING",
     "NOT_FOUND",
     "OK",
     "STORE_BUSY",
@@ -31,6 +33,8 @@ ERROR = 1  # runtime error
 USAGE = 2  # bad flags, invalid queue name, unimportable handler, missing command
 EMPTY = 3  # nothing to pop, or --timeout elapsed
 NOT_FOUND = 4  # unknown message id, wrong state, stale --lease-token
+JOBS_DEAD = 5  # a draining worker dead-lettered at least one message it handled
+JOBS_RETRYING = 6  # a draining worker released failed messages for a later attempt (none dead)
 DATA_ERROR = 65  # invalid input data; nothing was written (sysexits EX_DATAERR)
 STORE_BUSY = 75  # store locked past its busy timeout; try again (sysexits EX_TEMPFAIL)
 INTERRUPTED = 130  # a second SIGINT/SIGTERM stopped a worker mid-message
