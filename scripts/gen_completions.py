@@ -18,7 +18,7 @@ import re
 from typing import Any
 
 from localqueue import config
-from localqueue.cli import complete
+from localqueue.cli import complete, completion
 
 SCRIPTS = {
     "bash": "completions/localqueue.bash",
@@ -72,6 +72,8 @@ def _argument_kind(path: str, param: Any) -> str:
         return "id"
     if path == "config set" and param.name == "key":
         return "choice:" + "|".join(config.SETTINGS)
+    if path == "completion" and param.name == "shell":
+        return "choice:" + "|".join(completion.SHELLS)
     return ""
 
 

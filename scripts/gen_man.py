@@ -4,8 +4,9 @@ click-man cannot read Typer apps, so this walks the tree itself: ``localqueue.1`
 page per group (``localqueue-queue.1``) and one per command (``localqueue-queue-add.1``).
 Names, synopsis, description, arguments and options come from the commands; exit status,
 environment and files from ``localqueue.cli.exit_codes`` and ``localqueue.config``; the
-examples from ``EXAMPLES`` below. The date is SOURCE_DATE_EPOCH (default ``DEFAULT_EPOCH``),
-so pages are byte-for-byte reproducible.
+examples from ``localqueue.cli.examples`` (which also end each command's ``--help``). The
+date is SOURCE_DATE_EPOCH (default ``DEFAULT_EPOCH``), so pages are byte-for-byte
+reproducible.
 
 Run ``python scripts/regen.py`` (it also regenerates the completions).
 """
@@ -19,6 +20,8 @@ from typing import Any
 
 from localqueue import __version__, config
 from localqueue.cli import exit_codes
+from localqueue.cli.examples import EXAMPLES
+from localqueue.cli.help import argument_metavar, summary
 
 DEFAULT_EPOCH = 1767225600  # 2026-01-01: pages do not change unless the CLI does
 
@@ -29,6 +32,10 @@ EXIT_STATUS = {
     "missing command.",
     exit_codes.EMPTY: "Nothing to pop (the queue is empty, or --timeout elapsed).",
     exit_codes.NOT_FOUND: "Unknown message id, wrong state, or stale --lease-token.",
+    exit_codes.JOBS_DEAD: "A draining queue process or queue exec dead-lettered at least one "
+    "message it handled.",
+    exit_codes.JOBS_RETRYING: "A draining queue process or queue exec released failed messages "
+    "for a later attempt (none was dead-lettered).",
     exit_codes.DATA_ERROR: "Invalid input data; nothing was written (the line is named).",
     exit_codes.STORE_BUSY: "The store stayed locked past its busy timeout; try again.",
     exit_codes.INTERRUPTED: "Interrupted: a second SIGINT or SIGTERM stopped a worker "
@@ -58,75 +65,6 @@ FILES = {
     "$XDG_CONFIG_HOME/localqueue/config.yaml": "The config file (YAML; read only when it exists).",
 }
 
-EXAMPLES: dict[str, list[tuple[str, str]]] = {
-    "": [
-        ("Enqueue a message and handle it with a command:", ""),
-        ("", 'localqueue queue add emails --value \'{"to": "user@example.com"}\''),
-        ("", "localqueue queue exec emails -- ./send_email.sh"),
-        ("Drain a queue every minute from cron, one worker at a time:", ""),
-        ("", "* * * * * flock -n /tmp/emails.lock localqueue queue exec emails -- ./send.sh"),
-    ],
-    "queue": [("", "localqueue queue stats emails"), ("", "localqueue queue list")],
-    "config": [("", "localqueue config set store_path /var/lib/app/queue.sqlite3")],
-    "store": [("", "localqueue store check && localqueue store backup /backup/q.sqlite3")],
-    "queue add": [
-        ("One message:", ""),
-        ("", 'localqueue queue add emails --value \'{"to": "user@example.com"}\''),
-        ("One message per JSON line, all in one transaction:", ""),
-        ("", "jq -c '.[]' users.json | localqueue queue add emails"),
-        ("Each line as a string, delivered in a minute:", ""),
-        ("", "ls *.csv | localqueue queue add imports --raw --delay 60"),
-    ],
-    "queue size": [("", 'test "$(localqueue queue size emails)" -gt 1000 && echo backlog')],
-    "queue stats": [
-        ("", "localqueue queue stats emails"),
-        ("", "localqueue queue stats --format prometheus > /var/lib/node_exporter/lq.prom"),
-    ],
-    "queue list": [("", "localqueue queue list | jq -r .queue")],
-    "queue inspect": [("", "localqueue queue inspect emails 42-00a1b2c3d4e5 | jq .last_error")],
-    "queue dead": [
-        ("", "localqueue queue dead emails --limit 10"),
-        ("", "localqueue queue dead emails --watch | jq -c .last_error"),
-    ],
-    "queue requeue-dead": [
-        ("", "localqueue queue requeue-dead emails 42-00a1b2c3d4e5"),
-        ("", "localqueue queue requeue-dead emails --all --delay 60"),
-    ],
-    "queue pop": [
-        ("Lease, work, settle by hand:", ""),
-        ("", "msg=$(localqueue queue pop emails --block --timeout 30) || exit 0"),
-        ("", 'id=$(echo "$msg" | jq -r .id)'),
-        ("", 'localqueue queue ack emails "$id"'),
-    ],
-    "queue ack": [("", 'localqueue queue ack emails "$id" --lease-token "$token"')],
-    "queue release": [("", 'localqueue queue release emails "$id" --delay 30')],
-    "queue process": [
-        ("", "localqueue queue process emails examples.email_worker:send_email --max-tries 5"),
-        ("", "localqueue queue process emails app.jobs:send --forever --block"),
-    ],
-    "queue exec": [
-        ("Drain what is ready (cron mode):", ""),
-        ("", "localqueue queue exec webhooks -- ./process_webhook.sh"),
-        ("Keep running, retry with exponential backoff, kill a job after 5 minutes:", ""),
-        (
-            "",
-            "localqueue queue exec webhooks --forever --block --backoff exponential "
-            "--release-delay 5 --timeout 300 -- ./process_webhook.sh",
-        ),
-    ],
-    "queue purge": [("", "localqueue queue purge emails --dead-only --yes")],
-    "queue wait": [("", "localqueue queue wait emails --timeout 600 && echo drained")],
-    "store check": [("", "localqueue store check --store-path /var/lib/app/queue.sqlite3")],
-    "store backup": [("", "localqueue store backup /backup/queue-$(date +%F).sqlite3")],
-    "store vacuum": [("", "localqueue store vacuum")],
-    "config init": [("", "localqueue config init --store-path /var/lib/app/queue.sqlite3")],
-    "config show": [("", "localqueue config show | jq -r .store_path")],
-    "config set": [
-        ("", "localqueue config set durability normal"),
-        ("", "localqueue config set lease_timeout 120"),
-    ],
-}
-
 
 def escape(text: str) -> str:
     """Text for a roff line: backslashes and hyphens escaped, no control character first."""
@@ -135,8 +73,13 @@ def escape(text: str) -> str:
 
 
 def paragraphs(text: str) -> list[str]:
-    """Help text as paragraphs (blank lines separate them; line breaks inside do not)."""
-    return [" ".join(block.split()) for block in text.split("\n\n") if block.strip()]
+    """Help text as paragraphs (blank lines separate them; line breaks inside do not,
+    except in a paragraph that starts with Click's no-rewrap marker ``\\b``)."""
+    return [
+        block.strip() if block.startswith("\b") else " ".join(block.split())
+        for block in text.split("\n\n")
+        if block.strip()
+    ]
 
 
 def page_name(path: str) -> str:
@@ -169,19 +112,12 @@ def _option_tag(param: Any, ctx: Any) -> str:
     return f"{tag} \\fI{escape(match[2])}\\fR" if match[2] else tag
 
 
-def _argument_metavar(param: Any, ctx: Any) -> str:
-    metavar = str(param.get_help_record(ctx)[0])
-    if not param.required and not metavar.startswith("["):
-        metavar = f"[{metavar}]"
-    return metavar
-
-
 def page(path: str, command: Any, ctx: Any, children: list[tuple[str, str]]) -> str:
     """The man page of ``command`` at ``path`` ("" for the program itself)."""
     from typer.core import TyperOption
 
     name = page_name(path)
-    summary = _summary(command.help or "")
+    name_line = summary(command.help or "")
     lines = [
         '.\\" Generated by scripts/gen_man.py from the localqueue CLI; do not edit.',
         f'.TH "{escape(name.upper())}" "1" "{_date()}" "localqueue {__version__}" '
@@ -189,7 +125,7 @@ def page(path: str, command: Any, ctx: Any, children: list[tuple[str, str]]) -> 
         ".nh",
         ".ad l",
         ".SH NAME",
-        f"{escape(name)} \\- {escape(summary)}",
+        f"{escape(name)} \\- {escape(name_line)}",
         ".SH SYNOPSIS",
         f".B {escape(' '.join(['localqueue', *path.split()]))}",
     ]
@@ -197,13 +133,16 @@ def page(path: str, command: Any, ctx: Any, children: list[tuple[str, str]]) -> 
     arguments = [p for p in params if not isinstance(p, TyperOption)]
     options = [p for p in params if isinstance(p, TyperOption) and not p.hidden]
     synopsis = ["[\\fIOPTIONS\\fR]"]
-    synopsis += [f"\\fI{escape(_argument_metavar(p, ctx))}\\fR" for p in arguments]
+    synopsis += [f"\\fI{escape(argument_metavar(p, ctx))}\\fR" for p in arguments]
     if children:
         synopsis.append("\\fICOMMAND\\fR [\\fIARGS\\fR]...")
     lines.append(" ".join(synopsis))
     lines.append(".SH DESCRIPTION")
     for text in paragraphs(command.help or ""):
-        lines += [".PP", escape(text)]
+        if text.startswith("\b"):  # kept as written
+            lines += [".PP", ".nf", *map(escape, text[1:].strip().splitlines()), ".fi"]
+        else:
+            lines += [".PP", escape(text)]
     if children:
         lines.append(".SH COMMANDS")
         for child, help_text in children:
@@ -225,25 +164,16 @@ def page(path: str, command: Any, ctx: Any, children: list[tuple[str, str]]) -> 
     lines += _definitions("ENVIRONMENT", environment)
     lines += _definitions("FILES", FILES, tag="I")
     lines.append(".SH EXAMPLES")
-    for text, example in EXAMPLES.get(path, []):
-        if text:
-            lines += [".PP", escape(text)]
-        else:
-            lines += [".PP", ".nf", ".RS 4", escape(example), ".RE", ".fi"]
+    for caption, example in EXAMPLES.get(path, ()):
+        if caption:
+            lines += [".PP", escape(caption)]
+        lines += [".PP", ".nf", ".RS 4", *map(escape, example.splitlines()), ".RE", ".fi"]
     see_also = ["localqueue(1)"] if path else []
     if " " in path:
         see_also.append(f"{page_name(path.split()[0])}(1)")
     see_also += ["sqlite3(1)", "flock(1)", "jq(1)"]
     lines += [".SH SEE ALSO", ", ".join(_reference(ref) for ref in see_also)]
     return "\n".join(lines) + "\n"
-
-
-def _summary(help_text: str) -> str:
-    """The NAME line: the help's first sentence, up to a colon or semicolon."""
-    first = paragraphs(help_text)[0] if help_text.strip() else ""
-    for stop in (". ", ": ", "; "):
-        first = first.split(stop)[0]
-    return first.rstrip(".")
 
 
 def _reference(ref: str) -> str:
@@ -270,7 +200,7 @@ def render() -> dict[str, str]:
                 sub = command.get_command(ctx, name)
                 if sub is None or sub.hidden:
                     continue
-                children.append((name, sub.get_short_help_str(limit=200)))
+                children.append((name, sub.get_short_help_str()))
                 sub_ctx = _click.Context(sub, info_name=name, parent=ctx, **sub.context_settings)
                 below = visit(sub, sub_ctx, f"{path} {name}".strip())
                 leaves += [(f"{name} {leaf}", text) for leaf, text in below] or children[-1:]

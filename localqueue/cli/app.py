@@ -34,11 +34,22 @@ elapsed), 4 unknown message id / wrong state / stale lease token, 65 invalid inp
 (nothing written), 75 store busy (try again), 130 interrupted."""
 
 
+def version_line() -> str:
+    """``localqueue --version``: the release and the store schema version it writes (a
+    store file with a newer one is refused, an older one migrated)."""
+    from localqueue import __version__
+    from localqueue.stores import _pg_sql, lmdb, sqlite
+
+    schemas = f"SQLite {sqlite.SCHEMA_VERSION}, LMDB {lmdb.SCHEMA.version}"
+    return f"{PROG} {__version__} (store schema: {schemas}, PostgreSQL {_pg_sql.SCHEMA_VERSION})"
+
+
 def build_app() -> typer.Typer:
     """The full Typer command tree (man pages and completions are generated from it)."""
     import typer
     from typer._completion_classes import completion_init
 
+    from localqueue.cli import completion, examples, help, man
     from localqueue.cli import config as config_group
     from localqueue.cli import queue as queue_group
     from localqueue.cli import store as store_group
@@ -47,6 +58,8 @@ def build_app() -> typer.Typer:
     app = typer.Typer(
         name=PROG,
         help=HELP,
+        cls=help.Group,
+        epilog=examples.epilog(""),
         no_args_is_help=True,
         add_completion=False,
         rich_markup_mode=None,
@@ -56,12 +69,12 @@ def build_app() -> typer.Typer:
     app.add_typer(queue_group.build(), name="queue")
     app.add_typer(config_group.build(), name="config")
     app.add_typer(store_group.build(), name="store")
+    completion.register(app)
+    man.register(app)
 
     def show_version(value: bool) -> None:
         if value:
-            from localqueue import __version__
-
-            sys.stdout.write(f"{PROG} {__version__}\n")
+            sys.stdout.write(version_line() + "\n")
             raise typer.Exit(0)
 
     @app.callback()
@@ -69,13 +82,14 @@ def build_app() -> typer.Typer:
         version: bool = typer.Option(
             False,
             "--version",
-            help="Print the version and exit.",
+            help="Print the version (and the store schema version it writes) and exit.",
             is_eager=True,
             callback=show_version,
         ),
     ) -> None:
         """A durable local job queue for the shell."""
 
+    help.finish(app)
     return app
 
 

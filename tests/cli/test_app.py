@@ -27,8 +27,11 @@ def test_no_arguments_shows_help_on_stderr_and_exits_2(cli):
 
 def test_version(cli):
     from localqueue import __version__
+    from localqueue.stores import sqlite
 
-    assert cli("--version", store=False).stdout == f"localqueue {__version__}\n"
+    line = cli("--version", store=False).stdout
+    assert line.startswith(f"localqueue {__version__} (store schema: SQLite 1, LMDB 1, ")
+    assert sqlite.SCHEMA_VERSION == 1 and line.endswith(", PostgreSQL 1)\n")
 
 
 @pytest.mark.parametrize(

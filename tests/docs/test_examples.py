@@ -97,13 +97,11 @@ def test_readme_shell_block(block: str, checkout):
         body = json.loads(posted.split("--data\n")[1].split("\n")[0])
         assert body == {"event": "signup", "data": {"user": 42}, "message_id": out[0]["id"],
                         "attempt": 1}  # fmt: skip
-    elif "completions/" in block:
-        home = Path(env["HOME"])
-        assert (home / ".local/share/bash-completion/completions/localqueue").is_file()
-        assert (home / ".zfunc/_localqueue").is_file()
-        assert (home / ".config/fish/completions/localqueue.fish").is_file()
-        page = home / ".local/share/man/man1/localqueue-queue-exec.1"
-        assert result.stdout.strip() == str(page)
+    elif "localqueue completion --install" in block:  # Install: completion, man page
+        installed = Path(env["HOME"]) / ".local/share/bash-completion/completions/localqueue"
+        assert installed.read_bytes() == (REPO / "completions/localqueue.bash").read_bytes()
+        assert f"wrote {installed}" in result.stderr
+        assert "localqueue queue add [OPTIONS] NAME" in result.stdout
     elif block.startswith("echo"):  # the opening lines: a message in, an empty queue drained
         assert out[0]["queue"] == "emails" and out[0]["value"] == {"to": "a@b.c"}
         size = run([LOCALQUEUE, "queue", "size", "emails"], env, work)

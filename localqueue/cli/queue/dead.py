@@ -16,7 +16,6 @@ def run(
     watch: bool = False,
     interval: float = 1.0,
     store_path: str | None = None,
-    durability: str | None = None,
 ) -> None:
     import orjson
 
@@ -28,7 +27,7 @@ def run(
     if not interval > 0:
         raise UsageError(f"--interval must be > 0, got {interval!r}")
     option = orjson.OPT_APPEND_NEWLINE
-    with open_queue(name, settings(store_path=store_path, durability=durability)) as queue:
+    with open_queue(name, settings(store_path=store_path)) as queue:
         seen: dict[str, float | None] = {}  # id -> dead_at, to print each death once
         while True:
             letters = queue.dead_letters(None if watch else limit)
@@ -55,6 +54,7 @@ def register(group: "typer.Typer") -> None:
             int | None,
             typer.Option(
                 "--limit",
+                "-n",
                 metavar="N",
                 help="Print at most N (with --watch: the N latest at start).",
                 show_default=False,
@@ -65,6 +65,5 @@ def register(group: "typer.Typer") -> None:
         ] = False,
         interval: Annotated[float, options.interval()] = 1.0,
         store_path: Annotated[str | None, options.store_path()] = None,
-        durability: Annotated[str | None, options.durability()] = None,
     ) -> None:
-        run(name, limit, watch, interval, store_path, durability)
+        run(name, limit, watch, interval, store_path)

@@ -9,11 +9,11 @@ HELP = """Print every queue that holds messages, one JSON line each:
 {"queue", "ready", "delayed", "inflight", "dead", "total"}, sorted by name."""
 
 
-def run(store_path: str | None = None, durability: str | None = None) -> None:
+def run(store_path: str | None = None) -> None:
     from localqueue.cli.common import emit_raw, open_store, settings
     from localqueue.cli.queue.stats import collect, json_lines
 
-    with open_store(settings(store_path=store_path, durability=durability)) as store:
+    with open_store(settings(store_path=store_path)) as store:
         emit_raw(json_lines(collect(store, None)))
 
 
@@ -23,6 +23,5 @@ def register(group: "typer.Typer") -> None:
     @group.command("list", help=HELP)
     def list_(
         store_path: Annotated[str | None, options.store_path()] = None,
-        durability: Annotated[str | None, options.durability()] = None,
     ) -> None:
-        run(store_path, durability)
+        run(store_path)

@@ -66,7 +66,6 @@ def run(
     watch: bool = False,
     interval: float = 1.0,
     store_path: str | None = None,
-    durability: str | None = None,
 ) -> None:
     from localqueue.cli.common import emit_raw, open_store, settings, stderr_is_tty, stdout_is_tty
     from localqueue.cli.exit_codes import UsageError
@@ -79,7 +78,7 @@ def run(
     if not interval > 0:
         raise UsageError(f"--interval must be > 0, got {interval!r}")
     render: Any = prometheus if fmt == "prometheus" else json_lines
-    conf = settings(store_path=store_path, durability=durability)
+    conf = settings(store_path=store_path)
     with open_store(conf) as store:
         if not watch:
             emit_raw(render(collect(store, name)))
@@ -119,6 +118,5 @@ def register(group: "typer.Typer") -> None:
         ] = False,
         interval: Annotated[float, options.interval()] = 1.0,
         store_path: Annotated[str | None, options.store_path()] = None,
-        durability: Annotated[str | None, options.durability()] = None,
     ) -> None:
-        run(name, fmt, watch, interval, store_path, durability)
+        run(name, fmt, watch, interval, store_path)

@@ -10,12 +10,12 @@ HELP = """Run SQLite's integrity check on the store file and print one JSON obje
 Exits 1 when the file is damaged or is not a localqueue store (the file is never modified)."""
 
 
-def run(store_path: str | None = None, durability: str | None = None) -> int:
+def run(store_path: str | None = None) -> int:
     from localqueue.cli.common import emit
     from localqueue.cli.exit_codes import ERROR, OK, error
     from localqueue.cli.store import open_sqlite
 
-    store = open_sqlite(store_path, durability)
+    store = open_sqlite(store_path, None)
     try:
         report = store.check()
     finally:
@@ -33,8 +33,7 @@ def register(group: "typer.Typer") -> None:
     @group.command("check", help=HELP)
     def check(
         store_path: Annotated[str | None, options.store_path()] = None,
-        durability: Annotated[str | None, options.durability()] = None,
     ) -> None:
-        code = run(store_path, durability)
+        code = run(store_path)
         if code:
             raise SystemExit(code)
