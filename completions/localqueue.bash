@@ -7,6 +7,16 @@ _localqueue_completion() {
     COMPREPLY=( $( env COMP_WORDS="${COMP_WORDS[*]}" \
                    COMP_CWORD=$COMP_CWORD \
                    _LOCALQUEUE_COMPLETE=complete_bash $1 ) )
+    if [[ ${COMPREPLY[0]} == --command-at=* ]]; then
+        # queue exec NAME -- CMD...: complete CMD as sudo and xargs do
+        local at=${COMPREPLY[0]#--command-at=}
+        COMPREPLY=()
+        if declare -F _command_offset >/dev/null; then
+            _command_offset "$at"
+        elif (( COMP_CWORD == at )); then
+            COMPREPLY=( $(compgen -c -- "${COMP_WORDS[COMP_CWORD]}") )
+        fi
+    fi
     return 0
 }
 

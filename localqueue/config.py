@@ -64,12 +64,19 @@ class Setting:
 
     (Plain classes here and below: a dataclass costs a millisecond of start-up each.)"""
 
-    __slots__ = ("check", "default", "env", "help", "key")
+    __slots__ = ("check", "choices", "default", "env", "help", "key")
 
     def __init__(
-        self, key: str, env: str, default: Any, check: Callable[[object], Any], help: str
+        self,
+        key: str,
+        env: str,
+        default: Any,
+        check: Callable[[object], Any],
+        help: str,
+        choices: tuple[str, ...] = (),
     ) -> None:
         self.key, self.env, self.default, self.check, self.help = key, env, default, check, help
+        self.choices = choices  # the values to offer (shell completion), when they are few
 
 
 SETTINGS: dict[str, Setting] = {
@@ -95,6 +102,7 @@ SETTINGS: dict[str, Setting] = {
             "full",
             _durability,
             "SQLite commit durability: full (fsync every commit) or normal",
+            ("full", "normal"),
         ),
         Setting(
             "lease_timeout",

@@ -61,17 +61,29 @@ def walk(command: Any, ctx: Any, path: str, tree: dict[str, Any]) -> None:
             sub_ctx = _click.Context(sub, info_name=name, parent=ctx, **sub.context_settings)
             walk(sub, sub_ctx, sub_path, tree)
     tree[path] = {"commands": commands, "options": options, "arguments": arguments}
+    if "setting" in arguments:  # config set KEY VALUE: the values of each key
+        tree[path]["values"] = {key: list(s.choices) for key, s in config.SETTINGS.items()}
 
 
 def _argument_kind(path: str, param: Any) -> str:
     """What completes an argument: queue names for ``options.queue_name()`` (metavar
-    NAME), message ids for ``message_id``, setting names for ``config set KEY``."""
+    NAME), message ids for ``message_id``, setting names and values for ``config set``,
+    a command line of its own after ``queue exec NAME --``, ``module:function`` for
+    ``queue process``, command words for ``man``."""
     if param.metavar in ("NAME", "[NAME]") and path.startswith("queue "):
         return "queue"
     if param.name == "message_id":
         return "id"
     if path == "config set" and param.name == "key":
         return "choice:" + "|".join(config.SETTINGS)
+    if path == "config set" and param.name == "value":
+        return "setting"
+    if path == "queue exec" and param.name == "command":
+        return "command"
+    if path == "queue process" and param.name == "handler":
+        return "handler"
+    if path == "man" and param.name == "command":
+        return "man"
     if path == "completion" and param.name == "shell":
         return "choice:" + "|".join(completion.SHELLS)
     return ""

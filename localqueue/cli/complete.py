@@ -57,9 +57,15 @@ def respond(instruction: str) -> int | None:
         return None
     try:
         args, incomplete = _words(shell, os.environ)
-        items = complete(args, incomplete)
+        answer = complete(args, incomplete)
     except Exception:  # a completion never prints a traceback: it offers nothing
-        items = []
+        answer = []
+    if isinstance(answer, CommandAt):
+        if shell == "fish" and os.environ.get("_TYPER_COMPLETE_FISH_ACTION") == "is-args":
+            return 0
+        sys.stdout.write(_command_at(shell, answer.index))
+        return 0
+    items = answer
     if shell == "fish" and os.environ.get("_TYPER_COMPLETE_FISH_ACTION") == "is-args":
         return 0 if items else 1  # 1: let fish complete file names
     if shell == "fish":
@@ -67,13 +73,23 @@ def respond(instruction: str) -> int | None:
     elif shell == "zsh":
         text = _zsh(items)
     else:
-        text = "\n".join(value for value, _ in items)
+        cut = _colon_cut(os.environ)
+        text = "\n".join(value[cut:] for value, _ in items)
     try:
         sys.stdout.write(text + "\n" if text else "")
         sys.stdout.flush()
     except OSError:
         pass
     return 0
+
+
+def _command_at(shell: str, index: int) -> str:
+    """What tells ``shell`` to complete the words from ``index`` on as a command line: zsh
+    evaluates our answer (so: drop the words before it and let ``_normal`` complete), the
+    bash and fish scripts look for a ``--command-at=`` line."""
+    if shell == "zsh":
+        return f"shift {index} words; (( CURRENT -= {index} )); _normal\n"
+    return f"--command-at={index}\n"
 
 
 def _zsh(items: list[Item]) -> str:
@@ -103,8 +119,41 @@ def source(shell: str) -> str:
         f"# Each TAB runs `localqueue` with {ENV}=complete_{shell} (answered by\n"
         "# localqueue/cli/complete.py without importing Typer).\n"
     )
-    if shell != "zsh":
+    if shell == "bash":
+        ending = "    return 0\n}"
+        assert ending in script, "Typer's bash script changed: see complete.source"
+        script = script.replace(
+            ending,
+            "    if [[ ${COMPREPLY[0]} == --command-at=* ]]; then\n"
+            "        # queue exec NAME -- CMD...: complete CMD as sudo and xargs do\n"
+            "        local at=${COMPREPLY[0]#--command-at=}\n"
+            "        COMPREPLY=()\n"
+            "        if declare -F _command_offset >/dev/null; then\n"
+            '            _command_offset "$at"\n'
+            "        elif (( COMP_CWORD == at )); then\n"
+            '            COMPREPLY=( $(compgen -c -- "${COMP_WORDS[COMP_CWORD]}") )\n'
+            "        fi\n"
+            "    fi\n" + ending,
+        )
         return header + script.strip() + "\n"
+    if shell == "fish":
+        ask = "env _LOCALQUEUE_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=get-args"
+        call = f"({ask} _TYPER_COMPLETE_ARGS=(commandline -cp) localqueue)"
+        assert call in script, "Typer's fish script changed: see complete.source"
+        function = (
+            "function __localqueue_complete\n"
+            f"    set -l reply {call}\n"
+            "    if string match -q -- '--command-at=*' $reply[1]\n"
+            "        # queue exec NAME -- CMD...: complete CMD as sudo and xargs do\n"
+            "        set -l at (string replace -- '--command-at=' '' $reply[1])\n"
+            "        set -l tokens (commandline -cop) (commandline -ct)\n"
+            "        __fish_complete_subcommand --commandline $tokens[(math $at + 1)..-1]\n"
+            "    else\n"
+            "        printf '%s\\n' $reply\n"
+            "    end\n"
+            "end\n"
+        )
+        return header + function + script.replace(call, "(__localqueue_complete)").strip() + "\n"
     body = script.replace("#compdef localqueue", "").strip()
     body = body.replace(
         "compdef _localqueue_completion localqueue",
@@ -163,13 +212,40 @@ def _split(text: str) -> list[str]:
     return words
 
 
+def _join_colons(words: list[str]) -> list[str]:
+    """Words as typed: bash splits ``a:b`` (a ``module:function``, a URL) into ``a``,
+    ``:``, ``b`` (``:`` is in COMP_WORDBREAKS)."""
+    joined: list[str] = []
+    glue = False
+    for word in words:
+        if word == ":" and joined:
+            joined[-1] += ":"
+            glue = True
+        elif glue:
+            joined[-1] += word
+            glue = False
+        else:
+            joined.append(word)
+    return joined
+
+
+def _colon_cut(env: Any) -> int:
+    """How much of the word being completed bash will not replace: what precedes its
+    last ``:`` (bash replaces only the part after it)."""
+    words = _split(env.get("COMP_WORDS", ""))
+    cword = int(env.get("COMP_CWORD", "0"))
+    raw = words[cword] if cword < len(words) else ""
+    cur = _join_colons([*words[:cword], raw])[-1]
+    return len(cur) - len(raw)
+
+
 def _words(shell: str, env: Any) -> tuple[list[str], str]:
     """The words before the cursor (without the program name) and the word being typed."""
     if shell == "bash":
         words = _split(env.get("COMP_WORDS", ""))
         cword = int(env.get("COMP_CWORD", "0"))
-        incomplete = words[cword] if cword < len(words) else ""
-        return words[1:cword], incomplete
+        words = _join_colons([*words[:cword], words[cword] if cword < len(words) else ""])
+        return words[1:-1], words[-1]
     line = env.get("_TYPER_COMPLETE_ARGS", "")
     words = _split(line)[1:]
     if words and not line.endswith(" "):
@@ -188,7 +264,18 @@ def _tree() -> dict[str, Any]:
     return tree
 
 
-def complete(args: list[str], incomplete: str) -> list[Item]:
+class CommandAt:
+    """The answer after ``queue exec NAME --``: the words from ``index`` on (0 is the
+    program's name) are a command line of their own, which the shell completes as it
+    completes one after ``sudo`` or ``xargs``."""
+
+    __slots__ = ("index",)
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+
+
+def complete(args: list[str], incomplete: str) -> list[Item] | CommandAt:
     """The completions for ``incomplete`` after ``args`` (as Click would resolve them)."""
     tree = _tree()
     # bash splits `--opt=value` into `--opt`, `=`, `value`; other shells keep one word.
@@ -244,6 +331,21 @@ def complete(args: list[str], incomplete: str) -> list[Item]:
         return [(n, h) for n, h in node["commands"].items() if n.startswith(incomplete)]
     kinds = node["arguments"]
     kind = kinds[len(positionals)] if len(positionals) < len(kinds) else ""
+    if not kind and kinds and kinds[-1] in ("command", "man"):  # variadic: the rest
+        kind = kinds[-1]
+    if kind == "command":
+        # queue exec NAME -- CMD...: the words after `--` are a command line of their own
+        return CommandAt(args.index("--") + 2) if dashdash and "--" in args else []
+    if kind == "man":
+        below = tree.get(" ".join([*positionals[len(kinds) - 1 :]]))
+        return [
+            (n, h) for n, h in (below or {}).get("commands", {}).items() if n.startswith(incomplete)
+        ]
+    if kind == "setting":
+        choices = node.get("values", {}).get(positionals[0], []) if positionals else []
+        return [(c, "") for c in choices if c.startswith(incomplete)]
+    if kind == "handler":
+        return [(h, "") for h in handlers(incomplete)]
     if kind == "queue":
         return [(name, "") for name in queue_names(store_file(values), incomplete)]
     if kind == "id" and path in ID_STATES and positionals:
@@ -252,6 +354,51 @@ def complete(args: list[str], incomplete: str) -> list[Item]:
     if kind.startswith("choice:"):
         return [(c, "") for c in kind[7:].split("|") if c.startswith(incomplete)]
     return []
+
+
+def handlers(incomplete: str, directory: str = ".") -> list[str]:
+    """``queue process`` handlers: the modules importable from ``directory`` (``.py``
+    files and packages, then their submodules after a dot) and, once ``module:`` is typed,
+    that module's top-level functions, read with ``ast`` (nothing is imported: completing
+    must not run the user's code)."""
+    module, colon, prefix = incomplete.partition(":")
+    parts = module.split(".")
+    base = os.path.join(directory, *parts[:-1]) if colon == "" else directory
+    if colon:
+        path = os.path.join(directory, *parts)
+        source = path + ".py" if os.path.isfile(path + ".py") else os.path.join(path, "__init__.py")
+        return [f"{module}:{f}" for f in _functions(source) if f.startswith(prefix)]
+    package = ".".join(parts[:-1])
+    found = []
+    try:
+        entries = sorted(os.scandir(base), key=lambda e: e.name)
+    except OSError:
+        return []
+    for entry in entries:
+        name = entry.name
+        if name.endswith(".py") and entry.is_file():
+            name = name[:-3]
+        elif not (entry.is_dir() and os.path.isfile(os.path.join(entry.path, "__init__.py"))):
+            continue
+        if not name.isidentifier() or name == "__init__":
+            continue
+        full = f"{package}.{name}" if package else name
+        if full.startswith(module):
+            found.append(full)
+    return found
+
+
+def _functions(source: str) -> list[str]:
+    """The public top-level functions defined in the Python file ``source``."""
+    import ast
+
+    try:
+        with open(source, encoding="utf-8") as file:
+            tree = ast.parse(file.read(), source)
+    except (OSError, SyntaxError, ValueError):
+        return []
+    kinds = (ast.FunctionDef, ast.AsyncFunctionDef)
+    return [n.name for n in tree.body if isinstance(n, kinds) and not n.name.startswith("_")]
 
 
 def store_file(values: dict[str, str]) -> str | None:

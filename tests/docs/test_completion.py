@@ -47,7 +47,8 @@ def offered(shell: str, line: str, env: dict[str, str], cwd: Path) -> list[str]:
             return []
         body = re.fullmatch(r"_arguments '\*: :\(\((.*)\)\)'\n", result.stdout, re.S)
         assert body, result.stdout
-        return [re.match(r'"((?:[^"]|"")*)"', item).group(1) for item in body[1].split("\n")]
+        values = [re.match(r'"((?:[^"]|"")*)"', item).group(1) for item in body[1].split("\n")]
+        return [value.replace("\\\\:", ":") for value in values]  # _arguments' escaped colon
     return [item.split("\t")[0] for item in result.stdout.splitlines()]
 
 
@@ -358,3 +359,118 @@ def test_completion_imports_neither_typer_nor_the_queue(store, env, tmp_path):
     imported = {line.split("|")[-1].strip() for line in result.stderr.splitlines()}
     assert "localqueue.cli.complete" in imported and "sqlite3" in imported
     assert not {"typer", "localqueue.queue", "localqueue.stores.sqlite"} & imported
+
+
+# -- values, handlers and the command after `queue exec NAME --` --------------------------
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+def test_config_set_offers_the_values_of_the_key(shell, env, tmp_path):
+    assert offered(shell, "localqueue config set durability ", env, tmp_path) == ["full", "normal"]
+    assert offered(shell, "localqueue config set durability n", env, tmp_path) == ["normal"]
+    assert offered(shell, "localqueue config set lease_timeout ", env, tmp_path) == []
+
+
+HANDLERS = (
+    "def send(value):\n    pass\n\nasync def later(value):\n    pass\n\ndef _hidden():\n    pass\n"
+)
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A working directory with handler modules: jobs.py and the package app/."""
+    work = tmp_path / "project"
+    (work / "app").mkdir(parents=True)
+    (work / "jobs.py").write_text(HANDLERS + "raise SystemExit('completion must not import')\n")
+    (work / "app" / "__init__.py").write_text("")
+    (work / "app" / "tasks.py").write_text(HANDLERS)
+    (work / "notes.txt").write_text("")
+    (work / "not-a-module.py").write_text("")
+    return work
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+def test_process_offers_modules_then_their_functions(shell, env, project):
+    line = "localqueue queue process q "
+    assert offered(shell, line, env, project) == ["app", "jobs"]
+    assert offered(shell, line + "app.", env, project) == ["app.tasks"]
+    if shell == "bash":  # bash splits `jobs:s` at the colon and replaces only what follows
+        assert offered(shell, line + "jobs :", env, project) == [":send", ":later"]
+        assert offered(shell, line + "jobs : s", env, project) == ["send"]
+    else:
+        assert offered(shell, line + "jobs:", env, project) == ["jobs:send", "jobs:later"]
+        assert offered(shell, line + "app.tasks:l", env, project) == ["app.tasks:later"]
+
+
+def test_the_words_after_exec_dashdash_are_a_command_line(env, tmp_path):
+    line = "localqueue queue exec q --max-tries 3 -- "
+    for shell in ("bash", "fish"):
+        assert ask(shell, line + "ls", env, tmp_path).stdout == "--command-at=7\n"
+    assert ask("zsh", line + "ls", env, tmp_path).stdout == (
+        "shift 7 words; (( CURRENT -= 7 )); _normal\n"
+    )
+    assert ask("fish", line, env, tmp_path, action="is-args").returncode == 0
+    assert offered("bash", "localqueue queue exec q ", env, tmp_path) == []  # no `--` yet
+
+
+@needs("bash")
+@pytest.mark.skipif(
+    not Path("/usr/share/bash-completion/bash_completion").exists(),
+    reason="the bash-completion package is missing",
+)
+def test_bash_completes_the_command_as_sudo_does(env, tmp_path):
+    script = REPO / "completions" / "localqueue.bash"
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "lq-test-job").write_text("#!/bin/sh\n")
+    (tmp_path / "bin" / "lq-test-job").chmod(0o755)
+    tab = (
+        f"source /usr/share/bash-completion/bash_completion; source {script}; "
+        "COMP_LINE='localqueue queue exec q -- lq-test-j'; COMP_POINT=${#COMP_LINE}; "
+        "COMP_WORDS=(localqueue queue exec q -- lq-test-j); COMP_CWORD=5; "
+        '_localqueue_completion localqueue; printf "%s\\n" "${COMPREPLY[@]}"'
+    )
+    path = f"{tmp_path / 'bin'}:{env['PATH']}"
+    result = subprocess.run(
+        ["bash", "-c", tab], env=dict(env, PATH=path), capture_output=True, text=True, timeout=30
+    )
+    assert result.stdout.split() == ["lq-test-job"], result.stderr
+
+
+@needs("zsh")
+def test_zsh_hands_the_command_to_normal(env, tmp_path):
+    script = REPO / "completions" / "_localqueue"
+    code = (
+        f"fpath=({script.parent} $fpath); autoload -Uz _localqueue; "
+        '_normal() { print -r -- $CURRENT "${words[@]}" }; '
+        "words=(localqueue queue exec q -- ls -l); CURRENT=7; _localqueue"
+    )
+    result = subprocess.run(
+        ["zsh", "-f", "-c", code], env=env, cwd=tmp_path, capture_output=True, text=True
+    )
+    assert result.stdout.strip() == "2 ls -l", result.stderr
+
+
+@needs("fish")
+def test_fish_completes_the_command_as_sudo_does(env, tmp_path):
+    script = REPO / "completions" / "localqueue.fish"
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "lq-test-job").write_text("#!/bin/sh\n")
+    (tmp_path / "bin" / "lq-test-job").chmod(0o755)
+    code = f"source {script}; complete -C 'localqueue queue exec q -- lq-test-j'"
+    path = f"{tmp_path / 'bin'}:{env['PATH']}"
+    result = subprocess.run(
+        ["fish", "--no-config", "-c", code],
+        env=dict(env, PATH=path),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.stdout.split("\t")[0].strip() == "lq-test-job", result.stderr
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+def test_man_and_completion_offer_commands_and_shells(shell, env, tmp_path):
+    assert offered(shell, "localqueue man queue s", env, tmp_path) == ["size", "stats"]
+    assert offered(shell, "localqueue man st", env, tmp_path) == ["store"]
+    assert offered(shell, "localqueue completion ", env, tmp_path) == ["bash", "zsh", "fish"]
