@@ -10,7 +10,25 @@ as the change commits.
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 1
+TYPE_CHECKING = False  # typing costs start-up time; mypy still reads these imports
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+SCHEMA_VERSION = 2
+
+# Every queue name the schema has held, also after its last message is gone (version
+# 2): a statement-level trigger records the names each INSERT into the messages brings.
+_KNOWN_QUEUES_DDL = (
+    "CREATE TABLE {q} (name text PRIMARY KEY)",
+    """CREATE FUNCTION {schema}.remember_queues() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        INSERT INTO {q} (name) SELECT DISTINCT queue FROM new_rows ON CONFLICT DO NOTHING;
+        RETURN NULL;
+    END $$""",
+    """CREATE TRIGGER messages_queue_known AFTER INSERT ON {m}
+        REFERENCING NEW TABLE AS new_rows
+        FOR EACH STATEMENT EXECUTE FUNCTION {schema}.remember_queues()""",
+)
 
 CREATE = (
     """CREATE TABLE {m} (
@@ -33,7 +51,18 @@ CREATE = (
     )""",
     "CREATE INDEX messages_visible_idx ON {m} (queue, visible_at, seq) WHERE NOT dead",
     "CREATE INDEX messages_dead_idx ON {m} (queue, dead_at, seq) WHERE dead",
+    *_KNOWN_QUEUES_DDL,
 )
+
+# Every statement that takes schema version N to N + 1.
+MIGRATIONS: dict[int, Sequence[str]] = {
+    1: (
+        *_KNOWN_QUEUES_DDL,
+        "INSERT INTO {q} (name) SELECT DISTINCT queue FROM {m} ON CONFLICT DO NOTHING",
+    ),
+}
+
+KNOWN_QUEUES = "SELECT name FROM {q} ORDER BY name"
 
 _NOW = "extract(epoch FROM now())::float8"
 _T = f"(SELECT {_NOW} AS now) AS t"

@@ -6,6 +6,7 @@ Shared by the queue store and the attempt store. What it guarantees:
   inherit that mode);
 * a file that is not this kind of localqueue store (another program's database, garbage,
   a newer schema) is refused with StoreError naming the path, and never written to;
+* an older schema version is migrated, all steps in one transaction;
 * WAL, ``synchronous`` FULL (or NORMAL on request), ``busy_timeout``;
 * a connection inherited across ``fork()`` is never used (nor closed: closing it could
   disturb the parent's locks); the child opens its own;
@@ -26,7 +27,7 @@ from localqueue.errors import StoreError, StoreLockedError, StoreReplacedError
 
 TYPE_CHECKING = False  # typing costs start-up time; mypy still reads these imports
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator, Sequence
+    from collections.abc import Callable, Iterator, Mapping, Sequence
 
 __all__ = ["DURABILITY_LEVELS", "SQLiteFile"]
 
@@ -69,6 +70,7 @@ class SQLiteFile:
         application_id: int,
         schema_version: int,
         schema: Sequence[str],
+        migrations: Mapping[int, Sequence[str]] | None = None,
         durability: str = "full",
         busy_timeout: float = 5.0,
         initialise: Callable[[sqlite3.Connection], None] | None = None,
@@ -84,6 +86,7 @@ class SQLiteFile:
         self._application_id = application_id
         self._schema_version = schema_version
         self._schema = schema
+        self._migrations = migrations or {}
         self._initialise = initialise
         self._conn: sqlite3.Connection | None = None
         self._pid = 0
@@ -289,6 +292,8 @@ class SQLiteFile:
             conn.execute("PRAGMA journal_size_limit = 8388608")
             if version == 0:
                 self._create_schema(conn)
+            elif version < self._schema_version:
+                self._migrate(conn)
         except BaseException:
             conn.close()
             raise
@@ -321,6 +326,18 @@ class SQLiteFile:
             if self._initialise is not None:
                 self._initialise(conn)
             conn.execute(f"PRAGMA application_id = {self._application_id}")
+            conn.execute(f"PRAGMA user_version = {self._schema_version}")
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        """Take an older file to the current schema version: ``migrations[n]`` holds the
+        statements that take version ``n`` to ``n + 1``; all steps run in one transaction."""
+        with self.transaction(conn):
+            found = self._check_schema(conn)  # another process may have migrated it
+            for step in range(found, self._schema_version):
+                if step not in self._migrations:
+                    raise self._refuse(f"no migration from schema version {step}")
+                for statement in self._migrations[step]:
+                    conn.execute(statement)
             conn.execute(f"PRAGMA user_version = {self._schema_version}")
 
     # -- transactions -----------------------------------------------------------------

@@ -283,6 +283,13 @@ class QueueStore(ABC):
     def queues(self) -> dict[str, QueueStats]:
         """Every queue that holds at least one message, by name, sorted by name."""
 
+    def known_queues(self) -> list[str]:
+        """Every queue name this store has ever held a message for, sorted: the queues
+        of :meth:`queues` and also those whose last message is gone (acked, purged).
+        ``[]`` for a store nothing was ever put to. The default knows only the queues
+        that hold messages now; every store of this package remembers them all."""
+        return list(self.queues())
+
     @abstractmethod
     def next_visible_in(self, queue: str) -> float | None:
         """Seconds until :meth:`lease` could next succeed: 0.0 when a message is visible

@@ -118,10 +118,8 @@ class _Tx:
         return Counts.unpack(self.txn.get(queue.encode(), db=self.counts))
 
     def store_counts(self, queue: str, counts: Counts) -> None:
-        if counts.total:
-            self.txn.put(queue.encode(), counts.pack(), db=self.counts)
-        else:
-            self.txn.delete(queue.encode(), db=self.counts)
+        # Kept at zero too: the counts' keys are every queue the store has held.
+        self.txn.put(queue.encode(), counts.pack(), db=self.counts)
 
     def head(self, queue: str) -> tuple[float, str] | None:
         """(visible_at, id) of the queue's next message, dead letters aside."""
@@ -418,8 +416,19 @@ class LMDBQueueStore(QueueStore):
         def work(txn: Any, dbs: Mapping[bytes, Any]) -> dict[str, QueueStats]:
             tx = _Tx(txn, dbs)
             now = self.clock()
-            names = [raw.decode() for raw in txn.cursor(db=tx.counts).iternext(values=False)]
+            names = [
+                raw.decode()
+                for raw, counts in txn.cursor(db=tx.counts)
+                if Counts.unpack(counts).total  # a drained queue keeps a zero entry
+            ]
             return {name: tx.stats(name, now) for name in names}  # LMDB keeps them sorted
+
+        return self._env().read(work)
+
+    def known_queues(self) -> list[str]:
+        def work(txn: Any, dbs: Mapping[bytes, Any]) -> list[str]:
+            cursor = txn.cursor(db=dbs[_COUNTS])
+            return [raw.decode() for raw in cursor.iternext(values=False)]
 
         return self._env().read(work)
 

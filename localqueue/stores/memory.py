@@ -77,6 +77,7 @@ class MemoryQueueStore(QueueStore):
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._records: dict[str, _Record] = {}
+        self._known: set[str] = set()  # every queue name put to, also once drained
         self._seq = itertools.count(1)
         self._tag = secrets.token_hex(4)
 
@@ -126,6 +127,8 @@ class MemoryQueueStore(QueueStore):
                 )
                 self._records[record.id] = record
                 rows.append(record.row(now))
+            if values:
+                self._known.add(queue)
             return rows
 
     def lease(self, queue: str, *, lease_timeout: float, leased_by: str | None) -> Row | None:
@@ -257,6 +260,10 @@ class MemoryQueueStore(QueueStore):
             for record in self._records.values():
                 by_queue.setdefault(record.queue, []).append(record)
             return {name: self._count(by_queue[name], now) for name in sorted(by_queue)}
+
+    def known_queues(self) -> list[str]:
+        with self._lock:
+            return sorted(self._known)
 
     def next_visible_in(self, queue: str) -> float | None:
         with self._lock:

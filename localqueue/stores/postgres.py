@@ -68,8 +68,9 @@ class PostgresQueueStore(QueueStore):
             schema=schema,
             component="queue",
             version=q.SCHEMA_VERSION,
-            tables={"m": "messages"},
+            tables={"m": "messages", "q": "queues"},
             create=q.CREATE,
+            migrations=q.MIGRATIONS,
             meta_init=_new_tag,
             busy_timeout=busy_timeout,
             connect_timeout=connect_timeout,
@@ -267,6 +268,12 @@ class PostgresQueueStore(QueueStore):
             return {name: QueueStats(*counts) for name, *counts in sorted(rows)}
 
         return self._session.run("queues", op)
+
+    def known_queues(self) -> list[str]:
+        def op(conn: psycopg.Connection[Any]) -> list[str]:
+            return [name for (name,) in conn.execute(self._sql["KNOWN_QUEUES"])]
+
+        return self._session.run("known_queues", op)
 
     def next_visible_in(self, queue: str) -> float | None:
         def op(conn: psycopg.Connection[Any]) -> float | None:

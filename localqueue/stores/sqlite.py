@@ -36,11 +36,20 @@ def _nonce() -> int:
     return int.from_bytes(os.urandom(6))
 
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 APPLICATION_ID = 0x6C715131  # "lqQ1": marks a localqueue queue store
 
 # state column: waiting (ready or delayed, by visible_at), leased, dead.
 WAITING, INFLIGHT, DEAD = 0, 1, 2
+
+# Every queue name the store has held, also after its last message is gone (version 2).
+# A trigger records it, so every statement that inserts messages does, in its own commit.
+_KNOWN_QUEUES_SCHEMA = (
+    "CREATE TABLE queues (name TEXT PRIMARY KEY) WITHOUT ROWID",
+    """CREATE TRIGGER messages_queue_known AFTER INSERT ON messages
+        BEGIN INSERT OR IGNORE INTO queues (name) VALUES (new.queue); END""",
+)
+_KNOWN_QUEUES = "SELECT name FROM queues ORDER BY name"
 
 SCHEMA = (
     """CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID""",
@@ -67,7 +76,12 @@ SCHEMA = (
     )""",
     """CREATE INDEX messages_visible ON messages (queue, visible_at) WHERE state < 2""",
     """CREATE INDEX messages_dead ON messages (queue, visible_at) WHERE state = 2""",
+    *_KNOWN_QUEUES_SCHEMA,
 )
+# Every statement that takes schema version N to N + 1.
+MIGRATIONS = {
+    1: (*_KNOWN_QUEUES_SCHEMA, "INSERT OR IGNORE INTO queues (name) SELECT queue FROM messages"),
+}
 
 _COLUMNS = (
     "seq, nonce, queue, value, state, visible_at, attempts, enqueued_at, available_at, leased_at,"
@@ -177,6 +191,7 @@ class SQLiteQueueStore(QueueStore):
             application_id=APPLICATION_ID,
             schema_version=SCHEMA_VERSION,
             schema=SCHEMA,
+            migrations=MIGRATIONS,
             durability=durability,
             busy_timeout=busy_timeout,
             initialise=self._initialise,
@@ -478,6 +493,13 @@ class SQLiteQueueStore(QueueStore):
             now = self.clock()
             names = [name for (name,) in conn.execute(_QUEUE_NAMES)]
             return {name: self._stats(conn, name, now) for name in names}
+
+    def known_queues(self) -> list[str]:
+        with self._file.session as conn:
+            try:
+                return [name for (name,) in conn.execute(_KNOWN_QUEUES)]
+            except sqlite3.OperationalError:  # a version 1 file opened read-only: no table
+                return [name for (name,) in conn.execute(_QUEUE_NAMES)]
 
     def next_visible_in(self, queue: str) -> float | None:
         self._file.check_identity()  # idle workers call this between polls

@@ -30,8 +30,8 @@ def test_version(cli):
     from localqueue.stores import sqlite
 
     line = cli("--version", store=False).stdout
-    assert line.startswith(f"localqueue {__version__} (store schema: SQLite 1, LMDB 1, ")
-    assert sqlite.SCHEMA_VERSION == 1 and line.endswith(", PostgreSQL 1)\n")
+    assert line.startswith(f"localqueue {__version__} (store schema: SQLite 2, LMDB 1, ")
+    assert sqlite.SCHEMA_VERSION == 2 and line.endswith(", PostgreSQL 2)\n")
 
 
 @pytest.mark.parametrize(

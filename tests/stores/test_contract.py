@@ -461,6 +461,20 @@ def test_stats_and_queues(store: QueueStore) -> None:
     assert PersistentQueue("unknown", store=store).stats().total == 0
 
 
+def test_known_queues_remember_drained_queues(store: QueueStore) -> None:
+    assert store.known_queues() == []
+    jobs = PersistentQueue("jobs", store=store)
+    jobs.put_many([1, 2])
+    PersistentQueue("alpha", store=store).put("x")
+    jobs.ack(jobs.get_message(block=False))
+    jobs.dead_letter(jobs.get_message(block=False))
+    assert jobs.purge() == 1
+    PersistentQueue("alpha", store=store).purge()
+    PersistentQueue("never-put", store=store).stats()  # reading a name does not record it
+    assert store.queues() == {}
+    assert store.known_queues() == ["alpha", "jobs"]
+
+
 def test_qsize_empty_full_and_maxsize(store: QueueStore) -> None:
     q = PersistentQueue("bounded", store=store, maxsize=2)
     assert q.empty() and not q.full() and q.qsize() == 0

@@ -198,7 +198,7 @@ def test_schema_is_created_once_and_versioned(
     for thread in threads:
         thread.join()
     meta = dict(admin.execute(f'SELECT key, value FROM "{schema}".meta').fetchall())
-    assert meta["queue_version"] == "1"
+    assert meta["queue_version"] == "2"
     assert len(meta["queue_tag"]) == 8
 
 
@@ -212,6 +212,24 @@ def test_newer_schema_version_is_refused(
     admin.execute(f"UPDATE \"{schema}\".meta SET value = 'x' WHERE key = 'queue_version'")
     with pytest.raises(StoreError, match="not a localqueue schema"):
         make_store().stats("jobs")
+
+
+def test_a_version_1_schema_is_migrated_and_remembers_its_queues(
+    make_store: Callable[..., Any], admin: Any, schema: str
+) -> None:
+    PersistentQueue("jobs", store=make_store()).put(1)
+    PersistentQueue("hooks", store=make_store()).put(2)
+    # what a version 1 schema was: no table of queue names, no trigger filling it
+    admin.execute(f'DROP TABLE "{schema}".queues')
+    admin.execute(f'DROP FUNCTION "{schema}".remember_queues CASCADE')
+    admin.execute(f"UPDATE \"{schema}\".meta SET value = '1' WHERE key = 'queue_version'")
+    store = make_store()
+    assert store.known_queues() == ["hooks", "jobs"]
+    PersistentQueue("hooks", store=store).purge()
+    PersistentQueue("new", store=store).put(3)
+    assert store.known_queues() == ["hooks", "jobs", "new"]
+    version = admin.execute(f"SELECT value FROM \"{schema}\".meta WHERE key = 'queue_version'")
+    assert version.fetchone() == ("2",)
 
 
 def test_ids_stay_unique_across_a_recreated_schema(make_store: Callable[..., Any]) -> None:

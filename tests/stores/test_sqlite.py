@@ -51,6 +51,25 @@ def test_newer_schema_version_is_refused_and_untouched(tmp_path: Path) -> None:
     assert _bytes(path) == before
 
 
+def test_a_version_1_file_is_migrated_and_remembers_its_queues(tmp_path: Path) -> None:
+    path = tmp_path / "v1.sqlite3"
+    PersistentQueue("jobs", path).put(1)
+    PersistentQueue("hooks", path).put(2)
+    conn = sqlite3.connect(path)  # what a version 1 file was: no table of queue names
+    conn.executescript("DROP TABLE queues; DROP TRIGGER messages_queue_known")
+    conn.execute("PRAGMA user_version = 1")
+    conn.close()
+    store = SQLiteQueueStore(path)
+    assert store.known_queues() == ["hooks", "jobs"]
+    PersistentQueue("hooks", store=store).purge()
+    PersistentQueue("new", store=store).put(3)
+    assert store.known_queues() == ["hooks", "jobs", "new"]
+    store.close()
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA user_version").fetchone() == (2,)
+    conn.close()
+
+
 def test_truncated_file_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "cut.sqlite3"
     q = PersistentQueue("jobs", path)
@@ -186,7 +205,7 @@ def test_check_backup_and_vacuum(tmp_path: Path) -> None:
     assert isinstance(store, SQLiteQueueStore)
     report = store.check()
     assert report["ok"] is True and report["integrity"] == "ok"
-    assert report["schema_version"] == 1 and report["messages"] == 500
+    assert report["schema_version"] == 2 and report["messages"] == 500
     assert report["queues"]["jobs"]["dead"] == 1
 
     backup = store.backup(tmp_path / "copy.sqlite3")

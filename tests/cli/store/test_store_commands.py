@@ -19,7 +19,7 @@ def test_check_reports_integrity_schema_and_counts(cli):
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["ok"] is True and report["integrity"] == "ok"
-    assert report["schema_version"] == 1 and report["messages"] == 3
+    assert report["schema_version"] == 2 and report["messages"] == 3
     assert report["queues"]["a"]["ready"] == 2 and report["queues"]["b"]["total"] == 1
 
 
