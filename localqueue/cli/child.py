@@ -5,30 +5,36 @@ finishes the message) and not the job. It is started with ``posix_spawn`` (vfork
 exec, no Python between them: 0.6 ms against 0.8 ms for ``subprocess.Popen`` with three
 pipes); the worker's own descriptors are made non-inheritable before the first job, so
 the job gets only its stdin, stdout and stderr (what ``close_fds`` did).
-Everything happens in the calling thread with ``poll``: the
-value is written without blocking (a child that never reads stdin, or a 4 MiB value, cannot
-stall the worker), stdout and stderr are drained as they come and only their LAST
-``CAPTURE_LIMIT`` bytes are kept (bounded memory whatever the child prints; the end of the
-output is where errors usually are). On timeout the child's whole process group gets
-SIGTERM, then SIGKILL after ``KILL_GRACE`` seconds, and the exit code is recorded as 124.
+
+A job never starts without its whole value on stdin: the value is written into a pipe
+before the spawn when the pipe can hold it (64 KiB, grown up to 1 MiB where the system
+allows), else into an anonymous file (``memfd``, or an unlinked temporary file) that
+becomes the job's stdin. A worker killed at any moment cannot leave a job reading an
+empty or partial value, and a job that never reads its stdin cannot stall the worker.
+
+Everything else happens in the calling thread with ``poll`` (``queue exec -j N`` runs N
+of these threads): stdout and stderr are drained as they come and only their LAST
+``CAPTURE_LIMIT`` bytes are kept (bounded memory whatever the child prints; the end of
+the output is where errors usually are). On timeout the child's whole process group
+gets SIGTERM, then SIGKILL after ``KILL_GRACE`` seconds, and the exit code is recorded
+as 124.
 
 If the worker itself is SIGKILLed, the watchdog of :mod:`localqueue.cli.reaper` kills
-the child's group (when the worker started one: ``queue exec`` does).
+the jobs' groups (when the worker started one: ``queue exec`` does).
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import select
 import signal
+import threading
 import time
+from collections.abc import Callable, Mapping, Sequence
 
-from localqueue.cli import interrupts, reaper
-
-TYPE_CHECKING = False  # typing costs the worker's start-up time; mypy still reads these
-if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping, Sequence
+from localqueue.cli.reaper import Watchdog
 
 __all__ = ["CAPTURE_LIMIT", "KILL_GRACE", "TIMEOUT_EXIT_CODE", "ChildResult", "run_child"]
 
@@ -152,7 +158,8 @@ def terminate(job: Job) -> None:
         job.wait()
 
 
-_sealed = False
+_seal_lock = threading.Lock()
+_sealed = False  # once per process: the descriptors to seal exist before the first job
 # Python ignores these for itself; a job gets them back at their defaults, as from
 # subprocess (an ignored SIGPIPE would survive exec: `yes | head -1` would complain).
 _PYTHON_IGNORES = tuple(
@@ -165,30 +172,77 @@ def _seal_descriptors() -> None:
     Python's and SQLite's already are, but LMDB's data file and anything the worker
     inherited (a make jobserver, say) are not, and posix_spawn would pass them on."""
     global _sealed
-    if _sealed:
-        return
+    with _seal_lock:
+        if not _sealed:
+            _seal_all()
+            _sealed = True
+
+
+def _seal_all() -> None:
     directory = "/proc/self/fd" if os.path.isdir("/proc/self/fd") else "/dev/fd"
     for name in os.listdir(directory):
         fd = int(name)
         if fd > 2:
             with contextlib.suppress(OSError):  # the listing's own descriptor is gone
                 os.set_inheritable(fd, False)
-    _sealed = True
 
 
-def spawn(path: str, argv: Sequence[str], env: Mapping[str, str]) -> tuple[Job, int, int, int]:
-    """Start ``path`` in a new session with pipes on its stdin, stdout and stderr; returns
-    the job and the worker's ends (stdin to write, stdout and stderr to read). OSError
-    when it cannot be executed."""
+_PIPE_MAX = 1 << 20  # the largest pipe an unprivileged process may ask for (Linux default)
+
+
+def stdin_with(payload: bytes) -> int:
+    """A descriptor holding all of ``payload`` and then end-of-file, filled now: a pipe
+    when the value fits in one, else an anonymous file positioned at its start."""
+    read_end, write_end = os.pipe()
+    try:
+        size = fcntl.fcntl(write_end, fcntl.F_GETPIPE_SZ)
+        if len(payload) > size and len(payload) <= _PIPE_MAX:
+            with contextlib.suppress(OSError):  # capped lower here: use a file instead
+                size = fcntl.fcntl(write_end, fcntl.F_SETPIPE_SZ, len(payload))
+        if len(payload) <= size:
+            view = memoryview(payload)
+            while view:  # never blocks: the empty pipe holds it all
+                view = view[os.write(write_end, view) :]
+            return read_end
+    finally:
+        os.close(write_end)
+    os.close(read_end)
+    return _file_with(payload)
+
+
+def _file_with(payload: bytes) -> int:
+    if hasattr(os, "memfd_create"):
+        fd = os.memfd_create("localqueue-value", os.MFD_CLOEXEC)
+    else:  # pragma: no cover - not Linux
+        import tempfile
+
+        with tempfile.TemporaryFile() as file:
+            fd = os.dup(file.fileno())
+    try:
+        view = memoryview(payload)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.lseek(fd, 0, os.SEEK_SET)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def spawn(
+    path: str, argv: Sequence[str], env: Mapping[str, str], stdin: int
+) -> tuple[Job, int, int]:
+    """Start ``path`` in a new session reading ``stdin`` (a descriptor, closed here) with
+    pipes on its stdout and stderr; returns the job and the worker's ends of those two.
+    OSError when it cannot be executed."""
     _seal_descriptors()
     mine: list[int] = []
-    theirs: list[int] = []
+    theirs: list[int] = [stdin]
     try:
-        for _ in range(3):
+        for _ in range(2):
             read_end, write_end = os.pipe()  # non-inheritable: only the dup2 copies pass
             mine.append(read_end)
             theirs.append(write_end)
-        mine[0], theirs[0] = theirs[0], mine[0]  # stdin: the job reads, the worker writes
         actions = [(os.POSIX_SPAWN_DUP2, fd, std) for std, fd in enumerate(theirs)]
         pid = os.posix_spawn(
             path, list(argv), env, file_actions=actions, setsid=True, setsigdef=_PYTHON_IGNORES
@@ -200,7 +254,7 @@ def spawn(path: str, argv: Sequence[str], env: Mapping[str, str]) -> tuple[Job, 
     finally:
         for fd in theirs:
             os.close(fd)
-    return Job(pid), mine[0], mine[1], mine[2]
+    return Job(pid), mine[0], mine[1]
 
 
 def run_child(
@@ -210,59 +264,51 @@ def run_child(
     timeout: float | None = None,
     *,
     executable: str | None = None,
-    started: Callable[[], None] | None = None,
+    watchdog: Watchdog | None = None,
+    on_start: Callable[[Job | None], None] | None = None,
 ) -> ChildResult:
     """Run ``argv`` (``executable``: its resolved path, else ``argv[0]`` is searched on
-    PATH) with ``payload`` on stdin until it exits (or ``timeout``). ``started`` is
-    called once the child runs, before its output is read: work the caller overlaps
-    with the job's run (it must not raise, except to stop the job).
+    PATH) with ``payload`` on stdin until it exits (or ``timeout``). ``watchdog`` kills
+    the job if this process dies; ``on_start(job)`` is told of the running job (and of
+    None once it is over), for a caller that may have to stop it from another thread.
 
-    Any BaseException raised meanwhile (a second signal) terminates the child's group
-    before it propagates."""
+    Any BaseException raised meanwhile terminates the child's group before it
+    propagates."""
     if executable is None:
         executable = find_executable(argv[0]) or argv[0]
     job: Job | None = None
     fds: list[int] = []
     try:
-        # A second signal during the spawn is held until the worker knows the pid and
-        # the watchdog knows the group: then it takes the job down with it (below).
-        with interrupts.shielded():
-            job, *ends = spawn(executable, argv, env)
-            fds.extend(ends)
-            reaper.track(job.pid)
-        if started is not None:
-            started()
-        return _communicate(job, fds, payload, timeout)
+        job, *ends = spawn(executable, argv, env, stdin_with(payload))
+        fds.extend(ends)
+        if watchdog is not None:
+            watchdog.track(job.pid)
+        if on_start is not None:
+            on_start(job)
+        return _communicate(job, fds, timeout)
     except BaseException:
         if job is not None:
             terminate(job)
         raise
     finally:
         if job is not None:
-            reaper.untrack(job.pid)
+            if on_start is not None:
+                on_start(None)
+            if watchdog is not None:
+                watchdog.untrack(job.pid)
         for fd in fds:
-            if fd >= 0:
-                os.close(fd)
+            os.close(fd)
 
 
-def _communicate(job: Job, fds: list[int], payload: bytes, timeout: float | None) -> ChildResult:
-    """Feed stdin, drain stdout and stderr, wait for the exit. ``fds`` are the worker's
-    ends (stdin, stdout, stderr); one closed here is set to -1."""
+def _communicate(job: Job, fds: list[int], timeout: float | None) -> ChildResult:
+    """Drain stdout and stderr, wait for the exit. ``fds`` are the worker's ends."""
     deadline = None if timeout is None else time.monotonic() + timeout
-    stdin_fd, stdout_fd, stderr_fd = fds
+    stdout_fd, stderr_fd = fds
     tails = {stdout_fd: _Tail(CAPTURE_LIMIT), stderr_fd: _Tail(CAPTURE_LIMIT)}
     poller = select.poll()
     poller.register(stdout_fd, select.POLLIN)
     poller.register(stderr_fd, select.POLLIN)
     watched = 2
-    os.set_blocking(stdin_fd, False)
-    view = _write_some(stdin_fd, memoryview(payload))
-    if view:
-        poller.register(stdin_fd, select.POLLOUT)
-        watched += 1
-    else:  # the usual case: the value fits in the pipe
-        fds[0] = -1
-        os.close(stdin_fd)
     timed_out = False
     exited_at: float | None = None
     while watched:
@@ -270,14 +316,6 @@ def _communicate(job: Job, fds: list[int], payload: bytes, timeout: float | None
         if deadline is not None:
             wait = min(wait, max(int((deadline - time.monotonic()) * 1000) + 1, 0))
         for fd, _ in poller.poll(wait):
-            if fd == stdin_fd:
-                view = _write_some(fd, view)
-                if not view:
-                    poller.unregister(fd)
-                    watched -= 1
-                    fds[0] = -1
-                    os.close(fd)
-                continue
             chunk = os.read(fd, _CHUNK)
             if chunk:
                 tails[fd].add(chunk)
@@ -308,16 +346,3 @@ def _communicate(job: Job, fds: list[int], payload: bytes, timeout: float | None
         code = 128 - code if code < 0 else code
     out, err = tails[stdout_fd], tails[stderr_fd]
     return ChildResult(code, timed_out, out.text(), err.text(), out.total, err.total)
-
-
-def _write_some(fd: int, view: memoryview) -> memoryview:
-    """Write what the pipe takes now; the rest is returned. A closed reader ends it."""
-    try:
-        while view:
-            written = os.write(fd, view[:_CHUNK])
-            view = view[written:]
-    except BlockingIOError:
-        pass
-    except (BrokenPipeError, OSError):  # the child closed stdin or exited: that is its choice
-        return memoryview(b"")
-    return view

@@ -13,7 +13,7 @@ from localqueue.cli.exit_codes import CliError
 
 TYPE_CHECKING = False  # typing costs start-up time; mypy still reads these imports
 if TYPE_CHECKING:
-    from typing import Any
+    from typing import Any, TextIO
 
     from localqueue.queue import PersistentQueue
     from localqueue.stores.base import QueueStore
@@ -40,16 +40,17 @@ def open_queue(
     )
 
 
-def emit(value: Any) -> None:
-    """Write ``value`` as one compact JSON line on stdout and flush it."""
-    emit_raw(codec.dumps_line(value))
+def emit(value: Any, stdout: TextIO | None = None) -> None:
+    """Write ``value`` as one compact JSON line on stdout (or ``stdout``) and flush it."""
+    emit_raw(codec.dumps_line(value), stdout)
 
 
-def emit_raw(data: bytes) -> None:
-    """Write bytes (whole lines) on stdout and flush them."""
-    if sys.stdout is None:  # started with stdout closed (>&-)
+def emit_raw(data: bytes, stdout: TextIO | None = None) -> None:
+    """Write bytes (whole lines) on stdout (or ``stdout``) and flush them."""
+    stream = sys.stdout if stdout is None else stdout
+    if stream is None:  # started with stdout closed (>&-)
         raise CliError("stdout is closed: nowhere to write the output")
-    out = sys.stdout.buffer
+    out = stream.buffer
     try:
         out.write(data)
         out.flush()

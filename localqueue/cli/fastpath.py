@@ -1,7 +1,7 @@
 """Typer-free parsing of the command lines shell loops call most (``queue add``, ``pop``,
-``ack``, ``release``, ``size``, ``inspect``, ``wait``) and of the workers cron starts
-(``queue exec``, ``queue process``): importing Typer and building the command tree costs
-more than everything else such a command does.
+``ack``, ``release``, ``size``, ``inspect``, ``wait``): importing Typer and building the
+command tree costs more than everything else such a command does. (The workers, ``queue
+exec`` and ``queue process``, run for long: Typer parses them.)
 
 A fast path accepts only what it fully understands: long options from its table (``--opt
 V`` or ``--opt=V``), flags, and the expected number of positional arguments. Anything else
@@ -30,45 +30,24 @@ ran = False
 
 class FastCommand:
     """A command's module (which has ``run(**parsed)``), its positional parameters and its
-    long options: ``--opt: (dest, convert)``, ``convert`` None for a flag. ``variadic``:
-    the last positional takes the rest of them (one at least), as a list. ``own_code``:
-    the command runs no code but ours, so the process may end without the interpreter's
-    teardown (``queue process`` runs a user's handler, whose atexit hooks must run)."""
+    long options: ``--opt: (dest, convert)``, ``convert`` None for a flag. A fast
+    command runs no code but ours, so the process may end without the interpreter's
+    teardown."""
 
-    __slots__ = ("module", "options", "own_code", "positionals", "variadic")
+    __slots__ = ("module", "options", "positionals")
 
     def __init__(
         self,
         module: str,
         positionals: tuple[str, ...],
         options: dict[str, tuple[str, Callable[[str], Any] | None]],
-        *,
-        variadic: bool = False,
-        own_code: bool = True,
     ) -> None:
         self.module, self.positionals, self.options = module, positionals, options
-        self.variadic, self.own_code = variadic, own_code
 
 
 _STORE: dict[str, tuple[str, Callable[[str], Any] | None]] = {
     "--store-path": ("store_path", str),
     "--durability": ("durability", str),
-}
-
-_WORKER: dict[str, tuple[str, Callable[[str], Any] | None]] = {
-    "--max-jobs": ("max_jobs", int),
-    "--forever": ("forever", None),
-    "--block": ("block", None),
-    "--worker-id": ("worker_id", str),
-    "--max-tries": ("max_tries", int),
-    "--backoff": ("backoff", str),
-    "--release-delay": ("release_delay", float),
-    "--max-delay": ("max_delay", float),
-    "--no-dead-letter": ("no_dead_letter", None),
-    "--idle-sleep": ("idle_sleep", float),
-    "--lease-timeout": ("lease_timeout", float),
-    "--retry-store-path": ("retry_store_path", str),
-    **_STORE,
 }
 
 FAST_COMMANDS: dict[tuple[str, str], FastCommand] = {
@@ -104,15 +83,6 @@ FAST_COMMANDS: dict[tuple[str, str], FastCommand] = {
     ),
     ("queue", "wait"): FastCommand(
         "localqueue.cli.queue.wait", ("name",), {"--timeout": ("timeout", float), **_STORE}
-    ),
-    ("queue", "exec"): FastCommand(
-        "localqueue.cli.queue.exec",
-        ("name", "command"),
-        {"--timeout": ("timeout", float), **_WORKER},
-        variadic=True,
-    ),
-    ("queue", "process"): FastCommand(
-        "localqueue.cli.queue.process", ("name", "handler"), _WORKER, own_code=False
     ),
 }
 
@@ -150,11 +120,6 @@ def parse(spec: FastCommand, args: list[str]) -> dict[str, Any] | None:
             parsed[dest] = convert(text)
         except ValueError:
             return None
-    if spec.variadic:
-        fixed = len(spec.positionals) - 1
-        if len(positionals) <= fixed:
-            return None
-        positionals[fixed:] = [positionals[fixed:]]
     if len(positionals) != len(spec.positionals):
         return None
     parsed.update(zip(spec.positionals, positionals, strict=True))
@@ -170,6 +135,6 @@ def run(args: list[str]) -> int | None:
     if parsed is None:
         return None
     global ran
-    ran = spec.own_code
+    ran = True
     importlib.import_module(spec.module).run(**parsed)
     return 0

@@ -11,6 +11,7 @@ from localqueue import config
 __all__ = [
     "Backoff",
     "Block",
+    "Concurrency",
     "Durability",
     "Forever",
     "IdleSleep",
@@ -117,12 +118,21 @@ def interval() -> Any:
 
 # -- the worker options shared by `queue process` and `queue exec` ----------------------
 
+Concurrency = Annotated[
+    int,
+    typer.Option(
+        "--concurrency",
+        "-j",
+        metavar="N",
+        help="Run up to N jobs at once (each message still handled exactly once).",
+    ),
+]
 MaxJobs = Annotated[
     int | None,
     typer.Option(
         "--max-jobs",
         metavar="N",
-        help="Stop after handling N messages.",
+        help="Stop after starting N messages (counted across all -j slots).",
         show_default=False,
     ),
 ]
@@ -155,7 +165,8 @@ Backoff = Annotated[
     typer.Option(
         "--backoff",
         metavar="fixed|exponential",
-        help="Retry wait: --release-delay every time, or doubling from it up to --max-delay.",
+        help="Retry wait: --release-delay every time (fixed), or doubling from it up to"
+        " --max-delay plus up to 1 s of jitter (exponential).",
     ),
 ]
 ReleaseDelay = Annotated[
@@ -163,7 +174,8 @@ ReleaseDelay = Annotated[
     typer.Option(
         "--release-delay",
         metavar="SECONDS",
-        help="Delay before a failed message is delivered again (exponential: the first one).",
+        help="Delay before a failed message is delivered again (exponential: the first"
+        " one); 0 retries at once.",
     ),
 ]
 MaxDelay = Annotated[
@@ -179,9 +191,12 @@ NoDeadLetter = Annotated[
     ),
 ]
 IdleSleep = Annotated[
-    float,
+    float | None,
     typer.Option(
-        "--idle-sleep", metavar="SECONDS", help="With --forever alone, pause between polls."
+        "--idle-sleep",
+        metavar="SECONDS",
+        help="With --forever alone, pause between polls of an empty queue [default: 1].",
+        show_default=False,
     ),
 ]
 LeaseTimeout = Annotated[float | None, lease_timeout()]

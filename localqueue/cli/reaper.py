@@ -8,12 +8,12 @@ stops its job, which would run on as an orphan while the message is delivered ag
 
 Instead the worker forks one small watchdog when it starts (before any thread or store
 exists). The two share a pipe, which the worker never writes, and a page of memory, where
-the worker keeps the process group of the job it is running (0 when none): a job costs
-two stores to memory, not two writes that wake another process. When the pipe reaches
-end-of-file -- the worker is gone, however it went -- the watchdog sends SIGTERM to the
-group still recorded, SIGKILL if it is still alive after ``KILL_GRACE`` seconds, and
-exits. The watchdog is in its own session and ignores SIGINT/SIGTERM, so signals meant
-for the worker's group do not reach it.
+the worker keeps the process groups of the jobs it is running, one cell per running job
+(0 when free): a job costs two stores to memory, not two writes that wake another
+process. When the pipe reaches end-of-file -- the worker is gone, however it went -- the
+watchdog sends SIGTERM to every group still recorded, SIGKILL to those still alive after
+``KILL_GRACE`` seconds, and exits. The watchdog is in its own session and ignores
+SIGINT/SIGTERM, so signals meant for the worker's group do not reach it.
 
 Left open: a worker SIGKILLed between starting a job and recording its group (a few
 microseconds) still leaves that job running.
@@ -26,43 +26,56 @@ import mmap
 import os
 import signal
 import sys
+import threading
 import time
 
-__all__ = ["start", "track", "untrack"]
+__all__ = ["CELLS", "KILL_GRACE", "Watchdog"]
 
 KILL_GRACE = 2.0
-_pipe: int | None = None
-_shared: mmap.mmap | None = None  # 8 bytes used: the running job's process group
+_CELL = 8  # bytes per recorded process group
+CELLS = mmap.PAGESIZE // _CELL  # jobs one watchdog can watch at once
 
 
-def start() -> None:
-    """Fork the watchdog (once per process; later calls do nothing)."""
-    global _pipe, _shared
-    if _pipe is not None:
-        return
-    shared = mmap.mmap(-1, mmap.PAGESIZE)  # anonymous and shared: the fork sees our writes
-    read_end, write_end = os.pipe()
-    if os.fork() == 0:  # the watchdog: never returns into the worker's code
-        try:
-            os.close(write_end)
-            _watch(read_end, shared)
-        finally:
-            os._exit(0)
-    os.close(read_end)
-    os.set_inheritable(write_end, False)
-    _pipe, _shared = write_end, shared  # the watchdog exits with the worker (end-of-file)
+class Watchdog:
+    """The worker's side of the watchdog: :meth:`start` forks it; :meth:`track` and
+    :meth:`untrack` record the process groups of running jobs (thread-safe)."""
 
+    def __init__(self, pipe: int, shared: mmap.mmap) -> None:
+        self._pipe, self._shared = pipe, shared  # the watchdog exits with us (end-of-file)
+        self._lock = threading.Lock()
+        self._cells: dict[int, int] = {}  # pgid -> cell
 
-def track(pgid: int) -> None:
-    """A job's process group has started (one job at a time)."""
-    if _shared is not None:
-        _shared[:8] = pgid.to_bytes(8, sys.byteorder)
+    @classmethod
+    def start(cls) -> Watchdog:
+        """Fork the watchdog. Call it before any thread or store exists: it forks."""
+        shared = mmap.mmap(-1, mmap.PAGESIZE)  # anonymous and shared: the fork sees writes
+        read_end, write_end = os.pipe()
+        if os.fork() == 0:  # the watchdog: never returns into the worker's code
+            try:
+                os.close(write_end)
+                _watch(read_end, shared)
+            finally:
+                os._exit(0)
+        os.close(read_end)
+        os.set_inheritable(write_end, False)
+        return cls(write_end, shared)
 
+    def track(self, pgid: int) -> None:
+        """A job's process group has started."""
+        with self._lock:
+            used = set(self._cells.values())
+            cell = next((c for c in range(CELLS) if c not in used), None)
+            if cell is None:  # more jobs than cells: the page's limit (never with -j <= 512)
+                return
+            self._cells[pgid] = cell
+            self._shared[cell * _CELL : (cell + 1) * _CELL] = pgid.to_bytes(_CELL, sys.byteorder)
 
-def untrack(pgid: int) -> None:
-    """A job is over (exited, or killed by the worker itself)."""
-    if _shared is not None and int.from_bytes(_shared[:8], sys.byteorder) == pgid:
-        _shared[:8] = bytes(8)
+    def untrack(self, pgid: int) -> None:
+        """A job is over (exited, or killed by the worker itself)."""
+        with self._lock:
+            cell = self._cells.pop(pgid, None)
+            if cell is not None:
+                self._shared[cell * _CELL : (cell + 1) * _CELL] = bytes(_CELL)
 
 
 def _watch(fd: int, shared: mmap.mmap) -> None:
@@ -76,15 +89,19 @@ def _watch(fd: int, shared: mmap.mmap) -> None:
     os.closerange(fd + 1, 65536)
     while os.read(fd, 4096):  # nobody writes: this returns at end-of-file
         pass
-    pgid = int.from_bytes(shared[:8], sys.byteorder)
-    if not pgid:
-        return
-    _kill(pgid, signal.SIGTERM)
+    groups = [
+        pgid
+        for cell in range(CELLS)
+        if (pgid := int.from_bytes(shared[cell * _CELL : (cell + 1) * _CELL], sys.byteorder))
+    ]
+    for pgid in groups:
+        _kill(pgid, signal.SIGTERM)
     deadline = time.monotonic() + KILL_GRACE
-    while _alive(pgid) and time.monotonic() < deadline:
+    while any(_alive(pgid) for pgid in groups) and time.monotonic() < deadline:
         time.sleep(0.05)
-    if _alive(pgid):
-        _kill(pgid, signal.SIGKILL)
+    for pgid in groups:
+        if _alive(pgid):
+            _kill(pgid, signal.SIGKILL)
 
 
 def _kill(pgid: int, signum: int) -> None:

@@ -193,6 +193,8 @@ class QueueStore(ABC):
             if s.then_put:
                 self.put(s.to or queue, s.then_put)
             applied.append(True)
+        if not lease:
+            return applied, []
         return applied, self.lease_many(
             queue, lease, lease_timeout=lease_timeout, leased_by=leased_by
         )

@@ -101,6 +101,7 @@ class RunSummary:
     dead: int = 0
     lost: int = 0  # leases lost while handling (another worker has those messages)
     interrupted: bool = False  # a second signal stopped running handlers
+    abandoned: int = 0  # handlers still running after it (Python code cannot be stopped)
     released_ids: list[str] = field(default_factory=list)  # given back by the second signal
 
     @property
@@ -389,9 +390,18 @@ class Worker:
         self.heartbeat.close()
 
 
+class _ColdStop(BaseException):
+    """A second signal while a handler runs in the main thread: raised into it."""
+
+
 class _Slots:
     """Where handlers run: ``n`` threads for a function, one event loop (in a thread of
-    its own) for a coroutine function. Finished work goes to ``done``."""
+    its own) for a coroutine function. Finished work goes to ``done``.
+
+    One function at a time (concurrency 1) runs in the thread that called ``run()``, as
+    in a program of its own: it may install signal handlers or use thread-local state,
+    and a second signal interrupts it. A handler that can be cancelled (``queue exec``'s,
+    which has ``cancel``) still gets a thread, so that settling overlaps its run."""
 
     def __init__(self, worker: Worker, n: int, done: stdlib_queue.SimpleQueue[Any]) -> None:
         self.worker, self.n, self.done = worker, n, done
@@ -401,13 +411,30 @@ class _Slots:
         self._threads: list[threading.Thread] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: dict[str, Any] = {}  # message id -> concurrent future (async)
+        handler = worker.handler
+        self.inline = n == 1 and not worker.is_async and not hasattr(handler, "cancel")
+        self.inline_running = False
 
     def submit(self, message: QueueMessage, record: AttemptRecord) -> None:
         if self.worker.is_async:
             self._submit_async(message, record)
             return
+        if self.inline:
+            self.inline_running = True
+            try:
+                finished = self.worker.execute(message, record)
+            except _ColdStop:
+                raise
+            except BaseException as exc:  # the attempt store failed, or an exit
+                finished = Finished(message, None, error=exc)
+            finally:
+                self.inline_running = False
+            self.done.put(finished)
+            return
         if len(self._threads) < self.n:
-            thread = threading.Thread(target=self._serve, name="localqueue-slot", daemon=True)
+            # Not a daemon: threads a handler starts inherit that, and a program waits
+            # for its threads (a handler's late writes are not cut off at exit).
+            thread = threading.Thread(target=self._serve, name="localqueue-slot")
             self._threads.append(thread)
             start_quietly(thread)
         self._inbox.put((message, record))
@@ -499,7 +526,10 @@ class _Loop:
         # finished ones are settled (their commit overlaps the jobs); where it does not
         # (durability "normal"), one commit for both is faster: on two cores the jobs
         # and the worker share the CPU (measured: queue exec -- true, 0.82 ms a job).
-        self.overlap = getattr(self.queue.store, "durability", None) != "normal"
+        # (A handler running in the main thread leaves nothing to overlap.)
+        self.overlap = (
+            getattr(self.queue.store, "durability", None) != "normal" and not self.slots.inline
+        )
         self._previous: dict[int, Any] = {}
 
     # signals: the handler only counts (and wakes the loop)
@@ -507,6 +537,9 @@ class _Loop:
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         self.worker.signals += 1
         self.done.put(None)
+        if self.worker.signals >= 2 and self.slots.inline_running:
+            self.slots.inline_running = False
+            raise _ColdStop
 
     def _install(self) -> None:
         if threading.current_thread() is not threading.main_thread():
@@ -543,12 +576,16 @@ class _Loop:
                     break
                 if worker.signals and not warned:
                     warned = True
-                    if self.running:
+                    if self.running and not self.slots.inline:  # (inline: it is done)
                         worker.log(
                             f"finishing {len(self.running)} running job(s);"
                             " press Ctrl-C again to stop them"
                         )
-                leased = self._cycle(finished)
+                try:
+                    leased = self._cycle(finished)
+                except _ColdStop:  # raised into a handler running in this thread
+                    self._cold_stop([])
+                    break
                 if not self.running:
                     if self.draining or not self.want():
                         break
@@ -566,12 +603,19 @@ class _Loop:
 
     def _cycle(self, finished: list[Finished]) -> list[QueueMessage]:
         """Settle ``finished`` and start new jobs in their place; returns what it leased."""
+        for item in finished:
+            self.running.pop(item.message.id, None)  # their slots are free
         want = self.want()
         try:
             if self.overlap and finished and want:
-                leased = self._lease(want)
+                leased = self._lease_if_free(want)
                 self._start(leased)
                 self._settle(finished)
+                released = any(i.outcome and i.outcome.status == "released" for i in finished)
+                if released and len(leased) < want:  # due again at once, maybe
+                    more = self._lease_if_free(want - len(leased))
+                    self._start(more)
+                    leased += more
                 return leased
             leased = self._settle(finished, want) if finished else self._lease(want)
         except StoreReplacedError:
@@ -584,6 +628,16 @@ class _Loop:
         self.store_failures = 0
         self._start(leased)
         return leased
+
+    def _lease_if_free(self, n: int) -> list[QueueMessage]:
+        """Lease before settling: a busy store leases nothing then (the settle that
+        follows keeps trying on its own, and new work can wait)."""
+        try:
+            return self._lease(n)
+        except StoreReplacedError:
+            raise
+        except (StoreLockedError, StoreError):
+            return []
 
     def _lease(self, n: int) -> list[QueueMessage]:
         return self.queue.get_messages(n, leased_by=self.worker.config.worker_id) if n else []
@@ -717,7 +771,7 @@ class _Loop:
         held = list(self.running.values())
         for message in held:
             self.slots.cancel(message, False)
-        stopped = 0
+        stopped = len(held) if self.slots.inline else 0  # interrupted already
         deadline = time.monotonic() + COLD_GRACE
         forced = False
         while stopped < len(held):
@@ -733,6 +787,7 @@ class _Loop:
             with contextlib.suppress(stdlib_queue.Empty):
                 if self.done.get(timeout=left) is not None:
                     stopped += 1
+        self.summary.abandoned = len(held) - stopped
         if not held:
             return
         for message in held:

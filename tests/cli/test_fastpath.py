@@ -49,17 +49,6 @@ CASES = [
     ("ack", ["q", "1-abc", "--lease-token", "t"]),
     ("release", ["q", "1-abc", "--delay", "5", "--lease-token=t"]),
     ("wait", ["q", "--timeout", "0.5"]),
-    ("exec", ["q", "--", "true"]),
-    ("exec", ["q", "--max-jobs", "5", "--", "curl", "-d", "@-", "--max-tries", "9"]),
-    ("exec", ["q", "sh", "--timeout=2.5", "--forever", "--no-dead-letter", "--", "-c", "x"]),
-    ("exec", ["--backoff", "exponential", "--release-delay", "1", "--max-delay", "8", "q", "t"]),
-    (
-        "exec",
-        ["q", "--block", "--worker-id", "w", "--idle-sleep", "3", "--lease-timeout", "9", "t"],
-    ),
-    ("exec", ["q", "--retry-store-path", "r.db", "--store-path=s.db", "--durability", "full", "t"]),
-    ("process", ["q", "jobs:handle", "--max-jobs", "1", "--max-tries", "2", "--forever"]),
-    ("process", ["--retry-store-path", "r.db", "q", "jobs:handle", "--no-dead-letter"]),
 ]
 
 
@@ -82,31 +71,15 @@ def test_fast_commands_run_functions_take_the_parsed_names():
     import importlib
     import inspect
 
-    from localqueue.cli.worker import _STORE_SETTINGS, WorkerOptions
-
-    flags = set(inspect.signature(WorkerOptions).parameters) - {"dead_letter"}
-    flags |= {"no_dead_letter", *_STORE_SETTINGS}
     for spec in fastpath.FAST_COMMANDS.values():
         params = inspect.signature(importlib.import_module(spec.module).run).parameters
         names = set(spec.positionals) | {dest for dest, _ in spec.options.values()}
-        if any(p.kind is p.VAR_KEYWORD for p in params.values()):  # **flags: WorkerOptions
-            names -= flags
         assert names <= set(params), spec.module
 
 
-@pytest.mark.parametrize(
-    "args",
-    [
-        ["q"],  # no command
-        ["q", "--"],
-        ["q", "--max-jobs", "two", "--", "true"],
-        ["q", "--max-tries", "-1", "--", "true"],
-        ["q", "-v", "true"],  # a short option before --: Typer's to judge
-        ["q", "--help", "--", "true"],
-    ],
-)
-def test_unusual_exec_lines_go_to_typer(args):
-    assert fastpath.parse(fastpath.FAST_COMMANDS[("queue", "exec")], args) is None
+def test_the_long_running_workers_are_parsed_by_typer():
+    assert ("queue", "exec") not in fastpath.FAST_COMMANDS
+    assert ("queue", "process") not in fastpath.FAST_COMMANDS
 
 
 @pytest.mark.parametrize(

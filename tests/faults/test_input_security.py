@@ -152,7 +152,7 @@ def test_row20_values_and_argv_never_reach_a_shell(tmp_path: Path) -> None:
     show = "import sys; print(sys.argv[1:], sys.stdin.read()); sys.exit(3)"
     argv = (sys.executable, "-c", show, ";id", f"$(touch {pwn})", "|", "&&", "true")
     done = run(tmp_path, "queue", "exec", "q", "--max-tries", "1", *store, *retries, "--", *argv)
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == 5, done.stderr  # the job exited 3: dead-lettered
     error = json.loads(done.stdout)["error"]
     assert error["stdout"].startswith(str([";id", f"$(touch {pwn})", "|", "&&", "true"]))
     assert f"$(touch {pwn})" in error["stdout"]

@@ -44,8 +44,8 @@ def run(env: dict[str, str], *args: str, stdin: str = "") -> subprocess.Complete
     )
 
 
-def lines(result: subprocess.CompletedProcess[str]) -> list[Any]:
-    assert result.returncode == 0, result.stderr
+def lines(result: subprocess.CompletedProcess[str], code: int = 0) -> list[Any]:
+    assert result.returncode == code, result.stderr
     return [json.loads(line) for line in result.stdout.splitlines()]
 
 
@@ -88,10 +88,11 @@ def test_exec_keeps_its_retry_budget_in_postgres_too(store_url: str, env: dict[s
     handled = lines(
         run(
             env,
-            *("queue", "exec", "jobs", "--max-tries", "2"),
+            *("queue", "exec", "jobs", "--max-tries", "2", "--release-delay", "0"),
             *("--store-path", store_url, "--retry-store-path", store_url),
             *("--", sys.executable, "-c", "raise SystemExit(3)"),
-        )
+        ),
+        code=5,
     )
     assert [h["status"] for h in handled] == ["released", "dead"]
     (dead,) = lines(run(env, "queue", "dead", "jobs", "--store-path", store_url))

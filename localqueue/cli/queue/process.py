@@ -2,7 +2,6 @@
 
 import contextlib
 import importlib
-import inspect
 import os
 import sys
 from collections.abc import Callable
@@ -13,17 +12,21 @@ from localqueue.cli.exit_codes import UsageError
 if TYPE_CHECKING:
     import typer
 
-    from localqueue.message import QueueMessage
+    from localqueue.cli.worker import WorkerFlags
 
 HELP = """Handle messages with a Python function: HANDLER is module:function (importable
-from the current directory, like `python -m`), called with the message value. Returning
-acks the message; raising releases it for another attempt (after the retry wait) until
---max-tries attempts are spent, then dead-letters it. What the handler prints goes to
-stderr: stdout carries one JSON line per handled message:
-{"id", "queue", "status": "acked"|"released"|"dead", "attempts", "error"}.
+from the current directory, like `python -m`), called with the message value; an async
+def function runs on an event loop. Returning acks the message; raising releases it for
+another attempt (after the retry wait) until --max-tries attempts are spent, then
+dead-letters it. -j N runs up to N calls at once (threads; tasks on one event loop for
+an async function). What the handler prints goes to stderr: stdout carries one JSON line
+per handled message: {"id", "queue", "status": "acked"|"released"|"dead", "attempts",
+"error"}.
 
-Without --forever or --block, handles what is ready and exits 0 (cron mode). SIGINT or
-SIGTERM: finish the current message, then exit 0; a second one releases it and exits 130."""
+Without --forever or --block, handles what is ready and exits (cron mode): 0 when every
+message was acked, 5 when one was dead-lettered, 6 when some were released for a later
+attempt. SIGINT or SIGTERM: start nothing more, let the running calls finish, exit 0; a
+second one releases their messages without spending an attempt and exits 130."""
 
 
 def load_handler(spec: str) -> Callable[[Any], Any]:
@@ -49,38 +52,25 @@ def load_handler(spec: str) -> Callable[[Any], Any]:
     return function
 
 
-def make_handler(function: Callable[[Any], Any]) -> "Callable[[QueueMessage], Any]":
-    from localqueue.codec import error_to_dict
+def run(name: str, handler: str, flags: "WorkerFlags") -> None:
+    """The behaviour of ``queue process``: what the handler prints goes to stderr, so
+    that stdout carries only the worker's JSON lines."""
+    from localqueue.cli.worker import serve
+    from localqueue.codec import validate_queue_name
 
-    def handle(message: "QueueMessage") -> dict[str, Any] | None:
-        # stdout carries the worker's JSON lines only: a handler's print() goes to stderr.
-        try:
-            with contextlib.redirect_stdout(sys.stderr):
-                result = function(message.value)
-                if inspect.iscoroutine(result):
-                    import asyncio
-
-                    asyncio.run(result)
-        except Exception as exc:
-            return error_to_dict(exc)
-        return None
-
-    return handle
-
-
-def run(name: str, handler: str, **flags: Any) -> None:
-    """The behaviour of ``queue process``; ``flags`` are the worker's options by their
-    flag names (no Typer here: the fast path calls it directly)."""
-    from localqueue.cli.worker import prepare, serve
-
-    options, stores = prepare(name, flags)
-    serve(name, make_handler(load_handler(handler)), options, **stores)
+    validate_queue_name(name)
+    flags.check()
+    function = load_handler(handler)
+    stdout = sys.stdout
+    with contextlib.redirect_stdout(sys.stderr):
+        serve(name, function, flags, stdout=stdout)
 
 
 def register(group: "typer.Typer") -> None:
     import typer
 
     from localqueue.cli import options as o
+    from localqueue.cli.worker import WorkerFlags
 
     @group.command("process", help=HELP)
     def process(
@@ -88,25 +78,27 @@ def register(group: "typer.Typer") -> None:
         handler: Annotated[
             str, typer.Argument(metavar="HANDLER", help="Python handler as module:function.")
         ],
+        concurrency: o.Concurrency = 1,
         max_jobs: o.MaxJobs = None,
         forever: o.Forever = False,
         block: o.Block = False,
         worker_id: o.WorkerId = None,
         max_tries: o.MaxTries = 3,
-        backoff: o.Backoff = "fixed",
-        release_delay: o.ReleaseDelay = 0.0,
+        backoff: o.Backoff = "exponential",
+        release_delay: o.ReleaseDelay = 1.0,
         max_delay: o.MaxDelay = 300.0,
         no_dead_letter: o.NoDeadLetter = False,
-        idle_sleep: o.IdleSleep = 1.0,
+        idle_sleep: o.IdleSleep = None,
         lease_timeout: o.LeaseTimeout = None,
         store_path: o.StorePath = None,
         retry_store_path: o.RetryStorePath = None,
         durability: o.Durability = None,
     ) -> None:
-        run(
-            name, handler, max_jobs=max_jobs, forever=forever, block=block,
+        flags = WorkerFlags(
+            concurrency=concurrency, max_jobs=max_jobs, forever=forever, block=block,
             worker_id=worker_id, max_tries=max_tries, backoff=backoff,
             release_delay=release_delay, max_delay=max_delay, no_dead_letter=no_dead_letter,
             idle_sleep=idle_sleep, lease_timeout=lease_timeout, store_path=store_path,
             retry_store_path=retry_store_path, durability=durability,
         )  # fmt: skip
+        run(name, handler, flags)

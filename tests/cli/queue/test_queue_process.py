@@ -43,10 +43,17 @@ def test_drains_what_is_ready_and_exits_0(cli):
 
 
 def test_empty_queue_is_not_an_error_and_a_drain_does_not_idle(cli):
-    # --idle-sleep applies to --forever only: a drain that slept it would hit the timeout.
-    result = cli("queue", "process", "q", "tests_handlers:ok", "--idle-sleep", "600", timeout=60)
+    result = cli("queue", "process", "q", "tests_handlers:ok", timeout=60)
     assert result.returncode == 0
     assert result.stdout == ""
+
+
+def test_idle_sleep_without_forever_is_a_usage_error(cli):
+    # --idle-sleep applies to --forever alone: anywhere else it would be silently ignored.
+    for extra in ([], ["--block"], ["--forever", "--block"]):
+        result = cli("queue", "process", "q", "tests_handlers:ok", "--idle-sleep", "5", *extra)
+        assert result.returncode == 2
+        assert "--idle-sleep needs --forever" in result.stderr
 
 
 def test_max_jobs_stops_after_n(cli):
@@ -71,7 +78,10 @@ def test_a_drain_leaves_no_lease_and_no_attempt_record_behind(cli):
 
 def test_failures_release_until_max_tries_then_dead_letter_with_the_handlers_error(cli):
     [added] = cli.add("q", 7)
-    lines = cli.json("queue", "process", "q", "tests_handlers:fail", "--max-tries", "3")
+    lines = cli.json(
+        "queue", "process", "q", "tests_handlers:fail", "--max-tries", "3",
+        "--release-delay", "0", code=5,
+    )  # fmt: skip
     assert [line["status"] for line in lines] == ["released", "released", "dead"]
     assert [line["attempts"] for line in lines] == [1, 2, 3]
     assert lines[-1]["error"] == {
@@ -102,21 +112,55 @@ def test_exponential_backoff_doubles_the_release_delay(cli):
     )  # fmt: skip
     assert [line["status"] for line in lines] == ["released", "released"]
     [message] = cli.json("queue", "inspect", "q", added)
-    assert message["available_at"] - message["failed_at"] == pytest.approx(0.2, abs=0.01)
+    # 0.1 doubled once, plus jitter of up to the release delay itself (never less)
+    assert 0.2 - 0.01 <= message["available_at"] - message["failed_at"] <= 0.3 + 0.01
 
 
-def test_retry_delay_fixed_and_exponential_with_a_cap():
-    from localqueue.cli.worker import WorkerOptions
+def _waits(flags, attempts):
+    import tenacity
 
-    fixed = WorkerOptions(release_delay=5)
-    assert [fixed.retry_delay(n) for n in (1, 2, 3)] == [5, 5, 5]
-    exponential = WorkerOptions(backoff="exponential", release_delay=1, max_delay=6)
-    assert [exponential.retry_delay(n) for n in (1, 2, 3, 4, 5)] == [1, 2, 4, 6, 6]
+    strategy = flags.wait()
+    waits = []
+    for attempt in attempts:
+        state = tenacity.RetryCallState(tenacity.Retrying(), None, (), {})
+        state.attempt_number = attempt
+        waits.append(strategy(state))
+    return waits
+
+
+def test_retry_waits_are_tenacity_strategies_fixed_or_doubling_with_a_cap():
+    from localqueue.cli.worker import WorkerFlags
+
+    assert _waits(WorkerFlags(backoff="fixed", release_delay=5), (1, 2, 3)) == [5, 5, 5]
+    exponential = WorkerFlags(backoff="exponential", release_delay=1, max_delay=6)
+    for _ in range(20):  # jitter only adds, up to a second
+        waits = _waits(exponential, (1, 2, 3, 4, 5))
+        for wait, floor in zip(waits, [1, 2, 4, 6, 6], strict=True):
+            assert floor <= wait <= floor + 1
+
+
+def test_default_retry_wait_starts_at_a_second_and_doubles_to_five_minutes():
+    from localqueue.cli.worker import WorkerFlags
+
+    for _ in range(20):
+        waits = _waits(WorkerFlags(), (1, 2, 3, 9, 10, 30))
+        for wait, floor in zip(waits, [1, 2, 4, 256, 300, 300], strict=True):
+            assert floor <= wait <= floor + 1
+    assert _waits(WorkerFlags(release_delay=0), (1, 2, 5)) == [0, 0, 0]
+
+
+def test_a_failed_message_waits_a_second_by_default(cli):
+    [added] = cli.add("q", 1)
+    [line] = cli.json("queue", "process", "q", "tests_handlers:fail", code=6)
+    assert line["status"] == "released"
+    [message] = cli.json("queue", "inspect", "q", added)
+    assert message["state"] == "delayed"
+    assert 1.0 - 0.01 <= message["available_at"] - message["failed_at"] <= 2.0 + 0.01
 
 
 def test_flaky_handler_is_acked_on_the_second_attempt(cli, tmp_path):
     cli.add("q", {"marker": str(tmp_path / "marker")})
-    lines = cli.json("queue", "process", "q", "tests_handlers:flaky")
+    lines = cli.json("queue", "process", "q", "tests_handlers:flaky", "--release-delay", "0")
     assert [line["status"] for line in lines] == ["released", "acked"]
     assert lines[0]["error"]["type"] == "ConnectionError"
 
@@ -124,15 +168,17 @@ def test_flaky_handler_is_acked_on_the_second_attempt(cli, tmp_path):
 def test_no_dead_letter_releases_when_the_budget_is_spent_and_the_drain_ends(cli):
     cli.add("q", 1)
     lines = cli.json(
-        "queue", "process", "q", "tests_handlers:fail", "--max-tries", "2", "--no-dead-letter"
-    )
+        "queue", "process", "q", "tests_handlers:fail", "--max-tries", "2", "--no-dead-letter",
+        "--release-delay", "0",
+    )  # fmt: skip
     assert [line["status"] for line in lines] == ["released", "released"]
     assert cli.stats("q")["ready"] == 1
     assert cli.stats("q")["dead"] == 0
     # ...with a fresh budget: the next run tries it max-tries times again.
     again = cli.json(
-        "queue", "process", "q", "tests_handlers:fail", "--max-tries", "2", "--no-dead-letter"
-    )
+        "queue", "process", "q", "tests_handlers:fail", "--max-tries", "2", "--no-dead-letter",
+        "--release-delay", "0",
+    )  # fmt: skip
     assert len(again) == 2
 
 
