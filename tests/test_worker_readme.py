@@ -102,3 +102,25 @@ def test_persistent_retry_snippet(tmp_path: Path) -> None:
     record = store.get("42")
     assert record is not None and record.exhausted and record.attempts == 3
     store.close()
+
+
+def test_worker_engine_snippet(tmp_path: Path) -> None:
+    PersistentQueue = __import__("localqueue").PersistentQueue
+    PersistentQueue("emails", store_path="./localqueue_queue.sqlite3").put_many(
+        [{"to": f"user{i}@example.com"} for i in range(20)]
+    )
+    # --- README "One engine runs every worker", as written -----------------------------
+    from localqueue import PersistentQueue, Worker
+
+    def send(job: dict[str, str]) -> None:
+        send_email(job["to"])
+
+    queue = PersistentQueue("emails", store_path="./localqueue_queue.sqlite3")
+    summary = Worker(queue, send, concurrency=8, max_tries=5).run()  # drain what is ready
+    print(summary.acked, summary.released, summary.dead)  # run(block=True) waits
+    # --- end of snippet ----------------------------------------------------------------
+
+    assert (summary.acked, summary.released, summary.dead) == (20, 0, 0)
+    assert sorted(sent) == sorted(f"user{i}@example.com" for i in range(20))
+    assert queue.stats().total == 0
+    queue.close()
