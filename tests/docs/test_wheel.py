@@ -197,3 +197,16 @@ def test_man_without_man_prints_the_roff_source(venv, user, tmp_path):
     missing = run([str(venv / "bin/localqueue"), "man", "queue", "frobnicate"], env)
     assert missing.returncode == 2
     assert "no manual page for 'localqueue queue frobnicate'" in missing.stderr
+
+
+def test_the_shell_defaults_to_the_one_shell_names(user, tmp_path):
+    installed = run(["localqueue", "completion", "--install"], dict(user, SHELL="/usr/bin/fish"))
+    assert installed.returncode == 0, installed.stderr
+    assert (tmp_path / "home/.config/fish/completions/localqueue.fish").exists()
+    printed = run(["localqueue", "completion"], dict(user, SHELL="/bin/zsh"))
+    assert printed.stdout == (REPO / "completions/_localqueue").read_text()
+    unknown = run(["localqueue", "completion"], dict(user, SHELL="/bin/tcsh"))
+    assert unknown.returncode == 2 and unknown.stdout == ""
+    assert "name the shell: bash, zsh or fish ($SHELL is tcsh)" in unknown.stderr
+    wrong = run(["localqueue", "completion", "powershell"], user)
+    assert wrong.returncode == 2 and "SHELL must be bash, zsh or fish" in wrong.stderr
