@@ -102,11 +102,6 @@ class AttemptStore(ABC):
     def clear(self, key: str) -> None:
         """Forget ``key`` (after a success, or to reset its budget). No error when absent."""
 
-    def clear_and_record(self, cleared: str, key: str, now: float) -> AttemptRecord:
-        """:meth:`clear` ``cleared``, then :meth:`record_attempt` for ``key``, in one
-        commit where the store can."""
-        return self.record_attempts([key], now, clear=[cleared])[0]
-
     def record_attempts(
         self, keys: Sequence[str], now: float, *, clear: Sequence[str] = ()
     ) -> list[AttemptRecord]:

@@ -16,6 +16,7 @@ from localqueue.stores._sqlite_file import SQLiteFile
 
 TYPE_CHECKING = False  # typing and pathlib cost the CLI workers' start-up time
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from pathlib import Path
     from typing import Any, Literal
 
@@ -111,15 +112,23 @@ class SQLiteAttemptStore(AttemptStore):
             row = conn.execute(_RECORD_ATTEMPT, {"key": key, "now": now}).fetchone()
         return _record(row)
 
-    def clear_and_record(self, cleared: str, key: str, now: float) -> AttemptRecord:
+    def record_attempts(
+        self, keys: Sequence[str], now: float, *, clear: Sequence[str] = ()
+    ) -> list[AttemptRecord]:
+        """One commit for all of them (a worker counting the attempts of the jobs it
+        starts together)."""
+        records: list[AttemptRecord] = []
         with (
             self._file.session as conn,
             self._file.relaxed(conn),
             self._file.transaction(conn),
         ):
-            conn.execute(_CLEAR, (cleared,))
-            row = conn.execute(_RECORD_ATTEMPT, {"key": key, "now": now}).fetchone()
-        return _record(row)
+            for cleared in clear:
+                conn.execute(_CLEAR, (cleared,))
+            for key in keys:
+                row = conn.execute(_RECORD_ATTEMPT, {"key": key, "now": now}).fetchone()
+                records.append(_record(row))
+        return records
 
     def record_failure(self, key: str, error: bytes | None, *, exhausted: bool) -> None:
         params = {"key": key, "error": error, "exhausted": int(exhausted)}

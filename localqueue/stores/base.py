@@ -137,27 +137,6 @@ class QueueStore(ABC):
         lease cleared. With ``error``, ``last_error`` is set to it and ``failed_at`` to
         now. Fencing and errors as :meth:`ack`."""
 
-    def ack_and_lease(
-        self,
-        queue: str,
-        message_id: str,
-        lease_token: str | None,
-        *,
-        lease_timeout: float,
-        leased_by: str | None,
-    ) -> Row | None:
-        """:meth:`ack` one message, then :meth:`lease` the next, in one commit: a worker
-        loop's step. Raises as :meth:`ack` does, leasing nothing then."""
-        from localqueue.outcome import Settlement
-
-        settlement = Settlement(message_id, lease_token, "acked")
-        applied, leased = self.settle_many(
-            queue, [settlement], lease=1, lease_timeout=lease_timeout, leased_by=leased_by
-        )
-        if not applied[0]:
-            self.raise_not_held(queue, message_id, lease_token)
-        return leased[0] if leased else None
-
     def settle_many(
         self,
         queue: str,

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from pathlib import Path
     from typing import Any, Literal
 
+    from localqueue.outcome import Settlement
     from localqueue.stores.base import Row
 
 __all__ = ["SQLiteQueueStore"]
@@ -305,18 +306,31 @@ class SQLiteQueueStore(QueueStore):
                         (pending,) = conn.execute(_PENDING, (queue,)).fetchone()
                         if pending + count > maxsize:
                             raise errors.Full
-                    constants = (nonce, queue, available, now)
-                    done = 0
-                    for size in _chunks(count):
-                        chunk = values[done : done + size]
-                        conn.execute(_insert_many(size), (*constants, *chunk))
-                        done += size
-                    # rowids are max(rowid) + 1 each, and we hold the write lock: consecutive
-                    (last,) = conn.execute("SELECT last_insert_rowid()").fetchone()
+                    last = self._insert(conn, nonce, queue, values, now, available)
         first = last - count + 1
         suffix = f"-{nonce:012x}"
         head = ("delayed" if delay > 0 else "ready", 0, now, available, *_NEW)
         return [(f"{first + i}{suffix}", queue, value, *head) for i, value in enumerate(values)]
+
+    @staticmethod
+    def _insert(
+        conn: sqlite3.Connection,
+        nonce: int,
+        queue: str,
+        values: Sequence[bytes],
+        now: float,
+        available: float,
+    ) -> int:
+        """Insert ``values`` (inside a transaction); returns the last one's rowid."""
+        constants = (nonce, queue, available, now)
+        done = 0
+        for size in _chunks(len(values)):
+            chunk = values[done : done + size]
+            conn.execute(_insert_many(size), (*constants, *chunk))
+            done += size
+        # rowids are max(rowid) + 1 each, and we hold the write lock: consecutive
+        (last,) = conn.execute("SELECT last_insert_rowid()").fetchone()
+        return int(last)
 
     def lease(self, queue: str, *, lease_timeout: float, leased_by: str | None) -> Row | None:
         with self._file.session as conn:
@@ -379,30 +393,99 @@ class SQLiteQueueStore(QueueStore):
                     return
             raise self._lease_lost(conn, queue, message_id, key, lease_token)
 
-    def ack_and_lease(
+    def settle_many(
         self,
         queue: str,
-        message_id: str,
-        lease_token: str | None,
+        settlements: Sequence[Settlement],
         *,
-        lease_timeout: float,
-        leased_by: str | None,
-    ) -> Row | None:
-        """Both in one commit (fsync'd at ``full``, as the ack needs): a worker loop pays
-        one commit per message for them instead of two."""
-        key = self._key(queue, message_id)
+        lease: int = 0,
+        lease_timeout: float = 30.0,
+        leased_by: str | None = None,
+    ) -> tuple[list[bool], list[Row]]:
+        """One transaction, fsync'd at ``full`` as an ack needs: a worker pays one commit
+        for every message it settles and leases at once."""
+        if not settlements:
+            return [], self.lease_many(
+                queue, lease, lease_timeout=lease_timeout, leased_by=leased_by
+            )
+        applied: list[bool] = []
+        leased: list[Row] = []
         with self._file.session as conn:
-            if key is not None:
-                key["token"] = lease_token
-                now = self.clock()
-                params = self._lease_params(conn, queue, now, lease_timeout, leased_by)
-                with self._file.transaction(conn, "ack"):
-                    acked = conn.execute(_ACK, key).rowcount == 1
-                    found = conn.execute(_LEASE, params).fetchone() if acked else None
-                self._found_none = found is None
-                if acked:
-                    return None if found is None else self._row(found, now)
-            raise self._lease_lost(conn, queue, message_id, key, lease_token)
+            now = self.clock()
+            params = self._lease_params(conn, queue, now, lease_timeout, leased_by)
+            with self._file.transaction(conn, "settle"):
+                for settlement in settlements:
+                    done = self._settle_one(conn, queue, settlement, now)
+                    if done and settlement.then_put:
+                        self._insert(
+                            conn, _nonce(), settlement.to or queue, settlement.then_put, now, now
+                        )
+                    applied.append(done)
+                leased = self._lease_in(conn, params, lease, now)
+        return applied, leased
+
+    def _settle_one(
+        self, conn: sqlite3.Connection, queue: str, settlement: Settlement, now: float
+    ) -> bool:
+        key = self._key(queue, settlement.message_id)
+        if key is None:
+            return False
+        params: dict[str, Any] = {**key, "token": settlement.lease_token, "now": now}
+        if settlement.action == "acked":
+            return bool(conn.execute(_ACK, params).rowcount == 1)
+        params["error"] = settlement.error
+        if settlement.action == "released":
+            params["available"] = now + settlement.delay
+            return conn.execute(_RELEASE, params).fetchone() is not None
+        if settlement.action == "dead":
+            return conn.execute(_DEAD_LETTER, params).fetchone() is not None
+        raise ValueError(f"unknown settle action {settlement.action!r}")
+
+    def _lease_in(
+        self, conn: sqlite3.Connection, params: dict[str, Any], n: int, now: float
+    ) -> list[Row]:
+        """Lease up to ``n`` messages inside the caller's transaction."""
+        rows: list[Row] = []
+        while len(rows) < n:
+            params["token"] = os.urandom(16).hex()
+            found = conn.execute(_LEASE, params).fetchone()
+            if found is None:
+                break
+            rows.append(self._row(found, now))
+        self._found_none = len(rows) < n
+        return rows
+
+    def lease_many(
+        self, queue: str, n: int, *, lease_timeout: float, leased_by: str | None
+    ) -> list[Row]:
+        if n <= 0:
+            return []
+        with self._file.session as conn:
+            now = self.clock()
+            params = self._lease_params(conn, queue, now, lease_timeout, leased_by)
+            if self._found_none and conn.execute(_PEEK, params).fetchone() is None:
+                return []  # still nothing, seen without taking the write lock
+            # Leases need not reach the disk before the handlers run (see lease).
+            with self._file.relaxed(conn), self._file.transaction(conn, "lease"):
+                return self._lease_in(conn, params, n, now)
+
+    def extend_leases(
+        self, queue: str, leases: Sequence[tuple[str, str | None]], seconds: float
+    ) -> list[float | None]:
+        expires: list[float | None] = []
+        with self._file.session as conn:
+            now = self.clock()
+            # A heartbeat: lost in a power cut, a lease just ends sooner (see relaxed).
+            with self._file.relaxed(conn), self._file.transaction(conn, "extend"):
+                for message_id, token in leases:
+                    key = self._key(queue, message_id)
+                    found = None
+                    if key is not None:
+                        params = {**key, "token": token, "now": now}
+                        params.update(expires=now + seconds, timeout=seconds)
+                        found = conn.execute(_EXTEND, params).fetchone()
+                    expires.append(None if found is None else self._row(found, now)[8])
+        return expires
 
     def release(
         self,

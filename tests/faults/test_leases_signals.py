@@ -143,9 +143,7 @@ def test_row16_sigkill_of_the_worker_leaves_no_orphaned_job(tmp_path: Path) -> N
     os.mkfifo(go)
     # (sleep 0.2: the worker records the job's group just after the spawn returns; a kill
     # within those microseconds is the one window cli/reaper.py leaves open)
-    script = (
-        f"sleep 60 & echo $! > {grandchild}; sleep 0.2; echo $$ > {ready}; read line < {go}"
-    )
+    script = f"sleep 60 & echo $! > {grandchild}; sleep 0.2; echo $$ > {ready}; read line < {go}"
     worker = popen(tmp_path, "queue", "exec", "q", *_stores(tmp_path), "--", "sh", "-c", script)
     job = int(read_fifo(ready))
     sleeper = int(grandchild.read_text())

@@ -83,16 +83,30 @@ def test_clear_forgets_the_key_and_restarts_the_count(attempt_store: AttemptStor
     assert fresh == AttemptRecord("k", 1, NOW + 7, NOW + 7, False, None)
 
 
-def test_clear_and_record_forgets_one_key_and_counts_another(
+def test_record_attempts_forgets_some_keys_and_counts_others_at_once(
     attempt_store: AttemptStore,
 ) -> None:
     attempt_store.record_attempt("done", NOW)
     attempt_store.record_attempt("next", NOW)
-    record = attempt_store.clear_and_record("done", "next", NOW + 1)
-    assert record == AttemptRecord("next", 2, NOW, NOW + 1, False, None)
+    records = attempt_store.record_attempts(["next", "new"], NOW + 1, clear=["done", "absent"])
+    assert records == [
+        AttemptRecord("next", 2, NOW, NOW + 1, False, None),
+        AttemptRecord("new", 1, NOW + 1, NOW + 1, False, None),
+    ]
     assert attempt_store.get("done") is None
-    fresh = attempt_store.clear_and_record("absent", "new", NOW + 2)
-    assert fresh == AttemptRecord("new", 1, NOW + 2, NOW + 2, False, None)
+    assert attempt_store.record_attempts([], NOW + 2, clear=["next"]) == []
+    assert attempt_store.get("next") is None
+
+
+def test_uncount_attempt_gives_back_the_latest_attempt(attempt_store: AttemptStore) -> None:
+    attempt_store.record_attempt("k", NOW)
+    attempt_store.record_attempt("k", NOW + 1)
+    attempt_store.uncount_attempt("k")
+    record = attempt_store.get("k")
+    assert record is not None and (record.attempts, record.first_attempt_at) == (1, NOW)
+    attempt_store.uncount_attempt("k")
+    assert attempt_store.get("k") is None
+    attempt_store.uncount_attempt("absent")  # no error
 
 
 def test_odd_and_long_keys(attempt_store: AttemptStore) -> None:
