@@ -71,13 +71,17 @@ def _is_executable(path: str) -> bool:
 
 
 class _Tail:
-    """The last ``limit`` bytes of a stream, and how many bytes it had in total."""
+    """The last ``limit`` bytes of a stream, how many bytes it had in total, and, with
+    ``keep``, its first ``keep`` bytes whole (what the worker shows or parses)."""
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, keep: int = 0) -> None:
         self.limit, self.total, self.data = limit, 0, bytearray()
+        self.keep, self.kept = keep, bytearray()
 
     def add(self, chunk: bytes) -> None:
         self.total += len(chunk)
+        if len(self.kept) < self.keep:
+            self.kept += chunk[: self.keep - len(self.kept)]
         self.data += chunk
         if len(self.data) > 2 * self.limit:
             del self.data[: -self.limit]
@@ -87,9 +91,13 @@ class _Tail:
 
 
 class ChildResult:
-    """How a job ended, and the tails of its output."""
+    """How a job ended, the tails of its output, and (when asked for) the output itself:
+    ``output`` and ``errors`` hold the first ``keep`` bytes of stdout and stderr."""
 
-    __slots__ = ("exit_code", "stderr", "stderr_bytes", "stdout", "stdout_bytes", "timed_out")
+    __slots__ = (
+        "errors", "exit_code", "output", "stderr", "stderr_bytes", "stdout", "stdout_bytes",
+        "timed_out",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -99,10 +107,13 @@ class ChildResult:
         stderr: str,
         stdout_bytes: int,
         stderr_bytes: int,
+        output: bytes = b"",
+        errors: bytes = b"",
     ) -> None:
         self.exit_code, self.timed_out = exit_code, timed_out
         self.stdout, self.stderr = stdout, stderr
         self.stdout_bytes, self.stderr_bytes = stdout_bytes, stderr_bytes
+        self.output, self.errors = output, errors
 
     def __repr__(self) -> str:
         fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__)
@@ -266,11 +277,13 @@ def run_child(
     executable: str | None = None,
     watchdog: Watchdog | None = None,
     on_start: Callable[[Job | None], None] | None = None,
+    keep: int = 0,
 ) -> ChildResult:
     """Run ``argv`` (``executable``: its resolved path, else ``argv[0]`` is searched on
     PATH) with ``payload`` on stdin until it exits (or ``timeout``). ``watchdog`` kills
     the job if this process dies; ``on_start(job)`` is told of the running job (and of
-    None once it is over), for a caller that may have to stop it from another thread.
+    None once it is over), for a caller that may have to stop it from another thread;
+    ``keep``: how many bytes of stdout and of stderr to keep whole.
 
     Any BaseException raised meanwhile terminates the child's group before it
     propagates."""
@@ -285,7 +298,7 @@ def run_child(
             watchdog.track(job.pid)
         if on_start is not None:
             on_start(job)
-        return _communicate(job, fds, timeout)
+        return _communicate(job, fds, timeout, keep)
     except BaseException:
         if job is not None:
             terminate(job)
@@ -300,11 +313,11 @@ def run_child(
             os.close(fd)
 
 
-def _communicate(job: Job, fds: list[int], timeout: float | None) -> ChildResult:
+def _communicate(job: Job, fds: list[int], timeout: float | None, keep: int) -> ChildResult:
     """Drain stdout and stderr, wait for the exit. ``fds`` are the worker's ends."""
     deadline = None if timeout is None else time.monotonic() + timeout
     stdout_fd, stderr_fd = fds
-    tails = {stdout_fd: _Tail(CAPTURE_LIMIT), stderr_fd: _Tail(CAPTURE_LIMIT)}
+    tails = {stdout_fd: _Tail(CAPTURE_LIMIT, keep), stderr_fd: _Tail(CAPTURE_LIMIT, keep)}
     poller = select.poll()
     poller.register(stdout_fd, select.POLLIN)
     poller.register(stderr_fd, select.POLLIN)
@@ -345,4 +358,13 @@ def _communicate(job: Job, fds: list[int], timeout: float | None) -> ChildResult
         code = job.wait()
         code = 128 - code if code < 0 else code
     out, err = tails[stdout_fd], tails[stderr_fd]
-    return ChildResult(code, timed_out, out.text(), err.text(), out.total, err.total)
+    return ChildResult(
+        code,
+        timed_out,
+        out.text(),
+        err.text(),
+        out.total,
+        err.total,
+        bytes(out.kept),
+        bytes(err.kept),
+    )

@@ -23,6 +23,7 @@ __all__ = [
     "ReleaseDelay",
     "RetryStorePath",
     "StorePath",
+    "To",
     "WorkerId",
     "delay",
     "durability",
@@ -118,6 +119,16 @@ def interval() -> Any:
 
 # -- the worker options shared by `queue process` and `queue exec` ----------------------
 
+To = Annotated[
+    str | None,
+    typer.Option(
+        "--to",
+        metavar="QUEUE",
+        help="Put what a job hands on (each JSON line a command prints; a function's"
+        " return value) on QUEUE, in the same transaction as the ack.",
+        show_default=False,
+    ),
+]
 Concurrency = Annotated[
     int,
     typer.Option(

@@ -53,6 +53,7 @@ class WorkerFlags:
     store_path: str | None = None
     retry_store_path: str | None = None
     durability: str | None = None
+    to: str | None = None
 
     def check(self) -> None:
         """Usage errors, before anything is opened or leased."""
@@ -79,6 +80,10 @@ class WorkerFlags:
                     "--idle-sleep needs --forever (without --block): only such a worker"
                     " pauses between looks for work"
                 )
+        if self.to is not None:
+            from localqueue.codec import validate_queue_name
+
+            validate_queue_name(self.to)
         if self.lease_timeout is not None and not self.lease_timeout > 0:
             raise exit_codes.UsageError(f"--lease-timeout must be > 0, got {self.lease_timeout}")
 
@@ -105,6 +110,7 @@ class WorkerFlags:
             release_delay=self.release_delay,
             worker_id=self.worker_id,
             concurrency=self.concurrency,
+            to=self.to,
         )
 
 
@@ -164,10 +170,12 @@ def serve(
     *,
     takes_message: bool = False,
     stdout: TextIO | None = None,
+    show_output: bool = False,
 ) -> None:
     """Open the queue and the attempt store the settings name and run the engine with
-    ``handler``; outcome lines go to ``stdout`` (default: ``sys.stdout``). Raises
-    SystemExit with the exit code when it is not 0."""
+    ``handler``; outcome lines go to ``stdout`` (default: ``sys.stdout``), with the
+    handler's result as ``"output"`` when ``show_output``. Raises SystemExit with the
+    exit code when it is not 0."""
     from localqueue.cli.common import open_queue, settings
     from localqueue.retry.stores import open_attempt_store
     from localqueue.worker import Worker
@@ -183,17 +191,19 @@ def serve(
     draining = not (flags.forever or flags.block)
     progress = Progress(queue, draining and stderr_is_tty())
 
-    def on_outcome(message: QueueMessage, status: str, error: dict[str, Any] | None) -> None:
-        emit(
-            {
-                "id": message.id,
-                "queue": queue.name,
-                "status": status,
-                "attempts": message.attempts,
-                "error": error,
-            },
-            stdout,
-        )
+    def on_outcome(
+        message: QueueMessage, status: str, error: dict[str, Any] | None, result: Any
+    ) -> None:
+        line = {
+            "id": message.id,
+            "queue": queue.name,
+            "status": status,
+            "attempts": message.attempts,
+            "error": error,
+        }
+        if show_output:
+            line["output"] = result
+        emit(line, stdout)
         progress.tick()
 
     try:

@@ -119,8 +119,9 @@ class Worker:
     ``retry_in_process``: a failure that may be retried waits (holding the lease) and
     runs again in the same delivery, as the decorators do; otherwise (the default) the
     message is released for a later delivery after the wait, freeing its slot.
-    ``on_outcome(message, status, error)`` is told of every settled message in order
-    (``status`` "acked" / "released" / "dead"; ``error`` the ``last_error`` record);
+    ``on_outcome(message, status, error, result)`` is told of every settled message in
+    order (``status`` "acked" / "released" / "dead"; ``error`` the ``last_error``
+    record; ``result`` what the handler returned, None when it failed);
     ``log`` gets what a person should know (stop requests, busy stores, lost leases).
     """
 
@@ -132,7 +133,7 @@ class Worker:
         *,
         takes_message: bool = False,
         retry_in_process: bool = False,
-        on_outcome: Callable[[QueueMessage, str, dict[str, Any] | None], object] | None = None,
+        on_outcome: Callable[[QueueMessage, str, dict[str, Any] | None, Any], object] | None = None,
         log: Callable[[str], object] | None = None,
         **overrides: Any,
     ) -> None:
@@ -229,12 +230,25 @@ class Worker:
         outcome = Outcome(message, "released", self.config.release_delay, described)
         return Finished(message, outcome, error=error, spent=True)
 
-    def succeed(self, message: QueueMessage, result: Any) -> Finished:
-        then_put: list[Any] = []
-        to = self.config.to
-        if to is not None and result is not None:
-            then_put = list(result) if isinstance(result, list | tuple) else [result]
-        return Finished(message, Outcome(message, "acked", then_put=then_put, to=to), result)
+    def hand_on(self, result: Any) -> list[Any]:
+        """What a handler's result puts on ``config.to``: None nothing, a list or an
+        iterator each of its values, anything else one value. Checked here (a value that
+        is not JSON fails the attempt like an exception of the handler's)."""
+        if self.config.to is None or result is None:
+            return []
+        if isinstance(result, list | tuple) or inspect.isgenerator(result):
+            values = list(result)
+        else:
+            values = [result]
+        from localqueue.codec import encode_batch
+
+        encode_batch(values)
+        return values
+
+    def succeed(self, message: QueueMessage, result: Any, values: list[Any]) -> Finished:
+        """Ack, with ``values`` put on ``config.to`` in the same transaction."""
+        outcome = Outcome(message, "acked", then_put=values, to=self.config.to)
+        return Finished(message, outcome, result)
 
     def _call(self, message: QueueMessage, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         return self.handler(message if self.takes_message else message.value, *args, **kwargs)
@@ -254,6 +268,7 @@ class Worker:
                 return self.give_up(message, spent)
             try:
                 result = self._call(message, args, kwargs)
+                values = self.hand_on(result)
             except Exception as exc:
                 if self.heartbeat.is_lost(message):
                     return Finished(message, None, error=exc)
@@ -269,7 +284,7 @@ class Worker:
                 continue
             if self.heartbeat.is_lost(message):
                 return Finished(message, None, result)
-            return self.succeed(message, result)
+            return self.succeed(message, result, values)
 
     async def execute_async(
         self,
@@ -288,6 +303,7 @@ class Worker:
                 result = self._call(message, args, kwargs)
                 if inspect.isawaitable(result):
                     result = await result
+                values = self.hand_on(result)
             except Exception as exc:
                 if self.heartbeat.is_lost(message):
                     return Finished(message, None, error=exc)
@@ -304,7 +320,7 @@ class Worker:
                 continue
             if self.heartbeat.is_lost(message):
                 return Finished(message, None, result)
-            return self.succeed(message, result)
+            return self.succeed(message, result, values)
 
     def _lost_while_waiting(self, message: QueueMessage, seconds: float) -> bool:
         deadline = time.monotonic() + seconds
@@ -353,7 +369,7 @@ class Worker:
             if self.on_outcome is not None:
                 error = outcome.error
                 record = error if isinstance(error, dict) or error is None else _described(error)
-                self.on_outcome(item.message, outcome.status, record)
+                self.on_outcome(item.message, outcome.status, record, item.result)
         return applied, leased
 
     def _busy(self, message: QueueMessage) -> Callable[[float], None]:
@@ -798,7 +814,7 @@ class _Loop:
         self.summary.released_ids = [m.id for m in held]
         if self.worker.on_outcome is not None:
             for message in held:
-                self.worker.on_outcome(message, "released", None)
+                self.worker.on_outcome(message, "released", None, None)
         self.running.clear()
 
     def _forget_settled(self) -> None:

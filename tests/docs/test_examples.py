@@ -297,3 +297,45 @@ def test_systemd_worker_stops_cleanly_on_sigterm_and_exits_2_on_usage_errors(rec
         worker.communicate()
     usage = run([*argv[: argv.index("--")], "--no-such-flag"], service_env, app)
     assert usage.returncode == 2  # RestartPreventExitStatus: no restart loop
+
+
+class Pages(BaseHTTPRequestHandler):
+    """A small site for the pipeline example: /ok pages have a title, /missing is a 404."""
+
+    def do_GET(self) -> None:
+        if self.path == "/missing":
+            self.send_response(404)
+            self.end_headers()
+            return
+        body = f"<html><title>page {self.path}</title></html>".encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@needs("jq", "curl", "make")
+def test_pipeline_example_runs_three_stages_joined_by_to(env, tmp_path):
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Pages)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        base = f"http://127.0.0.1:{server.server_port}"
+        urls = [f"{base}/a", f"{base}/b", f"{base}/c", f"{base}/missing"]
+        (tmp_path / "urls.txt").write_text("".join(url + "\n" for url in urls))
+        make = ["make", "--no-print-directory", "-f", str(EXAMPLES / "pipeline" / "Makefile")]
+        first = run([*make, "pipeline"], env, tmp_path)
+    finally:
+        server.shutdown()
+        server.server_close()
+    # The 404 fails its fetch (curl -f) and will be retried: the fetch stage exits 6, so
+    # make stops there; the pages fetched so far are in the next queue, nothing is lost.
+    assert first.returncode != 0 and "Error 6" in first.stderr
+    assert sorted(statuses(first.stdout)) == ["acked"] * 3 + ["released"]
+    rest = run([*make, "parse", "store"], env, tmp_path)
+    assert rest.returncode == 0, rest.stderr
+    pages = [json.loads(line) for line in (tmp_path / "pages.jsonl").read_text().splitlines()]
+    assert sorted(page["url"] for page in pages) == urls[:3]
+    assert {page["title"] for page in pages} == {"page /a", "page /b", "page /c"}

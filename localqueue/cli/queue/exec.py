@@ -3,6 +3,7 @@
 import contextlib
 import os
 import signal
+import sys
 import threading
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -14,10 +15,14 @@ from localqueue.cli.exit_codes import UsageError
 from localqueue.cli.help import Command
 from localqueue.cli.reaper import Watchdog
 from localqueue.cli.worker import WorkerFlags
-from localqueue.codec import encode, validate_queue_name
+from localqueue.codec import MAX_VALUE_BYTES, decode_input, encode, validate_queue_name
 
 if TYPE_CHECKING:
+    from localqueue.cli.child import ChildResult
     from localqueue.message import QueueMessage
+
+OUTPUT_MODES = ("stderr", "discard", "json")
+DEFAULT_OUTPUT_LIMIT = 64 * 1024
 
 HELP = """Handle messages with an external command, run without a shell: the value is on
 its stdin as one JSON line (all of it, before the command starts), and
@@ -60,14 +65,22 @@ class Handler:
         timeout: float | None,
         executable: str | None,
         watchdog: "Watchdog | None" = None,
+        *,
+        output: str = "stderr",
+        output_limit: int = DEFAULT_OUTPUT_LIMIT,
+        to: bool = False,
     ) -> None:
         self.argv, self.timeout, self.executable = argv, timeout, executable
         self.watchdog = watchdog
+        self.output, self.output_limit, self.to = output, output_limit, to
         self.base_env = dict(os.environ)
         self._jobs: dict[str, Job] = {}  # message id -> its running job
         self._lock = threading.Lock()
+        self._show_lock = threading.Lock()
 
-    def __call__(self, message: "QueueMessage") -> None:
+    def __call__(self, message: "QueueMessage") -> Any:
+        """None, or with ``to`` the values the job printed, or with ``--output json``
+        its stdout (a JSON value, else text)."""
         from localqueue.worker import JobFailed
 
         argv, timeout = self.argv, self.timeout
@@ -95,6 +108,7 @@ class Handler:
                 executable=self.executable,
                 watchdog=self.watchdog,
                 on_start=on_start,
+                keep=MAX_VALUE_BYTES + 1 if self.to else self.output_limit,
             )
         except OSError as exc:  # vanished since the check, not executable, bad format...
             missing = isinstance(exc, FileNotFoundError)
@@ -109,8 +123,13 @@ class Handler:
                     "stderr": "",
                 }
             ) from None
+        self._show(result)
         if result.exit_code == 0:
-            return
+            if self.to:
+                return job_values(result)
+            if self.output == "json":
+                return _output_value(result.output, result.stdout_bytes)
+            return None
         if result.timed_out:
             kind, text = "CommandTimedOut", f"{argv[0]} timed out after {timeout:g}s"
         else:
@@ -126,6 +145,22 @@ class Handler:
                 "stderr": result.stderr,
             }
         )
+
+    def _show(self, result: "ChildResult") -> None:
+        """Write what the job printed to the worker's stderr, all of one job together
+        (never mixed with another job's under -j N): stdout and stderr by default, only
+        stderr when stdout is the outcome's (--output json) or the next stage's (--to)."""
+        if self.output == "discard":
+            return
+        shown = [(result.errors, result.stderr_bytes)]
+        if self.output == "stderr" and not self.to:
+            shown.insert(0, (result.output, result.stdout_bytes))
+        block = b"".join(_with_newline(data, total) for data, total in shown if total)
+        if not block:
+            return
+        with self._show_lock, contextlib.suppress(OSError, ValueError):
+            sys.stderr.flush()
+            os.write(2, block)
 
     def cancel(self, message: "QueueMessage", force: bool) -> None:
         """Stop ``message``'s job: SIGKILL its process group with ``force``, else
@@ -149,7 +184,62 @@ class Handler:
                 os.killpg(job.pid, signal.SIGKILL)
 
 
-def run(name: str, command: list[str], timeout: float | None, flags: "WorkerFlags") -> None:
+def _with_newline(data: bytes, total: int) -> bytes:
+    if len(data) < total:
+        data += f"\n[localqueue: {total - len(data)} more bytes not shown]".encode()
+    return data if data.endswith(b"\n") else data + b"\n"
+
+
+def _output_value(data: bytes, total: int) -> Any:
+    """The job's stdout for ``--output json``: one JSON value as itself, else text; cut
+    at ``--output-limit`` with the cut said at the end."""
+    text = data.decode("utf-8", "replace")
+    if len(data) < total:
+        return f"{text}[... {total - len(data)} more bytes]"
+    try:
+        return decode_input(data)
+    except ValueError:
+        return text
+
+
+def job_values(result: "ChildResult") -> list[Any]:
+    """The JSON values a job printed, one per non-blank line (``--to``); a line that is
+    not JSON fails the attempt, naming it."""
+    from localqueue.worker import JobFailed
+
+    def failed(text: str) -> JobFailed:
+        return JobFailed(
+            {
+                "type": "InvalidJobOutput",
+                "module": None,
+                "message": text,
+                "stdout": result.stdout,
+                "stderr": result.stderr,
+            }
+        )
+
+    if result.stdout_bytes > len(result.output):
+        raise failed(f"the job printed more than {MAX_VALUE_BYTES} bytes for the next queue")
+    values = []
+    for number, line in enumerate(result.output.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            values.append(decode_input(line))
+        except ValueError as exc:
+            raise failed(f"line {number} of the job's stdout is not JSON: {exc}") from None
+    return values
+
+
+def run(
+    name: str,
+    command: list[str],
+    timeout: float | None,
+    flags: "WorkerFlags",
+    *,
+    output: str = "stderr",
+    output_limit: int = DEFAULT_OUTPUT_LIMIT,
+) -> None:
     """The behaviour of ``queue exec``."""
     from localqueue.cli.common import check_seconds
     from localqueue.cli.worker import serve
@@ -158,12 +248,22 @@ def run(name: str, command: list[str], timeout: float | None, flags: "WorkerFlag
     flags.check()
     if timeout is not None and check_seconds("--timeout", timeout) == 0:
         raise UsageError("--timeout must be > 0")
+    if output not in OUTPUT_MODES:
+        raise UsageError(f"--output must be one of {', '.join(OUTPUT_MODES)}, got {output!r}")
+    if output == "json" and flags.to is not None:
+        raise UsageError("--output json and --to both want the job's stdout: choose one")
+    if output_limit < 0:
+        raise UsageError(f"--output-limit must be >= 0, got {output_limit}")
     executable = check_command(command)
     # Started with SIGCHLD ignored (inherited across exec), the kernel would reap the jobs
     # itself and their exit statuses would be lost: a failed job must not look like one.
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     watchdog = Watchdog.start()  # before the store or any thread exists: it forks
-    serve(name, Handler(command, timeout, executable, watchdog), flags, takes_message=True)
+    handler = Handler(
+        command, timeout, executable, watchdog,
+        output=output, output_limit=output_limit, to=flags.to is not None,
+    )  # fmt: skip
+    serve(name, handler, flags, takes_message=True, show_output=output == "json")
 
 
 class ExecCommand(Command):
@@ -218,6 +318,26 @@ def register(group: typer.Typer) -> None:
                 show_default=False,
             ),
         ] = None,
+        output: Annotated[
+            str,
+            typer.Option(
+                "--output",
+                metavar="stderr|discard|json",
+                help="What becomes of a job's output: stdout and stderr to the worker's"
+                " stderr, each job's together (stderr); dropped (discard); stdout in the"
+                ' outcome line as "output" (json, a JSON value or text).',
+            ),
+        ] = "stderr",
+        output_limit: Annotated[
+            int,
+            typer.Option(
+                "--output-limit",
+                metavar="BYTES",
+                help='Bytes of a job\'s stdout and stderr shown or put in "output";'
+                " the rest is cut, and the cut said.",
+            ),
+        ] = DEFAULT_OUTPUT_LIMIT,
+        to: o.To = None,
         concurrency: o.Concurrency = 1,
         max_jobs: o.MaxJobs = None,
         forever: o.Forever = False,
@@ -239,6 +359,6 @@ def register(group: typer.Typer) -> None:
             worker_id=worker_id, max_tries=max_tries, backoff=backoff,
             release_delay=release_delay, max_delay=max_delay, no_dead_letter=no_dead_letter,
             idle_sleep=idle_sleep, lease_timeout=lease_timeout, store_path=store_path,
-            retry_store_path=retry_store_path, durability=durability,
+            retry_store_path=retry_store_path, durability=durability, to=to,
         )  # fmt: skip
-        run(name, command, timeout, flags)
+        run(name, command, timeout, flags, output=output, output_limit=output_limit)

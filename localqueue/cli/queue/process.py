@@ -78,6 +78,7 @@ def register(group: "typer.Typer") -> None:
         handler: Annotated[
             str, typer.Argument(metavar="HANDLER", help="Python handler as module:function.")
         ],
+        to: o.To = None,
         concurrency: o.Concurrency = 1,
         max_jobs: o.MaxJobs = None,
         forever: o.Forever = False,
@@ -99,6 +100,6 @@ def register(group: "typer.Typer") -> None:
             worker_id=worker_id, max_tries=max_tries, backoff=backoff,
             release_delay=release_delay, max_delay=max_delay, no_dead_letter=no_dead_letter,
             idle_sleep=idle_sleep, lease_timeout=lease_timeout, store_path=store_path,
-            retry_store_path=retry_store_path, durability=durability,
+            retry_store_path=retry_store_path, durability=durability, to=to,
         )  # fmt: skip
         run(name, handler, flags)
