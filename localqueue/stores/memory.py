@@ -11,10 +11,14 @@ import secrets
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from localqueue.errors import Full, LeaseLostError, MessageNotFoundError
 from localqueue.message import QueueStats
 from localqueue.stores.base import QueueStore, Row
+
+if TYPE_CHECKING:
+    from localqueue.outcome import Settlement
 
 __all__ = ["MemoryQueueStore"]
 
@@ -72,10 +76,11 @@ class _Record:
 
 
 class MemoryQueueStore(QueueStore):
-    """All queues in a dict, guarded by one lock."""
+    """All queues in a dict, guarded by one lock (reentrant: a batch holds it across the
+    steps it is made of, so other threads see all of it or none)."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._records: dict[str, _Record] = {}
         self._known: set[str] = set()  # every queue name put to, also once drained
         self._seq = itertools.count(1)
@@ -130,6 +135,32 @@ class MemoryQueueStore(QueueStore):
             if values:
                 self._known.add(queue)
             return rows
+
+    def settle_many(
+        self,
+        queue: str,
+        settlements: Sequence[Settlement],
+        *,
+        lease: int = 0,
+        lease_timeout: float = 30.0,
+        leased_by: str | None = None,
+    ) -> tuple[list[bool], list[Row]]:
+        with self._lock:
+            return super().settle_many(
+                queue, settlements, lease=lease, lease_timeout=lease_timeout, leased_by=leased_by
+            )
+
+    def lease_many(
+        self, queue: str, n: int, *, lease_timeout: float, leased_by: str | None
+    ) -> list[Row]:
+        with self._lock:
+            return super().lease_many(queue, n, lease_timeout=lease_timeout, leased_by=leased_by)
+
+    def extend_leases(
+        self, queue: str, leases: Sequence[tuple[str, str | None]], seconds: float
+    ) -> list[float | None]:
+        with self._lock:
+            return super().extend_leases(queue, leases, seconds)
 
     def lease(self, queue: str, *, lease_timeout: float, leased_by: str | None) -> Row | None:
         with self._lock:
