@@ -93,7 +93,7 @@ EXAMPLES: dict[str, tuple[Example, ...]] = {
     ),
     "queue purge": (("", "localqueue queue purge emails --dead-only --yes"),),
     "queue wait": (("", "localqueue queue wait emails --timeout 600 && echo drained"),),
-    "store check": (("", "localqueue store check --store-path /var/lib/app/queue.sqlite3"),),
+    "store check": (("", "localqueue store check -s /var/lib/app/queue.sqlite3"),),
     "store backup": (("", "localqueue store backup /backup/queue-$(date +%F).sqlite3"),),
     "store vacuum": (("", "localqueue store vacuum"),),
     "config init": (("", "localqueue config init --store-path /var/lib/app/queue.sqlite3"),),

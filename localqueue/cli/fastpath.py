@@ -45,8 +45,11 @@ class FastCommand:
         self.module, self.positionals, self.options = module, positionals, options
 
 
-_STORE: dict[str, tuple[str, Callable[[str], Any] | None]] = {
+_READ: dict[str, tuple[str, Callable[[str], Any] | None]] = {
     "--store-path": ("store_path", str),
+}
+_STORE: dict[str, tuple[str, Callable[[str], Any] | None]] = {
+    **_READ,
     "--durability": ("durability", str),
 }
 
@@ -56,9 +59,9 @@ FAST_COMMANDS: dict[tuple[str, str], FastCommand] = {
         ("name",),
         {"--value": ("value", str), "--raw": ("raw", None), "--delay": ("delay", float), **_STORE},
     ),
-    ("queue", "size"): FastCommand("localqueue.cli.queue.size", ("name",), _STORE),
+    ("queue", "size"): FastCommand("localqueue.cli.queue.size", ("name",), _READ),
     ("queue", "inspect"): FastCommand(
-        "localqueue.cli.queue.inspect", ("name", "message_id"), _STORE
+        "localqueue.cli.queue.inspect", ("name", "message_id"), _READ
     ),
     ("queue", "pop"): FastCommand(
         "localqueue.cli.queue.pop",
@@ -82,7 +85,7 @@ FAST_COMMANDS: dict[tuple[str, str], FastCommand] = {
         {"--delay": ("delay", float), "--lease-token": ("lease_token", str), **_STORE},
     ),
     ("queue", "wait"): FastCommand(
-        "localqueue.cli.queue.wait", ("name",), {"--timeout": ("timeout", float), **_STORE}
+        "localqueue.cli.queue.wait", ("name",), {"--timeout": ("timeout", float), **_READ}
     ),
 }
 

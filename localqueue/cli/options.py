@@ -50,6 +50,7 @@ def queue_name(help: str = "Queue name: 1-128 characters of A-Z a-z 0-9 . _ -") 
 def store_path() -> Any:
     return typer.Option(
         "--store-path",
+        "-s",
         metavar="PATH",
         help=_env_help("store_path") + " [default: ./localqueue_queue.sqlite3]",
         show_default=False,
@@ -142,6 +143,7 @@ MaxJobs = Annotated[
     int | None,
     typer.Option(
         "--max-jobs",
+        "-n",
         metavar="N",
         help="Stop after starting N messages (counted across all -j slots).",
         show_default=False,

@@ -134,7 +134,18 @@ def test_group_listings_keep_whole_summaries(group, env):
         assert f"{name} {summary(help_text)}" in flat
 
 
-@pytest.mark.parametrize("path", ["queue stats", "queue list", "queue dead", "store check"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "queue stats",
+        "queue size",
+        "queue inspect",
+        "queue list",
+        "queue dead",
+        "queue wait",
+        "store check",
+    ],
+)
 def test_read_only_commands_take_no_durability(path, env):
     assert "--durability" not in helps(path, env)
     assert "--durability" not in TREE[path]["options"]
@@ -159,3 +170,11 @@ def test_short_options_are_the_long_ones(env, tmp_path):
         cli("queue", "release", "q", message["id"])  # (released, not dead)
     assert cli("queue", "dead", "q", "-n", "1").returncode == 0
     assert TREE["queue dead"]["options"]["-n"] == TREE["queue dead"]["options"]["--limit"]
+    store = str(tmp_path / "s.sqlite3")
+    assert cli("queue", "add", "-s", store, "q", stdin="1\n2\n3\n").returncode == 0
+    assert cli("queue", "size", "q", "-s", store).stdout == "3\n"
+    drained = cli("queue", "exec", "-s", store, "q", "-n", "2", "--", "true")
+    assert drained.returncode == 0, drained.stderr
+    assert len(drained.stdout.splitlines()) == 2
+    assert cli("queue", "size", "q", "-s", store).stdout == "1\n"
+    assert "-s" in TREE["queue add"]["options"] and "-n" in TREE["queue process"]["options"]

@@ -8,13 +8,11 @@ if TYPE_CHECKING:
 HELP = "Print one message (any state) as JSON. Exit 4 when the id is unknown."
 
 
-def run(
-    name: str, message_id: str, store_path: str | None = None, durability: str | None = None
-) -> None:
+def run(name: str, message_id: str, store_path: str | None = None) -> None:
     from localqueue.cli.common import emit, open_queue, settings
     from localqueue.errors import MessageNotFoundError
 
-    with open_queue(name, settings(store_path=store_path, durability=durability)) as queue:
+    with open_queue(name, settings(store_path=store_path)) as queue:
         message = queue.inspect(message_id)
     if message is None:
         raise MessageNotFoundError(f"no message {message_id!r} in queue {name!r}")
@@ -29,6 +27,5 @@ def register(group: "typer.Typer") -> None:
         name: Annotated[str, options.queue_name()],
         message_id: Annotated[str, options.message_id()],
         store_path: Annotated[str | None, options.store_path()] = None,
-        durability: Annotated[str | None, options.durability()] = None,
     ) -> None:
-        run(name, message_id, store_path, durability)
+        run(name, message_id, store_path)

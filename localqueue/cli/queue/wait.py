@@ -17,7 +17,6 @@ def run(
     name: str,
     timeout: float | None = None,
     store_path: str | None = None,
-    durability: str | None = None,
 ) -> None:
     from localqueue.cli.common import check_seconds, open_queue, settings
     from localqueue.cli.exit_codes import EMPTY, CliError
@@ -26,7 +25,7 @@ def run(
         check_seconds("--timeout", timeout)
     deadline = None if timeout is None else time.monotonic() + timeout
     pause = _POLL_MIN
-    with open_queue(name, settings(store_path=store_path, durability=durability)) as queue:
+    with open_queue(name, settings(store_path=store_path)) as queue:
         while True:
             stats = queue.stats()
             pending = stats.ready + stats.delayed + stats.inflight
@@ -60,6 +59,5 @@ def register(group: "typer.Typer") -> None:
             ),
         ] = None,
         store_path: Annotated[str | None, options.store_path()] = None,
-        durability: Annotated[str | None, options.durability()] = None,
     ) -> None:
-        run(name, timeout, store_path, durability)
+        run(name, timeout, store_path)
