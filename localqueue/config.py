@@ -22,6 +22,7 @@ __all__ = [
     "Settings",
     "config_path",
     "load_file",
+    "named",
     "parse_value",
     "resolve",
     "write_file",
@@ -41,9 +42,22 @@ def _path(value: object) -> str:
 
 
 def _durability(value: object) -> str:
-    if value not in ("full", "normal"):
+    text = value.lower() if isinstance(value, str) else value  # NORMAL means normal
+    if text not in ("full", "normal"):
         raise ConfigError("must be 'full' or 'normal'")
-    return str(value)
+    return str(text)
+
+
+_BOOLEANS = {"true": True, "yes": True, "on": True, "1": True}
+_BOOLEANS.update({"false": False, "no": False, "off": False, "0": False})
+
+
+def _boolean(value: object) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in _BOOLEANS:
+        return _BOOLEANS[value.lower()]
+    raise ConfigError("must be true or false")
 
 
 def _positive_seconds(value: object) -> float:
@@ -111,6 +125,14 @@ SETTINGS: dict[str, Setting] = {
             _positive_seconds,
             "seconds a leased message stays invisible to other workers",
         ),
+        Setting(
+            "strict",
+            "LOCALQUEUE_STRICT",
+            False,
+            _boolean,
+            "exit 4 instead of warning when a command names a queue the store never held",
+            ("true", "false"),
+        ),
     )
 }
 
@@ -118,7 +140,14 @@ SETTINGS: dict[str, Setting] = {
 class Settings:
     """The effective settings of one command line."""
 
-    __slots__ = ("config_file", "durability", "lease_timeout", "retry_store_path", "store_path")
+    __slots__ = (
+        "config_file",
+        "durability",
+        "lease_timeout",
+        "retry_store_path",
+        "store_path",
+        "strict",
+    )
 
     def __init__(
         self,
@@ -127,12 +156,14 @@ class Settings:
         retry_store_path: str,
         durability: str,
         lease_timeout: float,
+        strict: bool,
         config_file: str,
     ) -> None:
         self.store_path = store_path
         self.retry_store_path = retry_store_path
         self.durability = durability
         self.lease_timeout = lease_timeout
+        self.strict = strict
         self.config_file = config_file
 
     def __repr__(self) -> str:
@@ -144,6 +175,7 @@ class Settings:
             "retry_store_path": self.retry_store_path,
             "durability": self.durability,
             "lease_timeout": self.lease_timeout,
+            "strict": self.strict,
             "config_file": self.config_file,
         }
 
@@ -158,6 +190,11 @@ def config_path(environ: Mapping[str, str] | None = None) -> str:
     return os.path.join(base, "localqueue", "config.yaml")
 
 
+def named(environ: Mapping[str, str] | None = None) -> bool:
+    """Whether ``LOCALQUEUE_CONFIG`` names the config file (which must then exist)."""
+    return bool((os.environ if environ is None else environ).get(CONFIG_ENV))
+
+
 def parse_value(key: str, value: object, origin: str) -> Any:
     """Check one setting's value; ConfigError names ``origin`` and the key."""
     setting = SETTINGS.get(key)
@@ -170,12 +207,19 @@ def parse_value(key: str, value: object, origin: str) -> Any:
         raise ConfigError(f"{origin}: {key} {exc} (got {value!r})") from None
 
 
-def load_file(path: str) -> dict[str, Any]:
-    """The checked settings in ``path``; ``{}`` when the file does not exist."""
+def load_file(path: str, *, required: bool = False) -> dict[str, Any]:
+    """The checked settings in ``path``; ``{}`` when the file does not exist, unless it
+    is ``required`` (a file ``LOCALQUEUE_CONFIG`` names: a typo there must not silently
+    fall back to the defaults)."""
     try:
         with open(path, encoding="utf-8") as file:
             text = file.read()
     except FileNotFoundError:
+        if required:
+            raise ConfigError(
+                f"{CONFIG_ENV} names {path}, which does not exist"
+                " (create it with `localqueue config init`)"
+            ) from None
         return {}
     except OSError as exc:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
@@ -211,7 +255,7 @@ def resolve(
     env = os.environ if environ is None else environ
     path = config_path(env)
     values: dict[str, Any] = {key: setting.default for key, setting in SETTINGS.items()}
-    values.update(load_file(path))
+    values.update(load_file(path, required=named(env)))
     for key, setting in SETTINGS.items():
         raw = env.get(setting.env)
         if raw:

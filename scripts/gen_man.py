@@ -27,15 +27,19 @@ DEFAULT_EPOCH = 1767225600  # 2026-01-01: pages do not change unless the CLI doe
 
 EXIT_STATUS = {
     exit_codes.OK: "Success. An empty queue is not an error for queue process and queue exec.",
-    exit_codes.ERROR: "Runtime error: store unreadable or corrupt, disk full, handler crash...",
+    exit_codes.ERROR: "Runtime error: no such store (only queue add creates one), store "
+    "unreadable or corrupt, disk full, handler crash...",
     exit_codes.USAGE: "Usage error: bad flags, invalid queue name, unimportable handler, "
     "missing command.",
     exit_codes.EMPTY: "Nothing to pop (the queue is empty, or --timeout elapsed).",
-    exit_codes.NOT_FOUND: "Unknown message id, wrong state, or stale --lease-token.",
+    exit_codes.NOT_FOUND: "Unknown message id, wrong state, or stale --lease-token; with "
+    "--strict (or strict: true), a queue name the store never held.",
     exit_codes.JOBS_DEAD: "A draining queue process or queue exec dead-lettered at least one "
     "message it handled.",
     exit_codes.JOBS_RETRYING: "A draining queue process or queue exec released failed messages "
     "for a later attempt (none was dead-lettered).",
+    exit_codes.OUTPUT_LOST: "queue add committed the messages but could not write its output "
+    "(a full disk...): do not add them again. A reader that stops reading (| head) is exit 0.",
     exit_codes.DATA_ERROR: "Invalid input data; nothing was written (the line is named).",
     exit_codes.STORE_BUSY: "The store stayed locked past its busy timeout; try again.",
     exit_codes.INTERRUPTED: "Interrupted: a second SIGINT or SIGTERM stopped a worker "

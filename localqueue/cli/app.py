@@ -29,9 +29,11 @@ PROG = "localqueue"
 HELP = """A durable local job queue for the shell: enqueue JSON, lease, ack, retry, dead-letter.
 
 stdout carries only data (one JSON value per line); diagnostics go to stderr.
-Exit status: 0 ok, 1 runtime error, 2 usage error, 3 nothing to pop (or --timeout
-elapsed), 4 unknown message id / wrong state / stale lease token, 65 invalid input
-(nothing written), 75 store busy (try again), 130 interrupted."""
+Exit status: 0 ok, 1 runtime error (no such store...), 2 usage error, 3 nothing to pop
+(or --timeout elapsed), 4 unknown message id / wrong state / stale lease token (with
+--strict: unknown queue), 5 a drain dead-lettered jobs, 6 a drain released failed jobs,
+7 committed but output lost, 65 invalid input (nothing written), 75 store busy (try
+again), 130 interrupted."""
 
 
 def version_line() -> str:

@@ -18,7 +18,18 @@ if TYPE_CHECKING:
     from localqueue.queue import PersistentQueue
     from localqueue.stores.base import QueueStore
 
-__all__ = ["emit", "emit_raw", "open_queue", "settings", "stderr_is_tty"]
+__all__ = [
+    "check_queue_known",
+    "emit",
+    "emit_raw",
+    "open_queue",
+    "open_store",
+    "require_store",
+    "settings",
+    "stderr_is_tty",
+    "store_exists",
+    "wait_for_reader",
+]
 
 
 def settings(**flags: Any) -> config.Settings:
@@ -27,17 +38,81 @@ def settings(**flags: Any) -> config.Settings:
 
 
 def open_queue(
-    name: str, conf: config.Settings, *, lease_timeout: float | None = None
+    name: str,
+    conf: config.Settings,
+    *,
+    lease_timeout: float | None = None,
+    create: bool = False,
 ) -> PersistentQueue:
-    """Open queue ``name`` on the store the settings point at."""
+    """Open queue ``name`` on the store the settings point at.
+
+    Only a command that enqueues (``create``) may create the store. For every other one
+    a store that does not exist is an error (exit 1) and nothing is created, and a queue
+    name the store never held is a warning naming the queues it knows (``strict``
+    setting: an error, exit 4) -- see :func:`check_queue_known`."""
     from localqueue.queue import PersistentQueue
 
-    return PersistentQueue(
+    if not create:
+        require_store(conf.store_path)
+    queue = PersistentQueue(
         name,
         conf.store_path,
         lease_timeout=conf.lease_timeout if lease_timeout is None else lease_timeout,
         durability="normal" if conf.durability == "normal" else "full",
     )
+    if not create:
+        try:
+            check_queue_known(queue.store, queue.name, conf)
+        except BaseException:
+            queue.close()
+            raise
+    return queue
+
+
+def store_exists(path: str) -> bool:
+    """Whether the store ``path`` names exists: the SQLite file, the LMDB environment's
+    directory. A PostgreSQL URL is taken to exist: its server answers for it."""
+    from localqueue.stores import LMDB_SCHEME, POSTGRES_SCHEMES
+
+    if path.startswith(POSTGRES_SCHEMES):
+        return True
+    return os.path.lexists(path.removeprefix(LMDB_SCHEME))
+
+
+def require_store(path: str) -> None:
+    """Exit 1 with ``no such store: PATH`` unless the store exists (see :func:`store_exists`)."""
+    if not store_exists(path):
+        raise CliError(f"no such store: {path}")
+
+
+def store_label(path: str) -> str:
+    """``path`` for a diagnostic: a URL without its password."""
+    if "://" not in path or "@" not in path:
+        return path
+    scheme, _, rest = path.partition("://")
+    userinfo, at, host = rest.rpartition("@")
+    return f"{scheme}://{userinfo.partition(':')[0]}{at}{host}"
+
+
+def check_queue_known(store: QueueStore, name: str, conf: config.Settings) -> None:
+    """Warn on stderr when the store never held queue ``name`` (a typo looks like an
+    empty queue otherwise), naming the queues it knows; with the ``strict`` setting
+    (``--strict``, ``strict: true``) raise instead: exit 4, nothing done."""
+    from localqueue.errors import LocalQueueError
+
+    try:
+        known = store.known_queues()
+    except LocalQueueError:  # busy or damaged: the command's own work meets it and says
+        return  # so (a --forever worker backs off rather than dying at start)
+    if name in known:
+        return
+    from localqueue.cli.exit_codes import NOT_FOUND, warning
+
+    listed = f"queues: {', '.join(known)}" if known else "it holds no queues"
+    message = f"no queue {name!r} in {store_label(conf.store_path)} ({listed})"
+    if conf.strict:
+        raise CliError(message, NOT_FOUND)
+    warning(message)
 
 
 def emit(value: Any, stdout: TextIO | None = None) -> None:
@@ -58,6 +133,22 @@ def emit_raw(data: bytes, stdout: TextIO | None = None) -> None:
         raise  # the reader left (| head): app.main ends quietly
     except OSError as exc:  # a full disk, a closed descriptor...
         raise CliError(f"cannot write to stdout: {exc.strerror or exc}") from None
+
+
+def wait_for_reader(seconds: float) -> bool:
+    """Sleep ``seconds``; return False sooner when stdout's reader is gone (the ``head``
+    of ``| head -n 1`` exited), so a ``--watch`` ends with its reader, like ``tail -f``."""
+    import select
+
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), 0)  # 0: only POLLERR/POLLHUP, a closed reader
+    except (AttributeError, OSError, ValueError):  # no stdout to watch: just sleep
+        import time
+
+        time.sleep(seconds)
+        return True
+    return not poller.poll(seconds * 1000)
 
 
 def stderr_is_tty() -> bool:
@@ -89,9 +180,11 @@ def stdout_is_tty() -> bool:
 
 
 def open_store(conf: config.Settings) -> QueueStore:
-    """Open the store itself (for commands about every queue in it)."""
+    """Open the store itself (for commands about every queue in it); it must exist."""
+    from localqueue.stores import LMDB_SCHEME, POSTGRES_SCHEMES
     from localqueue.stores import open_store as open_any
 
-    if conf.store_path.startswith(("postgresql://", "postgres://", "lmdb://")):
+    require_store(conf.store_path)
+    if conf.store_path.startswith((*POSTGRES_SCHEMES, LMDB_SCHEME)):
         return open_any(conf.store_path)
     return open_any(conf.store_path, durability=conf.durability)

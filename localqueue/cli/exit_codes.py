@@ -17,6 +17,7 @@ __all__ = [
     "JOBS_RETRYING",
     "NOT_FOUND",
     "OK",
+    "OUTPUT_LOST",
     "STORE_BUSY",
     "USAGE",
     "CliError",
@@ -35,6 +36,7 @@ EMPTY = 3  # nothing to pop, or --timeout elapsed
 NOT_FOUND = 4  # unknown message id, wrong state, stale --lease-token
 JOBS_DEAD = 5  # a draining worker dead-lettered at least one message it handled
 JOBS_RETRYING = 6  # a draining worker released failed messages for a later attempt (none dead)
+OUTPUT_LOST = 7  # the messages were committed, but their output could not be written
 DATA_ERROR = 65  # invalid input data; nothing was written (sysexits EX_DATAERR)
 STORE_BUSY = 75  # store locked past its busy timeout; try again (sysexits EX_TEMPFAIL)
 INTERRUPTED = 130  # a second SIGINT/SIGTERM stopped a worker mid-message

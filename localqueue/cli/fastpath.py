@@ -45,19 +45,32 @@ class FastCommand:
         self.module, self.positionals, self.options = module, positionals, options
 
 
+_STORE: dict[str, tuple[str, Callable[[str], Any] | None]] = {
+    "--store-path": ("store_path", str),
+    "--durability": ("durability", str),
+}
+#: Commands on an existing queue: a name the store never held is a warning, or with
+#: --strict an error.
+_STRICT: dict[str, tuple[str, Callable[[str], Any] | None]] = {"--strict": ("strict", None)}
+#: Commands that only read (no --durability).
 _READ: dict[str, tuple[str, Callable[[str], Any] | None]] = {
     "--store-path": ("store_path", str),
-}
-_STORE: dict[str, tuple[str, Callable[[str], Any] | None]] = {
-    **_READ,
-    "--durability": ("durability", str),
+    **_STRICT,
 }
 
 FAST_COMMANDS: dict[tuple[str, str], FastCommand] = {
     ("queue", "add"): FastCommand(
         "localqueue.cli.queue.add",
         ("name",),
-        {"--value": ("value", str), "--raw": ("raw", None), "--delay": ("delay", float), **_STORE},
+        {
+            "--value": ("value", str),
+            "--raw": ("raw", None),
+            "--delay": ("delay", float),
+            "--quiet": ("quiet", None),
+            "-q": ("quiet", None),
+            "--ids": ("ids", None),
+            **_STORE,
+        },
     ),
     ("queue", "size"): FastCommand("localqueue.cli.queue.size", ("name",), _READ),
     ("queue", "inspect"): FastCommand(
@@ -71,18 +84,24 @@ FAST_COMMANDS: dict[tuple[str, str], FastCommand] = {
             "--block": ("block", None),
             "--timeout": ("timeout", float),
             "--lease-timeout": ("lease_timeout", float),
+            **_STRICT,
             **_STORE,
         },
     ),
     ("queue", "ack"): FastCommand(
         "localqueue.cli.queue.ack",
         ("name", "message_id"),
-        {"--lease-token": ("lease_token", str), **_STORE},
+        {"--lease-token": ("lease_token", str), **_STRICT, **_STORE},
     ),
     ("queue", "release"): FastCommand(
         "localqueue.cli.queue.release",
         ("name", "message_id"),
-        {"--delay": ("delay", float), "--lease-token": ("lease_token", str), **_STORE},
+        {
+            "--delay": ("delay", float),
+            "--lease-token": ("lease_token", str),
+            **_STRICT,
+            **_STORE,
+        },
     ),
     ("queue", "wait"): FastCommand(
         "localqueue.cli.queue.wait", ("name",), {"--timeout": ("timeout", float), **_READ}

@@ -34,6 +34,7 @@ __all__ = [
     "queue_name",
     "retry_store_path",
     "store_path",
+    "strict",
     "worker_id",
 ]
 
@@ -114,7 +115,10 @@ def worker_id() -> Any:
 
 def interval() -> Any:
     return typer.Option(
-        "--interval", metavar="SECONDS", help="With --watch, seconds between two looks."
+        "--interval",
+        metavar="SECONDS",
+        help="With --watch (needs it), seconds between two looks. [default: 1]",
+        show_default=False,
     )
 
 
@@ -216,3 +220,11 @@ LeaseTimeout = Annotated[float | None, lease_timeout()]
 StorePath = Annotated[str | None, store_path()]
 RetryStorePath = Annotated[str | None, retry_store_path()]
 Durability = Annotated[str | None, durability()]
+
+
+def strict() -> Any:
+    return typer.Option(
+        "--strict",
+        help=_env_help("strict") + " [default: warn]",
+        show_default=False,
+    )

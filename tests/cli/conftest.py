@@ -136,6 +136,12 @@ class Cli:
         lines = "".join(json.dumps(value) + "\n" for value in values)
         return [m["id"] for m in self.json("queue", "add", queue, stdin=lines)]
 
+    def empty_queue(self, queue: str) -> None:
+        """Make ``queue`` a queue the store has held, now empty (readers and workers
+        refuse a store that does not exist, and warn about a queue it never held)."""
+        self.add(queue, "placeholder")
+        self.json("queue", "purge", queue, "--yes")
+
     def stats(self, queue: str) -> dict[str, int]:
         result: dict[str, int] = self.json("queue", "stats", queue)[0]
         return result

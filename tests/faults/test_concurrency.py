@@ -66,12 +66,20 @@ def test_row06_four_producers_four_consumers_lose_and_duplicate_nothing(tmp_path
     assert snapshot(path) == {"integrity": ["ok"], "rows": []}
 
 
+def _drained_queue(store: Path, name: str) -> None:
+    q = PersistentQueue(name, store)
+    q.put(0)
+    q.purge()
+    q.close()
+
+
 @pytest.mark.slow
 def test_row06_cli_producers_and_exec_forever_workers(tmp_path: Path) -> None:
     store, retries = tmp_path / "q.sqlite3", tmp_path / "r.sqlite3"
     stores = ("--store-path", str(store))
     argv = ("queue", "exec", "q", "--forever", "--idle-sleep", "0.05", *stores)
     argv += ("--retry-store-path", str(retries), "--", "true")
+    _drained_queue(store, "q")  # workers refuse a store that does not exist
     workers = [popen(tmp_path, *argv) for _ in range(4)]
     adders = []
     for p in range(4):
@@ -145,6 +153,7 @@ def test_row07_a_lock_held_past_busy_timeout(tmp_path: Path) -> None:
         "--", "sh", "-c", f"echo started > {ready}; read line < {go}",
     )  # fmt: skip
     read_fifo(ready)
+    _drained_queue(store, "i")  # a queue the store knows: no warning on stderr
     idle = popen(tmp_path, "queue", "exec", "i", "--forever", *stores, "--", "true")
     before = [row for row in snapshot(store)["rows"] if row[1] == "c"]
 

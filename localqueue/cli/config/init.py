@@ -7,7 +7,16 @@ if TYPE_CHECKING:
     import typer
 
 HELP = """Write the config file with store_path and retry_store_path (the defaults unless
-given). Refuses to overwrite an existing file without --force. Prints what it wrote."""
+given), made absolute: cron and other directories then find the same stores. Refuses to
+overwrite an existing file without --force. Prints what it wrote."""
+
+
+def _absolute(path: str) -> str:
+    """A file path (or lmdb://DIR) made absolute from the current directory; other URLs
+    (postgresql://) as they are."""
+    if path.startswith("lmdb://"):
+        return "lmdb://" + os.path.abspath(path[len("lmdb://") :])
+    return path if "://" in path else os.path.abspath(path)
 
 
 def run(
@@ -26,7 +35,9 @@ def run(
         if retry_store_path is None
         else retry_store_path,
     }
-    checked = {key: config.parse_value(key, value, f"--{key}") for key, value in values.items()}
+    checked = {
+        key: _absolute(config.parse_value(key, value, f"--{key}")) for key, value in values.items()
+    }
     config.write_file(path, checked)
     emit({"config_file": str(path), **checked})
 

@@ -5,9 +5,10 @@ from typing import TYPE_CHECKING, Annotated
 if TYPE_CHECKING:
     import typer
 
-HELP = """Set KEY to VALUE in the config file (created when missing). Unknown keys and
-values of the wrong type are refused (exit 2). Keys: store_path, retry_store_path,
-durability (full|normal), lease_timeout (seconds). Prints the file's settings."""
+HELP = """Set KEY to VALUE in the config file (created when missing, unless
+LOCALQUEUE_CONFIG names it: that file must exist). Unknown keys and values of the wrong
+type are refused (exit 2). Keys: store_path, retry_store_path, durability (full|normal,
+any case), lease_timeout (seconds), strict (true|false). Prints the file's settings."""
 
 
 def run(key: str, value: str) -> None:
@@ -16,7 +17,7 @@ def run(key: str, value: str) -> None:
 
     checked = config.parse_value(key, value, "config set")
     path = config.config_path()
-    values = config.load_file(path)
+    values = config.load_file(path, required=config.named())
     values[key] = checked
     config.write_file(path, values)
     emit({"config_file": str(path), **values})

@@ -2,7 +2,7 @@
 
 import sys
 
-from localqueue.cli.exit_codes import DATA_ERROR, CliError, UsageError
+from localqueue.cli.exit_codes import DATA_ERROR, OUTPUT_LOST, CliError, UsageError
 
 TYPE_CHECKING = False  # typing costs start-up time on the fast path
 if TYPE_CHECKING:
@@ -11,9 +11,13 @@ if TYPE_CHECKING:
     import typer
 
 HELP = """Enqueue one message (--value) or one per non-blank line of JSON Lines on stdin.
+Creates the store when it does not exist (the only queue command that does).
 
 All lines go in ONE transaction: a bad line enqueues nothing and exits 65 naming the line.
-Prints each enqueued message as a JSON line."""
+Prints each enqueued message as a JSON line (--ids: only the ids, one per line; -q:
+nothing). After the commit, a reader that stops reading (| head -1) is no failure (exit
+0); any other failure to write the output exits 7: committed, output lost (do not retry).
+--value with data on stdin is a usage error (exit 2): give one or the other."""
 
 
 def _parse(text: bytes, raw: bool, where: str) -> "Any":
@@ -97,6 +101,49 @@ def _find_unencodable(values: "list[Any]", numbers: list[int], where_value: bool
     return CliError("input cannot be stored", DATA_ERROR)
 
 
+def _stdin_has_data() -> bool:
+    """Whether stdin is a file or pipe with data waiting (never blocks: a pipe whose
+    writer has not written yet counts as empty)."""
+    import os
+    import stat
+
+    try:
+        fd = sys.stdin.fileno()
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISREG(mode):
+            return os.fstat(fd).st_size > os.lseek(fd, 0, os.SEEK_CUR)
+        if not (stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)):
+            return False  # a terminal, /dev/null...
+        import select
+
+        if not select.select([fd], [], [], 0)[0]:
+            return False
+        return os.read(fd, 1) != b""  # readable: data, or the end of an empty input
+    except (AttributeError, OSError, ValueError):
+        return False
+
+
+def _print(rows: "list[Any]", ids: bool) -> None:
+    """Print what was committed. A reader that left ends quietly (exit 0); any other
+    failure to write exits OUTPUT_LOST, so that a script does not enqueue them again."""
+    from localqueue.cli.common import emit_raw
+    from localqueue.message import json_lines
+
+    try:
+        for start in range(0, len(rows), 256):  # small chunks: memory is reused
+            chunk = rows[start : start + 256]
+            emit_raw(
+                b"".join(f"{row[0]}\n".encode() for row in chunk) if ids else json_lines(chunk)
+            )
+    except BrokenPipeError:
+        return  # | head -1: the consumer stopped reading, which is not a failure
+    except CliError as exc:
+        raise CliError(
+            f"{exc}; the {len(rows)} message(s) WERE enqueued (do not add them again)",
+            OUTPUT_LOST,
+        ) from None
+
+
 def run(
     name: str,
     value: str | None = None,
@@ -104,16 +151,27 @@ def run(
     delay: float = 0.0,
     store_path: str | None = None,
     durability: str | None = None,
+    quiet: bool = False,
+    ids: bool = False,
 ) -> None:
     """The behaviour of ``queue add`` (no Typer here: the fast path calls it directly)."""
-    from localqueue.cli.common import check_seconds, emit_raw, open_queue, settings
+    from localqueue.cli.common import check_seconds, open_queue, settings
     from localqueue.codec import validate_queue_name
 
     validate_queue_name(name)
     check_seconds("--delay", delay)
+    if quiet and ids:
+        raise UsageError("give --quiet or --ids, not both")
+    if sys.stdout is None and not quiet:  # started with >&-: say so before writing anything
+        raise CliError("stdout is closed: nowhere to write the output (use --quiet)")
     conf = settings(store_path=store_path, durability=durability)
     encoded: list[bytes] | None = None
     if value is not None:
+        if sys.stdin is not None and not sys.stdin.isatty() and _stdin_has_data():
+            raise UsageError(
+                "--value given and stdin has data too: give --value, or pipe JSON Lines"
+                " on stdin, not both"
+            )
         values, numbers = [_parse(value.encode("utf-8", "surrogateescape"), raw, "--value")], [0]
     else:
         if sys.stdin is None or sys.stdin.isatty():
@@ -130,15 +188,13 @@ def run(
             raise _find_unencodable(values, numbers, value is not None) from None
     if not encoded:
         return
-    from localqueue.message import json_lines
-
-    queue = open_queue(name, conf)
+    queue = open_queue(name, conf, create=True)
     try:  # straight to the store: what it returns is printed without decoding again
         rows = queue.store.put(queue.name, encoded, delay=delay, maxsize=queue.maxsize)
     finally:
         queue.close()
-    for start in range(0, len(rows), 256):  # small chunks: memory is reused, not faulted in
-        emit_raw(json_lines(rows[start : start + 256]))
+    if not quiet:
+        _print(rows, ids)
 
 
 def register(group: "typer.Typer") -> None:
@@ -172,5 +228,11 @@ def register(group: "typer.Typer") -> None:
         ] = 0.0,
         store_path: Annotated[str | None, options.store_path()] = None,
         durability: Annotated[str | None, options.durability()] = None,
+        quiet: Annotated[
+            bool, typer.Option("--quiet", "-q", help="Print nothing (the exit status tells).")
+        ] = False,
+        ids: Annotated[
+            bool, typer.Option("--ids", help="Print only the new ids, one per line.")
+        ] = False,
     ) -> None:
-        run(name, value, raw, delay, store_path, durability)
+        run(name, value, raw, delay, store_path, durability, quiet, ids)

@@ -1,33 +1,39 @@
 """``localqueue queue dead``: list dead letters, once or following new ones."""
 
-import time
 from typing import TYPE_CHECKING, Annotated
 
 if TYPE_CHECKING:
     import typer
 
 HELP = """Print the queue's dead letters, oldest death first, one JSON line each. --watch
-keeps running and prints new dead letters as they appear (every --interval seconds)."""
+keeps running and prints new dead letters as they appear (every --interval seconds);
+it ends (exit 0) when stdout's reader goes away, like tail -f. A NAME the store never
+held is a warning (--strict: exit 4)."""
 
 
 def run(
     name: str,
     limit: int | None = None,
     watch: bool = False,
-    interval: float = 1.0,
+    interval: float | None = None,
     store_path: str | None = None,
+    strict: bool = False,
 ) -> None:
     import orjson
 
-    from localqueue.cli.common import emit_raw, open_queue, settings
+    from localqueue.cli.common import emit_raw, open_queue, settings, wait_for_reader
     from localqueue.cli.exit_codes import UsageError
 
     if limit is not None and limit < 0:
         raise UsageError(f"--limit must be >= 0, got {limit}")
+    if interval is not None and not watch:
+        raise UsageError("--interval needs --watch (without it the dead letters print once)")
+    if interval is None:
+        interval = 1.0
     if not interval > 0:
         raise UsageError(f"--interval must be > 0, got {interval!r}")
     option = orjson.OPT_APPEND_NEWLINE
-    with open_queue(name, settings(store_path=store_path)) as queue:
+    with open_queue(name, settings(strict=strict or None, store_path=store_path)) as queue:
         seen: dict[str, float | None] = {}  # id -> dead_at, to print each death once
         while True:
             letters = queue.dead_letters(None if watch else limit)
@@ -36,10 +42,14 @@ def run(
                 fresh = fresh[-limit:] if limit else []
             seen = {m.id: m.dead_at for m in letters}
             if fresh:
-                emit_raw(b"".join(orjson.dumps(m.to_dict(), option=option) for m in fresh))
-            if not watch:
+                try:
+                    emit_raw(b"".join(orjson.dumps(m.to_dict(), option=option) for m in fresh))
+                except BrokenPipeError:
+                    if not watch:
+                        raise
+                    return  # the reader left (| head): a watch ends with it, like tail -f
+            if not watch or not wait_for_reader(interval):
                 return
-            time.sleep(interval)
 
 
 def register(group: "typer.Typer") -> None:
@@ -63,7 +73,8 @@ def register(group: "typer.Typer") -> None:
         watch: Annotated[
             bool, typer.Option("--watch", help="Keep running and print new dead letters.")
         ] = False,
-        interval: Annotated[float, options.interval()] = 1.0,
+        interval: Annotated[float | None, options.interval()] = None,
         store_path: Annotated[str | None, options.store_path()] = None,
+        strict: Annotated[bool, options.strict()] = False,
     ) -> None:
-        run(name, limit, watch, interval, store_path)
+        run(name, limit, watch, interval, store_path, strict=strict)

@@ -8,11 +8,11 @@ if TYPE_CHECKING:
 HELP = "Print one message (any state) as JSON. Exit 4 when the id is unknown."
 
 
-def run(name: str, message_id: str, store_path: str | None = None) -> None:
+def run(name: str, message_id: str, store_path: str | None = None, strict: bool = False) -> None:
     from localqueue.cli.common import emit, open_queue, settings
     from localqueue.errors import MessageNotFoundError
 
-    with open_queue(name, settings(store_path=store_path)) as queue:
+    with open_queue(name, settings(strict=strict or None, store_path=store_path)) as queue:
         message = queue.inspect(message_id)
     if message is None:
         raise MessageNotFoundError(f"no message {message_id!r} in queue {name!r}")
@@ -27,5 +27,6 @@ def register(group: "typer.Typer") -> None:
         name: Annotated[str, options.queue_name()],
         message_id: Annotated[str, options.message_id()],
         store_path: Annotated[str | None, options.store_path()] = None,
+        strict: Annotated[bool, options.strict()] = False,
     ) -> None:
-        run(name, message_id, store_path)
+        run(name, message_id, store_path, strict=strict)

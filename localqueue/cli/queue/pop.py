@@ -18,12 +18,21 @@ def run(
     lease_timeout: float | None = None,
     store_path: str | None = None,
     durability: str | None = None,
+    strict: bool = False,
 ) -> None:
     from localqueue.cli.common import check_seconds, emit, open_queue, settings
+    from localqueue.cli.exit_codes import UsageError
 
     if timeout is not None:
+        if not block:
+            raise UsageError("--timeout needs --block (without it pop never waits)")
         check_seconds("--timeout", timeout)
-    conf = settings(store_path=store_path, durability=durability, lease_timeout=lease_timeout)
+    conf = settings(
+        strict=strict or None,
+        store_path=store_path,
+        durability=durability,
+        lease_timeout=lease_timeout,
+    )
     with open_queue(name, conf) as queue:
         message = queue.get_message(block, timeout, leased_by=worker_id)
     emit(message.to_dict())
@@ -46,12 +55,14 @@ def register(group: "typer.Typer") -> None:
             typer.Option(
                 "--timeout",
                 metavar="SECONDS",
-                help="With --block, give up (exit 3) after this long. Default: wait forever.",
+                help="With --block (needs it), give up (exit 3) after this long."
+                " Default: wait forever.",
                 show_default=False,
             ),
         ] = None,
         lease_timeout: Annotated[float | None, options.lease_timeout()] = None,
         store_path: Annotated[str | None, options.store_path()] = None,
         durability: Annotated[str | None, options.durability()] = None,
+        strict: Annotated[bool, options.strict()] = False,
     ) -> None:
-        run(name, worker_id, block, timeout, lease_timeout, store_path, durability)
+        run(name, worker_id, block, timeout, lease_timeout, store_path, durability, strict=strict)

@@ -17,6 +17,7 @@ def run(
     yes: bool = False,
     store_path: str | None = None,
     durability: str | None = None,
+    strict: bool = False,
 ) -> None:
     from localqueue.cli.common import emit, open_queue, settings
     from localqueue.cli.exit_codes import ERROR, CliError, UsageError
@@ -31,7 +32,9 @@ def run(
         sys.stderr.flush()
         if sys.stdin.readline().strip().lower() not in ("y", "yes"):
             raise CliError("nothing deleted", ERROR)
-    with open_queue(name, settings(store_path=store_path, durability=durability)) as queue:
+    with open_queue(
+        name, settings(strict=strict or None, store_path=store_path, durability=durability)
+    ) as queue:
         emit({"queue": name, "purged": queue.purge(dead_only=dead_only)})
 
 
@@ -49,5 +52,6 @@ def register(group: "typer.Typer") -> None:
         yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False,
         store_path: Annotated[str | None, options.store_path()] = None,
         durability: Annotated[str | None, options.durability()] = None,
+        strict: Annotated[bool, options.strict()] = False,
     ) -> None:
-        run(name, dead_only, yes, store_path, durability)
+        run(name, dead_only, yes, store_path, durability, strict=strict)

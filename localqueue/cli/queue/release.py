@@ -16,11 +16,14 @@ def run(
     lease_token: str | None = None,
     store_path: str | None = None,
     durability: str | None = None,
+    strict: bool = False,
 ) -> None:
     from localqueue.cli.common import check_seconds, emit, open_queue, settings
 
     check_seconds("--delay", delay)
-    with open_queue(name, settings(store_path=store_path, durability=durability)) as queue:
+    with open_queue(
+        name, settings(strict=strict or None, store_path=store_path, durability=durability)
+    ) as queue:
         message = queue.release(message_id, delay=delay, lease_token=lease_token)
     emit(message.to_dict())
 
@@ -36,5 +39,6 @@ def register(group: "typer.Typer") -> None:
         lease_token: Annotated[str | None, options.lease_token()] = None,
         store_path: Annotated[str | None, options.store_path()] = None,
         durability: Annotated[str | None, options.durability()] = None,
+        strict: Annotated[bool, options.strict()] = False,
     ) -> None:
-        run(name, message_id, delay, lease_token, store_path, durability)
+        run(name, message_id, delay, lease_token, store_path, durability, strict=strict)

@@ -17,6 +17,7 @@ def run(
     delay: float = 0.0,
     store_path: str | None = None,
     durability: str | None = None,
+    strict: bool = False,
 ) -> None:
     from localqueue.cli.common import check_seconds, emit, open_queue, settings
     from localqueue.cli.exit_codes import UsageError
@@ -24,7 +25,9 @@ def run(
     if (message_id is None) == (not all_):
         raise UsageError("give either a message ID or --all")
     check_seconds("--delay", delay)
-    with open_queue(name, settings(store_path=store_path, durability=durability)) as queue:
+    with open_queue(
+        name, settings(strict=strict or None, store_path=store_path, durability=durability)
+    ) as queue:
         if message_id is None:
             emit({"queue": name, "requeued": queue.requeue_all_dead(delay)})
         else:
@@ -46,5 +49,6 @@ def register(group: "typer.Typer") -> None:
         delay: Annotated[float, options.delay()] = 0.0,
         store_path: Annotated[str | None, options.store_path()] = None,
         durability: Annotated[str | None, options.durability()] = None,
+        strict: Annotated[bool, options.strict()] = False,
     ) -> None:
-        run(name, message_id, all_, delay, store_path, durability)
+        run(name, message_id, all_, delay, store_path, durability, strict=strict)

@@ -8,10 +8,10 @@ if TYPE_CHECKING:
 HELP = "Print how many messages could be leased now (ready), as a bare integer."
 
 
-def run(name: str, store_path: str | None = None) -> None:
+def run(name: str, store_path: str | None = None, strict: bool = False) -> None:
     from localqueue.cli.common import emit_raw, open_queue, settings
 
-    with open_queue(name, settings(store_path=store_path)) as queue:
+    with open_queue(name, settings(strict=strict or None, store_path=store_path)) as queue:
         size = queue.qsize()
     emit_raw(b"%d\n" % size)
 
@@ -23,5 +23,6 @@ def register(group: "typer.Typer") -> None:
     def size(
         name: Annotated[str, options.queue_name()],
         store_path: Annotated[str | None, options.store_path()] = None,
+        strict: Annotated[bool, options.strict()] = False,
     ) -> None:
-        run(name, store_path)
+        run(name, store_path, strict=strict)

@@ -4,24 +4,32 @@ import sys
 import time
 from typing import TYPE_CHECKING, Annotated, Any
 
+from localqueue.message import QueueStats
+
 if TYPE_CHECKING:
     import typer
 
     from localqueue.stores.base import QueueStore
 
 HELP = """Print a queue's counts (ready, delayed, inflight, dead, total) as one JSON line;
-without NAME, one line per queue in the store. --format prometheus writes the text
-exposition format (for node_exporter's textfile collector). --watch repeats every
---interval seconds: JSON lines when stdout is not a terminal, and a table redrawn on
-stderr when stderr is one."""
+without NAME, one line per queue the store has held (drained ones with zeros).
+--format prometheus writes the text exposition format (for node_exporter's textfile
+collector). --watch repeats every --interval seconds: JSON lines when stdout is not a
+terminal, and a table redrawn on stderr when stderr is one; it ends (exit 0) when
+stdout's reader goes away. A NAME the store never held is a warning (--strict: exit 4)."""
 
 FORMATS = ("json", "prometheus")
 
 
 def collect(store: "QueueStore", name: str | None) -> dict[str, dict[str, int]]:
-    if name is None:
-        return {queue: stats.to_dict() for queue, stats in store.queues().items()}
-    return {name: store.stats(name).to_dict()}
+    """The counts of queue ``name``, or of every queue the store has held (by name)."""
+    if name is not None:
+        return {name: store.stats(name).to_dict()}
+    counts = {queue: stats.to_dict() for queue, stats in store.queues().items()}
+    if len(counts) == len(known := store.known_queues()):
+        return counts
+    zero = QueueStats(ready=0, delayed=0, inflight=0, dead=0).to_dict()
+    return {queue: counts.get(queue, zero) for queue in sorted({*counts, *known})}
 
 
 def prometheus(counts: dict[str, dict[str, int]]) -> bytes:
@@ -64,39 +72,51 @@ def run(
     name: str | None = None,
     fmt: str = "json",
     watch: bool = False,
-    interval: float = 1.0,
+    interval: float | None = None,
     store_path: str | None = None,
+    strict: bool = False,
 ) -> None:
-    from localqueue.cli.common import emit_raw, open_store, settings, stderr_is_tty, stdout_is_tty
+    from localqueue.cli import common
     from localqueue.cli.exit_codes import UsageError
     from localqueue.codec import validate_queue_name
 
+    fmt = fmt.lower()
     if fmt not in FORMATS:
         raise UsageError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
     if name is not None:
         validate_queue_name(name)
+    if interval is not None and not watch:
+        raise UsageError("--interval needs --watch (without it the counts print once)")
+    if interval is None:
+        interval = 1.0
     if not interval > 0:
         raise UsageError(f"--interval must be > 0, got {interval!r}")
     render: Any = prometheus if fmt == "prometheus" else json_lines
-    conf = settings(store_path=store_path)
-    with open_store(conf) as store:
+    conf = common.settings(strict=strict or None, store_path=store_path)
+    with common.open_store(conf) as store:
+        if name is not None:
+            common.check_queue_known(store, name, conf)
         if not watch:
-            emit_raw(render(collect(store, name)))
+            common.emit_raw(render(collect(store, name)))
             return
-        draw = stderr_is_tty()
-        data_out = not stdout_is_tty() or not draw
+        draw = common.stderr_is_tty()
+        data_out = not common.stdout_is_tty() or not draw
         drawn_lines = 0
-        while True:
-            counts = collect(store, name)
-            if data_out:
-                emit_raw(render(counts))
-            if draw:
-                text = f"{time.strftime('%H:%M:%S')}  every {interval:g}s\n{table(counts)}\n"
-                up = f"\x1b[{drawn_lines}F\x1b[J" if drawn_lines else ""
-                sys.stderr.write(up + text)
-                sys.stderr.flush()
-                drawn_lines = text.count("\n")
-            time.sleep(interval)
+        try:
+            while True:
+                counts = collect(store, name)
+                if data_out:
+                    common.emit_raw(render(counts))
+                if draw:
+                    text = f"{time.strftime('%H:%M:%S')}  every {interval:g}s\n{table(counts)}\n"
+                    up = f"\x1b[{drawn_lines}F\x1b[J" if drawn_lines else ""
+                    sys.stderr.write(up + text)
+                    sys.stderr.flush()
+                    drawn_lines = text.count("\n")
+                if not common.wait_for_reader(interval):
+                    return
+        except BrokenPipeError:
+            return  # the reader left (| head): a watch ends with it, like tail -f
 
 
 def register(group: "typer.Typer") -> None:
@@ -116,7 +136,8 @@ def register(group: "typer.Typer") -> None:
         watch: Annotated[
             bool, typer.Option("--watch", help="Print again every --interval seconds.")
         ] = False,
-        interval: Annotated[float, options.interval()] = 1.0,
+        interval: Annotated[float | None, options.interval()] = None,
         store_path: Annotated[str | None, options.store_path()] = None,
+        strict: Annotated[bool, options.strict()] = False,
     ) -> None:
-        run(name, fmt, watch, interval, store_path)
+        run(name, fmt, watch, interval, store_path, strict=strict)

@@ -17,6 +17,7 @@ def run(
     name: str,
     timeout: float | None = None,
     store_path: str | None = None,
+    strict: bool = False,
 ) -> None:
     from localqueue.cli.common import check_seconds, open_queue, settings
     from localqueue.cli.exit_codes import EMPTY, CliError
@@ -25,7 +26,7 @@ def run(
         check_seconds("--timeout", timeout)
     deadline = None if timeout is None else time.monotonic() + timeout
     pause = _POLL_MIN
-    with open_queue(name, settings(store_path=store_path)) as queue:
+    with open_queue(name, settings(strict=strict or None, store_path=store_path)) as queue:
         while True:
             stats = queue.stats()
             pending = stats.ready + stats.delayed + stats.inflight
@@ -59,5 +60,6 @@ def register(group: "typer.Typer") -> None:
             ),
         ] = None,
         store_path: Annotated[str | None, options.store_path()] = None,
+        strict: Annotated[bool, options.strict()] = False,
     ) -> None:
-        run(name, timeout, store_path)
+        run(name, timeout, store_path, strict=strict)

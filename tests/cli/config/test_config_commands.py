@@ -26,26 +26,35 @@ def test_show_defaults_without_a_file(cli, home):
         "retry_store_path": "./localqueue_retries.sqlite3",
         "durability": "full",
         "lease_timeout": 30.0,
+        "strict": False,
         "config_file": str(config_file(home)),
     }
     assert not config_file(home).exists()
 
 
-def test_init_writes_yaml_and_refuses_to_overwrite(cli, home):
+def test_init_writes_absolute_store_paths_and_refuses_to_overwrite(cli, home):
+    """cron runs commands elsewhere (often in $HOME): a relative store_path would name
+    another, new store there, so init writes where the stores are now."""
     [written] = cli.json("config", "init", "--store-path", "./jobs.sqlite3", store=False)
     assert written == {
         "config_file": str(config_file(home)),
-        "store_path": "./jobs.sqlite3",
-        "retry_store_path": "./localqueue_retries.sqlite3",
+        "store_path": str(cli.cwd / "jobs.sqlite3"),
+        "retry_store_path": str(cli.cwd / "localqueue_retries.sqlite3"),
     }
     text = config_file(home).read_text()
-    assert "store_path: ./jobs.sqlite3" in text
+    assert f"store_path: {cli.cwd / 'jobs.sqlite3'}" in text
+    assert show(cli, cwd=home)["store_path"] == str(cli.cwd / "jobs.sqlite3")
     again = cli("config", "init", store=False)
     assert again.returncode == 1
     assert "--force" in again.stderr
     cli.json("config", "init", "--force", "--retry-store-path", "r.db", store=False)
-    assert show(cli)["retry_store_path"] == "r.db"
-    assert show(cli)["store_path"] == "./localqueue_queue.sqlite3"
+    assert show(cli)["retry_store_path"] == str(cli.cwd / "r.db")
+    assert show(cli)["store_path"] == str(cli.cwd / "localqueue_queue.sqlite3")
+    url = "postgresql://u@db.example/jobs"
+    cli.json("config", "init", "--force", "--store-path", url, store=False)
+    assert show(cli)["store_path"] == url
+    cli.json("config", "init", "--force", "--store-path", "lmdb://envdir", store=False)
+    assert show(cli)["store_path"] == f"lmdb://{cli.cwd / 'envdir'}"
 
 
 def test_set_checks_keys_and_types(cli, home):
@@ -73,8 +82,46 @@ def test_localqueue_config_names_the_file_read_and_written(cli, home, monkeypatc
     cli.json("config", "init", "--store-path", "other.db", store=False)
     assert other.exists()
     assert not config_file(home).exists()
-    assert show(cli)["store_path"] == "other.db"
+    assert show(cli)["store_path"] == str(cli.cwd / "other.db")
     assert show(cli)["config_file"] == str(other)
+
+
+def test_localqueue_config_naming_a_missing_file_is_an_error_but_for_init(cli, home, monkeypatch):
+    """A typo in LOCALQUEUE_CONFIG must not fall back to the defaults (another store)."""
+    missing = home / "typo" / "lq.yaml"
+    monkeypatch.setenv("LOCALQUEUE_CONFIG", str(missing))
+    for args in (
+        ("config", "show"),
+        ("config", "set", "durability", "normal"),
+        ("queue", "add", "q", "--value", "1"),
+        ("queue", "stats"),
+    ):
+        result = cli(*args, store=False)
+        assert result.returncode == 2, (args, result.stderr)
+        assert result.stderr == (
+            f"localqueue: error: LOCALQUEUE_CONFIG names {missing}, which does not exist"
+            " (create it with `localqueue config init`)\n"
+        )
+    assert not missing.exists()
+    assert not (cli.cwd / "localqueue_queue.sqlite3").exists()
+    cli.json("config", "init", store=False)
+    assert show(cli)["config_file"] == str(missing)
+
+
+@pytest.mark.parametrize("where", ["set", "file", "env", "flag"])
+def test_enum_values_are_case_insensitive(cli, home, monkeypatch, where):
+    if where == "set":
+        cli.json("config", "set", "durability", "NORMAL", store=False)
+    elif where == "file":
+        config_file(home).parent.mkdir(parents=True)
+        config_file(home).write_text("durability: Normal\n")
+    elif where == "env":
+        monkeypatch.setenv("LOCALQUEUE_DURABILITY", "NORMAL")
+    if where != "flag":
+        assert show(cli)["durability"] == "normal"
+    added = cli("queue", "add", "q", "--value", "1", "--durability", "NORMAL")
+    assert added.returncode == 0, added.stderr
+    assert cli("queue", "stats", "q", "--format", "PROMETHEUS").returncode == 0
 
 
 def test_precedence_flag_over_env_over_file_over_default(cli, home, monkeypatch):

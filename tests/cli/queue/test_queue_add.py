@@ -36,7 +36,7 @@ def test_bad_third_line_exits_65_names_it_and_enqueues_nothing(cli):
     assert result.stdout == ""
     assert "line 3" in result.stderr
     assert result.stderr.startswith("localqueue: error:")
-    assert cli.stats("q")["total"] == 0
+    assert not cli.store.exists()  # nothing was written, not even a store
 
 
 @pytest.mark.parametrize(
@@ -46,7 +46,7 @@ def test_values_json_cannot_hold_exactly_are_invalid_input(cli, line):
     result = cli("queue", "add", "q", stdin='"ok"\n' + line + "\n")
     assert result.returncode == 65, result.stderr
     assert "line 2" in result.stderr
-    assert cli.stats("q")["total"] == 0
+    assert not cli.store.exists()  # nothing was written, not even a store
 
 
 def test_invalid_value_option_exits_65(cli):
@@ -73,7 +73,7 @@ def test_delay_makes_messages_delayed(cli):
 def test_negative_delay_is_a_usage_error(cli, delay):
     result = cli("queue", "add", "q", "--value", "1", f"--delay={delay}")
     assert result.returncode == 2
-    assert cli.stats("q")["total"] == 0
+    assert not cli.store.exists()  # nothing was written, not even a store
 
 
 def test_invalid_queue_name_is_a_usage_error(cli):
@@ -146,37 +146,73 @@ def test_add_does_not_import_heavy_modules(cli):
     assert result.stderr.strip() == "0 yaml"
 
 
-def test_broken_pipe_ends_quietly(cli):
-    lines = "".join(f"{i}\n" for i in range(20000))
-    pipeline = subprocess.run(
-        [
-            "sh",
-            "-c",
-            f'"{LOCALQUEUE}" queue add q --store-path "{cli.store}" | head -1',
-        ],
-        input=lines,
-        capture_output=True,
-        text=True,
-        timeout=60,
+def test_a_closed_stdout_is_refused_before_anything_is_written(cli):
+    command = f'"{LOCALQUEUE}" queue add q --value 1 --store-path "{cli.store}" >&-'
+    result = subprocess.run(["sh", "-c", command], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert result.stderr.startswith("localqueue: error: stdout is closed"), result.stderr
+    assert not cli.store.exists()
+    quiet = f'"{LOCALQUEUE}" queue add q --value 1 --quiet --store-path "{cli.store}" >&-'
+    result = subprocess.run(["sh", "-c", quiet], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert cli.stats("q")["ready"] == 1
+
+
+def test_output_lost_after_the_commit_exits_7_and_says_it_was_enqueued(cli):
+    """A full disk under stdout: the messages are committed, so exit 1 ("nothing was
+    written") would make a retrying script enqueue them twice."""
+    if not os.path.exists("/dev/full"):
+        pytest.skip("no /dev/full on this system")
+    command = f'"{LOCALQUEUE}" queue add q --store-path "{cli.store}" >/dev/full'
+    result = subprocess.run(
+        ["sh", "-c", command], input="1\n2\n", capture_output=True, text=True, timeout=60
     )
-    assert pipeline.returncode == 0
+    assert result.returncode == 7
+    assert result.stderr.startswith("localqueue: error: cannot write to stdout: No space left")
+    assert "2 message(s) WERE enqueued" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert cli.stats("q")["ready"] == 2
+
+
+def test_a_reader_that_stops_after_the_commit_is_exit_0_under_pipefail(cli):
+    """`queue add | head -1` under `set -o pipefail`: every message is committed and
+    the consumer chose to stop reading, so the pipeline must not fail (and be retried)."""
+    lines = "".join(f"{i}\n" for i in range(20000))
+    command = f'set -o pipefail; "{LOCALQUEUE}" queue add q --store-path "{cli.store}" | head -1'
+    pipeline = subprocess.run(
+        ["bash", "-c", command], input=lines, capture_output=True, text=True, timeout=60
+    )
+    assert pipeline.returncode == 0, pipeline.stderr
     assert len(pipeline.stdout.splitlines()) == 1
     assert pipeline.stderr == ""
     assert cli.stats("q")["ready"] == 20000
 
 
-@pytest.mark.parametrize(
-    ("redirect", "why"),
-    [(">&-", "stdout is closed"), (">/dev/full", "cannot write to stdout: No space left")],
-)
-def test_output_that_cannot_be_written_fails_the_command(cli, redirect, why):
-    """The message is enqueued (the commit came first), but the caller must not believe
-    it got the output: exit 1 and say why, with no traceback."""
-    if redirect == ">/dev/full" and not os.path.exists("/dev/full"):
-        pytest.skip("no /dev/full on this system")
-    command = f'"{LOCALQUEUE}" queue add q --value 1 --store-path "{cli.store}" {redirect}'
-    result = subprocess.run(["sh", "-c", command], capture_output=True, text=True, timeout=60)
-    assert result.returncode == 1
-    assert result.stderr.startswith("localqueue: error: " + why), result.stderr
-    assert "Traceback" not in result.stderr
-    assert cli.stats("q")["ready"] == 1
+def test_quiet_prints_nothing_and_ids_prints_only_ids(cli):
+    quiet = cli("queue", "add", "q", "-q", stdin="1\n2\n")
+    assert quiet.returncode == 0 and quiet.stdout == "" and quiet.stderr == ""
+    ids = cli("queue", "add", "q", "--ids", stdin="3\n4\n")
+    assert ids.returncode == 0, ids.stderr
+    lines = ids.stdout.splitlines()
+    assert len(lines) == 2
+    assert [cli.json("queue", "inspect", "q", i)[0]["value"] for i in lines] == [3, 4]
+    assert cli("queue", "add", "q", "-q", "--ids", "--value", "1").returncode == 2
+
+
+def test_value_while_stdin_has_data_is_a_usage_error(cli):
+    """`producer | localqueue queue add q --value X` would drop the producer's lines."""
+    result = cli("queue", "add", "q", "--value", "1", stdin='{"from":"stdin"}\n')
+    assert result.returncode == 2
+    assert "--value given and stdin has data too" in result.stderr
+    assert not cli.store.exists()
+    data = cli.cwd / "lines.jsonl"
+    data.write_text("2\n")
+    command = f'"{LOCALQUEUE}" queue add q --value 1 --store-path "{cli.store}" < "{data}"'
+    from_file = subprocess.run(["sh", "-c", command], capture_output=True, text=True, timeout=60)
+    assert from_file.returncode == 2, from_file.stderr
+    assert not cli.store.exists()
+    # stdin without data (empty, /dev/null as under cron) is fine
+    assert cli("queue", "add", "q", "--value", "1").returncode == 0
+    nothing = f'"{LOCALQUEUE}" queue add q --value 2 --store-path "{cli.store}" </dev/null'
+    assert subprocess.run(["sh", "-c", nothing], timeout=60).returncode == 0
+    assert cli.stats("q")["ready"] == 2

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 
+from localqueue.stores.sqlite import SQLiteQueueStore
 from tests.cli.conftest import SUBPROCESS
 
 pytestmark = SUBPROCESS
 
 
 def test_size_is_a_bare_integer_of_ready_messages(cli):
+    cli.empty_queue("q")
     assert cli("queue", "size", "q").stdout == "0\n"
     cli.add("q", 1, 2, 3)
     cli.json("queue", "add", "q", "--value", "4", "--delay", "60")
@@ -39,6 +41,7 @@ def test_stats_without_a_name_and_list_show_every_queue(cli):
 
 
 def test_list_of_an_empty_store_prints_nothing(cli):
+    SQLiteQueueStore(cli.store).close()
     result = cli("queue", "list")
     assert result.returncode == 0
     assert result.stdout == ""
@@ -71,6 +74,7 @@ def test_stats_watch_prints_json_lines_until_stopped(cli):
 
 
 def test_wait_returns_0_when_nothing_is_pending(cli):
+    cli.empty_queue("q")
     assert cli("queue", "wait", "q").returncode == 0
     [added] = cli.add("q", 1)
     cli.json("queue", "pop", "q")

@@ -26,6 +26,7 @@ def test_dead_lists_dead_letters_with_their_error(cli):
 
 
 def test_dead_of_a_queue_without_dead_letters_prints_nothing(cli):
+    cli.empty_queue("q")
     result = cli("queue", "dead", "q")
     assert result.returncode == 0
     assert result.stdout == ""
@@ -77,3 +78,39 @@ def test_dead_watch_prints_new_dead_letters_as_they_appear(cli):
     finally:
         watcher.terminate()
         watcher.wait(timeout=10)
+
+
+def _pipeline(cli, command: str):
+    import subprocess
+
+    from tests.cli.conftest import LOCALQUEUE
+
+    line = f'set -o pipefail; "{LOCALQUEUE}" {command} --store-path "{cli.store}" | head -n 1'
+    return subprocess.run(["bash", "-c", line], capture_output=True, text=True, timeout=60)
+
+
+def test_dead_watch_ends_when_its_reader_does(cli):
+    """`queue dead --watch | head -n 1` ends with head (like tail -f), exit 0, even
+    though no new dead letter comes to write."""
+    [first] = kill(cli, "q", 1)
+    done = _pipeline(cli, "queue dead q --watch --interval 30")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["id"] == first
+    assert done.stderr == ""
+
+
+def test_stats_watch_ends_when_its_reader_does(cli):
+    cli.add("q", 1)
+    done = _pipeline(cli, "queue stats q --watch --interval 0.05")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["ready"] == 1
+    assert done.stderr == ""
+
+
+def test_interval_without_watch_is_a_usage_error_naming_watch(cli):
+    kill(cli, "q", 1)
+    for command in ("dead", "stats"):
+        result = cli("queue", command, "q", "--interval", "5")
+        assert result.returncode == 2, result.stderr
+        assert "--interval needs --watch" in result.stderr
+        assert result.stdout == ""

@@ -23,16 +23,28 @@ def test_pop_leases_the_oldest_and_records_the_worker(cli):
 
 
 def test_pop_on_an_empty_queue_exits_3_quietly(cli):
+    cli.empty_queue("q")
     result = cli("queue", "pop", "q")
     assert result.returncode == 3
     assert result.stdout == ""
 
 
 def test_pop_block_timeout_exits_3(cli):
+    cli.empty_queue("q")
     started = time.monotonic()
     result = cli("queue", "pop", "q", "--block", "--timeout", "0.2")
     assert result.returncode == 3
     assert time.monotonic() - started >= 0.2
+
+
+def test_pop_timeout_without_block_is_a_usage_error_naming_block(cli):
+    """--timeout alone used to be ignored: pop returned at once (exit 3) on a queue the
+    caller meant to wait on."""
+    cli.add("q", 1)
+    result = cli("queue", "pop", "q", "--timeout", "5")
+    assert result.returncode == 2
+    assert "--timeout needs --block" in result.stderr
+    assert cli.stats("q")["ready"] == 1  # nothing leased
 
 
 def test_pop_block_returns_a_message_that_is_already_there(cli):
@@ -99,6 +111,7 @@ def test_release_of_a_ready_message_exits_4(cli):
 
 
 def test_inspect_unknown_id_exits_4_with_a_message(cli):
+    cli.empty_queue("q")
     result = cli("queue", "inspect", "q", "nope")
     assert result.returncode == 4
     assert "nope" in result.stderr

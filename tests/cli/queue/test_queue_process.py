@@ -43,6 +43,7 @@ def test_drains_what_is_ready_and_exits_0(cli):
 
 
 def test_empty_queue_is_not_an_error_and_a_drain_does_not_idle(cli):
+    cli.empty_queue("q")
     result = cli("queue", "process", "q", "tests_handlers:ok", timeout=60)
     assert result.returncode == 0
     assert result.stdout == ""

@@ -95,6 +95,7 @@ def test_second_signal_interrupts_a_python_handler(cli, fifo):
 
 @pytest.mark.parametrize("mode", [("--forever", "--block"), ("--block",), ("--forever",)])
 def test_idle_waiting_worker_exits_promptly_on_a_signal(cli, mode):
+    cli.empty_queue("q")
     worker = cli.popen("queue", "exec", "q", *mode, "--", "true")
     [added] = cli.add("q", 1)  # proves the worker is up and looping: its line comes back
     line = json.loads(worker.stdout.readline())

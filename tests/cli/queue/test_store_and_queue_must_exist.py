@@ -1,0 +1,148 @@
+"""A wrong path or a typo in a queue name must never look like an empty queue.
+
+Reading commands and workers on a store that does not exist exit 1 and create nothing
+(only ``queue add`` creates a store); a queue name the store never held is a warning on
+stderr naming the queues it knows, and with ``--strict`` (or ``strict: true``) exit 4.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.cli.conftest import SUBPROCESS
+
+pytestmark = SUBPROCESS
+
+READERS = [
+    ("queue", "stats", "q"),
+    ("queue", "stats"),
+    ("queue", "list"),
+    ("queue", "size", "q"),
+    ("queue", "dead", "q"),
+    ("queue", "inspect", "q", "1-000000000000"),
+    ("queue", "pop", "q"),
+    ("queue", "ack", "q", "1-000000000000"),
+    ("queue", "release", "q", "1-000000000000"),
+    ("queue", "wait", "q"),
+    ("queue", "purge", "q", "--yes"),
+    ("queue", "requeue-dead", "q", "--all"),
+]
+WORKERS = [
+    ("queue", "exec", "q", "--", "true"),
+    ("queue", "process", "q", "tests_handlers:ok"),
+]
+
+
+@pytest.mark.parametrize("argv", READERS + WORKERS, ids=lambda a: " ".join(a[1:3]))
+def test_a_store_that_does_not_exist_is_exit_1_and_is_not_created(cli, argv):
+    typo = cli.cwd / "typo.sqlite3"
+    retries = cli.cwd / "retries.sqlite3"
+    extra = ["--store-path", str(typo), "--retry-store-path", str(retries)]
+    if argv in WORKERS:
+        cut = argv.index("--") if "--" in argv else len(argv)
+        args = [*argv[:cut], *extra, *argv[cut:]]
+    else:
+        args = [*argv, *extra[:2]]
+    result = cli(*args, store=False)
+    assert result.returncode == 1
+    assert result.stderr == f"localqueue: error: no such store: {typo}\n"
+    assert result.stdout == ""
+    assert sorted(p.name for p in cli.cwd.iterdir()) == ["tests_handlers.py"]
+
+
+def test_a_missing_lmdb_directory_is_no_such_store(cli):
+    pytest.importorskip("lmdb")
+    url = f"lmdb://{cli.cwd / 'typo-env'}"
+    result = cli("queue", "stats", "q", "--store-path", url, store=False)
+    assert (result.returncode, result.stderr) == (1, f"localqueue: error: no such store: {url}\n")
+    assert not (cli.cwd / "typo-env").exists()
+    assert (
+        cli("queue", "add", "q", "--value", "1", "--store-path", url, store=False).returncode == 0
+    )
+    assert (cli.cwd / "typo-env" / "data.mdb").exists()
+
+
+def test_only_queue_add_creates_the_store(cli):
+    assert not cli.store.exists()
+    cli.add("emails", 1)
+    assert cli.store.exists()
+    assert cli.stats("emails")["ready"] == 1
+
+
+def test_list_shows_drained_queues_too(cli):
+    cli.add("emails", 1)
+    cli.add("hooks", 2)
+    cli.json("queue", "process", "emails", "tests_handlers:ok")
+    cli.json("queue", "purge", "hooks", "--yes")
+    listed = cli.json("queue", "list")
+    assert [(q["queue"], q["total"]) for q in listed] == [("emails", 0), ("hooks", 0)]
+    assert [q["queue"] for q in cli.json("queue", "stats")] == ["emails", "hooks"]
+
+
+def _warning(cli, name):
+    return f"localqueue: warning: no queue {name!r} in {cli.store} (queues: emails, hooks)\n"
+
+
+@pytest.mark.parametrize(
+    ("argv", "code"),
+    [
+        (("queue", "stats", "emials"), 0),
+        (("queue", "size", "emials"), 0),
+        (("queue", "dead", "emials"), 0),
+        (("queue", "wait", "emials", "--timeout", "1"), 0),
+        (("queue", "pop", "emials"), 3),
+        (("queue", "inspect", "emials", "1-000000000000"), 4),
+        (("queue", "exec", "emials", "--", "true"), 0),
+        (("queue", "process", "emials", "tests_handlers:ok"), 0),
+    ],
+    ids=lambda a: " ".join(a[1:2]) if isinstance(a, tuple) else str(a),
+)
+def test_a_queue_the_store_never_held_is_a_warning_naming_the_known_queues(cli, argv, code):
+    cli.add("emails", 1)
+    cli.empty_queue("hooks")
+    result = cli(*argv)
+    assert result.returncode == code
+    assert result.stderr.startswith(_warning(cli, "emials")), result.stderr
+    assert cli.stats("emails")["ready"] == 1  # the typo touched nothing
+    known = cli(*[("emails" if a == "emials" else a) for a in argv])
+    assert "warning" not in known.stderr
+
+
+@pytest.mark.parametrize(
+    "how", ["--strict", "LOCALQUEUE_STRICT=true", "strict: true", "config set strict true"]
+)
+def test_strict_makes_an_unknown_queue_exit_4_with_nothing_done(cli, home, monkeypatch, how):
+    cli.add("emails", 1)
+    cli.empty_queue("hooks")
+    flags: list[str] = []
+    if how == "--strict":
+        flags = ["--strict"]
+    elif how.startswith("LOCALQUEUE_STRICT"):
+        monkeypatch.setenv("LOCALQUEUE_STRICT", "true")
+    elif how == "strict: true":
+        config = home / "xdg" / "localqueue" / "config.yaml"
+        config.parent.mkdir(parents=True)
+        config.write_text("strict: true\n")
+    else:
+        cli.json("config", "set", "strict", "true", store=False)
+    commands = [("queue", "pop", "emials"), ("queue", "purge", "emials", "--yes")]
+    if how != "--strict":  # the workers read the setting: no flag of their own needed
+        commands.append(("queue", "exec", "emials", "--", "true"))
+    for argv in commands:
+        result = cli(*argv, *flags)
+        assert result.returncode == 4, (argv, result.stderr)
+        assert result.stderr == _warning(cli, "emials").replace("warning", "error"), argv
+        assert result.stdout == ""
+    assert cli("queue", "pop", "emails", *flags).returncode == 0
+    assert cli("queue", "stats", "hooks", *flags).returncode == 0
+
+
+def test_an_empty_store_says_it_holds_no_queues(cli):
+    from localqueue.stores.sqlite import SQLiteQueueStore
+
+    SQLiteQueueStore(cli.store).close()
+    result = cli("queue", "size", "q")
+    assert result.returncode == 0 and result.stdout == "0\n"
+    assert (
+        result.stderr == f"localqueue: warning: no queue 'q' in {cli.store} (it holds no queues)\n"
+    )
