@@ -24,6 +24,7 @@ __all__ = [
     "emit_raw",
     "open_queue",
     "open_store",
+    "require_backend",
     "require_store",
     "settings",
     "stderr_is_tty",
@@ -52,6 +53,7 @@ def open_queue(
     setting: an error, exit 4) -- see :func:`check_queue_known`."""
     from localqueue.queue import PersistentQueue
 
+    require_backend(conf.store_path)
     if not create:
         require_store(conf.store_path)
     queue = PersistentQueue(
@@ -77,6 +79,35 @@ def store_exists(path: str) -> bool:
     if path.startswith(POSTGRES_SCHEMES):
         return True
     return os.path.lexists(path.removeprefix(LMDB_SCHEME))
+
+
+#: URL scheme -> (module, extra, what) of the optional store backends.
+_BACKENDS = {
+    "postgresql://": ("psycopg", "postgres", "PostgreSQL"),
+    "postgres://": ("psycopg", "postgres", "PostgreSQL"),
+    "lmdb://": ("lmdb", "lmdb", "LMDB"),
+}
+
+
+def require_backend(path: str) -> None:
+    """A usage error (exit 2) naming the install when the store ``path`` names needs an
+    optional dependency that cannot be imported (``pip install "localqueue[postgres]"``)."""
+    scheme, sep, _ = path.partition("://")
+    backend = _BACKENDS.get(scheme + sep) if sep else None
+    if backend is None:
+        return
+    module, extra, what = backend
+    import importlib
+
+    try:
+        importlib.import_module(module)
+    except ImportError as exc:
+        from localqueue.cli.exit_codes import UsageError
+
+        raise UsageError(
+            f"{scheme}:// is a {what} store, which needs the {module} package ({exc}):"
+            f' pip install "localqueue[{extra}]"'
+        ) from None
 
 
 def require_store(path: str) -> None:
@@ -184,6 +215,7 @@ def open_store(conf: config.Settings) -> QueueStore:
     from localqueue.stores import LMDB_SCHEME, POSTGRES_SCHEMES
     from localqueue.stores import open_store as open_any
 
+    require_backend(conf.store_path)
     require_store(conf.store_path)
     if conf.store_path.startswith((*POSTGRES_SCHEMES, LMDB_SCHEME)):
         return open_any(conf.store_path)

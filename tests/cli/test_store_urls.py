@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tests.cli.conftest import SUBPROCESS
 from tests.conftest import fresh_schema, postgres_url, unavailable
 
@@ -54,3 +56,25 @@ def test_postgres_store_and_retry_store_through_the_cli(cli):
     finally:
         with psycopg.connect(url, autocommit=True) as admin:
             admin.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+@pytest.mark.parametrize(
+    ("url", "module", "extra"),
+    [("postgresql://u@127.0.0.1:1/db", "psycopg", "postgres"), ("lmdb://env", "lmdb", "lmdb")],
+)
+def test_a_missing_extra_is_a_usage_error_naming_the_install(
+    cli, home, monkeypatch, url, module, extra
+):
+    """A real localqueue process in which ``import psycopg`` (``import lmdb``) fails as
+    it does when the extra is not installed."""
+    site = home / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(f"import sys\nsys.modules[{module!r}] = None\n")
+    monkeypatch.setenv("PYTHONPATH", str(site))
+    for argv in (("queue", "add", "q", "--value", "1"), ("queue", "stats", "q")):
+        result = cli(*argv, "--store-path", url, store=False)
+        assert result.returncode == 2, result.stderr
+        assert f'pip install "localqueue[{extra}]"' in result.stderr
+        assert result.stderr.startswith("localqueue: error: ")
+        assert "Traceback" not in result.stderr
+    assert not (cli.cwd / "env").exists()
