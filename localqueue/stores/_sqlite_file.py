@@ -178,7 +178,11 @@ class SQLiteFile:
     def _check_location(self) -> None:
         """Refuse a path another user could have planted: a symlink to a file that is
         not ours, or any file in a world-writable directory owned by someone else (they
-        could swap the store, its -wal or its -shm for links to files of their choice)."""
+        could swap the store, its -wal or its -shm for links to files of their choice).
+        A *sticky* world-writable directory such as /tmp is the exception: nobody else
+        can remove or rename our files there, so the store, its -wal and its -shm are
+        allowed when each is a file of ours, or does not exist yet and is created here
+        with O_EXCL|O_NOFOLLOW (:meth:`_claim`)."""
         me = os.geteuid()
         try:
             parent = os.stat(os.path.dirname(os.path.abspath(self.path)))
@@ -190,10 +194,18 @@ class SQLiteFile:
         except OSError:
             return  # creating or reading the file reports it
         if parent.st_mode & stat.S_IWOTH and parent.st_uid != me:
-            raise self._refuse(
-                f"is in a world-writable directory owned by another user (uid {parent.st_uid});"
-                " keep stores in a directory only you can write"
-            )
+            if not parent.st_mode & stat.S_ISVTX:
+                raise self._refuse(
+                    f"is in a world-writable directory owned by another user (uid"
+                    f" {parent.st_uid}) without the sticky bit; keep stores in a directory"
+                    " only you can write"
+                )
+            paths = (self.path, f"{self.path}-wal", f"{self.path}-shm")
+            for path in paths:  # every one checked before any is created
+                self._check_own(path, me)
+            for path in paths:
+                self._claim(path, me)
+            return
         if link is not None and stat.S_ISLNK(link.st_mode):
             try:
                 owner = os.stat(self.path).st_uid
@@ -203,6 +215,35 @@ class SQLiteFile:
                 raise self._refuse(
                     f"is a symlink to a file owned by another user (uid {owner}); refusing it"
                 )
+
+    def _claim(self, path: str, me: int) -> None:
+        """In a shared sticky directory: create ``path`` as our own (O_EXCL|O_NOFOLLOW,
+        0600), or accept it only when it already is a regular file of ours."""
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW
+        try:
+            os.close(os.open(path, flags, 0o600))
+            return
+        except FileExistsError:
+            pass
+        except OSError as exc:
+            raise self._refuse(f"cannot create {path}: {exc.strerror}") from None
+        self._check_own(path, me)
+
+    def _check_own(self, path: str, me: int) -> None:
+        """Refuse ``path`` when it exists and is a symlink or another user's file."""
+        try:
+            found = os.lstat(path)
+        except FileNotFoundError:
+            return
+        if stat.S_ISLNK(found.st_mode):
+            raise self._refuse(
+                f"{path} is a symlink in a directory other users can write; refusing it"
+            )
+        if found.st_uid != me:
+            raise self._refuse(
+                f"{path} belongs to another user (uid {found.st_uid}) in a directory other"
+                " users can write; refusing it"
+            )
 
     def _create_or_check_file(self) -> None:
         self._check_location()

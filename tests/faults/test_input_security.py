@@ -111,18 +111,61 @@ def test_row19_symlink_to_another_users_file_is_refused(tmp_path: Path) -> None:
 
 
 @needs_root
-def test_row19_world_writable_directory_of_someone_else_is_refused(tmp_path: Path) -> None:
+def test_row19_a_sticky_shared_directory_like_tmp_works_for_everyone(tmp_path: Path) -> None:
+    """In a sticky world-writable directory of another user (like /tmp) a store of ours
+    works; a symlink or another user's store, -wal or -shm planted there is refused."""
     shared = tmp_path / "shared"
     shared.mkdir()
     os.chown(shared, NOBODY, NOBODY)
-    shared.chmod(0o1777)  # like /tmp, but owned by another user
+    shared.chmod(0o1777)  # exactly /tmp, but owned by another user
+    store = ("--store-path", f"{shared}/q.sqlite3")
+    added = run(tmp_path, "queue", "add", "q", "--value", "1", *store)
+    assert added.returncode == 0, added.stderr
+    assert (shared / "q.sqlite3").stat().st_uid == os.geteuid()
+    popped = run(tmp_path, "queue", "pop", "q", *store)  # the file is ours: opened again
+    assert popped.returncode == 0, popped.stderr
+    retries = ("--retry-store-path", f"{shared}/r.sqlite3")
+    assert run(tmp_path, "queue", "add", "w", "--value", "1", *store).returncode == 0
+    worker = run(tmp_path, "queue", "exec", "w", *store, *retries, "--", "true")
+    assert worker.returncode == 0, worker.stderr
+
+    theirs = shared / "theirs.sqlite3"
+    PersistentQueue("q", theirs).close()
+    os.chown(theirs, NOBODY, NOBODY)
+    (shared / "link.sqlite3").symlink_to(tmp_path / "anywhere.sqlite3")
+    planted = shared / "planted.sqlite3-wal"
+    planted.write_bytes(b"")
+    os.chown(planted, NOBODY, NOBODY)
+    for name, why in [
+        ("theirs.sqlite3", "belongs to another user"),
+        ("link.sqlite3", "is a symlink"),
+        ("planted.sqlite3", "planted.sqlite3-wal belongs to another user"),
+    ]:
+        done = run(
+            tmp_path, "queue", "add", "q", "--value", "1", "--store-path", f"{shared}/{name}"
+        )
+        assert done.returncode == 1, (name, done.stderr)
+        assert why in done.stderr, (name, done.stderr)
+    assert not (tmp_path / "anywhere.sqlite3").exists()
+    assert not (shared / "planted.sqlite3").exists()
+
+
+@needs_root
+def test_row19_a_world_writable_directory_of_someone_else_without_sticky_bit_is_refused(
+    tmp_path: Path,
+) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    os.chown(shared, NOBODY, NOBODY)
+    shared.chmod(0o777)  # anyone may rename or remove our files here
     done = run(tmp_path, "queue", "add", "q", "--value", "1", "--store-path", f"{shared}/q")
     assert done.returncode == 1
     assert "world-writable directory owned by another user" in done.stderr
+    assert "without the sticky bit" in done.stderr
     assert list(shared.iterdir()) == []
     own = tmp_path / "own"
     own.mkdir()
-    own.chmod(0o1777)  # world-writable but ours: allowed
+    own.chmod(0o777)  # world-writable but ours: allowed
     PersistentQueue("q", own / "q.sqlite3").close()
 
 
