@@ -1,13 +1,9 @@
 """``localqueue queue process``: run a Python ``module:function`` on each message."""
 
 import contextlib
-import importlib
-import os
 import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated, Any
-
-from localqueue.cli.exit_codes import UsageError
 
 if TYPE_CHECKING:
     import typer
@@ -15,13 +11,14 @@ if TYPE_CHECKING:
     from localqueue.cli.worker import WorkerFlags
 
 HELP = """Handle messages with a Python function: HANDLER is module:function (importable
-from the current directory, like `python -m`), called with the message value; an async
-def function runs on an event loop. Returning acks the message; raising releases it for
-another attempt (after the retry wait) until --max-tries attempts are spent, then
-dead-letters it. -j N runs up to N calls at once (threads; tasks on one event loop for
-an async function). What the handler prints goes to stderr: stdout carries one JSON line
-per handled message: {"id", "queue", "status": "acked"|"released"|"dead", "attempts",
-"error"}.
+from the current directory, like `python -m`) or path/to/file.py:function (the file is
+imported by path; an unimportable handler exits 2 with the import error's message),
+called with the message value; an async def function runs on an event loop. Returning
+acks the message; raising releases it for another attempt (after the retry wait) until
+--max-tries attempts are spent, then dead-letters it. -j N runs up to N calls at once
+(threads; tasks on one event loop for an async function). What the handler prints goes
+to stderr: stdout carries one JSON line per handled message: {"id", "queue", "status":
+"acked"|"released"|"dead", "attempts", "error"}.
 
 Without --forever or --block, handles what is ready and exits (cron mode): 0 when every
 message was acked, 5 when one was dead-lettered, 6 when some were released for a later
@@ -30,26 +27,10 @@ second one releases their messages without spending an attempt and exits 130."""
 
 
 def load_handler(spec: str) -> Callable[[Any], Any]:
-    """Import ``module:function`` (dotted attributes allowed) or raise a usage error."""
-    module_name, _, attribute = spec.partition(":")
-    if not module_name or not attribute:
-        raise UsageError(f"handler must be module:function, got {spec!r}")
-    here = os.getcwd()
-    if "" not in sys.path and here not in sys.path:
-        sys.path.insert(0, here)
-    try:
-        target: Any = importlib.import_module(module_name)
-    except Exception as exc:
-        raise UsageError(f"cannot import {module_name!r}: {type(exc).__name__}: {exc}") from None
-    for part in attribute.split("."):
-        try:
-            target = getattr(target, part)
-        except AttributeError:
-            raise UsageError(f"{module_name!r} has no attribute {attribute!r}") from None
-    if not callable(target):
-        raise UsageError(f"{spec} is not callable")
-    function: Callable[[Any], Any] = target
-    return function
+    """``module:function`` or ``path/to/file.py:function`` (see cli/handlers.py)."""
+    from localqueue.cli.handlers import load_handler as load
+
+    return load(spec)
 
 
 def run(name: str, handler: str, flags: "WorkerFlags") -> None:
@@ -76,7 +57,11 @@ def register(group: "typer.Typer") -> None:
     def process(
         name: Annotated[str, o.queue_name()],
         handler: Annotated[
-            str, typer.Argument(metavar="HANDLER", help="Python handler as module:function.")
+            str,
+            typer.Argument(
+                metavar="HANDLER",
+                help="Python handler as module:function or path/to/file.py:function.",
+            ),
         ],
         to: o.To = None,
         concurrency: o.Concurrency = 1,
