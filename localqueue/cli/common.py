@@ -25,6 +25,7 @@ __all__ = [
     "open_queue",
     "open_store",
     "require_backend",
+    "require_server_store",
     "require_store",
     "settings",
     "stderr_is_tty",
@@ -64,6 +65,7 @@ def open_queue(
     )
     if not create:
         try:
+            require_server_store(queue.store, conf.store_path)
             check_queue_known(queue.store, queue.name, conf)
         except BaseException:
             queue.close()
@@ -73,7 +75,8 @@ def open_queue(
 
 def store_exists(path: str) -> bool:
     """Whether the store ``path`` names exists: the SQLite file, the LMDB environment's
-    directory. A PostgreSQL URL is taken to exist: its server answers for it."""
+    directory. A PostgreSQL URL passes here: :func:`require_server_store` asks the
+    server once the store is open."""
     from localqueue.stores import LMDB_SCHEME, POSTGRES_SCHEMES
 
     if path.startswith(POSTGRES_SCHEMES):
@@ -108,6 +111,19 @@ def require_backend(path: str) -> None:
             f"{scheme}:// is a {what} store, which needs the {module} package ({exc}):"
             f' pip install "localqueue[{extra}]"'
         ) from None
+
+
+def require_server_store(store: QueueStore, path: str) -> None:
+    """For a PostgreSQL store: exit 1 with ``no such store`` unless its schema holds a
+    queue store already (any other use would create it: a typo in ``?schema=``)."""
+    from localqueue.stores import POSTGRES_SCHEMES
+
+    if not path.startswith(POSTGRES_SCHEMES):
+        return
+    from localqueue.stores.postgres import PostgresQueueStore
+
+    if isinstance(store, PostgresQueueStore) and not store.exists():
+        raise CliError(f"no such store: {store_label(path)} (schema {store.schema})")
 
 
 def require_store(path: str) -> None:
@@ -217,6 +233,12 @@ def open_store(conf: config.Settings) -> QueueStore:
 
     require_backend(conf.store_path)
     require_store(conf.store_path)
-    if conf.store_path.startswith((*POSTGRES_SCHEMES, LMDB_SCHEME)):
-        return open_any(conf.store_path)
-    return open_any(conf.store_path, durability=conf.durability)
+    if not conf.store_path.startswith((*POSTGRES_SCHEMES, LMDB_SCHEME)):
+        return open_any(conf.store_path, durability=conf.durability)
+    store = open_any(conf.store_path)
+    try:
+        require_server_store(store, conf.store_path)
+    except BaseException:
+        store.close()
+        raise
+    return store

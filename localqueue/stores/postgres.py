@@ -269,6 +269,17 @@ class PostgresQueueStore(QueueStore):
 
         return self._session.run("queues", op)
 
+    def exists(self) -> bool:
+        """Whether the schema holds a queue store already, found without creating one
+        (every other operation creates the schema on first use)."""
+        table = self._session.render("{m}").decode()
+
+        def op(conn: psycopg.Connection[Any]) -> bool:
+            row = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (table,)).fetchone()
+            return bool(row and row[0])
+
+        return self._session.run("exists", op, bootstrap=False)
+
     def known_queues(self) -> list[str]:
         def op(conn: psycopg.Connection[Any]) -> list[str]:
             return [name for (name,) in conn.execute(self._sql["KNOWN_QUEUES"])]

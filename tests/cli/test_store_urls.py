@@ -78,3 +78,27 @@ def test_a_missing_extra_is_a_usage_error_naming_the_install(
         assert result.stderr.startswith("localqueue: error: ")
         assert "Traceback" not in result.stderr
     assert not (cli.cwd / "env").exists()
+
+
+def test_a_postgres_schema_that_does_not_exist_is_no_such_store(cli):
+    url = postgres_url()
+    try:
+        import psycopg
+    except ImportError as exc:
+        unavailable(f"psycopg not installed: {exc}")
+    schema = fresh_schema()
+    cli.store = f"{url}{'&' if '?' in url else '?'}schema={schema}"  # type: ignore[assignment]
+    try:
+        for argv in (("queue", "stats", "q"), ("queue", "list"), ("queue", "pop", "q")):
+            result = cli(*argv)
+            assert result.returncode == 1, (argv, result.stderr)
+            assert result.stderr.startswith("localqueue: error: no such store: postgresql://")
+            assert f"(schema {schema})" in result.stderr
+        with psycopg.connect(url, autocommit=True) as admin:
+            found = admin.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (schema,))
+            assert found.fetchone() is None  # nothing was created
+        cli.add("q", 1)
+        assert cli.stats("q")["ready"] == 1
+    finally:
+        with psycopg.connect(url, autocommit=True) as admin:
+            admin.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')

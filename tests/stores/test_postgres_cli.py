@@ -65,6 +65,9 @@ def test_blocked_pop_is_woken_by_an_add_from_another_process(
     store_url: str, env: dict[str, str]
 ) -> None:
     args = ["queue", "pop", "jobs", "--block", "--timeout", "60", "--store-path", store_url]
+    # a store that exists, with the queue known and empty (readers refuse a missing store)
+    run(env, "queue", "add", "jobs", "--value", "0", "--store-path", store_url)
+    run(env, "queue", "purge", "jobs", "--yes", "--store-path", store_url)
     pop = subprocess.Popen(
         [LOCALQUEUE, *args],
         env=env,
