@@ -111,6 +111,8 @@ def test_exec_worker_survives_its_connections_being_killed(
     url = f"{store_url}&application_name={app}"
     stores = ["--store-path", url, "--retry-store-path", url]
     handler = [sys.executable, "-c", "import sys; sys.stdin.read()"]
+    # first the store (workers refuse one that does not exist), then the worker
+    lines(run(env, "queue", "add", "jobs", "--store-path", store_url, stdin="1\n2\n3\n"))
     worker = subprocess.Popen(
         [LOCALQUEUE, "queue", "exec", "jobs", "--block", *stores, "--", *handler],
         env=env,
@@ -120,7 +122,6 @@ def test_exec_worker_survives_its_connections_being_killed(
     )
     assert worker.stdout is not None
     try:
-        lines(run(env, "queue", "add", "jobs", "--store-path", store_url, stdin="1\n2\n3\n"))
         first = [json.loads(worker.stdout.readline()) for _ in range(3)]
         admin_url = os.environ["LOCALQUEUE_TEST_POSTGRES_URL"]
         with psycopg.connect(admin_url, autocommit=True) as admin:
