@@ -44,11 +44,14 @@ def test_sigkill_between_the_job_and_its_ack_neither_loses_nor_doubles_the_outpu
         " (sleep $1; kill -KILL $PPID) >/dev/null 2>&1 & exit 0"
     )
     deadline = time.monotonic() + 120
+    # (A worker killed before its ack spends an attempt: a budget large enough that
+    # none of them ends in the dead letters.)
     while stats(tmp_path, tmp_path / "q.sqlite3", "in")["total"]:
         assert time.monotonic() < deadline
         run(
             tmp_path, "queue", "exec", "in", "--to", "out", "--block", "--max-jobs", "1",
-            "--lease-timeout", "0.5", *_stores(tmp_path), "--", "sh", "-c", job,
+            "--lease-timeout", "0.5", "--max-tries", "1000", *_stores(tmp_path),
+            "--", "sh", "-c", job,
         )  # fmt: skip
     outputs = _drain_values(tmp_path, "out")
     assert sorted(o["out"] for o in outputs) == values  # each exactly once
