@@ -25,6 +25,7 @@ __all__ = [
     "code_for",
     "describe",
     "error",
+    "note",
     "report",
     "warning",
 ]
@@ -100,16 +101,18 @@ def report(exc: BaseException) -> int:
 
 def error(message: str) -> None:
     """Write ``localqueue: error: message`` to stderr."""
-    try:
-        sys.stderr.write(f"localqueue: error: {message}\n")
-        sys.stderr.flush()
-    except (OSError, ValueError):
-        pass
+    note(f"error: {message}")
 
 
 def warning(message: str) -> None:
+    """Write ``localqueue: warning: message`` to stderr."""
+    note(f"warning: {message}")
+
+
+def note(message: str) -> None:
+    """Write ``localqueue: message`` to stderr (what a person should know)."""
     try:
-        sys.stderr.write(f"localqueue: warning: {message}\n")
+        sys.stderr.write(f"localqueue: {message}\n")
         sys.stderr.flush()
     except (OSError, ValueError):
         pass

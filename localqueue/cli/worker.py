@@ -142,15 +142,6 @@ class Progress:
             sys.stderr.flush()
 
 
-def note(text: str) -> None:
-    """Tell the person running the worker (``localqueue: ...`` on stderr)."""
-    try:
-        sys.stderr.write(f"localqueue: {text}\n")
-        sys.stderr.flush()
-    except (OSError, ValueError):
-        pass
-
-
 def exit_code(summary: RunSummary, draining: bool) -> int:
     if summary.interrupted:
         return exit_codes.INTERRUPTED
@@ -217,7 +208,7 @@ def serve(
                 retry_store=attempts,
                 takes_message=takes_message,
                 on_outcome=on_outcome,
-                log=note,
+                log=exit_codes.note,
             )
             summary = worker.run(
                 forever=flags.forever,
@@ -231,9 +222,8 @@ def serve(
     finally:
         queue.close()
     if summary.released_ids:
-        note(
-            f"stopped; released {len(summary.released_ids)} message(s) without spending an attempt"
-        )
+        released = len(summary.released_ids)
+        exit_codes.note(f"stopped; released {released} message(s) without spending an attempt")
     code = exit_code(summary, draining)
     if summary.abandoned:
         # Handlers that a second signal could not stop (Python code in threads): their

@@ -252,21 +252,14 @@ class Worker:
                 result = self._call(message, args, kwargs)
                 values = self.hand_on(result)
             except Exception as exc:
-                if self.heartbeat.is_lost(message):
-                    return Finished(message, None, error=exc)
-                wait = self.after_failure(record, exc)
-                if isinstance(wait, BaseException):
-                    return self.give_up(message, wait)
-                if not self.retry_in_process:
-                    outcome = Outcome(message, "released", wait, _last_error(exc))
-                    return Finished(message, outcome, error=exc)
-                if self._lost_while_waiting(message, wait):
+                verdict = self._failed(message, record, exc)
+                if isinstance(verdict, Finished):
+                    return verdict
+                if self._lost_while_waiting(message, verdict):
                     return Finished(message, None, error=exc)
                 [record] = self.count([message])
                 continue
-            if self.heartbeat.is_lost(message):
-                return Finished(message, None, result)
-            return self.succeed(message, result, values)
+            return self._succeeded(message, result, values)
 
     async def execute_async(
         self,
@@ -287,22 +280,35 @@ class Worker:
                     result = await result
                 values = self.hand_on(result)
             except Exception as exc:
-                if self.heartbeat.is_lost(message):
-                    return Finished(message, None, error=exc)
-                wait = self.after_failure(record, exc)
-                if isinstance(wait, BaseException):
-                    return self.give_up(message, wait)
-                if not self.retry_in_process:
-                    outcome = Outcome(message, "released", wait, _last_error(exc))
-                    return Finished(message, outcome, error=exc)
-                await asyncio.sleep(wait)
+                verdict = self._failed(message, record, exc)
+                if isinstance(verdict, Finished):
+                    return verdict
+                await asyncio.sleep(verdict)
                 if self.heartbeat.is_lost(message):
                     return Finished(message, None, error=exc)
                 [record] = await asyncio.to_thread(self.count, [message])
                 continue
-            if self.heartbeat.is_lost(message):
-                return Finished(message, None, result)
-            return self.succeed(message, result, values)
+            return self._succeeded(message, result, values)
+
+    def _failed(
+        self, message: QueueMessage, record: AttemptRecord, exc: Exception
+    ) -> Finished | float:
+        """After the handler raised ``exc``: how the message ends, or (retrying in
+        process) the seconds to wait before the next attempt."""
+        if self.heartbeat.is_lost(message):
+            return Finished(message, None, error=exc)
+        wait = self.after_failure(record, exc)
+        if isinstance(wait, BaseException):
+            return self.give_up(message, wait)
+        if not self.retry_in_process:
+            outcome = Outcome(message, "released", wait, _last_error(exc))
+            return Finished(message, outcome, error=exc)
+        return wait
+
+    def _succeeded(self, message: QueueMessage, result: Any, values: list[Any]) -> Finished:
+        if self.heartbeat.is_lost(message):
+            return Finished(message, None, result)
+        return self.succeed(message, result, values)
 
     def _lost_while_waiting(self, message: QueueMessage, seconds: float) -> bool:
         deadline = time.monotonic() + seconds

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import fresh_schema, postgres_url
-from tests.faults.helpers import pid_alive, popen, run, stats
+from tests.faults.helpers import gone, popen, run, stats
 
 
 def _stores(tmp_path: Path) -> tuple[str, ...]:
@@ -40,15 +40,6 @@ def _wait_lines(path: Path, count: int, timeout: float = 30) -> list[str]:
         time.sleep(0.02)
 
 
-def _gone(pid: int, timeout: float = 10) -> bool:
-    deadline = time.monotonic() + timeout
-    while pid_alive(pid):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
-
-
 def _outcomes(stdout: str) -> list[dict[str, object]]:
     return [json.loads(line) for line in stdout.splitlines()]
 
@@ -72,7 +63,7 @@ def test_sigkill_with_8_jobs_in_flight_redelivers_all_8_and_leaves_no_orphan(
     finally:
         worker.kill()
     assert stats(tmp_path, tmp_path / "q.sqlite3")["inflight"] == 8  # until the leases end
-    assert all(_gone(pid) for pid in running)  # the watchdog took every job down
+    assert all(gone(pid) for pid in running)  # the watchdog took every job down
     # Once the leases expire, every message comes back, its attempt counted once more.
     drain = run(
         tmp_path, "queue", "exec", "q", "--block", "--max-jobs", "8", "-j", "8",
@@ -163,7 +154,7 @@ def test_a_second_signal_releases_every_running_job_without_spending_an_attempt(
     assert sorted(str(line["id"]) for line in lines) == sorted(ids)
     assert {line["status"] for line in lines} == {"released"}
     assert "released 4 message(s) without spending an attempt" in err
-    assert all(_gone(pid) for pid in running)
+    assert all(gone(pid) for pid in running)
     assert stats(tmp_path, tmp_path / "q.sqlite3")["ready"] == 4
     # --max-tries 1 and the attempt was given back: each one runs (and succeeds) now.
     again = run(

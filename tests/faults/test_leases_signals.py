@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.faults.helpers import pid_alive, popen, read_fifo, read_line, run, stats
+from tests.faults.helpers import gone, pid_alive, popen, read_fifo, read_line, run, stats
 
 
 def _stores(tmp_path: Path) -> tuple[str, ...]:
@@ -24,15 +24,6 @@ def _add(tmp_path: Path, *values: object) -> None:
     lines = "".join(json.dumps(v) + "\n" for v in values)
     done = run(tmp_path, "queue", "add", "q", *_stores(tmp_path)[:2], stdin=lines)
     assert done.returncode == 0, done.stderr
-
-
-def _gone(pid: int, timeout: float = 10) -> bool:
-    deadline = time.monotonic() + timeout
-    while pid_alive(pid):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
 
 
 def test_row13_stale_ack_is_fenced_and_the_new_holder_is_unaffected(tmp_path: Path) -> None:
@@ -130,7 +121,7 @@ def test_row16_a_second_signal_stops_now_and_releases(tmp_path: Path) -> None:
     out, err = worker.communicate(timeout=30)  # type: ignore[attr-defined]
     assert worker.returncode == 130, err  # type: ignore[attr-defined]
     assert json.loads(out)["status"] == "released"
-    assert _gone(job)
+    assert gone(job)
     counts = stats(tmp_path, tmp_path / "q.sqlite3")
     assert counts["ready"] == 1 and counts["inflight"] == 0
 
@@ -149,7 +140,7 @@ def test_row16_sigkill_of_the_worker_leaves_no_orphaned_job(tmp_path: Path) -> N
     sleeper = int(grandchild.read_text())
     worker.kill()
     worker.wait(10)
-    assert _gone(job) and _gone(sleeper)
+    assert gone(job) and gone(sleeper)
 
 
 @pytest.mark.slow
@@ -170,6 +161,6 @@ def test_row17_exec_timeout_kills_a_term_trapping_job_and_its_children(tmp_path:
     assert line["status"] == "released"
     assert line["error"]["type"] == "CommandTimedOut" and line["error"]["exit_code"] == 124
     for pid in map(int, pids.read_text().split()):
-        assert _gone(pid, timeout=2), pid
+        assert gone(pid, timeout=2), pid
     worker.kill()
     worker.wait(10)
