@@ -229,17 +229,16 @@ def test_a_lost_lease_stops_the_retry_waits(tmp_path: Path) -> None:
     message = queue.put("job")
     calls = 0
 
-    @persistent_worker(queue, config=config(max_tries=5, wait=wait_fixed(30)))
+    # A wait far beyond the test's timeout (pytest-timeout): only cutting it short passes.
+    @persistent_worker(queue, config=config(max_tries=5, wait=wait_fixed(3600)))
     def handler(value: str) -> None:
         nonlocal calls
         calls += 1
         _steal(queue, message.id, thief)
         raise ConnectionError("down")
 
-    started = time.monotonic()
     with pytest.raises(LeaseLostError):
         handler()
-    assert time.monotonic() - started < 10  # the 30 s wait was cut short
     assert calls == 1
     held = thief.inspect(message.id)
     assert held is not None and held.state == "inflight" and held.last_error is None

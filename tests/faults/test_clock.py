@@ -22,9 +22,7 @@ def test_clock_stepping_back_an_hour_does_not_strand_a_lease(tmp_path: Path) -> 
     q.put("job")
     holder = q.get_message(block=False)
     _jump(store, -3600)
-    started = time.monotonic()
-    again = q.get_message(timeout=10)  # would wait an hour without the rebase
-    assert time.monotonic() - started < 5
+    again = q.get_message(timeout=5)  # Empty after 5 s: it would wait an hour without the rebase
     assert again.id == holder.id and again.attempts == 2
     with pytest.raises(LeaseLostError):
         q.ack(holder)

@@ -28,10 +28,9 @@ def test_row15_cli_clock_an_hour_ahead_does_not_strand_its_lease(tmp_path: Path)
     assert run(tmp_path, "queue", "add", "q", "--value", "1", *sp).returncode == 0
     ahead = _skewed(tmp_path, "+1h", "queue", "pop", "q", "--lease-timeout", "2", *sp)
     assert float(ahead["lease_expires_at"]) > time.time() + 3000  # type: ignore[arg-type]
-    started = time.monotonic()
-    again = run(tmp_path, "queue", "pop", "q", "--block", "--timeout", "20", *sp)
+    # Within its lease timeout plus a margin (exit 3 after 7 s): not an hour.
+    again = run(tmp_path, "queue", "pop", "q", "--block", "--timeout", "7", *sp)
     assert again.returncode == 0, again.stderr
-    assert time.monotonic() - started < 2 + 5  # its lease timeout, not an hour
     taken = json.loads(again.stdout)
     assert taken["attempts"] == 2 and taken["lease_token"] != ahead["lease_token"]
     token = str(ahead["lease_token"])

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import time
 from pathlib import Path
 
 import pytest
@@ -96,10 +95,8 @@ def test_row16_sigterm_to_an_idle_worker(tmp_path: Path) -> None:
     _add(tmp_path, 1)
     worker = popen(tmp_path, "queue", "exec", "q", "--forever", *_stores(tmp_path), "--", "true")
     assert json.loads(read_line(worker.stdout))["status"] == "acked"  # now idle
-    started = time.monotonic()
     worker.send_signal(signal.SIGTERM)
-    assert worker.wait(10) == 0
-    assert time.monotonic() - started < 2
+    assert worker.wait(2) == 0  # an idle worker looks at its stop flag within 0.25 s
 
 
 def test_row16_sigint_to_the_whole_process_group(tmp_path: Path) -> None:
