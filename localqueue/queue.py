@@ -386,6 +386,19 @@ class PersistentQueue:
             raise ValueError(f"limit must be >= 0, got {limit!r}")
         return [message_from_row(row) for row in self.store.dead_letters(self.name, limit)]
 
+    def peek(self, state: str | None = None, limit: int | None = None) -> list[QueueMessage]:
+        """Messages in ``state`` (``"ready"``, ``"delayed"``, ``"inflight"``, ``"dead"``;
+        None: all), in enqueue order, at most ``limit``, without leasing them."""
+        if limit is not None and limit < 0:
+            raise ValueError(f"limit must be >= 0, got {limit!r}")
+        rows = self.store.peek(self.name, state=state, limit=limit)
+        return [message_from_row(row) for row in rows]
+
+    def delete(self, *message_ids: str) -> int:
+        """Delete these messages, in any state, all or none: an id that names no message
+        of this queue raises MessageNotFoundError and nothing is deleted. Returns how many."""
+        return self.store.delete(self.name, message_ids)
+
     def purge(self, *, dead_only: bool = False) -> int:
         """Delete every message (only dead letters with ``dead_only``); returns how many."""
         return self.store.purge(self.name, dead_only=dead_only)

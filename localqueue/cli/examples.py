@@ -91,6 +91,11 @@ EXAMPLES: dict[str, tuple[Example, ...]] = {
             "    --release-delay 5 --timeout 300 -- ./process_webhook.sh",
         ),
     ),
+    "queue peek": (
+        ("", "localqueue queue peek emails --state delayed -n 20"),
+        ("", "localqueue queue peek emails | jq -r 'select(.attempts > 1) | .id'"),
+    ),
+    "queue delete": (("", "localqueue queue delete emails 42-00a1b2c3d4e5 43-00a1b2c3d4e5"),),
     "queue purge": (("", "localqueue queue purge emails --dead-only --yes"),),
     "queue wait": (("", "localqueue queue wait emails --timeout 600 && echo drained"),),
     "store check": (("", "localqueue store check -s /var/lib/app/queue.sqlite3"),),

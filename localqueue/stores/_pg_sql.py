@@ -172,6 +172,13 @@ SELECT count(*) FROM d"""
 
 GET = f"SELECT {_COLS} FROM {{m}} AS m, {_T} WHERE m.seq = %(seq)s AND m.queue = %(queue)s"
 
+PEEK = f"""SELECT {_COLS} FROM {{m}} AS m, {_T}
+WHERE m.queue = %(queue)s AND (%(state)s::text IS NULL OR {_STATE} = %(state)s::text)
+ORDER BY m.seq
+LIMIT %(limit)s"""
+
+DELETE_MANY = "DELETE FROM {m} WHERE queue = %(queue)s AND seq = ANY(%(seqs)s) RETURNING seq"
+
 DEAD_LETTERS = f"""SELECT {_COLS} FROM {{m}} AS m, {_T}
 WHERE m.queue = %(queue)s AND m.dead
 ORDER BY m.dead_at, m.seq

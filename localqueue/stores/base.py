@@ -66,7 +66,10 @@ if TYPE_CHECKING:
 
     from localqueue.outcome import Settlement
 
-__all__ = ["ROW_FIELDS", "QueueStore", "Row"]
+__all__ = ["PEEK_STATES", "ROW_FIELDS", "QueueStore", "Row"]
+
+#: The effective states :meth:`QueueStore.peek` can select.
+PEEK_STATES = ("ready", "delayed", "inflight", "dead")
 
 ROW_FIELDS = (
     "id",  # str
@@ -241,6 +244,13 @@ class QueueStore(ABC):
         returns how many (0 when there were none)."""
 
     @abstractmethod
+    def delete(self, queue: str, message_ids: Sequence[str]) -> int:
+        """Delete the messages ``message_ids`` of ``queue``, in any state (a lease
+        holder's later settle is then lease-lost), in ONE transaction; returns how many
+        (repeated ids count once). When any id names no message of ``queue``, raises
+        MessageNotFoundError naming those ids and deletes nothing."""
+
+    @abstractmethod
     def purge(self, queue: str, *, dead_only: bool = False) -> int:
         """Delete every message of ``queue`` (only the dead letters with ``dead_only``),
         inflight ones included; returns how many were deleted (0 when none)."""
@@ -251,6 +261,13 @@ class QueueStore(ABC):
     def get(self, queue: str, message_id: str) -> Row | None:
         """The row of one message in any state, or None when it does not exist
         (never existed, acked, purged, or belongs to another queue)."""
+
+    @abstractmethod
+    def peek(self, queue: str, *, state: str | None = None, limit: int | None = None) -> list[Row]:
+        """Messages of ``queue`` whose effective state is ``state`` (one of
+        :data:`PEEK_STATES`; None: every state), in enqueue order, at most ``limit``,
+        read without leasing or changing them; ``[]`` when none. An unknown ``state``
+        is a ValueError."""
 
     @abstractmethod
     def dead_letters(self, queue: str, limit: int | None = None) -> list[Row]:

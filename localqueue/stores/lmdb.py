@@ -39,7 +39,7 @@ from localqueue.stores._lmdb_format import (
     key_time,
     queue_prefix,
 )
-from localqueue.stores.base import QueueStore, Row
+from localqueue.stores.base import PEEK_STATES, QueueStore, Row
 
 __all__ = ["DEFAULT_MAP_SIZE", "DEFAULT_MAX_MAP_SIZE", "LMDBQueueStore"]
 
@@ -387,7 +387,42 @@ class LMDBQueueStore(QueueStore):
 
         return self._env().write(work)
 
+    def delete(self, queue: str, message_ids: Sequence[str]) -> int:
+        ids = list(dict.fromkeys(message_ids))
+
+        def work(txn: Any, dbs: Mapping[bytes, Any]) -> int:
+            tx = _Tx(txn, dbs)
+            records = {message_id: tx.find(queue, message_id) for message_id in ids}
+            missing = [message_id for message_id, record in records.items() if record is None]
+            if missing:  # aborts the transaction: nothing is deleted
+                raise MessageNotFoundError(
+                    f"no message {', '.join(map(repr, missing))} in queue {queue!r}"
+                )
+            for record in records.values():
+                assert record is not None
+                tx.delete(record)
+            return len(ids)
+
+        return self._env().write(work)
+
     # -- reading ---------------------------------------------------------------------
+
+    def peek(self, queue: str, *, state: str | None = None, limit: int | None = None) -> list[Row]:
+        if state is not None and state not in PEEK_STATES:
+            raise ValueError(f"state must be one of {', '.join(PEEK_STATES)}, got {state!r}")
+
+        def work(txn: Any, dbs: Mapping[bytes, Any]) -> list[Row]:
+            tx = _Tx(txn, dbs)
+            now = self.clock()
+            raw_ids = [value[1:] for _, value in tx.entries(tx.visible, queue)]
+            raw_ids += [raw_id for _, raw_id in tx.entries(tx.dead, queue)]
+            records = [tx.find(queue, raw_id.decode()) for raw_id in raw_ids]
+            found = sorted((r for r in records if r is not None), key=lambda r: r.seq)
+            rows = [r.row(now) for r in found]
+            return [row for row in rows if state is None or row[3] == state]
+
+        rows = self._env().read(work)
+        return rows if limit is None else rows[:limit]
 
     def get(self, queue: str, message_id: str) -> Row | None:
         def work(txn: Any, dbs: Mapping[bytes, Any]) -> Row | None:

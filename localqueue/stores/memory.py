@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from localqueue.errors import Full, LeaseLostError, MessageNotFoundError
 from localqueue.message import QueueStats
-from localqueue.stores.base import QueueStore, Row
+from localqueue.stores.base import PEEK_STATES, QueueStore, Row
 
 if TYPE_CHECKING:
     from localqueue.outcome import Settlement
@@ -291,6 +291,29 @@ class MemoryQueueStore(QueueStore):
             for record in self._records.values():
                 by_queue.setdefault(record.queue, []).append(record)
             return {name: self._count(by_queue[name], now) for name in sorted(by_queue)}
+
+    def peek(self, queue: str, *, state: str | None = None, limit: int | None = None) -> list[Row]:
+        if state is not None and state not in PEEK_STATES:
+            raise ValueError(f"state must be one of {', '.join(PEEK_STATES)}, got {state!r}")
+        with self._lock:
+            now = self.clock()
+            found = sorted(
+                (r for r in self._records.values() if r.queue == queue), key=lambda r: r.seq
+            )
+            rows = [r.row(now) for r in found if state is None or r.state(now) == state]
+        return rows if limit is None else rows[:limit]
+
+    def delete(self, queue: str, message_ids: Sequence[str]) -> int:
+        ids = list(dict.fromkeys(message_ids))
+        with self._lock:
+            missing = [i for i in ids if i not in self._records or self._records[i].queue != queue]
+            if missing:
+                raise MessageNotFoundError(
+                    f"no message {', '.join(map(repr, missing))} in queue {queue!r}"
+                )
+            for message_id in ids:
+                del self._records[message_id]
+        return len(ids)
 
     def known_queues(self) -> list[str]:
         with self._lock:

@@ -32,7 +32,7 @@ from localqueue.message import QueueStats
 from localqueue.stores import _pg_sql as q
 from localqueue.stores._pg import PgSession
 from localqueue.stores._pg_listen import PgListener
-from localqueue.stores.base import QueueStore, Row
+from localqueue.stores.base import PEEK_STATES, QueueStore, Row
 
 __all__ = ["PostgresQueueStore"]
 
@@ -268,6 +268,34 @@ class PostgresQueueStore(QueueStore):
             return {name: QueueStats(*counts) for name, *counts in sorted(rows)}
 
         return self._session.run("queues", op)
+
+    def peek(self, queue: str, *, state: str | None = None, limit: int | None = None) -> list[Row]:
+        if state is not None and state not in PEEK_STATES:
+            raise ValueError(f"state must be one of {', '.join(PEEK_STATES)}, got {state!r}")
+
+        def op(conn: psycopg.Connection[Any]) -> list[Row]:
+            params = {"queue": queue, "state": state, "limit": limit}
+            return [self._row(raw) for raw in conn.execute(self._sql["PEEK"], params)]
+
+        return self._session.run("peek", op)
+
+    def delete(self, queue: str, message_ids: Sequence[str]) -> int:
+        ids = list(dict.fromkeys(message_ids))
+        seqs = {message_id: self._seq(message_id) for message_id in ids}
+
+        def op(conn: psycopg.Connection[Any]) -> int:
+            wanted = [seq for seq in seqs.values() if seq is not None]
+            with conn.transaction():
+                params = {"queue": queue, "seqs": wanted}
+                deleted = {seq for (seq,) in conn.execute(self._sql["DELETE_MANY"], params)}
+                missing = [i for i, seq in seqs.items() if seq is None or seq not in deleted]
+                if missing:  # rolls the transaction back: nothing is deleted
+                    raise MessageNotFoundError(
+                        f"no message {', '.join(map(repr, missing))} in queue {queue!r}"
+                    )
+            return len(ids)
+
+        return self._session.run("delete", op, retry=False)
 
     def exists(self) -> bool:
         """Whether the schema holds a queue store already, found without creating one

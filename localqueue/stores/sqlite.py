@@ -18,7 +18,7 @@ from localqueue import errors
 from localqueue.errors import LeaseLostError, MessageNotFoundError, StoreError
 from localqueue.message import QueueStats
 from localqueue.stores._sqlite_file import SQLiteFile
-from localqueue.stores.base import QueueStore
+from localqueue.stores.base import PEEK_STATES, QueueStore
 
 TYPE_CHECKING = False  # typing costs start-up time; mypy still reads these imports
 if TYPE_CHECKING:
@@ -51,6 +51,15 @@ _KNOWN_QUEUES_SCHEMA = (
         BEGIN INSERT OR IGNORE INTO queues (name) VALUES (new.queue); END""",
 )
 _KNOWN_QUEUES = "SELECT name FROM queues ORDER BY name"
+# peek: the effective states (see _row) as conditions on the stored ones
+_IN_STATE = {
+    None: "",
+    "ready": "AND state < 2 AND visible_at <= :now",
+    "delayed": "AND state = 0 AND visible_at > :now",
+    "inflight": "AND state = 1 AND visible_at > :now",
+    "dead": "AND state = 2",
+}
+_DELETE_ONE = "DELETE FROM messages WHERE seq = :seq AND nonce = :nonce AND queue = :queue"
 
 SCHEMA = (
     """CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID""",
@@ -535,6 +544,20 @@ class SQLiteQueueStore(QueueStore):
                 params = {"available": now + delay, "queue": queue}
                 return conn.execute(_REVIVE, params).rowcount
 
+    def delete(self, queue: str, message_ids: Sequence[str]) -> int:
+        ids = list(dict.fromkeys(message_ids))
+        with self._file.session as conn, self._file.transaction(conn, "delete"):
+            missing = []
+            for message_id in ids:
+                key = self._key(queue, message_id)
+                if key is None or conn.execute(_DELETE_ONE, key).rowcount != 1:
+                    missing.append(message_id)
+            if missing:  # rolls the transaction back: nothing is deleted
+                raise MessageNotFoundError(
+                    f"no message {', '.join(map(repr, missing))} in queue {queue!r}"
+                )
+        return len(ids)
+
     def purge(self, queue: str, *, dead_only: bool = False) -> int:
         sql = "DELETE FROM messages WHERE queue = ?" + (" AND state = 2" if dead_only else "")
         with self._file.session as conn:
@@ -550,6 +573,19 @@ class SQLiteQueueStore(QueueStore):
             found = conn.execute(_GET, key).fetchone()
             now = self.clock()
         return None if found is None else self._row(found, now)
+
+    def peek(self, queue: str, *, state: str | None = None, limit: int | None = None) -> list[Row]:
+        if state not in _IN_STATE:
+            raise ValueError(
+                f"state must be one of {', '.join(PEEK_STATES)}, got {state!r}"
+            )
+        sql = f"""SELECT {_COLUMNS} FROM messages WHERE queue = :queue {_IN_STATE[state]}
+            ORDER BY seq LIMIT :limit"""
+        with self._file.session as conn:
+            now = self.clock()
+            params = {"queue": queue, "now": now, "limit": -1 if limit is None else limit}
+            rows = conn.execute(sql, params).fetchall()
+        return [self._row(r, now) for r in rows]
 
     def dead_letters(self, queue: str, limit: int | None = None) -> list[Row]:
         with self._file.session as conn:

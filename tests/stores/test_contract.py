@@ -475,6 +475,48 @@ def test_known_queues_remember_drained_queues(store: QueueStore) -> None:
     assert store.known_queues() == ["alpha", "jobs"]
 
 
+def test_peek_lists_messages_by_state_in_enqueue_order_without_leasing(store: QueueStore) -> None:
+    q = PersistentQueue("jobs", store=store)
+    _, delayed, _, _ = (q.put(i) for i in ("ready", "delayed", "leased", "dead"))
+    q.release(q.get_message(block=False), delay=60)  # "ready" leased, then delayed
+    q.put("other", delay=0)
+    PersistentQueue("elsewhere", store=store).put("not ours")
+    held = q.get_message(block=False)  # "delayed" (the first still ready one)
+    assert held.id == delayed.id
+    q.dead_letter(q.get_message(block=False))  # "leased"
+    every = q.peek()
+    assert [m.value for m in every] == ["ready", "delayed", "leased", "dead", "other"]
+    assert [m.state for m in every] == ["delayed", "inflight", "dead", "ready", "ready"]
+    assert [m.value for m in q.peek("ready")] == ["dead", "other"]
+    assert [m.value for m in q.peek("delayed")] == ["ready"]
+    assert [m.value for m in q.peek("inflight")] == ["delayed"]
+    assert [m.value for m in q.peek("dead")] == ["leased"]
+    assert [m.value for m in q.peek(limit=2)] == ["ready", "delayed"]
+    assert q.peek("ready", limit=0) == []
+    assert q.peek() == every  # nothing was leased or changed
+    assert PersistentQueue("empty", store=store).peek() == []
+    with pytest.raises(ValueError):
+        q.peek("sleeping")
+
+
+def test_delete_removes_messages_in_any_state_all_or_nothing(store: QueueStore) -> None:
+    q = PersistentQueue("jobs", store=store)
+    a, b, c, d = q.put_many(["a", "b", "c", "d"])
+    held = q.get_message(block=False)  # a, inflight
+    q.dead_letter(q.get_message(block=False))  # b, dead
+    other = PersistentQueue("other", store=store).put("x")
+    with pytest.raises(MessageNotFoundError, match="nope"):
+        q.delete(c.id, "nope")
+    with pytest.raises(MessageNotFoundError):
+        q.delete(other.id)  # another queue's message
+    assert q.stats().total == 4  # nothing deleted
+    assert q.delete(a.id, b.id, c.id, c.id) == 3
+    assert [m.id for m in q.peek()] == [d.id]
+    with pytest.raises(LeaseLostError):
+        q.ack(held)
+    assert PersistentQueue("other", store=store).stats().total == 1
+
+
 def test_qsize_empty_full_and_maxsize(store: QueueStore) -> None:
     q = PersistentQueue("bounded", store=store, maxsize=2)
     assert q.empty() and not q.full() and q.qsize() == 0

@@ -11,6 +11,7 @@ COMMANDS = (
     "stats",
     "list",
     "inspect",
+    "peek",
     "dead",
     "requeue_dead",
     "pop",
@@ -18,6 +19,7 @@ COMMANDS = (
     "release",
     "process",
     "exec",
+    "delete",
     "purge",
     "wait",
 )
