@@ -13,7 +13,18 @@ durability level asked for, and prints the median of the rounds as a table, or J
 * ``sql_put``, ``sql_get_ack``, ``sql_roundtrip``: SQLite's own ceiling for the first
   three: the store's statements on its schema and pragmas (a lease skips its fsync at
   full, as in the store), run in a bare loop with no localqueue code around them (always
-  on a SQLite file).
+  on a SQLite file);
+* ``exec_parallel``: a ``queue exec -j N -- sleep 0.05`` drain of 1,000 messages for N in
+  1, 4, 8, 16, each beside ``xargs -P N`` (and ``parallel -j N`` where installed)
+  running the same 1,000 jobs with no queue at all: wall time, jobs/s, the wall-time
+  ratio to xargs, and the jobs/s of each N against ``-j 1`` (``--exec-jobs``,
+  ``--exec-sleep``, ``--exec-concurrency``);
+* ``exec_true_parallel``: a ``queue exec -j 4 -- true`` drain against ``-j 1``, in
+  jobs/s (``--exec-true-jobs``): on two cores, what group commit (several acks per
+  fsync at full) buys when the jobs themselves cost nothing.
+
+The exec workloads run their rounds interleaved (each N, then xargs, then parallel,
+in turn) so that a shared machine's load falls on all of them alike.
 """
 
 from __future__ import annotations
@@ -21,6 +32,7 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -39,8 +51,9 @@ __all__ = ["main", "run_cli", "run_workload"]
 
 WORKLOADS = (
     "put", "put_many", "get_ack", "roundtrip", "mp", "cli", "sql_put", "sql_get_ack",
-    "sql_roundtrip",
+    "sql_roundtrip", "exec_parallel", "exec_true_parallel",
 )  # fmt: skip
+EXEC_WORKLOADS = ("cli", "exec_parallel", "exec_true_parallel")  # reported apart
 
 
 def _payload(i: int) -> dict[str, Any]:
@@ -206,12 +219,17 @@ def _median_ms(argv: list[str], runs: int, env: dict[str, str]) -> float:
     return statistics.median(samples) * 1000
 
 
-def run_cli(lines: int, jobs: int, *, durability: str, runs: int = 20) -> dict[str, float]:
-    """The command line's costs, each against its floor (see the module doc), on a SQLite
-    store in a temporary directory."""
+def _command() -> Path:
     command = Path(sys.executable).with_name("localqueue")
     if not command.exists():
         raise RuntimeError(f"no localqueue command beside {sys.executable}")
+    return command
+
+
+def run_cli(lines: int, jobs: int, *, durability: str, runs: int = 20) -> dict[str, float]:
+    """The command line's costs, each against its floor (see the module doc), on a SQLite
+    store in a temporary directory."""
+    command = _command()
     env = {**os.environ, "LOCALQUEUE_DURABILITY": durability}
     with tempfile.TemporaryDirectory() as tmp:
         store = ["--store-path", str(Path(tmp) / "cli.sqlite3")]
@@ -246,6 +264,101 @@ def run_cli(lines: int, jobs: int, *, durability: str, runs: int = 20) -> dict[s
     }
 
 
+def _exec_drain(jobs: int, concurrency: int, job: list[str], durability: str) -> float:
+    """Seconds a ``queue exec -j concurrency`` drain of ``jobs`` messages takes, from the
+    worker's start to its exit, on a fresh SQLite store (the adds are not timed)."""
+    command = _command()
+    env = {**os.environ, "LOCALQUEUE_DURABILITY": durability}
+    with tempfile.TemporaryDirectory() as tmp:
+        store = ["--store-path", str(Path(tmp) / "exec.sqlite3")]
+        data = b"".join(orjson.dumps({"i": i}) + b"\n" for i in range(jobs))
+        subprocess.run([str(command), "queue", "add", "jobs", *store], input=data, env=env,
+                       capture_output=True, check=True)  # fmt: skip
+        drain = [
+            str(command), "queue", "exec", "jobs", *store,
+            "--retry-store-path", str(Path(tmp) / "retries.sqlite3"),
+            "-j", str(concurrency), "--", *job,
+        ]  # fmt: skip
+        started = time.perf_counter()
+        subprocess.run(drain, stdout=subprocess.DEVNULL, env=env, check=True)
+        return time.perf_counter() - started
+
+
+def _peer_run(argv: list[str], jobs: int) -> float:
+    """Seconds ``argv`` takes to run one job per line of ``jobs`` lines on its stdin."""
+    lines = b"".join(b"%d\n" % i for i in range(jobs))
+    started = time.perf_counter()
+    subprocess.run(argv, input=lines, stdout=subprocess.DEVNULL, check=True)
+    return time.perf_counter() - started
+
+
+def _peers(concurrency: int, sleep: str) -> dict[str, list[str]]:
+    """The shell's own ways to run the same jobs N at a time, with no queue: xargs, and
+    GNU parallel where installed (each line starts one ``sleep``, given no argument)."""
+    peers = {"xargs": ["xargs", "-P", str(concurrency), "-I", "{}", "sleep", sleep]}
+    if shutil.which("parallel"):
+        peers["parallel"] = ["parallel", "--will-cite", "-j", str(concurrency), "-N0",
+                             "sleep", sleep]  # fmt: skip
+    return peers
+
+
+def run_exec_parallel(
+    jobs: int,
+    levels: list[int],
+    *,
+    durability: str,
+    sleep: float = 0.05,
+    rounds: int = 3,
+) -> dict[str, Any]:
+    """``exec_parallel`` (see the module doc): medians of ``rounds`` interleaved rounds."""
+    job = ["sleep", f"{sleep:g}"]
+    samples: dict[int, dict[str, list[float]]] = {n: {} for n in levels}
+    for _ in range(rounds):
+        for n in levels:
+            cell = samples[n]
+            cell.setdefault("exec", []).append(_exec_drain(jobs, n, job, durability))
+            for name, argv in _peers(n, job[1]).items():
+                cell.setdefault(name, []).append(_peer_run(argv, jobs))
+    rows: dict[str, dict[str, float]] = {}
+    for n in levels:
+        row: dict[str, float] = {}
+        for name, seconds in samples[n].items():
+            wall = statistics.median(seconds)
+            row[f"{name}_s"], row[f"{name}_jobs_per_s"] = wall, jobs / wall
+        for name in samples[n]:
+            if name != "exec":
+                row[f"exec_vs_{name}"] = row["exec_s"] / row[f"{name}_s"]
+        rows[str(n)] = row
+    base = rows[str(levels[0])]["exec_jobs_per_s"]
+    for row in rows.values():
+        row["speedup"] = row["exec_jobs_per_s"] / base  # against the first level (-j 1)
+    peers = [name for name in samples[levels[0]] if name != "exec"]
+    return {
+        "jobs": jobs, "sleep": sleep, "rounds": rounds, "peers": peers, "by_concurrency": rows,
+    }  # fmt: skip
+
+
+def run_exec_true_parallel(
+    jobs: int, *, durability: str, concurrency: int = 4, rounds: int = 3
+) -> dict[str, float]:
+    """``exec_true_parallel`` (see the module doc): medians of interleaved rounds."""
+    one: list[float] = []
+    many: list[float] = []
+    for _ in range(rounds):
+        one.append(_exec_drain(jobs, 1, ["true"], durability))
+        many.append(_exec_drain(jobs, concurrency, ["true"], durability))
+    rate_one, rate_many = jobs / statistics.median(one), jobs / statistics.median(many)
+    return {
+        "jobs": jobs,
+        "concurrency": concurrency,
+        "j1_jobs_per_s": rate_one,
+        "jN_jobs_per_s": rate_many,
+        "j1_ms_per_job": 1000 / rate_one,
+        "jN_ms_per_job": 1000 / rate_many,
+        "ratio": rate_many / rate_one,
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     doc = (__doc__ or "").replace("``", "")
     parser = argparse.ArgumentParser(
@@ -275,6 +388,23 @@ def main(argv: list[str] | None = None) -> int:
         "--cli-jobs", type=int, default=1000, help="messages cli's exec drains (default 1000)"
     )
     parser.add_argument(
+        "--exec-jobs", type=int, default=1000, help="messages exec_parallel drains (default 1000)"
+    )
+    parser.add_argument(
+        "--exec-sleep", type=float, default=0.05, help="seconds each exec_parallel job sleeps"
+    )
+    parser.add_argument(
+        "--exec-concurrency",
+        default="1,4,8,16",
+        help="comma-separated -j levels of exec_parallel, the first the base (default 1,4,8,16)",
+    )
+    parser.add_argument(
+        "--exec-true-jobs",
+        type=int,
+        default=2000,
+        help="messages exec_true_parallel drains (default 2000)",
+    )
+    parser.add_argument(
         "--store-path",
         help="measure this store (e.g. postgresql://...; cli and sql_* always use a SQLite file)",
     )
@@ -285,10 +415,31 @@ def main(argv: list[str] | None = None) -> int:
     unknown = set(workloads) - set(WORKLOADS)
     if unknown:
         parser.error(f"unknown workloads: {', '.join(sorted(unknown))}")
+    try:
+        concurrency = [int(n) for n in args.exec_concurrency.split(",") if n]
+    except ValueError:
+        concurrency = []
+    if not concurrency or min(concurrency) < 1:
+        parser.error(f"--exec-concurrency wants numbers >= 1, got {args.exec_concurrency!r}")
     results: dict[str, dict[str, float]] = {}
     cli: dict[str, dict[str, float]] = {}
+    parallel: dict[str, dict[str, Any]] = {}
+    true_parallel: dict[str, dict[str, float]] = {}
     for level in levels:
         for workload in workloads:
+            if workload == "exec_parallel":
+                parallel[level] = run_exec_parallel(
+                    args.exec_jobs, concurrency, durability=level, sleep=args.exec_sleep,
+                    rounds=args.rounds,
+                )  # fmt: skip
+                print(f"  {level:6} exec_parallel done", file=sys.stderr)
+                continue
+            if workload == "exec_true_parallel":
+                true_parallel[level] = run_exec_true_parallel(
+                    args.exec_true_jobs, durability=level, rounds=args.rounds
+                )
+                print(f"  {level:6} {_true_line(true_parallel[level])}", file=sys.stderr)
+                continue
             if workload == "cli":
                 rounds = [
                     run_cli(args.cli_lines, args.cli_jobs, durability=level)
@@ -319,10 +470,12 @@ def main(argv: list[str] | None = None) -> int:
             "batch_size": args.batch_size,
             "msgs_per_s": results,
             "cli": cli,
+            "exec_parallel": parallel,
+            "exec_true_parallel": true_parallel,
         }
         sys.stdout.write(orjson.dumps(report).decode() + "\n")
         return 0
-    measured = [w for w in workloads if w != "cli"]
+    measured = [w for w in workloads if w not in EXEC_WORKLOADS]
     if measured:
         print(f"{'workload':14}" + "".join(f"{level:>14}" for level in levels))
         for workload in measured:
@@ -336,7 +489,37 @@ def main(argv: list[str] | None = None) -> int:
         print(f"(msgs/s, median of {args.rounds}, n={args.n}, store: {store})")
     for level, figures in cli.items():
         print(f"cli, {level}: {_cli_line(figures)}")
+    for level, report in parallel.items():
+        _show_parallel(level, report)
+    for level, figures in true_parallel.items():
+        print(f"exec_true_parallel, {level}: {_true_line(figures)}")
     return 0
+
+
+def _show_parallel(level: str, report: dict[str, Any]) -> None:
+    rows = report["by_concurrency"]
+    peers = report["peers"]
+    print(
+        f"exec_parallel, {level}: {report['jobs']} jobs of sleep {report['sleep']:g},"
+        f" median of {report['rounds']} (wall s, jobs/s)"
+    )
+    head = f"{'-j N':>5}{'queue exec':>20}" + "".join(f"{p:>20}{'ratio':>7}" for p in peers)
+    print(head + f"{'vs -j 1':>9}")
+    for n, row in rows.items():
+        cells = f"{n:>5}{row['exec_s']:>9.2f}s {row['exec_jobs_per_s']:>7.0f}/s "
+        for p in peers:
+            cells += f"{row[f'{p}_s']:>9.2f}s {row[f'{p}_jobs_per_s']:>7.0f}/s "
+            cells += f"{row[f'exec_vs_{p}']:>6.2f}"
+        print(cells + f"{row['speedup']:>8.2f}x")
+
+
+def _true_line(figures: dict[str, float]) -> str:
+    return (
+        f"queue exec -- true: -j {figures['concurrency']:.0f} {figures['jN_jobs_per_s']:,.0f}"
+        f" jobs/s ({figures['jN_ms_per_job']:.2f} ms/job) against -j 1"
+        f" {figures['j1_jobs_per_s']:,.0f} jobs/s ({figures['j1_ms_per_job']:.2f} ms/job):"
+        f" {figures['ratio']:.2f}x"
+    )
 
 
 def _cli_line(figures: dict[str, float]) -> str:
