@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import os
 import struct
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from localqueue.retry.base import AttemptRecord, AttemptStore
@@ -101,19 +101,50 @@ class LMDBAttemptStore(AttemptStore):
         return self._env().read(read)
 
     def record_attempt(self, key: str, now: float) -> AttemptRecord:
+        return self.record_attempts([key], now)[0]
+
+    def record_attempts(
+        self, keys: Sequence[str], now: float, *, clear: Sequence[str] = ()
+    ) -> list[AttemptRecord]:
+        """One write transaction (one commit) for all of them."""
+
+        def count(txn: Any, dbs: Mapping[bytes, Any]) -> list[AttemptRecord]:
+            db = dbs[_ATTEMPTS]
+            for cleared in clear:
+                txn.delete(_db_key(cleared), db=db)
+            records: list[AttemptRecord] = []
+            for key in keys:
+                db_key = _db_key(key)
+                raw = txn.get(db_key, db=db)
+                if raw is None:
+                    record = AttemptRecord(key, 1, now, now, False, None)
+                else:
+                    old = _decode(key, raw)
+                    record = old.replace(attempts=old.attempts + 1, last_attempt_at=now)
+                txn.put(db_key, _encode(record), db=db)
+                records.append(record)
+            return records
+
+        if not keys and not clear:
+            return []
+        return self._env().write(count)
+
+    def uncount_attempt(self, key: str) -> None:
+        """One write transaction: the count goes down by one (the record is forgotten
+        at zero)."""
         db_key = _db_key(key)
 
-        def count(txn: Any, dbs: Mapping[bytes, Any]) -> AttemptRecord:
+        def uncount(txn: Any, dbs: Mapping[bytes, Any]) -> None:
             raw = txn.get(db_key, db=dbs[_ATTEMPTS])
             if raw is None:
-                record = AttemptRecord(key, 1, now, now, False, None)
+                return
+            old = _decode(key, raw)
+            if old.attempts <= 1:
+                txn.delete(db_key, db=dbs[_ATTEMPTS])
             else:
-                old = _decode(key, raw)
-                record = old.replace(attempts=old.attempts + 1, last_attempt_at=now)
-            txn.put(db_key, _encode(record), db=dbs[_ATTEMPTS])
-            return record
+                txn.put(db_key, _encode(old.replace(attempts=old.attempts - 1)), db=dbs[_ATTEMPTS])
 
-        return self._env().write(count)
+        self._env().write(uncount)
 
     def record_failure(self, key: str, error: bytes | None, *, exhausted: bool) -> None:
         db_key = _db_key(key)

@@ -25,6 +25,7 @@ import secrets
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from localqueue import _failpoints
 from localqueue.errors import Full, LeaseLostError, MessageNotFoundError, StoreError
 from localqueue.message import QueueStats
 from localqueue.stores import _lmdb_env
@@ -40,6 +41,10 @@ from localqueue.stores._lmdb_format import (
     queue_prefix,
 )
 from localqueue.stores.base import PEEK_STATES, QueueStore, Row
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from localqueue.outcome import Settlement
 
 __all__ = ["DEFAULT_MAP_SIZE", "DEFAULT_MAX_MAP_SIZE", "LMDBQueueStore"]
 
@@ -238,32 +243,56 @@ class LMDBQueueStore(QueueStore):
             now = self.clock()
             if maxsize > 0 and tx.load_counts(queue).pending + len(values) > maxsize:
                 raise Full
-            tag, seq = tx.next_seq(len(values))
-            rows = []
-            for offset, value in enumerate(values):
-                number = seq + offset
-                record = Record(
-                    f"{tag}-{number}", queue, bytes(value), PENDING, 0, number, now, now + delay
-                )
-                tx.save(record, None)
-                rows.append(record.row(now))
-            return rows
+            return self._insert(tx, queue, values, now, delay)
 
         return self._env().write(work)
 
+    @staticmethod
+    def _insert(
+        tx: _Tx, queue: str, values: Sequence[bytes], now: float, delay: float
+    ) -> list[Row]:
+        """Append ``values`` to ``queue`` inside the caller's write transaction."""
+        tag, seq = tx.next_seq(len(values))
+        rows = []
+        for offset, value in enumerate(values):
+            number = seq + offset
+            record = Record(
+                f"{tag}-{number}", queue, bytes(value), PENDING, 0, number, now, now + delay
+            )
+            tx.save(record, None)
+            rows.append(record.row(now))
+        return rows
+
     def lease(self, queue: str, *, lease_timeout: float, leased_by: str | None) -> Row | None:
+        rows = self.lease_many(queue, 1, lease_timeout=lease_timeout, leased_by=leased_by)
+        return rows[0] if rows else None
+
+    def lease_many(
+        self, queue: str, n: int, *, lease_timeout: float, leased_by: str | None
+    ) -> list[Row]:
+        if n <= 0:
+            return []
         env = self._env()
         # Peek in a read transaction first: an idle poller never takes the write lock.
         head = env.read(lambda txn, dbs: _Tx(txn, dbs).head(queue))
         if head is None or head[0] > self.clock():
-            return None
+            return []
 
-        def work(txn: Any, dbs: Mapping[bytes, Any]) -> Row | None:
-            tx = _Tx(txn, dbs)
-            now = self.clock()
+        def work(txn: Any, dbs: Mapping[bytes, Any]) -> list[Row]:
+            return self._lease_in(_Tx(txn, dbs), queue, n, self.clock(), lease_timeout, leased_by)
+
+        return env.write(work)
+
+    @staticmethod
+    def _lease_in(
+        tx: _Tx, queue: str, n: int, now: float, lease_timeout: float, leased_by: str | None
+    ) -> list[Row]:
+        """Lease up to ``n`` messages inside the caller's write transaction."""
+        rows: list[Row] = []
+        while len(rows) < n:
             head = tx.head(queue)
             if head is None or head[0] > now:
-                return None
+                break
             record = tx.find(queue, head[1])
             assert record is not None, "index entry without a record"
             old_state = tx.unindex(record)
@@ -274,9 +303,8 @@ class LMDBQueueStore(QueueStore):
             record.leased_by = leased_by
             record.lease_token = secrets.token_hex(16)
             tx.save(record, old_state)
-            return record.row(now)
-
-        return env.write(work)
+            rows.append(record.row(now))
+        return rows
 
     def ack(self, queue: str, message_id: str, lease_token: str | None) -> None:
         def work(txn: Any, dbs: Mapping[bytes, Any]) -> None:
@@ -299,17 +327,96 @@ class LMDBQueueStore(QueueStore):
             tx = _Tx(txn, dbs)
             record = tx.held(queue, message_id, lease_token)
             now = self.clock()
-            old_state = tx.unindex(record)
-            record.clear_lease()
-            if dead:
-                record.state, record.dead_at = DEAD, now
-            else:
-                record.state, record.available_at = PENDING, now + delay
-            if error is not None:
-                record.last_error, record.failed_at = error, now
-            tx.save(record, old_state)
+            self._end_lease(tx, record, now, dead=dead, delay=delay, error=error)
             return record.row(now)
 
+        return self._env().write(work)
+
+    @staticmethod
+    def _end_lease(
+        tx: _Tx, record: Record, now: float, *, dead: bool, delay: float, error: bytes | None
+    ) -> None:
+        old_state = tx.unindex(record)
+        record.clear_lease()
+        if dead:
+            record.state, record.dead_at = DEAD, now
+        else:
+            record.state, record.available_at = PENDING, now + delay
+        if error is not None:
+            record.last_error, record.failed_at = error, now
+        tx.save(record, old_state)
+
+    def settle_many(
+        self,
+        queue: str,
+        settlements: Sequence[Settlement],
+        *,
+        lease: int = 0,
+        lease_timeout: float = 30.0,
+        leased_by: str | None = None,
+    ) -> tuple[list[bool], list[Row]]:
+        """One write transaction (one commit, one sync at ``full``) for every
+        settlement, the values they put on the next queue and the next leases."""
+        if not settlements:
+            return [], self.lease_many(
+                queue, lease, lease_timeout=lease_timeout, leased_by=leased_by
+            )
+
+        def work(txn: Any, dbs: Mapping[bytes, Any]) -> tuple[list[bool], list[Row]]:
+            tx = _Tx(txn, dbs)
+            now = self.clock()
+            applied: list[bool] = []
+            for settlement in settlements:
+                done = self._settle_in(tx, queue, settlement, now)
+                if done and settlement.then_put:
+                    self._insert(tx, settlement.to or queue, settlement.then_put, now, 0.0)
+                applied.append(done)
+            leased = self._lease_in(tx, queue, lease, now, lease_timeout, leased_by)
+            if _failpoints.ACTIVE:
+                _failpoints.reached("settle-before-commit")
+            return applied, leased
+
+        return self._env().write(work)
+
+    def _settle_in(self, tx: _Tx, queue: str, settlement: Settlement, now: float) -> bool:
+        """Apply one settlement inside the caller's transaction; False (nothing changed)
+        when its lease was lost or the message is gone."""
+        if settlement.action not in ("acked", "released", "dead"):
+            raise ValueError(f"unknown settle action {settlement.action!r}")
+        try:
+            record = tx.held(queue, settlement.message_id, settlement.lease_token)
+        except (LeaseLostError, MessageNotFoundError):
+            return False
+        if settlement.action == "acked":
+            tx.delete(record)
+        else:
+            dead = settlement.action == "dead"
+            self._end_lease(
+                tx, record, now, dead=dead, delay=settlement.delay, error=settlement.error
+            )
+        return True
+
+    def extend_leases(
+        self, queue: str, leases: Sequence[tuple[str, str | None]], seconds: float
+    ) -> list[float | None]:
+        def work(txn: Any, dbs: Mapping[bytes, Any]) -> list[float | None]:
+            tx = _Tx(txn, dbs)
+            now = self.clock()
+            expires: list[float | None] = []
+            for message_id, token in leases:
+                try:
+                    record = tx.held(queue, message_id, token)
+                except (LeaseLostError, MessageNotFoundError):
+                    expires.append(None)
+                    continue
+                old_state = tx.unindex(record)
+                record.lease_expires_at = now + seconds
+                tx.save(record, old_state)
+                expires.append(record.lease_expires_at)
+            return expires
+
+        if not leases:
+            return []
         return self._env().write(work)
 
     def release(
