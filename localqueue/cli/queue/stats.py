@@ -12,7 +12,9 @@ if TYPE_CHECKING:
     from localqueue.stores.base import QueueStore
 
 HELP = """Print a queue's counts (ready, delayed, inflight, dead, total) as one JSON line;
-without NAME, one line per queue the store has held (drained ones with zeros).
+without NAME, one line per queue the store has held (drained ones with zeros), or, when
+stdout is a terminal, one aligned table of them with the age of each queue's oldest
+ready message ("3m ago"; JSON keeps epoch seconds).
 --format prometheus writes the text exposition format (for node_exporter's textfile
 collector). --watch repeats every --interval seconds: JSON lines when stdout is not a
 terminal, and a table redrawn on stderr when stderr is one; it ends (exit 0) when
@@ -53,17 +55,42 @@ def json_lines(counts: dict[str, dict[str, int]]) -> bytes:
     )
 
 
-def table(counts: dict[str, dict[str, int]]) -> str:
-    header = ("queue", "ready", "delayed", "inflight", "dead", "total")
-    rows = [header] + [
-        (queue, *(str(stats[key]) for key in header[1:])) for queue, stats in counts.items()
-    ]
+def ago(seconds: float) -> str:
+    """A duration for people: ``45s ago``, ``3m ago``, ``5h ago``, ``2d ago``."""
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{int(seconds // size)}{unit} ago"
+    return f"{max(0, int(seconds))}s ago"
+
+
+def oldest_ready(store: "QueueStore", queues: "list[str]") -> dict[str, float | None]:
+    """When each queue's oldest ready message was enqueued (None: nothing ready)."""
+    found: dict[str, float | None] = {}
+    for queue in queues:
+        rows = store.peek(queue, state="ready", limit=1)
+        found[queue] = rows[0][5] if rows else None
+    return found
+
+
+def table(
+    counts: dict[str, dict[str, int]], oldest: "dict[str, float | None] | None" = None
+) -> str:
+    """The counts as an aligned table; with ``oldest``, a column of the oldest ready
+    message's age ("3m ago")."""
+    header: tuple[str, ...] = ("queue", "ready", "delayed", "inflight", "dead", "total")
+    rows = [(queue, *(str(stats[key]) for key in header[1:])) for queue, stats in counts.items()]
+    if oldest is not None:
+        now = time.time()
+        header += ("oldest ready",)
+        ages = {q: "-" if at is None else ago(now - at) for q, at in oldest.items()}
+        rows = [(*row, ages.get(row[0], "-")) for row in rows]
+    rows = [header, *rows]
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     return "\n".join(
         "  ".join(
             cell.ljust(w) if i == 0 else cell.rjust(w)
             for i, (cell, w) in enumerate(zip(row, widths, strict=True))
-        )
+        ).rstrip()
         for row in rows
     )
 
@@ -96,22 +123,29 @@ def run(
     with common.open_store(conf) as store:
         if name is not None:
             common.check_queue_known(store, name, conf)
+        # Every queue, JSON format, stdout a terminal: a person is reading, so a table.
+        for_people = name is None and fmt == "json" and common.stdout_is_tty()
         if not watch:
-            common.emit_raw(render(collect(store, name)))
+            counts = collect(store, name)
+            if for_people:
+                common.emit_raw(f"{table(counts, oldest_ready(store, list(counts)))}\n".encode())
+            else:
+                common.emit_raw(render(counts))
             return
-        draw = common.stderr_is_tty()
-        data_out = not common.stdout_is_tty() or not draw
+        screen = sys.stdout if for_people else sys.stderr if common.stderr_is_tty() else None
+        data_out = not for_people and (not common.stdout_is_tty() or screen is None)
         drawn_lines = 0
         try:
             while True:
                 counts = collect(store, name)
                 if data_out:
                     common.emit_raw(render(counts))
-                if draw:
-                    text = f"{time.strftime('%H:%M:%S')}  every {interval:g}s\n{table(counts)}\n"
+                if screen is not None:
+                    shown = table(counts, oldest_ready(store, list(counts)))
+                    text = f"{time.strftime('%H:%M:%S')}  every {interval:g}s\n{shown}\n"
                     up = f"\x1b[{drawn_lines}F\x1b[J" if drawn_lines else ""
-                    sys.stderr.write(up + text)
-                    sys.stderr.flush()
+                    screen.write(up + text)
+                    screen.flush()
                     drawn_lines = text.count("\n")
                 if not common.wait_for_reader(interval):
                     return

@@ -101,3 +101,35 @@ def test_purge_asks_on_a_terminal(cli, answer, code, left):
     assert cli.stats("q")["total"] == left
     if code == 0:
         assert json.loads(out) == {"queue": "q", "purged": 2}
+
+
+def _on_a_terminal(cli, *args):
+    """Run ``localqueue ARGS`` with stdout on a pseudo-terminal; what it showed there."""
+    leader, follower = pty.openpty()
+    process = subprocess.Popen(
+        [LOCALQUEUE, *cli.store_args(args)],
+        stdout=follower,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+    )
+    os.close(follower)
+    screen = read_all(leader)
+    os.close(leader)
+    assert process.wait(timeout=60) == 0, process.stderr.read() if process.stderr else ""
+    return screen
+
+
+def test_stats_of_every_queue_is_a_table_on_a_terminal_and_json_when_piped(cli):
+    cli.add("emails", 1, 2)
+    cli.json("queue", "add", "hooks", "--value", "1", "--delay", "60")
+    screen = _on_a_terminal(cli, "queue", "stats").replace("\r\n", "\n")
+    lines = screen.splitlines()
+    assert lines[0].split() == ["queue", "ready", "delayed", "inflight", "dead", "total"] + [
+        "oldest",
+        "ready",
+    ]
+    assert lines[1].split()[:6] == ["emails", "2", "0", "0", "0", "2"]
+    assert lines[1].endswith("s ago")  # seconds: the oldest ready message's age
+    assert lines[2].split() == ["hooks", "0", "1", "0", "0", "1", "-"]
+    piped = cli.json("queue", "stats")  # not a terminal: JSON Lines, times stay numbers
+    assert [line["queue"] for line in piped] == ["emails", "hooks"]
