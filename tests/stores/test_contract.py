@@ -296,6 +296,7 @@ def test_ack_with_then_put_moves_values_to_the_next_queue(store: QueueStore) -> 
     q.ack(held, then_put=[{"page": 1}, {"page": 2}], to="stage2")
     assert q.stats().total == 0
     assert [nxt.get_message(block=False).value for _ in range(2)] == [{"page": 1}, {"page": 2}]
+    assert store.known_queues() == ["stage1", "stage2"]  # a queue only then_put reached too
 
 
 def test_ack_with_then_put_on_a_lost_lease_puts_nothing(store: QueueStore) -> None:
