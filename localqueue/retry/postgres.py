@@ -10,6 +10,7 @@ without passwords) is shared with the queue store: :mod:`localqueue.stores._pg`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import psycopg
@@ -42,6 +43,15 @@ _RECORD_ATTEMPT = f"""INSERT INTO {{a}} AS a (key, attempts, first_attempt_at, l
 _RECORD_FAILURE = """UPDATE {a} SET last_error = %(error)s, exhausted = exhausted OR %(exhausted)s
     WHERE key = %(key)s"""
 _CLEAR = "DELETE FROM {a} WHERE key = %(key)s"
+_RECORD_ATTEMPTS = f"""WITH cleared AS (DELETE FROM {{a}} WHERE key = ANY(%(clear)s::text[]))
+INSERT INTO {{a}} AS a (key, attempts, first_attempt_at, last_attempt_at)
+    SELECT u.key, 1, %(now)s, %(now)s FROM unnest(%(keys)s::text[]) AS u(key)
+    ON CONFLICT (key) DO UPDATE
+    SET attempts = a.attempts + 1, last_attempt_at = excluded.last_attempt_at
+    RETURNING {_COLUMNS}"""
+_CLEAR_MANY = "DELETE FROM {a} WHERE key = ANY(%(clear)s::text[])"
+_UNCOUNT = """WITH gone AS (DELETE FROM {a} WHERE key = %(key)s AND attempts <= 1)
+UPDATE {a} SET attempts = attempts - 1 WHERE key = %(key)s AND attempts > 1"""
 
 
 def _record(row: tuple[Any, ...] | None) -> AttemptRecord | None:
@@ -86,6 +96,8 @@ class PostgresAttemptStore(AttemptStore):
         render = self._session.render
         self._get, self._attempt = render(_GET), render(_RECORD_ATTEMPT)
         self._failure, self._clear = render(_RECORD_FAILURE), render(_CLEAR)
+        self._attempts, self._clear_many = render(_RECORD_ATTEMPTS), render(_CLEAR_MANY)
+        self._uncount = render(_UNCOUNT)
 
     def __repr__(self) -> str:
         return f"PostgresAttemptStore({self._session.describe()!r})"
@@ -104,6 +116,34 @@ class PostgresAttemptStore(AttemptStore):
 
         # Not repeated after a lost connection: that could count one attempt twice.
         return self._session.run("record_attempt", op, retry=False)
+
+    def record_attempts(
+        self, keys: Sequence[str], now: float, *, clear: Sequence[str] = ()
+    ) -> list[AttemptRecord]:
+        """ONE statement (one round trip, one commit) for all of them; two in one
+        transaction when a key is both cleared and counted."""
+        if not keys and not clear:
+            return []
+        params = {"keys": list(keys), "clear": list(clear), "now": now}
+
+        def op(conn: psycopg.Connection[Any]) -> list[AttemptRecord]:
+            if set(keys) & set(clear):
+                with conn.transaction():
+                    conn.execute(self._clear_many, params)
+                    rows = conn.execute(self._attempts, {**params, "clear": []}).fetchall()
+            else:
+                rows = conn.execute(self._attempts, params).fetchall()
+            records = {record.key: record for record in map(_record, rows) if record}
+            return [records[key] for key in keys]
+
+        # Not repeated after a lost connection: that could count attempts twice.
+        return self._session.run("record_attempts", op, retry=False)
+
+    def uncount_attempt(self, key: str) -> None:
+        """One statement: one attempt fewer, the record gone at none."""
+        self._session.run(
+            "uncount_attempt", lambda conn: conn.execute(self._uncount, {"key": key}), retry=False
+        )
 
     def record_failure(self, key: str, error: bytes | None, *, exhausted: bool) -> None:
         params = {"key": key, "error": error, "exhausted": exhausted}

@@ -205,3 +205,101 @@ NEXT_VISIBLE_IN = f"""SELECT (SELECT min(visible_at) FROM {{m}}
     WHERE queue = %(queue)s AND NOT dead) - {_NOW}"""
 
 CLOCK = "SELECT extract(epoch FROM clock_timestamp())::float8"
+
+# -- batches: one statement each (one round trip, one commit) ---------------------------
+
+# The held message of settlement ``s`` (as _HELD, per row of the unnested settlements).
+_HELD_S = (
+    "m.seq = s.seq AND m.queue = %(queue)s AND m.inflight "
+    "AND (s.token IS NULL OR m.lease_token = s.token)"
+)
+
+# Up to %(lease)s visible messages, locked (others skip them), numbered in lease order;
+# %(held)s are the seqs being settled in the same statement, left alone.
+_LEASE_CTES = f"""cand AS MATERIALIZED (
+    SELECT c.seq, c.visible_at FROM {{m}} AS c
+    WHERE c.queue = %(queue)s AND NOT c.dead AND c.visible_at <= {_NOW}
+        AND NOT (c.seq = ANY(%(held)s::bigint[]))
+    ORDER BY c.visible_at, c.seq
+    LIMIT %(lease)s
+    FOR UPDATE SKIP LOCKED
+),
+numbered AS (
+    SELECT cand.seq, row_number() OVER (ORDER BY cand.visible_at, cand.seq) AS k FROM cand
+),
+leased AS (
+    UPDATE {{m}} AS m
+    SET inflight = true, attempts = m.attempts + 1, leased_at = t.now,
+        lease_expires_at = t.now + %(timeout)s, visible_at = t.now + %(timeout)s,
+        leased_by = %(by)s, lease_token = (%(tokens)s::text[])[numbered.k]
+    FROM numbered, t WHERE m.seq = numbered.seq
+    RETURNING numbered.k, {_COLS}
+)"""
+
+LEASE_MANY = f"""WITH t AS MATERIALIZED (SELECT {_NOW} AS now),
+{_LEASE_CTES}
+SELECT * FROM leased ORDER BY k"""
+
+# Settlements (unnested arrays, one element each), the values applied ones put on the
+# next queue, and the next leases, in ONE statement. The first row carries the
+# ordinals of the applied settlements; each row one leased message (NULLs when none).
+SETTLE_MANY = f"""WITH t AS MATERIALIZED (SELECT {_NOW} AS now),
+s AS MATERIALIZED (
+    SELECT * FROM unnest(
+        %(seqs)s::bigint[], %(settle_tokens)s::text[], %(actions)s::text[],
+        %(delays)s::float8[], %(errors)s::bytea[]
+    ) WITH ORDINALITY AS s(seq, token, action, delay, error, ord)
+),
+acked AS (
+    DELETE FROM {{m}} AS m USING s
+    WHERE s.action = 'acked' AND {_HELD_S}
+    RETURNING s.ord
+),
+settled AS (
+    UPDATE {{m}} AS m
+    SET inflight = false,
+        dead = s.action = 'dead',
+        dead_at = CASE WHEN s.action = 'dead' THEN t.now END,
+        available_at = CASE WHEN s.action = 'dead' THEN m.available_at
+            ELSE t.now + s.delay END,
+        visible_at = CASE WHEN s.action = 'dead' THEN m.visible_at ELSE t.now + s.delay END,
+        {_CLEAR_LEASE},
+        last_error = coalesce(s.error, m.last_error),
+        failed_at = CASE WHEN s.error IS NULL THEN m.failed_at ELSE t.now END
+    FROM s, t
+    WHERE s.action <> 'acked' AND {_HELD_S}
+    RETURNING s.ord, s.action
+),
+done AS (SELECT ord FROM acked UNION ALL SELECT ord FROM settled),
+p AS (
+    SELECT * FROM unnest(%(put_ords)s::bigint[], %(put_queues)s::text[], %(put_values)s::bytea[])
+        WITH ORDINALITY AS p(ord, queue, value, n)
+),
+ins AS (
+    INSERT INTO {{m}} (queue, value, enqueued_at, available_at, visible_at)
+    SELECT p.queue, p.value, t.now, t.now, t.now
+    FROM p JOIN done ON done.ord = p.ord CROSS JOIN t
+    ORDER BY p.n
+    RETURNING queue
+),
+{_LEASE_CTES},
+wake AS (
+    SELECT queue FROM ins
+    UNION SELECT %(queue)s FROM settled WHERE settled.action = 'released'
+)
+SELECT
+    (SELECT array_agg(ord) FROM done) AS applied,
+    (SELECT count(*) FROM (SELECT pg_notify(%(channel)s, w.queue) FROM wake AS w) AS x) AS woke,
+    l.*
+FROM (SELECT 1) AS one LEFT JOIN leased AS l ON true
+ORDER BY l.k"""
+
+EXTEND_LEASES = f"""WITH t AS MATERIALIZED (SELECT {_NOW} AS now),
+s AS MATERIALIZED (
+    SELECT * FROM unnest(%(seqs)s::bigint[], %(settle_tokens)s::text[])
+        WITH ORDINALITY AS s(seq, token, ord)
+)
+UPDATE {{m}} AS m
+SET lease_expires_at = t.now + %(seconds)s, visible_at = t.now + %(seconds)s
+FROM s, t WHERE {_HELD_S}
+RETURNING s.ord, m.lease_expires_at"""

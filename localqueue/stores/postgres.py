@@ -27,12 +27,17 @@ from typing import Any
 
 import psycopg
 
+from localqueue import _failpoints
 from localqueue.errors import Full, LeaseLostError, MessageNotFoundError
 from localqueue.message import QueueStats
 from localqueue.stores import _pg_sql as q
 from localqueue.stores._pg import PgSession
 from localqueue.stores._pg_listen import PgListener
 from localqueue.stores.base import PEEK_STATES, QueueStore, Row
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from localqueue.outcome import Settlement
 
 __all__ = ["PostgresQueueStore"]
 
@@ -215,6 +220,109 @@ class PostgresQueueStore(QueueStore):
         return self._settle(
             "extend_lease", "EXTEND_LEASE", queue, message_id, lease_token, seconds=float(seconds)
         )
+
+    # -- batches -----------------------------------------------------------------------
+
+    def _lease_params(
+        self, queue: str, n: int, lease_timeout: float, leased_by: str | None
+    ) -> dict[str, Any]:
+        return {
+            "queue": queue,
+            "lease": n,
+            "timeout": float(lease_timeout),
+            "by": leased_by,
+            "tokens": [secrets.token_hex(16) for _ in range(n)],
+            "held": [],
+        }
+
+    def lease_many(
+        self, queue: str, n: int, *, lease_timeout: float, leased_by: str | None
+    ) -> list[Row]:
+        """One statement (``... LIMIT n FOR UPDATE SKIP LOCKED``): one round trip."""
+        if n <= 0:
+            return []
+        params = self._lease_params(queue, n, lease_timeout, leased_by)
+
+        def op(conn: psycopg.Connection[Any]) -> list[Row]:
+            rows = conn.execute(self._sql["LEASE_MANY"], params).fetchall()
+            return [self._row(raw[1:]) for raw in rows]
+
+        # Repeating leases whose reply was lost only strands them until they expire.
+        return self._session.run("lease", op)
+
+    def settle_many(
+        self,
+        queue: str,
+        settlements: Sequence[Settlement],
+        *,
+        lease: int = 0,
+        lease_timeout: float = 30.0,
+        leased_by: str | None = None,
+    ) -> tuple[list[bool], list[Row]]:
+        """ONE statement (one round trip, one commit): every settlement, the values the
+        applied ones put on the next queue, and up to ``lease`` new leases."""
+        if not settlements:
+            return [], self.lease_many(
+                queue, lease, lease_timeout=lease_timeout, leased_by=leased_by
+            )
+        params = self._lease_params(queue, max(0, lease), lease_timeout, leased_by)
+        seqs = [self._seq(s.message_id) for s in settlements]
+        put_ords: list[int] = []
+        put_queues: list[str] = []
+        put_values: list[bytes] = []
+        for ordinal, settlement in enumerate(settlements, 1):
+            if settlement.action not in ("acked", "released", "dead"):
+                raise ValueError(f"unknown settle action {settlement.action!r}")
+            for value in settlement.then_put:
+                put_ords.append(ordinal)
+                put_queues.append(settlement.to or queue)
+                put_values.append(bytes(value))
+        params.update(
+            seqs=seqs,
+            held=[seq for seq in seqs if seq is not None],
+            settle_tokens=[s.lease_token for s in settlements],
+            actions=[s.action for s in settlements],
+            delays=[float(s.delay) for s in settlements],
+            errors=[s.error for s in settlements],
+            put_ords=put_ords,
+            put_queues=put_queues,
+            put_values=put_values,
+            channel=self.channel,
+        )
+
+        def op(conn: psycopg.Connection[Any]) -> tuple[list[bool], list[Row]]:
+            if _failpoints.ACTIVE:  # the same statement, in a transaction to stop in
+                with conn.transaction():
+                    rows = conn.execute(self._sql["SETTLE_MANY"], params).fetchall()
+                    _failpoints.reached("settle-before-commit")
+            else:
+                rows = conn.execute(self._sql["SETTLE_MANY"], params).fetchall()
+            done = set(rows[0][0] or ())
+            applied = [ordinal in done for ordinal in range(1, len(settlements) + 1)]
+            return applied, [self._row(raw[3:]) for raw in rows if raw[2] is not None]
+
+        # Not repeated after a lost connection: a token-less settlement could apply twice.
+        return self._session.run("settle", op, retry=False)
+
+    def extend_leases(
+        self, queue: str, leases: Sequence[tuple[str, str | None]], seconds: float
+    ) -> list[float | None]:
+        """One statement for every held lease (a heartbeat)."""
+        if not leases:
+            return []
+        params = {
+            "queue": queue,
+            "seqs": [self._seq(message_id) for message_id, _ in leases],
+            "settle_tokens": [token for _, token in leases],
+            "seconds": float(seconds),
+        }
+
+        def op(conn: psycopg.Connection[Any]) -> list[float | None]:
+            found = dict(conn.execute(self._sql["EXTEND_LEASES"], params).fetchall())
+            return [found.get(ordinal) for ordinal in range(1, len(leases) + 1)]
+
+        # Extending again after a lost reply is harmless.
+        return self._session.run("extend_leases", op)
 
     def requeue_dead(self, queue: str, message_id: str, *, delay: float = 0.0) -> Row:
         def op(conn: psycopg.Connection[Any]) -> Row:

@@ -576,9 +576,7 @@ class SQLiteQueueStore(QueueStore):
 
     def peek(self, queue: str, *, state: str | None = None, limit: int | None = None) -> list[Row]:
         if state not in _IN_STATE:
-            raise ValueError(
-                f"state must be one of {', '.join(PEEK_STATES)}, got {state!r}"
-            )
+            raise ValueError(f"state must be one of {', '.join(PEEK_STATES)}, got {state!r}")
         sql = f"""SELECT {_COLUMNS} FROM messages WHERE queue = :queue {_IN_STATE[state]}
             ORDER BY seq LIMIT :limit"""
         with self._file.session as conn:

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from localqueue import Empty, Full, PersistentQueue, StoreError, StoreLockedError
+from localqueue.outcome import Settlement
 from tests.conftest import fresh_schema, postgres_url, unavailable
 
 psycopg = pytest.importorskip("psycopg", reason="psycopg (localqueue[postgres]) is not installed")
@@ -132,6 +133,22 @@ def test_released_message_wakes_a_waiter(make_store: Callable[..., Any]) -> None
     queue.release(leased)
     thread.join(60)
     assert not thread.is_alive()
+
+
+def test_settle_many_wakes_a_waiter_on_the_queue_its_then_put_fills(
+    make_store: Callable[..., Any],
+) -> None:
+    waiter, worker = make_store(), make_store()
+    worker.put("jobs", [b'"job"'])
+    (held,) = worker.lease_many("jobs", 1, lease_timeout=60, leased_by="w")
+    waiter.listen()
+    thread = threading.Thread(target=lambda: waiter.wait("results", 120))
+    thread.start()
+    settlement = Settlement(held[0], held[10], "acked", then_put=(b'"done"',), to="results")
+    assert worker.settle_many("jobs", [settlement]) == ([True], [])
+    thread.join(60)  # only a notification ends a 120 s wait this early
+    assert not thread.is_alive()
+    assert [row[2] for row in waiter.peek("results")] == [b'"done"']
 
 
 def test_wait_survives_its_listening_connection_being_killed(
