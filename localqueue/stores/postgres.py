@@ -266,7 +266,6 @@ class PostgresQueueStore(QueueStore):
                 queue, lease, lease_timeout=lease_timeout, leased_by=leased_by
             )
         params = self._lease_params(queue, max(0, lease), lease_timeout, leased_by)
-        seqs = [self._seq(s.message_id) for s in settlements]
         put_ords: list[int] = []
         put_queues: list[str] = []
         put_values: list[bytes] = []
@@ -278,8 +277,6 @@ class PostgresQueueStore(QueueStore):
                 put_queues.append(settlement.to or queue)
                 put_values.append(bytes(value))
         params.update(
-            seqs=seqs,
-            held=[seq for seq in seqs if seq is not None],
             settle_tokens=[s.lease_token for s in settlements],
             actions=[s.action for s in settlements],
             delays=[float(s.delay) for s in settlements],
@@ -291,6 +288,9 @@ class PostgresQueueStore(QueueStore):
         )
 
         def op(conn: psycopg.Connection[Any]) -> tuple[list[bool], list[Row]]:
+            # ids parse against the schema's tag, known once the session is bootstrapped
+            params["seqs"] = seqs = [self._seq(s.message_id) for s in settlements]
+            params["held"] = [seq for seq in seqs if seq is not None]
             if _failpoints.ACTIVE:  # the same statement, in a transaction to stop in
                 with conn.transaction():
                     rows = conn.execute(self._sql["SETTLE_MANY"], params).fetchall()
@@ -312,12 +312,12 @@ class PostgresQueueStore(QueueStore):
             return []
         params = {
             "queue": queue,
-            "seqs": [self._seq(message_id) for message_id, _ in leases],
             "settle_tokens": [token for _, token in leases],
             "seconds": float(seconds),
         }
 
         def op(conn: psycopg.Connection[Any]) -> list[float | None]:
+            params["seqs"] = [self._seq(message_id) for message_id, _ in leases]
             found = dict(conn.execute(self._sql["EXTEND_LEASES"], params).fetchall())
             return [found.get(ordinal) for ordinal in range(1, len(leases) + 1)]
 
