@@ -82,6 +82,12 @@ _HELD = (
 )
 _NOTIFY = "n AS (SELECT pg_notify(%(channel)s, %(queue)s) WHERE EXISTS (SELECT FROM u))"
 
+# Leases and heartbeats commit without waiting for the WAL flush (synchronous_commit
+# off for that transaction only): lost in a server crash, a lease just ends sooner and
+# its message is delivered again, as the store contract allows (SQLite's "relaxed"
+# commits are the same trade). Puts, acks, releases and dead letters stay durable.
+_RELAXED = "(SELECT set_config('synchronous_commit', 'off', true)) AS relaxed"
+
 LOCK_QUEUE = "SELECT pg_advisory_xact_lock(hashtext(%(lock)s))"
 PENDING = "SELECT count(*) FROM {m} WHERE queue = %(queue)s AND NOT dead AND NOT inflight"
 
@@ -100,7 +106,7 @@ LEASE = f"""UPDATE {{m}} AS m
 SET inflight = true, attempts = m.attempts + 1, leased_at = t.now,
     lease_expires_at = t.now + %(timeout)s, visible_at = t.now + %(timeout)s,
     leased_by = %(by)s, lease_token = %(token)s
-FROM {_T}
+FROM {_T}, {_RELAXED}
 WHERE m.seq = (
     SELECT c.seq FROM {{m}} AS c
     WHERE c.queue = %(queue)s AND NOT c.dead AND c.visible_at <= {_NOW}
@@ -139,7 +145,7 @@ RETURNING {_COLS}"""
 
 EXTEND_LEASE = f"""UPDATE {{m}} AS m
 SET lease_expires_at = t.now + %(seconds)s, visible_at = t.now + %(seconds)s
-FROM {_T} WHERE {_HELD}
+FROM {_T}, {_RELAXED} WHERE {_HELD}
 RETURNING {_COLS}"""
 
 _REVIVE = (
@@ -238,7 +244,7 @@ leased AS (
 
 LEASE_MANY = f"""WITH t AS MATERIALIZED (SELECT {_NOW} AS now),
 {_LEASE_CTES}
-SELECT * FROM leased ORDER BY k"""
+SELECT leased.* FROM leased, {_RELAXED} ORDER BY k"""
 
 # Settlements (unnested arrays, one element each), the values applied ones put on the
 # next queue, and the next leases, in ONE statement. The first row carries the
@@ -301,5 +307,5 @@ s AS MATERIALIZED (
 )
 UPDATE {{m}} AS m
 SET lease_expires_at = t.now + %(seconds)s, visible_at = t.now + %(seconds)s
-FROM s, t WHERE {_HELD_S}
+FROM s, t, {_RELAXED} WHERE {_HELD_S}
 RETURNING s.ord, m.lease_expires_at"""

@@ -7,6 +7,11 @@ the server as the single source of truth:
   an advisory lock and versioned in the schema's ``meta`` table;
 * a lease is ONE statement: ``UPDATE ... WHERE seq = (SELECT ... FOR UPDATE SKIP LOCKED
   LIMIT 1) RETURNING ...``, so concurrent workers never wait on each other's rows;
+* leases and heartbeats commit with ``synchronous_commit`` off for their transaction
+  only (a server crash may undo a lease: its message is delivered again); puts, acks,
+  releases and dead letters wait for the WAL flush as the server is configured to;
+* batches are one statement each: ``settle_many`` (settlements, their ``then_put``
+  values and the next leases), ``lease_many``, ``extend_leases``;
 * every lease and delay is computed from the server's ``now()``, so hosts with skewed
   clocks agree; :meth:`PostgresQueueStore.clock` reads the server's clock too;
 * ``put`` (and release / requeue) NOTIFY in the same statement; a background thread
