@@ -6,6 +6,10 @@ notifications per payload; :meth:`PgListener.wait` blocks on a condition until t
 for its queue moves. Reading continuously matters: a listener that stops reading would
 let the server's notification queue grow and, in the end, make every NOTIFY fail.
 
+Writers skip the NOTIFY when nobody listens: the thread announces itself with shared
+advisory locks (``_pg_sql.LISTEN_SLOTS``) after LISTEN and before it reports listening,
+so every change committed after a waiter's next look at the queue notifies it.
+
 When the listening connection is lost the thread reconnects with backoff and wakes every
 waiter once (a notification may have been missed meanwhile). Waiting never raises: with
 no listening connection it is just a sleep, and the caller polls as it would anyway.
@@ -24,6 +28,7 @@ from psycopg import sql
 from localqueue._signals import start_quietly
 from localqueue.errors import StoreError
 from localqueue.stores._pg import register_for_fork
+from localqueue.stores._pg_sql import LISTEN_SLOTS
 
 __all__ = ["PgListener"]
 
@@ -37,6 +42,11 @@ class PgListener:
     def __init__(self, connect: Callable[[], psycopg.Connection[Any]], channel: str) -> None:
         self._connect = connect
         self._listen_sql = sql.SQL("LISTEN {}").format(sql.Identifier(channel))
+        # Writers NOTIFY only while some listener holds these (see _pg_sql.LISTEN_SLOTS);
+        # taking them waits for the writers that decided nobody listens to commit.
+        self._present_sql = sql.SQL(
+            "SELECT pg_advisory_lock_shared(hashtext({}), slot) FROM generate_series(0, {}) AS slot"
+        ).format(sql.Literal(channel), sql.Literal(LISTEN_SLOTS - 1))
         self._cond = threading.Condition()
         self._events: dict[str, int] = {}
         self._epoch = 0  # bumped when notifications may have been missed
@@ -81,6 +91,7 @@ class PgListener:
                 if conn is None:
                     conn = self._connect()
                     conn.execute(self._listen_sql)
+                    conn.execute(self._present_sql)
                     pause = _PAUSE_MIN
                     self._set_listening(True)
                 for note in conn.notifies(timeout=_READ_SLICE):

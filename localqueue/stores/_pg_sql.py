@@ -4,8 +4,8 @@
 Every timestamp comes from the server: ``t.now`` is ``now()`` (the transaction's start)
 as epoch seconds. ``visible_at`` is when a live message can next be leased: its
 ``available_at`` when it waits, its ``lease_expires_at`` while inflight. Statements that
-make a message leasable NOTIFY in the same statement, so a waiting worker wakes as soon
-as the change commits.
+make a message leasable NOTIFY in the same statement when anyone listens, so a waiting
+worker wakes as soon as the change commits.
 """
 
 from __future__ import annotations
@@ -80,7 +80,20 @@ _HELD = (
     "m.seq = %(seq)s AND m.queue = %(queue)s AND m.inflight "
     "AND (%(token)s::text IS NULL OR m.lease_token = %(token)s::text)"
 )
-_NOTIFY = "n AS (SELECT pg_notify(%(channel)s, %(queue)s) WHERE EXISTS (SELECT FROM u))"
+# NOTIFY only when someone may listen. Every listener holds a shared advisory lock on
+# each of the channel's LISTEN_SLOTS keys (see _pg_listen) from before it first looks at
+# the queue; a writer tries one of those keys exclusively (which slot: its backend pid):
+# when it gets it, nobody listens, the NOTIFY (which serialises every notifying commit
+# of the server) is skipped, and the key stays held until the commit, so a listener
+# that arrives meanwhile waits for that commit and then finds the message itself.
+LISTEN_SLOTS = 4
+_NOBODY_LISTENS = (
+    f"pg_try_advisory_xact_lock(hashtext(%(channel)s), mod(pg_backend_pid(), {LISTEN_SLOTS}))"
+)
+_NOTIFY = (
+    "n AS (SELECT CASE WHEN EXISTS (SELECT FROM u) AND NOT "
+    f"{_NOBODY_LISTENS} THEN pg_notify(%(channel)s, %(queue)s) END)"
+)
 
 # Leases and heartbeats commit without waiting for the WAL flush (synchronous_commit
 # off for that transaction only): lost in a server crash, a lease just ends sooner and
@@ -295,7 +308,9 @@ wake AS (
 )
 SELECT
     (SELECT array_agg(ord) FROM done) AS applied,
-    (SELECT count(*) FROM (SELECT pg_notify(%(channel)s, w.queue) FROM wake AS w) AS x) AS woke,
+    (SELECT count(*) FROM (
+        SELECT pg_notify(%(channel)s, w.queue) FROM wake AS w WHERE NOT {_NOBODY_LISTENS}
+    ) AS x) AS woke,
     l.*
 FROM (SELECT 1) AS one LEFT JOIN leased AS l ON true
 ORDER BY l.k"""

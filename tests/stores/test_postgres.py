@@ -151,6 +151,33 @@ def test_settle_many_wakes_a_waiter_on_the_queue_its_then_put_fills(
     assert [row[2] for row in waiter.peek("results")] == [b'"done"']
 
 
+def test_writers_notify_only_while_a_listener_is_present(
+    make_store: Callable[..., Any], url: str
+) -> None:
+    from localqueue.stores._pg_sql import LISTEN_SLOTS
+
+    producer = make_store()
+    producer.put("setup", [b"0"])  # the schema exists
+    with psycopg.connect(url, autocommit=True) as raw:
+        raw.execute(f'LISTEN "{producer.channel}"')  # listening, but not announced
+        producer.put("quiet", [b"1"])  # nobody announced: no NOTIFY
+        raw.execute(
+            "SELECT pg_advisory_lock_shared(hashtext(%s), slot)"
+            " FROM generate_series(0, %s) AS slot",
+            (producer.channel, LISTEN_SLOTS - 1),
+        )
+        producer.put("loud", [b"2"])
+        worker = make_store()
+        (held,) = worker.lease_many("loud", 1, lease_timeout=60, leased_by="w")
+        worker.settle_many("loud", [Settlement(held[0], held[10], "released")])
+        heard = []
+        for note in raw.notifies(timeout=60):  # in commit order
+            heard.append(note.payload)
+            if len(heard) == 2:
+                break
+    assert heard == ["loud", "loud"]
+
+
 def test_wait_survives_its_listening_connection_being_killed(
     make_store: Callable[..., Any], admin: Any
 ) -> None:
