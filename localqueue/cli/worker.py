@@ -54,6 +54,7 @@ class WorkerFlags:
     retry_store_path: str | None = None
     durability: str | None = None
     to: str | None = None
+    strict: bool = False  # a queue name the store never held: exit 4, not a warning
 
     def check(self) -> None:
         """Usage errors, before anything is opened or leased."""
@@ -177,6 +178,7 @@ def serve(
         retry_store_path=flags.retry_store_path,
         durability=flags.durability,
         lease_timeout=flags.lease_timeout,
+        strict=flags.strict or None,
     )
     queue = open_queue(name, conf)
     draining = not (flags.forever or flags.block)

@@ -353,12 +353,13 @@ def register(group: typer.Typer) -> None:
         store_path: o.StorePath = None,
         retry_store_path: o.RetryStorePath = None,
         durability: o.Durability = None,
+        strict: Annotated[bool, o.strict()] = False,
     ) -> None:
         flags = WorkerFlags(
             concurrency=concurrency, max_jobs=max_jobs, forever=forever, block=block,
             worker_id=worker_id, max_tries=max_tries, backoff=backoff,
             release_delay=release_delay, max_delay=max_delay, no_dead_letter=no_dead_letter,
             idle_sleep=idle_sleep, lease_timeout=lease_timeout, store_path=store_path,
-            retry_store_path=retry_store_path, durability=durability, to=to,
+            retry_store_path=retry_store_path, durability=durability, to=to, strict=strict,
         )  # fmt: skip
         run(name, command, timeout, flags, output=output, output_limit=output_limit)

@@ -283,3 +283,14 @@ def test_find_executable_answers_as_shutil_which_does(tmp_path, monkeypatch):
         assert find_executable("here") == shutil.which("here")
     monkeypatch.delenv("PATH")
     assert find_executable("sh") == shutil.which("sh")
+
+
+def test_a_worker_on_a_queue_the_store_never_held_warns_and_strict_refuses(cli):
+    cli.add("emails", 1)
+    typo = cli("queue", "exec", "emials", "--", "true")
+    assert typo.returncode == 0 and typo.stdout == ""
+    assert "warning: no queue 'emials'" in typo.stderr and "(queues: emails)" in typo.stderr
+    strict = cli("queue", "process", "emials", "tests_handlers:ok", "--strict")
+    assert strict.returncode == 4
+    assert "error: no queue 'emials'" in strict.stderr
+    assert cli.stats("emails")["ready"] == 1  # nothing was touched
