@@ -74,6 +74,8 @@ def _argument_kind(path: str, param: Any) -> str:
         return "queue"
     if param.name == "message_id":
         return "id"
+    if param.name == "message_ids":  # variadic: every word after the queue
+        return "ids"
     if path == "config set" and param.name == "key":
         return "choice:" + "|".join(config.SETTINGS)
     if path == "config set" and param.name == "value":

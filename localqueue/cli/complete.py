@@ -38,6 +38,7 @@ _MAX_SEQ = 2**63 - 1  # SQLite's largest rowid
 # Which message ids a command can use (None: any state).
 ID_STATES: dict[str, int | None] = {
     "queue inspect": None,
+    "queue delete": None,
     "queue ack": INFLIGHT,
     "queue release": INFLIGHT,
     "queue requeue-dead": DEAD,
@@ -331,7 +332,7 @@ def complete(args: list[str], incomplete: str) -> list[Item] | CommandAt:
         return [(n, h) for n, h in node["commands"].items() if n.startswith(incomplete)]
     kinds = node["arguments"]
     kind = kinds[len(positionals)] if len(positionals) < len(kinds) else ""
-    if not kind and kinds and kinds[-1] in ("command", "man"):  # variadic: the rest
+    if not kind and kinds and kinds[-1] in ("command", "man", "ids"):  # variadic: the rest
         kind = kinds[-1]
     if kind == "command":
         # queue exec NAME -- CMD...: the words after `--` are a command line of their own
@@ -348,9 +349,9 @@ def complete(args: list[str], incomplete: str) -> list[Item] | CommandAt:
         return [(h, "") for h in handlers(incomplete)]
     if kind == "queue":
         return [(name, "") for name in queue_names(store_file(values), incomplete)]
-    if kind == "id" and path in ID_STATES and positionals:
+    if kind in ("id", "ids") and path in ID_STATES and positionals:
         ids = message_ids(store_file(values), positionals[0], ID_STATES[path], incomplete)
-        return [(message_id, "") for message_id in ids]
+        return [(i, "") for i in ids if i not in positionals[1:]]
     if kind.startswith("choice:"):
         return [(c, "") for c in kind[7:].split("|") if c.startswith(incomplete)]
     return []

@@ -132,6 +132,9 @@ def test_message_ids_in_the_state_each_command_takes(tmp_path, env):
         assert offered(shell, prefix.format("ack"), env, tmp_path) == ids[1:3]
         assert offered(shell, prefix.format("release"), env, tmp_path) == ids[1:3]
         assert offered(shell, prefix.format("requeue-dead"), env, tmp_path) == ids[:1]
+        assert offered(shell, prefix.format("delete"), env, tmp_path) == ids
+        # delete takes several: the ids already on the line are not offered again
+        assert offered(shell, prefix.format("delete") + f"{ids[0]} ", env, tmp_path) == ids[1:]
     # a typed prefix narrows the ids down by sequence number
     seq = ids[4].split("-")[0]
     assert offered("bash", prefix.format("inspect") + seq, env, tmp_path) == [ids[4]]
