@@ -193,9 +193,15 @@ class Loop:
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         self.worker.signals += 1
         self.done.put(None)
-        if self.worker.signals >= 2 and self.slots.inline_running:
-            self.slots.inline_running = False
-            raise _ColdStop
+        if not self.slots.inline_running:
+            return
+        # A handler runs in this (the main) thread: the loop cannot speak or act until it
+        # returns, so the handler of the signal does (Python runs it between bytecodes).
+        if self.worker.signals == 1:
+            self.worker.log("finishing 1 running job(s); press Ctrl-C again to stop them")
+            return
+        self.slots.inline_running = False
+        raise _ColdStop
 
     def _install(self) -> None:
         if threading.current_thread() is not threading.main_thread():

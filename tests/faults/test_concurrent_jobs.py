@@ -289,3 +289,31 @@ def test_drain_exit_codes_say_whether_jobs_failed(tmp_path: Path) -> None:
     )  # fmt: skip
     assert last.returncode == 5  # dead-lettered
     assert os.path.exists(tmp_path / "q.sqlite3")
+
+
+def test_a_first_signal_during_a_python_handler_says_it_finishes_it(tmp_path: Path) -> None:
+    started, go = tmp_path / "started", tmp_path / "go"
+    (tmp_path / "slow.py").write_text(
+        "import os, time\n"
+        "def handle(value):\n"
+        f"    open({str(started)!r}, 'w').close()\n"
+        f"    while not os.path.exists({str(go)!r}):\n"
+        "        time.sleep(0.02)\n"
+    )
+    _add(tmp_path, [1, 2])
+    worker = popen(tmp_path, "queue", "process", "q", "slow:handle", *_stores(tmp_path))
+    try:
+        deadline = time.monotonic() + 30
+        while not started.exists():
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        worker.send_signal(signal.SIGINT)
+        assert worker.stderr is not None
+        line = worker.stderr.readline()
+        assert line == "localqueue: finishing 1 running job(s); press Ctrl-C again to stop them\n"
+        go.touch()
+        out, err = worker.communicate(timeout=30)
+    finally:
+        worker.kill()
+    assert worker.returncode == 0, err
+    assert [line["status"] for line in _outcomes(out)] == ["acked"]  # the second not started
