@@ -168,7 +168,7 @@ def serve(
     ``handler``; outcome lines go to ``stdout`` (default: ``sys.stdout``), with the
     handler's result as ``"output"`` when ``show_output``. Raises SystemExit with the
     exit code when it is not 0."""
-    from localqueue.cli.common import open_queue, settings
+    from localqueue.cli.common import open_queue, require_backend, settings
     from localqueue.retry.stores import open_attempt_store
     from localqueue.worker import Worker
 
@@ -200,6 +200,7 @@ def serve(
         progress.tick()
 
     try:
+        require_backend(conf.retry_store_path)  # a missing extra names its install
         attempts = open_attempt_store(conf.retry_store_path, durability=conf.durability)
         try:
             config = flags.config()

@@ -220,26 +220,40 @@ def test_a_job_has_its_whole_value_even_when_its_worker_dies_before_it_reads(
 
 
 THREADS = """
-import threading, time
+import asyncio, threading, time
 lock = threading.Lock()
-running = peak = 0
+running = peak = started = 0
+
+def _wave():
+    # The first four wait (up to 10 s) until all four run at once: a loaded machine
+    # may start them slowly, but never more than -j of them.
+    deadline = time.monotonic() + 10
+    while started <= 4 and running < 4 and time.monotonic() < deadline:
+        time.sleep(0.01)
 
 def handle(value):
-    global running, peak
+    global running, peak, started
     with lock:
         running += 1
+        started += 1
         peak = max(peak, running)
-    time.sleep(0.3)
+    _wave()
+    time.sleep(0.05)
     with lock:
+        peak = max(peak, running)
         running -= 1
     print("peak", peak, flush=True)
 
 async def handle_async(value):
-    import asyncio
-    global running, peak
+    global running, peak, started
     running += 1
+    started += 1
     peak = max(peak, running)
-    await asyncio.sleep(0.3)
+    deadline = time.monotonic() + 10
+    while started <= 4 and running < 4 and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.05)
+    peak = max(peak, running)
     running -= 1
     print("peak", peak, flush=True)
 """
