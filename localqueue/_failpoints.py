@@ -7,7 +7,8 @@ stray variable in production does nothing. On reaching it the process writes
 test then SIGKILLs it and checks that nothing was half written.
 
 Names: ``<operation>-before-commit`` with operation one of put, lease, ack, release,
-dead_letter, extend, requeue.
+dead_letter, extend, requeue, settle (``settle_many``: SQLite, LMDB and PostgreSQL, where
+it runs the one statement in a transaction so that there is a moment to stop in).
 """
 
 from __future__ import annotations
