@@ -7,8 +7,12 @@ the process: use SQLiteAttemptStore or LMDBAttemptStore when budgets must outliv
 from __future__ import annotations
 
 import threading
+from typing import TYPE_CHECKING
 
 from localqueue.retry.base import AttemptRecord, AttemptStore
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 __all__ = ["MemoryAttemptStore"]
 
@@ -29,13 +33,37 @@ class MemoryAttemptStore(AttemptStore):
 
     def record_attempt(self, key: str, now: float) -> AttemptRecord:
         with self._lock:
+            return self._count(key, now)
+
+    def record_attempts(
+        self, keys: Sequence[str], now: float, *, clear: Sequence[str] = ()
+    ) -> list[AttemptRecord]:
+        """Under one hold of the lock: no thread sees the clears without the counts."""
+        with self._lock:
+            for cleared in clear:
+                self._records.pop(cleared, None)
+            return [self._count(key, now) for key in keys]
+
+    def uncount_attempt(self, key: str) -> None:
+        """The count goes down by one under the lock (forgotten at zero); the record
+        keeps its error and exhaustion."""
+        with self._lock:
             old = self._records.get(key)
             if old is None:
-                new = AttemptRecord(key, 1, now, now, False, None)
+                return
+            if old.attempts <= 1:
+                del self._records[key]
             else:
-                new = old.replace(attempts=old.attempts + 1, last_attempt_at=now)
-            self._records[key] = new
-            return new
+                self._records[key] = old.replace(attempts=old.attempts - 1)
+
+    def _count(self, key: str, now: float) -> AttemptRecord:
+        old = self._records.get(key)
+        if old is None:
+            new = AttemptRecord(key, 1, now, now, False, None)
+        else:
+            new = old.replace(attempts=old.attempts + 1, last_attempt_at=now)
+        self._records[key] = new
+        return new
 
     def record_failure(self, key: str, error: bytes | None, *, exhausted: bool) -> None:
         with self._lock:

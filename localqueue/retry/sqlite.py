@@ -46,6 +46,8 @@ _RECORD_ATTEMPT = f"""INSERT INTO attempts (key, attempts, first_attempt_at, las
 _RECORD_FAILURE = """UPDATE attempts SET last_error = :error, exhausted = exhausted OR :exhausted
     WHERE key = :key"""
 _CLEAR = "DELETE FROM attempts WHERE key = ?"
+_UNCOUNT = "UPDATE attempts SET attempts = attempts - 1 WHERE key = ? AND attempts > 1"
+_FORGET_LAST = "DELETE FROM attempts WHERE key = ? AND attempts <= 1"
 
 
 def _record(row: tuple[Any, ...]) -> AttemptRecord:
@@ -129,6 +131,17 @@ class SQLiteAttemptStore(AttemptStore):
                 row = conn.execute(_RECORD_ATTEMPT, {"key": key, "now": now}).fetchone()
                 records.append(_record(row))
         return records
+
+    def uncount_attempt(self, key: str) -> None:
+        """One transaction: one attempt fewer (error and exhaustion kept), the record
+        gone at none."""
+        with (
+            self._file.session as conn,
+            self._file.relaxed(conn),
+            self._file.transaction(conn),
+        ):
+            if conn.execute(_UNCOUNT, (key,)).rowcount == 0:
+                conn.execute(_FORGET_LAST, (key,))
 
     def record_failure(self, key: str, error: bytes | None, *, exhausted: bool) -> None:
         params = {"key": key, "error": error, "exhausted": int(exhausted)}

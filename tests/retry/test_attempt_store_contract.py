@@ -109,6 +109,41 @@ def test_uncount_attempt_gives_back_the_latest_attempt(attempt_store: AttemptSto
     attempt_store.uncount_attempt("absent")  # no error
 
 
+def test_uncount_attempt_keeps_the_error_and_the_exhaustion(attempt_store: AttemptStore) -> None:
+    attempt_store.record_attempt("k", NOW)
+    attempt_store.record_attempt("k", NOW + 1)
+    attempt_store.record_failure("k", b"boom", exhausted=True)
+    attempt_store.uncount_attempt("k")
+    assert attempt_store.get("k") == AttemptRecord("k", 1, NOW, NOW + 1, True, b"boom")
+
+
+def test_concurrent_record_attempts_never_lose_a_count_or_a_clear(
+    attempt_store: AttemptStore,
+) -> None:
+    threads, per_thread = 4, 20
+    barrier = threading.Barrier(threads)
+
+    def hammer(n: int) -> None:
+        barrier.wait()
+        for i in range(per_thread):
+            attempt_store.record_attempt(f"done-{n}-{i}", time.time())
+            attempt_store.record_attempts(
+                ["shared", f"own-{n}"], time.time(), clear=[f"done-{n}-{i}"]
+            )
+
+    workers = [threading.Thread(target=hammer, args=(n,)) for n in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    shared = attempt_store.get("shared")
+    assert shared is not None and shared.attempts == threads * per_thread
+    for n in range(threads):
+        own = attempt_store.get(f"own-{n}")
+        assert own is not None and own.attempts == per_thread
+        assert all(attempt_store.get(f"done-{n}-{i}") is None for i in range(per_thread))
+
+
 def test_odd_and_long_keys(attempt_store: AttemptStore) -> None:
     keys = ["ünïcode:✓", "with space", "x" * 5000, "process-video:42"]
     for key in keys:
