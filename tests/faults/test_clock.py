@@ -1,4 +1,4 @@
-"""Matrix row 15: the wall clock steps an hour forward or back under live leases.
+"""The wall clock steps an hour forward or back under live leases.
 Nothing stays stuck longer than its lease timeout, and stale holders are fenced."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Matrix row 15 through the command line: a process whose wall clock is an hour ahead
+"""A process whose wall clock is an hour ahead
 or behind (libfaketime) shares a store with processes on the true clock."""
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ def _skewed(home: Path, offset: str, *args: str) -> dict[str, object]:
     return result
 
 
-def test_row15_cli_clock_an_hour_ahead_does_not_strand_its_lease(tmp_path: Path) -> None:
+def test_cli_clock_an_hour_ahead_does_not_strand_its_lease(tmp_path: Path) -> None:
     sp = ("--store-path", str(tmp_path / "q.sqlite3"))
     assert run(tmp_path, "queue", "add", "q", "--value", "1", *sp).returncode == 0
     ahead = _skewed(tmp_path, "+1h", "queue", "pop", "q", "--lease-timeout", "2", *sp)
@@ -40,7 +40,7 @@ def test_row15_cli_clock_an_hour_ahead_does_not_strand_its_lease(tmp_path: Path)
     assert ok.returncode == 0 and stats(tmp_path, sp[1])["total"] == 0
 
 
-def test_row15_cli_clock_an_hour_behind_is_fenced(tmp_path: Path) -> None:
+def test_cli_clock_an_hour_behind_is_fenced(tmp_path: Path) -> None:
     sp = ("--store-path", str(tmp_path / "q.sqlite3"))
     _skewed(tmp_path, "-1h", "queue", "add", "q", "--value", "1", *sp)  # enqueued "1h ago"
     behind = _skewed(tmp_path, "-1h", "queue", "pop", "q", "--lease-timeout", "30", *sp)

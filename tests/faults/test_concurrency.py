@@ -1,4 +1,4 @@
-"""Matrix rows 6, 7, 8: many processes at once, a lock held too long, a reader held open."""
+"""Many processes at once, a lock held too long, a reader held open."""
 
 from __future__ import annotations
 
@@ -48,7 +48,7 @@ CONSUMER = textwrap.dedent(
 
 
 @pytest.mark.slow
-def test_row06_four_producers_four_consumers_lose_and_duplicate_nothing(tmp_path: Path) -> None:
+def test_four_producers_four_consumers_lose_and_duplicate_nothing(tmp_path: Path) -> None:
     path, done = tmp_path / "q.sqlite3", tmp_path / "producers-done"
     PersistentQueue("jobs", path).close()
     consumers = [python(CONSUMER, str(path), str(done)) for _ in range(4)]
@@ -74,7 +74,7 @@ def _drained_queue(store: Path, name: str) -> None:
 
 
 @pytest.mark.slow
-def test_row06_cli_producers_and_exec_forever_workers(tmp_path: Path) -> None:
+def test_cli_producers_and_exec_forever_workers(tmp_path: Path) -> None:
     store, retries = tmp_path / "q.sqlite3", tmp_path / "r.sqlite3"
     stores = ("--store-path", str(store))
     argv = ("queue", "exec", "q", "--forever", "--idle-sleep", "0.05", *stores)
@@ -136,7 +136,7 @@ BUSY_TIMEOUT = 5.0  # the store's default
 
 
 @pytest.mark.slow
-def test_row07_a_lock_held_past_busy_timeout(tmp_path: Path) -> None:
+def test_a_lock_held_past_busy_timeout(tmp_path: Path) -> None:
     """Commands exit 75 having written nothing; a worker with a finished job keeps trying
     to ack it; an idle --forever worker keeps polling with reads, which need no lock, so
     it neither fails nor backs off. All under one lock, then all succeed."""
@@ -209,7 +209,7 @@ READER = textwrap.dedent(
 
 
 @pytest.mark.slow
-def test_row08_wal_is_checkpointed_back_after_a_long_reader_closes(tmp_path: Path) -> None:
+def test_wal_is_checkpointed_back_after_a_long_reader_closes(tmp_path: Path) -> None:
     path = tmp_path / "q.sqlite3"
     wal = Path(f"{path}-wal")
     q = PersistentQueue("jobs", path, durability="normal")
@@ -234,7 +234,7 @@ def test_row08_wal_is_checkpointed_back_after_a_long_reader_closes(tmp_path: Pat
     assert snapshot(path) == {"integrity": ["ok"], "rows": []}
 
 
-def test_row07_decorated_worker_ack_under_the_lock_waits_for_it(tmp_path: Path) -> None:
+def test_decorated_worker_ack_under_the_lock_waits_for_it(tmp_path: Path) -> None:
     from localqueue import persistent_worker
     from localqueue.retry import MemoryAttemptStore
     from localqueue.stores.sqlite import SQLiteQueueStore

@@ -1,4 +1,4 @@
-"""Matrix rows 1, 2, 4, 5: crashes (SIGKILL) never lose or half-write anything."""
+"""Crashes (SIGKILL) never lose or half-write anything."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ def _count(path: Path) -> int:
 
 
 @pytest.mark.slow
-def test_row01_sigkill_queue_add_mid_stdin(tmp_path: Path) -> None:
+def test_sigkill_queue_add_mid_stdin(tmp_path: Path) -> None:
     store = tmp_path / "q.sqlite3"
     payload = "".join(f'{{"n": {i}}}\n' for i in range(LINES)).encode()
     # killed while stdin is still open (half the lines sent): nothing
@@ -77,7 +77,7 @@ PUT_THEN_WAIT = textwrap.dedent(
 )
 
 
-def test_row02_sigkill_right_after_put_returned(tmp_path: Path) -> None:
+def test_sigkill_right_after_put_returned(tmp_path: Path) -> None:
     path = tmp_path / "q.sqlite3"
     child = python(PUT_THEN_WAIT, str(path))
     message_id, journal, synchronous, busy = read_line(child.stdout).split()
@@ -90,7 +90,7 @@ def test_row02_sigkill_right_after_put_returned(tmp_path: Path) -> None:
     assert message_id.startswith(f"{after['rows'][0][0]}-")
 
 
-def test_row04_sigkill_worker_mid_handler_redelivers(tmp_path: Path) -> None:
+def test_sigkill_worker_mid_handler_redelivers(tmp_path: Path) -> None:
     store = tmp_path / "q.sqlite3"
     ready = tmp_path / "ready"
     os.mkfifo(ready)
@@ -127,7 +127,7 @@ DIE = textwrap.dedent(
 
 
 @pytest.mark.slow
-def test_row05_handler_that_sigkills_itself_is_dead_after_max_tries(tmp_path: Path) -> None:
+def test_handler_that_sigkills_itself_is_dead_after_max_tries(tmp_path: Path) -> None:
     (tmp_path / "suicide.py").write_text(DIE)
     log = tmp_path / "runs.log"
     store, retries = str(tmp_path / "q.sqlite3"), str(tmp_path / "r.sqlite3")

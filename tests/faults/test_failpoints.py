@@ -1,4 +1,4 @@
-"""Matrix row 3: a process SIGKILLed just before an operation commits leaves the store
+"""A process SIGKILLed just before an operation commits leaves the store
 exactly as it was before the operation began."""
 
 from __future__ import annotations

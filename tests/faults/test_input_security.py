@@ -1,4 +1,4 @@
-"""Matrix rows 18-20: bad input is refused whole, files are private, nothing reaches a shell."""
+"""Bad input is refused whole, files are private, nothing reaches a shell."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ BAD_LINES = {
 
 
 @pytest.mark.parametrize("case", list(BAD_LINES))
-def test_row18_bad_input_exits_65_naming_the_line(tmp_path: Path, case: str) -> None:
+def test_bad_input_exits_65_naming_the_line(tmp_path: Path, case: str) -> None:
     store = tmp_path / "q.sqlite3"
     stdin = b'{"ok": 1}\n\n"fine"\n' + BAD_LINES[case] + b"\n[4]\n"
     done = run(tmp_path, "queue", "add", "q", "--store-path", str(store), stdin=stdin)
@@ -43,7 +43,7 @@ def test_row18_bad_input_exits_65_naming_the_line(tmp_path: Path, case: str) -> 
 
 
 @pytest.mark.parametrize("case", ["bad-json", "nan", "two-to-the-64", "nested-300-deep"])
-def test_row18_bad_value_option_exits_65(tmp_path: Path, case: str) -> None:
+def test_bad_value_option_exits_65(tmp_path: Path, case: str) -> None:
     store = tmp_path / "q.sqlite3"
     value = BAD_LINES[case].decode()
     done = run(tmp_path, "queue", "add", "q", "--value", value, "--store-path", str(store))
@@ -51,7 +51,7 @@ def test_row18_bad_value_option_exits_65(tmp_path: Path, case: str) -> None:
     assert not store.exists() or snapshot(store)["rows"] == []
 
 
-def test_row18_the_library_refuses_a_value_over_the_limit(tmp_path: Path) -> None:
+def test_the_library_refuses_a_value_over_the_limit(tmp_path: Path) -> None:
     q = PersistentQueue("q", tmp_path / "q.sqlite3")
     with pytest.raises(ValueError, match="over the limit"):
         q.put("x" * MAX_VALUE_BYTES)
@@ -63,7 +63,7 @@ def _mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
 
 
-def test_row19_store_files_are_0600_even_under_umask_000(tmp_path: Path) -> None:
+def test_store_files_are_0600_even_under_umask_000(tmp_path: Path) -> None:
     old = os.umask(0)
     try:
         queue_path, retry_path = tmp_path / "q.sqlite3", tmp_path / "r.sqlite3"
@@ -89,7 +89,7 @@ NOBODY = 65534
 
 
 @needs_root
-def test_row19_symlink_to_another_users_file_is_refused(tmp_path: Path) -> None:
+def test_symlink_to_another_users_file_is_refused(tmp_path: Path) -> None:
     theirs = tmp_path / "theirs.sqlite3"
     PersistentQueue("q", theirs).close()
     os.chown(theirs, NOBODY, NOBODY)
@@ -111,7 +111,7 @@ def test_row19_symlink_to_another_users_file_is_refused(tmp_path: Path) -> None:
 
 
 @needs_root
-def test_row19_a_sticky_shared_directory_like_tmp_works_for_everyone(tmp_path: Path) -> None:
+def test_a_sticky_shared_directory_like_tmp_works_for_everyone(tmp_path: Path) -> None:
     """In a sticky world-writable directory of another user (like /tmp) a store of ours
     works; a symlink or another user's store, -wal or -shm planted there is refused."""
     shared = tmp_path / "shared"
@@ -151,7 +151,7 @@ def test_row19_a_sticky_shared_directory_like_tmp_works_for_everyone(tmp_path: P
 
 
 @needs_root
-def test_row19_a_world_writable_directory_of_someone_else_without_sticky_bit_is_refused(
+def test_a_world_writable_directory_of_someone_else_without_sticky_bit_is_refused(
     tmp_path: Path,
 ) -> None:
     shared = tmp_path / "shared"
@@ -174,7 +174,7 @@ store_path: !!python/object/apply:os.system ["touch {pwn}"]
 """
 
 
-def test_row20_yaml_python_tag_is_rejected_and_not_executed(tmp_path: Path) -> None:
+def test_yaml_python_tag_is_rejected_and_not_executed(tmp_path: Path) -> None:
     pwn = tmp_path / "PWN"
     config = tmp_path / "config.yaml"
     config.write_text(PYTHON_TAG.format(pwn=pwn))
@@ -186,7 +186,7 @@ def test_row20_yaml_python_tag_is_rejected_and_not_executed(tmp_path: Path) -> N
     assert not pwn.exists()
 
 
-def test_row20_values_and_argv_never_reach_a_shell(tmp_path: Path) -> None:
+def test_values_and_argv_never_reach_a_shell(tmp_path: Path) -> None:
     pwn = tmp_path / "PWN"
     store = ("--store-path", str(tmp_path / "q.sqlite3"))
     retries = ("--retry-store-path", str(tmp_path / "r.sqlite3"))
@@ -210,7 +210,7 @@ FORBIDDEN_MODULES = {"pickle", "cPickle", "marshal", "shelve", "dill"}
 SPAWNS = {"run", "Popen", "call", "check_call", "check_output", "getoutput", "getstatusoutput"}
 
 
-def test_row20_no_pickle_eval_or_shell_true_in_the_package() -> None:
+def test_no_pickle_eval_or_shell_true_in_the_package() -> None:
     found = []
     for path in sorted((REPO / "localqueue").rglob("*.py")):
         tree = ast.parse(path.read_text(), filename=str(path))

@@ -1,4 +1,4 @@
-"""Matrix rows 13, 14, 16, 17: stale holders, heartbeats, signals, timeouts."""
+"""Stale holders, heartbeats, signals, timeouts."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ def _add(tmp_path: Path, *values: object) -> None:
     assert done.returncode == 0, done.stderr
 
 
-def test_row13_stale_ack_is_fenced_and_the_new_holder_is_unaffected(tmp_path: Path) -> None:
+def test_stale_ack_is_fenced_and_the_new_holder_is_unaffected(tmp_path: Path) -> None:
     sp = _stores(tmp_path)[:2]
     _add(tmp_path, "job")
     old = json.loads(run(tmp_path, "queue", "pop", "q", "--lease-timeout", "0.3", *sp).stdout)
@@ -43,7 +43,7 @@ def test_row13_stale_ack_is_fenced_and_the_new_holder_is_unaffected(tmp_path: Pa
 
 
 @pytest.mark.slow
-def test_row14_heartbeat_keeps_a_4s_job_on_a_1s_lease(tmp_path: Path) -> None:
+def test_heartbeat_keeps_a_4s_job_on_a_1s_lease(tmp_path: Path) -> None:
     ready = tmp_path / "ready"
     os.mkfifo(ready)
     _add(tmp_path, "job")
@@ -80,7 +80,7 @@ def _go(tmp_path: Path) -> None:
         handle.write("go\n")
 
 
-def test_row16_sigterm_during_exec_finishes_the_message(tmp_path: Path) -> None:
+def test_sigterm_during_exec_finishes_the_message(tmp_path: Path) -> None:
     _add(tmp_path, 1, 2)
     worker, _ = _start_worker(tmp_path, "--forever")
     worker.send_signal(signal.SIGTERM)  # type: ignore[attr-defined]
@@ -91,7 +91,7 @@ def test_row16_sigterm_during_exec_finishes_the_message(tmp_path: Path) -> None:
     assert stats(tmp_path, tmp_path / "q.sqlite3")["ready"] == 1  # the second one untouched
 
 
-def test_row16_sigterm_to_an_idle_worker(tmp_path: Path) -> None:
+def test_sigterm_to_an_idle_worker(tmp_path: Path) -> None:
     _add(tmp_path, 1)
     worker = popen(tmp_path, "queue", "exec", "q", "--forever", *_stores(tmp_path), "--", "true")
     assert json.loads(read_line(worker.stdout))["status"] == "acked"  # now idle
@@ -99,7 +99,7 @@ def test_row16_sigterm_to_an_idle_worker(tmp_path: Path) -> None:
     assert worker.wait(2) == 0  # an idle worker looks at its stop flag within 0.25 s
 
 
-def test_row16_sigint_to_the_whole_process_group(tmp_path: Path) -> None:
+def test_sigint_to_the_whole_process_group(tmp_path: Path) -> None:
     _add(tmp_path, 1)
     worker, job = _start_worker(tmp_path, "--forever", start_new_session=True)
     os.killpg(worker.pid, signal.SIGINT)  # type: ignore[attr-defined]  # like Ctrl-C
@@ -110,7 +110,7 @@ def test_row16_sigint_to_the_whole_process_group(tmp_path: Path) -> None:
     assert json.loads(out)["status"] == "acked"
 
 
-def test_row16_a_second_signal_stops_now_and_releases(tmp_path: Path) -> None:
+def test_a_second_signal_stops_now_and_releases(tmp_path: Path) -> None:
     _add(tmp_path, 1)
     worker, job = _start_worker(tmp_path, "--forever")
     worker.send_signal(signal.SIGTERM)  # type: ignore[attr-defined]
@@ -123,7 +123,7 @@ def test_row16_a_second_signal_stops_now_and_releases(tmp_path: Path) -> None:
     assert counts["ready"] == 1 and counts["inflight"] == 0
 
 
-def test_row16_sigkill_of_the_worker_leaves_no_orphaned_job(tmp_path: Path) -> None:
+def test_sigkill_of_the_worker_leaves_no_orphaned_job(tmp_path: Path) -> None:
     _add(tmp_path, 1)
     grandchild = tmp_path / "grandchild"
     ready, go = tmp_path / "ready", tmp_path / "go"
@@ -141,7 +141,7 @@ def test_row16_sigkill_of_the_worker_leaves_no_orphaned_job(tmp_path: Path) -> N
 
 
 @pytest.mark.slow
-def test_row17_exec_timeout_kills_a_term_trapping_job_and_its_children(tmp_path: Path) -> None:
+def test_exec_timeout_kills_a_term_trapping_job_and_its_children(tmp_path: Path) -> None:
     _add(tmp_path, 1)
     pids, ready = tmp_path / "pids", tmp_path / "ready"
     os.mkfifo(ready)

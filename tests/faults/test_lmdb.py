@@ -1,4 +1,4 @@
-"""The LMDB store (``lmdb://DIR``) under the cheap rows of the matrix: 1, 2, 4, 11, 19."""
+"""The LMDB store (``lmdb://DIR``) under crashes, damage and file permissions."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ def _total(tmp_path: Path) -> int:
 
 
 @pytest.mark.slow
-def test_row01_lmdb_sigkill_queue_add_is_all_or_nothing(tmp_path: Path) -> None:
+def test_lmdb_sigkill_queue_add_is_all_or_nothing(tmp_path: Path) -> None:
     url = _url(tmp_path)
     payload = "".join(f'{{"n": {i}}}\n' for i in range(50_000))
     adder = popen(tmp_path, "queue", "add", "q", "--store-path", url, stdin=subprocess.PIPE)
@@ -58,7 +58,7 @@ PUT_THEN_WAIT = textwrap.dedent(
 )
 
 
-def test_row02_lmdb_sigkill_right_after_put_returned(tmp_path: Path) -> None:
+def test_lmdb_sigkill_right_after_put_returned(tmp_path: Path) -> None:
     child = python(PUT_THEN_WAIT, _url(tmp_path))
     message_id = read_line(child.stdout).strip()
     child.kill()
@@ -68,7 +68,7 @@ def test_row02_lmdb_sigkill_right_after_put_returned(tmp_path: Path) -> None:
     assert json.loads(inspected.stdout)["state"] == "ready"
 
 
-def test_row04_lmdb_sigkill_worker_mid_handler_redelivers(tmp_path: Path) -> None:
+def test_lmdb_sigkill_worker_mid_handler_redelivers(tmp_path: Path) -> None:
     url, ready = _url(tmp_path), tmp_path / "ready"
     os.mkfifo(ready)
     assert run(tmp_path, "queue", "add", "q", "--value", "1", "--store-path", url).returncode == 0
@@ -111,7 +111,7 @@ def _other_files(env: Path) -> None:
         (_other_files, "not a localqueue store (the directory holds other files)"),
     ],
 )
-def test_row11_lmdb_foreign_or_damaged_environment(tmp_path, damage, expected) -> None:  # type: ignore[no-untyped-def]
+def test_lmdb_foreign_or_damaged_environment(tmp_path, damage, expected) -> None:  # type: ignore[no-untyped-def]
     env = tmp_path / "env"
     damage(env)
     before = {p.name: p.read_bytes() for p in env.iterdir() if p.name != "lock.mdb"}
@@ -123,7 +123,7 @@ def test_row11_lmdb_foreign_or_damaged_environment(tmp_path, damage, expected) -
     assert after == before
 
 
-def test_row19_lmdb_files_are_private_under_umask_000(tmp_path: Path) -> None:
+def test_lmdb_files_are_private_under_umask_000(tmp_path: Path) -> None:
     old = os.umask(0)
     try:
         run(tmp_path, "queue", "add", "q", "--value", "1", "--store-path", _url(tmp_path))

@@ -1,4 +1,4 @@
-"""Matrix rows 9-12: a full disk, a read-only store, a damaged file, a file swapped away."""
+"""A full disk, a read-only store, a damaged file, a file swapped away."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ def _file_size_limit(limit: int) -> Callable[[], None]:
     return apply
 
 
-def test_row09_disk_full_on_add(tmp_path: Path) -> None:
+def test_disk_full_on_add(tmp_path: Path) -> None:
     store = tmp_path / "q.sqlite3"
     PersistentQueue("q", store).put("first")
     before = snapshot(store)
@@ -63,7 +63,7 @@ def fill_disk(value):
 """
 
 
-def test_row09_disk_full_on_ack_is_not_reported_as_acked(tmp_path: Path) -> None:
+def test_disk_full_on_ack_is_not_reported_as_acked(tmp_path: Path) -> None:
     (tmp_path / "disk.py").write_text(FILL_DISK)
     store, retries = tmp_path / "q.sqlite3", tmp_path / "r.sqlite3"
     stores = ("--store-path", str(store), "--retry-store-path", str(retries))
@@ -101,7 +101,7 @@ needs_root = pytest.mark.skipif(
 
 @needs_root
 @pytest.mark.parametrize("where", ["read-only-file", "read-only-directory", "owner-has-it-open"])
-def test_row10_read_only_store(where: str) -> None:
+def test_read_only_store(where: str) -> None:
     top = Path(tempfile.mkdtemp(prefix="localqueue-ro-"))  # pytest's tmp_path is 0700
     try:
         top.chmod(0o755)
@@ -191,7 +191,7 @@ DAMAGE = {
 
 
 @pytest.mark.parametrize("damage", list(DAMAGE))
-def test_row11_damaged_store_exits_1_and_is_left_alone(tmp_path: Path, damage: str) -> None:
+def test_damaged_store_exits_1_and_is_left_alone(tmp_path: Path, damage: str) -> None:
     store = tmp_path / "q.sqlite3"
     make, expected = DAMAGE[damage]
     make(store)
@@ -228,7 +228,7 @@ def test_row11_damaged_store_exits_1_and_is_left_alone(tmp_path: Path, damage: s
 
 
 @pytest.mark.parametrize("how", ["deleted", "replaced"])
-def test_row12_store_swapped_under_a_forever_worker(tmp_path: Path, how: str) -> None:
+def test_store_swapped_under_a_forever_worker(tmp_path: Path, how: str) -> None:
     store = tmp_path / "q.sqlite3"
     sp = ("--store-path", str(store))
     assert run(tmp_path, "queue", "add", "q", "--value", "1", *sp).returncode == 0
