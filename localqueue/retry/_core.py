@@ -110,6 +110,9 @@ class RetryCore:
         retry_error_callback: Hook | None = None,
         sleep: Callable[[float], Any] | None = None,
         name: str | None = None,
+        reraise: bool = False,
+        retry_error_cls: type[tenacity.RetryError] | None = None,
+        enabled: bool = True,
     ) -> None:
         if key is None and key_fn is None:
             raise ValueError(
@@ -126,20 +129,6 @@ class RetryCore:
             from localqueue.retry.stores import lmdb_attempt_store
 
             store = lmdb_attempt_store(store_path)
-        self._options: dict[str, Any] = {
-            "key": key,
-            "key_fn": key_fn,
-            "store": store,
-            "stop": stop,
-            "wait": wait,
-            "retry": retry,
-            "before": before,
-            "after": after,
-            "before_sleep": before_sleep,
-            "retry_error_callback": retry_error_callback,
-            "sleep": sleep,
-            "name": name,
-        }
         self.key = key
         self.key_fn = key_fn
         self.stop = stop
@@ -149,8 +138,14 @@ class RetryCore:
         self.after = after
         self.before_sleep = before_sleep
         self.retry_error_callback = retry_error_callback
+        self.reraise = reraise
+        self.retry_error_cls = retry_error_cls
+        self.enabled = enabled
+        self.name = name
+        self._sleep = sleep
         self._store = store
         self._store_lock = threading.Lock()
+        self._local = threading.local()
         tenacity_options: dict[str, Any] = {
             "stop": self.stop,
             "wait": self.wait,
@@ -167,6 +162,35 @@ class RetryCore:
             tenacity_options["after"] = after
         #: The Tenacity retryer the rebuilt states point to (``retry_state.retry_object``).
         self.tenacity = self._tenacity_class(**tenacity_options)
+
+    def __str__(self) -> str:
+        return self.name if self.name is not None else "<unknown>"
+
+    def __getstate__(self) -> dict[str, Any]:
+        # the lock and the thread-local statistics cannot be pickled
+        return {k: v for k, v in self.__dict__.items() if k not in ("_store_lock", "_local")}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._store_lock = threading.Lock()
+        self._local = threading.local()
+
+    @property
+    def statistics(self) -> dict[str, Any]:
+        """Tenacity's statistics of this thread's latest call: ``start_time``,
+        ``attempt_number`` (the key's persisted count), ``idle_for`` and
+        ``delay_since_first_attempt``."""
+        if not hasattr(self._local, "statistics"):
+            self._local.statistics = {}
+        stats: dict[str, Any] = self._local.statistics
+        return stats
+
+    def _begin(self) -> None:
+        stats = self.statistics
+        stats.clear()
+        stats.update(
+            start_time=time.monotonic(), attempt_number=1, idle_for=0, delay_since_first_attempt=0
+        )
 
     def __repr__(self) -> str:
         return (
@@ -191,7 +215,28 @@ class RetryCore:
 
     def copy(self, **changes: Any) -> Any:
         """A retryer with the same options except ``changes`` (and the same store)."""
-        options = {**self._options, "store": self._store, **changes}
+        options: dict[str, Any] = {
+            "key": self.key,
+            "key_fn": self.key_fn,
+            "store": self._store,
+            "stop": self.stop,
+            "wait": self.wait,
+            "retry": self.retry,
+            "before": self.before,
+            "after": self.after,
+            "before_sleep": self.before_sleep,
+            "retry_error_callback": self.retry_error_callback,
+            "sleep": self._sleep,
+            "name": self.name,
+            "reraise": self.reraise,
+            "retry_error_cls": self.retry_error_cls,
+            "enabled": self.enabled,
+            **changes,
+        }
+        if changes.get("key") is not None:
+            options.pop("key_fn")
+        elif changes.get("key_fn") is not None:
+            options.pop("key")
         if "store_path" in changes:
             options.pop("store")
         return type(self)(**options)
@@ -251,20 +296,25 @@ class RetryCore:
         return error
 
     def protocol(self, key: str, state: RetryCallState) -> _Protocol:
+        self._begin()
+        stats = self.statistics
         record: AttemptRecord | None = yield StoreStep(methodcaller("get", key))
         if record is not None:
             recorded = self._load_recorded(state, record)
+            stats["attempt_number"] = record.attempts
+            stats["delay_since_first_attempt"] = state.seconds_since_start
             if not record.exhausted and (yield HookStep(self.stop)):
                 yield StoreStep(
                     methodcaller("record_failure", key, record.last_error, exhausted=True)
                 )
                 record = record.replace(exhausted=True)
             if record.exhausted:
-                return (yield from self._give_up(key, record.attempts, recorded))
+                return (yield from self._give_up(key, record.attempts, recorded, state))
         while True:
             record = yield StoreStep(methodcaller("record_attempt", key, time.time()))
             assert record is not None
             self._load(state, record)
+            stats["attempt_number"] = record.attempts
             if self.before is not None:
                 yield HookStep(self.before)
             yield ATTEMPT
@@ -284,17 +334,42 @@ class RetryCore:
             if self.after is not None:
                 yield HookStep(self.after)
             state.upcoming_sleep = float((yield HookStep(self.wait)) or 0.0)
+            stats["delay_since_first_attempt"] = state.seconds_since_start
             if (yield HookStep(self.stop)):
                 yield StoreStep(methodcaller("record_failure", key, encoded, exhausted=True))
-                return (yield from self._give_up(key, record.attempts, error))
+                return (yield from self._give_up(key, record.attempts, error, state))
             yield StoreStep(methodcaller("record_failure", key, encoded, exhausted=False))
             state.next_action = RetryAction(state.upcoming_sleep)
             state.idle_for += state.upcoming_sleep
+            stats["idle_for"] += state.upcoming_sleep
             if self.before_sleep is not None:
                 yield HookStep(self.before_sleep)
             yield SleepStep(state.upcoming_sleep)
 
-    def _give_up(self, key: str, attempts: int, cause: BaseException | None) -> _Protocol:
+    def _give_up(
+        self, key: str, attempts: int, cause: BaseException | None, state: RetryCallState
+    ) -> _Protocol:
         if self.retry_error_callback is not None:
             return (yield HookStep(self.retry_error_callback))
-        raise PersistentRetryExhausted(key, attempts, _describe(cause)) from cause
+        last_attempt = state.outcome
+        assert last_attempt is not None
+        error: tenacity.RetryError
+        if self.retry_error_cls is not None:
+            error = self.retry_error_cls(last_attempt)
+        else:
+            error = PersistentRetryExhausted(key, attempts, _describe(cause), last_attempt)
+        if self.reraise:
+            error.reraise()
+        raise error from cause
+
+    def leave(self, key: str, state: RetryCallState) -> _Protocol:
+        """What leaving a ``for attempt in retryer`` loop early (``return``/``break``)
+        records: the last attempt's success clears the key, its failure is stored."""
+        outcome = state.outcome
+        if outcome is None:
+            return
+        if not outcome.failed:
+            yield StoreStep(methodcaller("clear", key))
+        else:
+            encoded = _encode_error(outcome.exception())
+            yield StoreStep(methodcaller("record_failure", key, encoded, exhausted=False))

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import tenacity
+
 from localqueue.errors import LocalQueueError
 
 __all__ = ["PersistentRetryExhausted", "RecordedAttemptError"]
 
 
-class PersistentRetryExhausted(LocalQueueError):
+class PersistentRetryExhausted(LocalQueueError, tenacity.RetryError):
     """The retry budget of ``key`` is spent; the function was not (or no longer) called.
 
     Raised by the call that spent the budget, chained (``__cause__``) to the last error,
@@ -17,13 +19,26 @@ class PersistentRetryExhausted(LocalQueueError):
     :class:`RecordedAttemptError` describing the last recorded error. ``last_error`` is
     that error as a ``{"type", "module", "message"}`` dict (None when the last attempt
     never reported: its process died, or a result was retried).
+
+    It is a ``tenacity.RetryError``: ``last_attempt`` is the last attempt's outcome (a
+    :class:`RecordedAttemptError` when only the store knows it) and ``reraise()`` raises it.
     """
 
-    def __init__(self, key: str, attempts: int, last_error: dict[str, Any] | None) -> None:
+    def __init__(
+        self,
+        key: str,
+        attempts: int,
+        last_error: dict[str, Any] | None,
+        last_attempt: tenacity.Future | None = None,
+    ) -> None:
         self.key = key
         self.attempts = attempts
         self.last_error = last_error
-        super().__init__(key, attempts, last_error)
+        if last_attempt is None:
+            recorded = RecordedAttemptError(key, attempts, last_error)
+            last_attempt = tenacity.Future.construct(attempts, recorded, True)
+        self.last_attempt = last_attempt
+        Exception.__init__(self, key, attempts, last_error)
 
     def __str__(self) -> str:
         tries = "attempt" if self.attempts == 1 else "attempts"

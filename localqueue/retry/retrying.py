@@ -51,12 +51,14 @@ __all__ = [
 P = ParamSpec("P")
 R = TypeVar("R")
 R_co = TypeVar("R_co", covariant=True)
+_C = TypeVar("_C", bound=RetryCore)
 
 
 class PersistentRetryDecorated(Protocol[P, R_co]):
     """A function wrapped by a persistent retryer, with its controls attached."""
 
     retry: Any  #: the PersistentRetrying / PersistentAsyncRetrying doing the work
+    statistics: dict[str, Any]  #: Tenacity's statistics of the latest call
     key_for: KeyFn  #: the key a call with these arguments uses
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R_co: ...
@@ -83,6 +85,8 @@ class PersistentRetrying(RetryCore):
 
     def run(self, key: str, fn: Callable[..., R], *args: Any, **kwargs: Any) -> R:
         """Call ``fn(*args, **kwargs)`` under the budget of ``key``."""
+        if not self.enabled:
+            return fn(*args, **kwargs)
         store = self.store
         state = RetryCallState(self.tenacity, fn, args, kwargs)
         protocol = self.protocol(self._checked_key(key), state)
@@ -113,10 +117,20 @@ class PersistentRetrying(RetryCore):
         for attempt in PersistentRetrying(key="sync:orders", stop=stop_after_attempt(3)):
             with attempt:
                 sync_orders()
+
+        Leaving the loop from an attempt (``return``, ``break``) records its outcome: a
+        success clears the key.
         """
+        if not self.enabled:
+            disabled = RetryCallState(self.tenacity, None, (), {})
+            yield tenacity.AttemptManager(retry_state=disabled)
+            if disabled.outcome is not None and disabled.outcome.failed:
+                raise disabled.outcome.exception()  # type: ignore[misc]
+            return
         store = self.store
+        key = self._fixed_key(None)
         state = RetryCallState(self.tenacity, None, (), {})
-        protocol = self.protocol(self._fixed_key(None), state)
+        protocol = self.protocol(key, state)
         value: Any = None
         try:
             while True:
@@ -128,7 +142,13 @@ class PersistentRetrying(RetryCore):
                     value = self._perform(step, store, state)
                     continue
                 value = None
-                yield tenacity.AttemptManager(retry_state=state)
+                try:
+                    yield tenacity.AttemptManager(retry_state=state)
+                except GeneratorExit:
+                    for leave_step in self.leave(key, state):
+                        assert isinstance(leave_step, StoreStep)
+                        leave_step.call(store)
+                    raise
                 if state.outcome is None:
                     raise RuntimeError("run each attempt inside `with attempt:`")
         finally:
@@ -153,9 +173,12 @@ class PersistentRetrying(RetryCore):
             )
         key_for = self.key_function(fn)
 
-        @functools.wraps(fn)
+        @functools.wraps(fn, _WRAPPER_ASSIGNMENTS)
         def wrapped(*args: P.args, **kwargs: P.kwargs) -> R:
-            return self.run(self._checked_key(key_for(*args, **kwargs)), fn, *args, **kwargs)
+            if not self.enabled:
+                return fn(*args, **kwargs)
+            key = self._checked_key(key_for(*args, **kwargs))
+            return _call_copy(self, wrapped).run(key, fn, *args, **kwargs)
 
         return _attach(wrapped, self, fn, key_for)
 
@@ -172,7 +195,11 @@ class PersistentAsyncRetrying(RetryCore):
         return await self.run(key, fn, *args, **kwargs)
 
     async def run(self, key: str, fn: Callable[..., Awaitable[R]], *args: Any, **kwargs: Any) -> R:
-        """Await ``fn(*args, **kwargs)`` under the budget of ``key``."""
+        """Await ``fn(*args, **kwargs)`` under the budget of ``key``; a sync ``fn`` is
+        called normally, as ``tenacity.AsyncRetrying`` does."""
+        is_async = _is_coroutine_callable(fn)
+        if not self.enabled:
+            return (await fn(*args, **kwargs)) if is_async else fn(*args, **kwargs)  # type: ignore[return-value]
         store = await asyncio.to_thread(lambda: self.store)
         state = RetryCallState(self.tenacity, fn, args, kwargs)
         protocol = self.protocol(self._checked_key(key), state)
@@ -189,7 +216,7 @@ class PersistentAsyncRetrying(RetryCore):
                     continue
                 value = None
                 try:
-                    outcome = await fn(*args, **kwargs)
+                    outcome = (await fn(*args, **kwargs)) if is_async else fn(*args, **kwargs)
                 except BaseException:
                     state.set_exception(sys.exc_info())  # type: ignore[arg-type]
                 else:
@@ -198,10 +225,19 @@ class PersistentAsyncRetrying(RetryCore):
             protocol.close()
 
     async def __aiter__(self) -> AsyncIterator[tenacity.AttemptManager]:
-        """Tenacity's ``async for attempt in ...: with attempt: ...`` form (fixed ``key``)."""
+        """Tenacity's ``async for attempt in ...: with attempt: ...`` form (fixed ``key``).
+        Leaving the loop from an attempt records its outcome (a success clears the key)
+        when the event loop closes this generator."""
+        if not self.enabled:
+            disabled = RetryCallState(self.tenacity, None, (), {})
+            yield tenacity.AttemptManager(retry_state=disabled)
+            if disabled.outcome is not None and disabled.outcome.failed:
+                raise disabled.outcome.exception()  # type: ignore[misc]
+            return
         store = await asyncio.to_thread(lambda: self.store)
+        key = self._fixed_key(None)
         state = RetryCallState(self.tenacity, None, (), {})
-        protocol = self.protocol(self._fixed_key(None), state)
+        protocol = self.protocol(key, state)
         value: Any = None
         try:
             while True:
@@ -213,7 +249,14 @@ class PersistentAsyncRetrying(RetryCore):
                     value = await self._perform(step, store, state)
                     continue
                 value = None
-                yield tenacity.AttemptManager(retry_state=state)
+                try:
+                    yield _SettlingAttempt(self, key, store, state)
+                except GeneratorExit:
+                    # without awaiting: a closing asynchronous generator may not be able to
+                    for leave_step in self.leave(key, state):
+                        assert isinstance(leave_step, StoreStep)
+                        leave_step.call(store)
+                    raise
                 if state.outcome is None:
                     raise RuntimeError("run each attempt inside `with attempt:`")
         finally:
@@ -236,12 +279,59 @@ class PersistentAsyncRetrying(RetryCore):
         """Decorate the coroutine function ``fn``."""
         key_for = self.key_function(fn)
 
-        @functools.wraps(fn)
+        @functools.wraps(fn, _WRAPPER_ASSIGNMENTS)
         async def wrapped(*args: P.args, **kwargs: P.kwargs) -> R:
+            if not self.enabled:
+                return await fn(*args, **kwargs)
             key = self._checked_key(key_for(*args, **kwargs))
-            return await self.run(key, fn, *args, **kwargs)
+            return await _call_copy(self, wrapped).run(key, fn, *args, **kwargs)
 
         return _attach(wrapped, self, fn, key_for)
+
+
+class _SettlingAttempt(tenacity.AttemptManager):
+    """The async loop's attempt: a success that the (synchronous) ``retry`` strategy
+    accepts clears the key as the ``with`` block ends. Leaving an ``async for`` loop
+    closes its generator only later, when the event loop gets to it (if it still runs),
+    so the generic record-on-leave cannot be relied upon there."""
+
+    def __init__(
+        self, retrying: RetryCore, key: str, store: AttemptStore, state: RetryCallState
+    ) -> None:
+        super().__init__(retry_state=state)
+        self._retrying = retrying
+        self._key = key
+        self._store = store
+
+    def __exit__(self, exc_type: Any, exc_value: Any, traceback: Any) -> bool | None:
+        swallowed = super().__exit__(exc_type, exc_value, traceback)
+        retry = self._retrying.retry
+        if exc_type is None and not _is_coroutine_callable(retry) and not retry(self.retry_state):
+            self._store.clear(self._key)
+        return swallowed
+
+
+_WRAPPER_ASSIGNMENTS = (*functools.WRAPPER_ASSIGNMENTS, "__defaults__", "__kwdefaults__")
+
+
+def _is_coroutine_callable(fn: Callable[..., Any]) -> bool:
+    if inspect.isclass(fn):
+        return False
+    if inspect.iscoroutinefunction(fn):
+        return True
+    call = getattr(fn, "__call__", None)  # noqa: B004
+    return inspect.iscoroutinefunction(call)
+
+
+def _call_copy(retrying: _C, wrapped: Callable[..., Any]) -> _C:
+    """A copy of ``retrying`` for one call of ``wrapped`` (as Tenacity does, so nested
+    calls keep their own statistics); its statistics are ``wrapped.statistics``."""
+    copy: _C = retrying.copy()
+    stats: dict[str, Any] = wrapped.statistics  # type: ignore[attr-defined]
+    stats.clear()
+    copy._local.statistics = stats
+    retrying._local.statistics = stats
+    return copy
 
 
 def _attach(
@@ -257,6 +347,7 @@ def _attach(
         return retrying.copy(**changes).wraps(fn)
 
     for name, value in (
+        ("statistics", {}),
         ("retry", retrying),
         ("key_for", key_for),
         ("reset", reset),
@@ -268,9 +359,18 @@ def _attach(
 
 def persistent_retry(**options: Any) -> Callable[[Callable[P, R]], PersistentRetryDecorated[P, R]]:
     """Decorator form of :class:`PersistentRetrying`: ``@persistent_retry(key_fn=...,
-    stop=stop_after_attempt(3))``. A missing key fails here, at decoration time."""
+    stop=stop_after_attempt(3))``. A missing key fails here, at decoration time. On an
+    ``async def`` (or with an async ``sleep``) it is :func:`persistent_async_retry`, as
+    ``tenacity.retry`` picks ``AsyncRetrying``."""
     retrying = PersistentRetrying(**options)
-    return retrying.wraps
+
+    def wrap(fn: Callable[P, R]) -> PersistentRetryDecorated[P, R]:
+        sleep = options.get("sleep")
+        if _is_coroutine_callable(fn) or (sleep is not None and _is_coroutine_callable(sleep)):
+            return PersistentAsyncRetrying(**options).wraps(fn)  # type: ignore[arg-type,return-value]
+        return retrying.wraps(fn)
+
+    return wrap
 
 
 def persistent_async_retry(
