@@ -290,14 +290,12 @@ def test_async_worker_blocking_lease_with_timeout(queue: PersistentQueue) -> Non
 
 
 def test_coroutine_handlers_need_the_async_decorators(queue: PersistentQueue) -> None:
-    from localqueue.retry import persistent_retry
-
+    # (persistent_retry on an async def picks the async retryer, as tenacity.retry does:
+    # tests/retry/test_tenacity_compat.py)
     async def handler(value: Any) -> None: ...
 
     with pytest.raises(TypeError, match="persistent_async_worker"):
         persistent_worker(queue)(handler)
-    with pytest.raises(TypeError, match="persistent_async_retry"):
-        persistent_retry(key="k", store=MemoryAttemptStore())(handler)
     assert queue.stats().total == 0
 
 
