@@ -306,8 +306,13 @@ class _SettlingAttempt(tenacity.AttemptManager):
     def __exit__(self, exc_type: Any, exc_value: Any, traceback: Any) -> bool | None:
         swallowed = super().__exit__(exc_type, exc_value, traceback)
         retry = self._retrying.retry
-        if exc_type is None and not _is_coroutine_callable(retry) and not retry(self.retry_state):
-            self._store.clear(self._key)
+        if exc_type is None and not _is_coroutine_callable(retry):
+            try:
+                settled = not retry(self.retry_state)
+            except Exception:  # the loop body may set the result after the `with` block:
+                settled = False  # the loop asks ``retry`` again then, and raises its error
+            if settled:
+                self._store.clear(self._key)
         return swallowed
 
 

@@ -7,7 +7,7 @@ import pickle
 from typing import Any
 
 import pytest
-from tenacity import RetryError, stop_after_attempt
+from tenacity import RetryError, retry_if_result, stop_after_attempt
 
 from localqueue.retry import (
     MemoryAttemptStore,
@@ -216,3 +216,18 @@ def test_retry_with_shares_the_key_and_store() -> None:
     with pytest.raises(PersistentRetryExhausted):
         fail.retry_with(stop=stop_after_attempt(2))()
     assert len(attempts) == 2
+
+
+def test_async_loop_result_set_after_the_with_block_is_what_retry_if_result_sees() -> None:
+    async def count() -> int:
+        attempts = 0
+        retrying = PersistentAsyncRetrying(
+            key="k", store=MemoryAttemptStore(), retry=retry_if_result(lambda n: n < 3)
+        )
+        async for attempt in retrying:
+            with attempt:
+                attempts += 1
+            attempt.retry_state.set_result(attempts)
+        return attempts
+
+    assert asyncio.run(count()) == 3
