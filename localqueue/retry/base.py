@@ -58,6 +58,9 @@ class AttemptRecord:
         values.update(changes)
         return AttemptRecord(**values)
 
+    def __reduce__(self) -> tuple[type[AttemptRecord], tuple[Any, ...]]:
+        return AttemptRecord, self._values()  # pickled by value (it has no __dict__)
+
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError(f"AttemptRecord is immutable: cannot set {name!r}")
 

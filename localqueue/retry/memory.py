@@ -13,6 +13,7 @@ from localqueue.retry.base import AttemptRecord, AttemptStore
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
+    from typing import Any
 
 __all__ = ["MemoryAttemptStore"]
 
@@ -26,6 +27,16 @@ class MemoryAttemptStore(AttemptStore):
 
     def __repr__(self) -> str:
         return "MemoryAttemptStore()"
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled with its records and without its lock (a retryer that holds one
+        pickles, as Tenacity's do); the copy counts on its own from then on."""
+        with self._lock:
+            return {"records": dict(self._records)}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self._records = state["records"]
+        self._lock = threading.Lock()
 
     def get(self, key: str) -> AttemptRecord | None:
         with self._lock:

@@ -202,3 +202,17 @@ def test_a_record_is_an_immutable_value():
     assert (bumped.attempts, bumped.exhausted, bumped.key) == (3, True, "k")
     assert record.attempts == 2
     assert repr(record).startswith("AttemptRecord(key='k', attempts=2, ")
+
+
+def test_attempt_records_and_the_memory_store_pickle_by_value() -> None:
+    import pickle
+
+    from localqueue.retry import MemoryAttemptStore
+
+    store = MemoryAttemptStore()
+    record = store.record_attempt("k", NOW)
+    assert pickle.loads(pickle.dumps(record)) == record
+    copy = pickle.loads(pickle.dumps(store))
+    assert copy.get("k") == record
+    copy.record_attempt("k", NOW + 1)  # the copy counts on its own
+    assert store.get("k") == record
