@@ -357,3 +357,25 @@ def test_an_unusable_retry_store_leases_nothing(tmp_path: Path, queue: Persisten
         handler()
     after = queue.inspect(message.id)
     assert after is not None and after.state == "ready" and after.attempts == 0
+
+
+def test_a_worker_run_twice_keeps_its_leases_alive_both_times(tmp_path: Path) -> None:
+    from localqueue import Worker
+    from localqueue.stores.sqlite import SQLiteQueueStore
+
+    store = SQLiteQueueStore(tmp_path / "q.sqlite3")
+    queue = PersistentQueue("jobs", store=store, lease_timeout=0.3)
+    stolen: list[str] = []
+
+    def slow(value: int) -> None:
+        time.sleep(1.0)  # three lease timeouts: only the heartbeat keeps the lease
+        thief = queue.get_messages(1)  # an expired lease would be handed out here
+        stolen.extend(m.id for m in thief)
+
+    worker = Worker(queue, slow, retry_store=MemoryAttemptStore())
+    for value in (1, 2):
+        queue.put(value)
+        summary = worker.run()
+        assert (summary.acked, summary.lost) == (1, 0)
+    assert stolen == []
+    queue.close()

@@ -71,12 +71,16 @@ class Heartbeat:
             return message.id in self._lost
 
     def close(self) -> None:
+        """Stop the thread (a later :meth:`hold` starts a new one)."""
         with self._cond:
             self._closed = True
             self._held.clear()
             self._cond.notify()
-        if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join(timeout=5)
+            thread, self._thread = self._thread, None
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=5)
+        with self._cond:
+            self._closed = False
 
     def _due(self) -> list[QueueMessage]:
         """Wait (holding the condition) until a lease is due; then every lease due within
