@@ -162,6 +162,7 @@ class Loop:
         if idle_sleep < 0:
             raise ValueError(f"idle_sleep must be >= 0, got {idle_sleep!r}")
         self.worker = worker
+        worker.signals = 0  # a run stopped by a signal does not stop the next one
         self.queue = worker.queue
         self.forever, self.block, self.max_jobs = forever, block, max_jobs
         self.idle_sleep = idle_sleep
