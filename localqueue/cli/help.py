@@ -10,14 +10,16 @@ pages (``scripts/gen_man.py``) use :func:`summary` and :func:`argument_metavar` 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
-from typer import _click
 from typer.core import TyperArgument, TyperCommand, TyperGroup
 from typer.models import DefaultPlaceholder
 
 from localqueue.cli import examples
+
+if TYPE_CHECKING:  # Click's types, for annotations only (typer vendors Click privately)
+    from typer import _click
 
 __all__ = ["Command", "Group", "argument_metavar", "finish", "summary"]
 

@@ -81,12 +81,9 @@ class WorkerFlags:
                     "--idle-sleep needs --forever (without --block): only such a worker"
                     " pauses between looks for work"
                 )
-        if self.to is not None:
-            from localqueue.codec import validate_queue_name
-
-            validate_queue_name(self.to)
         if self.lease_timeout is not None and not self.lease_timeout > 0:
             raise exit_codes.UsageError(f"--lease-timeout must be > 0, got {self.lease_timeout}")
+        self.config()  # what the engine's config refuses (an invalid --to queue name)
 
     def wait(self) -> Any:
         """The retry wait as a Tenacity strategy: ``--release-delay`` every time, or
@@ -165,14 +162,13 @@ def serve(
     show_output: bool = False,
 ) -> None:
     """Open the queue and the attempt store the settings name and run the engine with
-    ``handler``; outcome lines go to ``stdout`` (default: ``sys.stdout``), with the
-    handler's result as ``"output"`` when ``show_output``. Raises SystemExit with the
-    exit code when it is not 0."""
+    ``handler`` (``flags`` already checked by the command); outcome lines go to ``stdout``
+    (default: ``sys.stdout``), with the handler's result as ``"output"`` when
+    ``show_output``. Raises SystemExit with the exit code when it is not 0."""
     from localqueue.cli.common import open_queue, require_backend, settings
     from localqueue.retry.stores import open_attempt_store
     from localqueue.worker import Worker
 
-    flags.check()
     conf = settings(
         store_path=flags.store_path,
         retry_store_path=flags.retry_store_path,

@@ -34,7 +34,7 @@ import inspect
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple
 
 import tenacity
@@ -119,8 +119,6 @@ class Worker:
         log: Callable[[str], object] | None = None,
         **overrides: Any,
     ) -> None:
-        from dataclasses import replace
-
         self.queue = queue
         self.config = replace(config or PersistentWorkerConfig(), **overrides)
         self.handler = handler

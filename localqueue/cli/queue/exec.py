@@ -159,8 +159,8 @@ class Handler:
         if not block:
             return
         with self._show_lock, contextlib.suppress(OSError, ValueError):
+            sys.stderr.buffer.write(block)
             sys.stderr.flush()
-            os.write(2, block)
 
     def cancel(self, message: "QueueMessage", force: bool) -> None:
         """Stop ``message``'s job: SIGKILL its process group with ``force``, else
