@@ -12,6 +12,7 @@ import time
 
 from localqueue import codec, errors
 from localqueue.errors import Empty
+from localqueue.message import FIELDS as ROW_FIELDS
 from localqueue.message import QueueMessage, QueueStats
 
 TYPE_CHECKING = False  # typing costs start-up time; mypy still reads these imports
@@ -39,24 +40,25 @@ def _non_negative(name: str, seconds: float | None) -> None:
 
 
 def message_from_row(row: Row) -> QueueMessage:
-    """Build a QueueMessage from a store row (``ROW_FIELDS`` order), decoding JSON."""
-    last_error = row[11]
-    return QueueMessage(
-        row[0],
-        row[1],
-        codec.decode(row[2]),
-        row[3],
-        row[4],
-        row[5],
-        row[6],
-        row[7],
-        row[8],
-        row[9],
-        row[10],
-        None if last_error is None else codec.decode(last_error),
-        row[12],
-        row[13],
-    )
+    """The QueueMessage of a store row, its value and last error decoded."""
+    message = QueueMessage(*row)
+    message.value = codec.decode(row.value)
+    if row.last_error is not None:
+        message.last_error = codec.decode(row.last_error)
+    return message
+
+
+_AFTER_VALUE = slice(ROW_FIELDS.index("value") + 1, None)
+
+
+def _messages_holding(rows: Sequence[Row], values: Sequence[Any]) -> list[QueueMessage]:
+    """The messages of rows just written from ``values``: the caller's own values, not
+    decoded copies of what was just encoded (one comprehension: this is most of what
+    put_many spends outside SQLite, bench put_many)."""
+    return [
+        QueueMessage(row.id, row.queue, value, *row[_AFTER_VALUE])
+        for row, value in zip(rows, values, strict=True)
+    ]
 
 
 def settle_while_leased(
@@ -142,8 +144,8 @@ class PersistentQueue:
         _non_negative("timeout", timeout)
         data = codec.encode(value)
         if self.maxsize <= 0:  # never full: no waiting for room (the common case, kept lean)
-            row = self.store.put(self.name, [data], delay=delay)[0]
-            return QueueMessage(row[0], row[1], value, *row[3:])
+            (message,) = _messages_holding(self.store.put(self.name, [data], delay=delay), [value])
+            return message
         return self._put_rows([value], [data], delay, block, timeout)[0]
 
     def put_nowait(self, value: Any, *, delay: float = 0) -> QueueMessage:
@@ -178,11 +180,7 @@ class PersistentQueue:
                 time.sleep(pause)
                 pause = min(pause * 2, _POLL_MAX)
                 continue
-            # The caller's values, not a decoded copy of what was just encoded.
-            return [
-                QueueMessage(row[0], row[1], value, *row[3:])
-                for row, value in zip(rows, values, strict=True)
-            ]
+            return _messages_holding(rows, values)
 
     # -- consuming -------------------------------------------------------------------
 
@@ -362,7 +360,7 @@ class PersistentQueue:
         message_id, token = self._target(message, lease_token)
         row = self.store.extend_lease(self.name, message_id, token, seconds)
         if isinstance(message, QueueMessage):
-            message.lease_expires_at = row[8]
+            message.lease_expires_at = row.lease_expires_at
         return message_from_row(row)
 
     # -- dead letters and housekeeping -------------------------------------------------

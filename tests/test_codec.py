@@ -150,7 +150,7 @@ def test_json_lines_match_to_dict(tmp_path: Any) -> None:
     lines = json_lines(rows).splitlines()
     assert len(lines) == len(rows)
     for line, row in zip(lines, rows, strict=True):
-        expected = q.inspect(row[0])
+        expected = q.inspect(row.id)
         assert expected is not None
         assert orjson.loads(line) == orjson.loads(codec.dumps_line(expected.to_dict()))
         assert list(orjson.loads(line)) == list(expected.to_dict())

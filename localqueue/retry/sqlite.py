@@ -51,9 +51,11 @@ _FORGET_LAST = "DELETE FROM attempts WHERE key = ? AND attempts <= 1"
 
 
 def _record(row: tuple[Any, ...]) -> AttemptRecord:
-    error = row[5]
+    """The AttemptRecord of a ``_COLUMNS`` result (SQLite has no booleans, and may hand
+    back a blob as a memoryview)."""
+    key, attempts, first_at, last_at, exhausted, error = row
     return AttemptRecord(
-        row[0], row[1], row[2], row[3], bool(row[4]), None if error is None else bytes(error)
+        key, attempts, first_at, last_at, bool(exhausted), None if error is None else bytes(error)
     )
 
 

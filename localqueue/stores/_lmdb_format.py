@@ -22,12 +22,13 @@ import struct
 from dataclasses import dataclass
 
 from localqueue.errors import StoreError
-from localqueue.stores.base import Row
+from localqueue.stores.base import DEAD, INFLIGHT, WAITING
+from localqueue.stores.record import StoredMessage
 
 __all__ = [
     "DEAD",
     "INFLIGHT",
-    "PENDING",
+    "WAITING",
     "Counts",
     "Record",
     "index_key",
@@ -35,8 +36,7 @@ __all__ = [
     "queue_prefix",
 ]
 
-PENDING, INFLIGHT, DEAD = 0, 1, 2
-KIND = {PENDING: b"P", INFLIGHT: b"I"}
+KIND = {WAITING: b"P", INFLIGHT: b"I"}  # the visible index tags its entries
 
 _U64 = struct.Struct(">Q")
 _F64 = struct.Struct(">d")
@@ -82,32 +82,10 @@ _FORMAT = 1
 _OPTIONAL_TIMES = ("available_at", "leased_at", "lease_expires_at", "failed_at", "dead_at")
 
 
-@dataclass(slots=True)
-class Record:
-    """One message as stored. ``state`` is the stored state (PENDING, INFLIGHT, DEAD);
-    the effective one (ready/delayed/inflight/dead) depends on the clock, see :meth:`row`."""
+class Record(StoredMessage):
+    """A :class:`StoredMessage` with its LMDB key and value: ``seq`` orders the index."""
 
-    id: str
-    queue: str
-    value: bytes
-    state: int
-    attempts: int
-    seq: int
-    enqueued_at: float
-    available_at: float | None
-    leased_at: float | None = None
-    lease_expires_at: float | None = None
-    leased_by: str | None = None
-    lease_token: str | None = None
-    last_error: bytes | None = None
-    failed_at: float | None = None
-    dead_at: float | None = None
-
-    def visible_at(self) -> float:
-        """When ``lease`` may hand this message out (not meaningful for a dead one)."""
-        when = self.lease_expires_at if self.state == INFLIGHT else self.available_at
-        assert when is not None
-        return when
+    __slots__ = ()
 
     def index_entry(self) -> tuple[bool, bytes]:
         """(is it in the dead index, its key there)."""
@@ -115,35 +93,6 @@ class Record:
             assert self.dead_at is not None
             return True, index_key(self.queue, self.dead_at, self.seq)
         return False, index_key(self.queue, self.visible_at(), self.seq)
-
-    def clear_lease(self) -> None:
-        self.leased_at = self.lease_expires_at = None
-        self.leased_by = self.lease_token = None
-
-    def effective_state(self, now: float) -> str:
-        if self.state == DEAD:
-            return "dead"
-        if self.visible_at() <= now:
-            return "ready"
-        return "inflight" if self.state == INFLIGHT else "delayed"
-
-    def row(self, now: float) -> Row:
-        return (
-            self.id,
-            self.queue,
-            self.value,
-            self.effective_state(now),
-            self.attempts,
-            self.enqueued_at,
-            self.available_at,
-            self.leased_at,
-            self.lease_expires_at,
-            self.leased_by,
-            self.lease_token,
-            self.last_error,
-            self.failed_at,
-            self.dead_at,
-        )
 
     def pack(self) -> bytes:
         present = 0
@@ -170,7 +119,7 @@ class Record:
     @classmethod
     def _unpack(cls, message_id: str, data: bytes) -> Record:
         form, state, present, attempts, seq, enqueued_at, *times = _HEAD.unpack_from(data)
-        if form != _FORMAT or state not in (PENDING, INFLIGHT, DEAD):
+        if form != _FORMAT or state not in (WAITING, INFLIGHT, DEAD):
             raise StoreError(f"message {message_id!r} has an unknown record format {form}")
         optional = [t if present & (1 << bit) else None for bit, t in enumerate(times)]
         offset = _HEAD.size
@@ -230,7 +179,7 @@ class Counts:
         return _COUNTS.pack(self.pending, self.inflight, self.dead)
 
     def add(self, state: int, delta: int) -> None:
-        if state == PENDING:
+        if state == WAITING:
             self.pending += delta
         elif state == INFLIGHT:
             self.inflight += delta

@@ -8,15 +8,17 @@ the same way. Lifecycle rules live here, in the docstrings, so that every backen
 
 Rows
 ----
-Every method that returns a message returns a :data:`Row`: a plain tuple in
-:data:`ROW_FIELDS` order. ``state`` in a row is the *effective* state at the store's
-clock:
+Every method that returns a message returns a :data:`Row`, a named tuple of
+:data:`ROW_FIELDS`. ``state`` in a row is the *effective* state at the store's clock:
 
 * ``"ready"``: leasable now (``available_at <= now``), including an inflight message
   whose lease has expired;
 * ``"delayed"``: waiting for ``available_at``;
 * ``"inflight"``: under a live lease;
 * ``"dead"``: a dead letter.
+
+Stores that keep a state code on disk (SQLite, LMDB) use :data:`WAITING`,
+:data:`INFLIGHT` and :data:`DEAD`, and :func:`effective_state` turns one into the above.
 
 Time
 ----
@@ -57,38 +59,44 @@ import time
 from abc import ABC, abstractmethod
 
 from localqueue.errors import LeaseLostError, MessageNotFoundError
-from localqueue.message import QueueStats
+from localqueue.message import FIELDS, QueueStats, Row
 
 TYPE_CHECKING = False  # typing costs start-up time; mypy still reads these imports
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
-    from typing import Any, TypeAlias
 
     from localqueue.outcome import Settlement
 
-__all__ = ["PEEK_STATES", "ROW_FIELDS", "QueueStore", "Row"]
+__all__ = [
+    "DEAD",
+    "INFLIGHT",
+    "PEEK_STATES",
+    "ROW_FIELDS",
+    "WAITING",
+    "QueueStore",
+    "Row",
+    "effective_state",
+]
 
 #: The effective states :meth:`QueueStore.peek` can select.
 PEEK_STATES = ("ready", "delayed", "inflight", "dead")
 
-ROW_FIELDS = (
-    "id",  # str
-    "queue",  # str
-    "value",  # bytes: the JSON-encoded value
-    "state",  # "ready" | "delayed" | "inflight" | "dead" (effective, see module doc)
-    "attempts",  # int: times leased
-    "enqueued_at",  # float
-    "available_at",  # float | None
-    "leased_at",  # float | None
-    "lease_expires_at",  # float | None
-    "leased_by",  # str | None
-    "lease_token",  # str | None
-    "last_error",  # bytes | None: the JSON-encoded error
-    "failed_at",  # float | None
-    "dead_at",  # float | None
-)
+#: The fields of a :data:`Row`, in order (documented in :mod:`localqueue.message`).
+ROW_FIELDS = FIELDS
 
-Row: TypeAlias = "tuple[Any, ...]"
+#: Stored state codes: waiting (ready or delayed), leased (live or expired), dead.
+WAITING, INFLIGHT, DEAD = 0, 1, 2
+
+
+def effective_state(stored: int, visible_at: float, now: float) -> str:
+    """The effective state (see module doc) of a message stored as ``stored`` that
+    ``lease`` may hand out from ``visible_at`` (its ``available_at``, or its
+    ``lease_expires_at`` while inflight)."""
+    if stored == DEAD:
+        return "dead"
+    if visible_at <= now:
+        return "ready"
+    return "inflight" if stored == INFLIGHT else "delayed"
 
 
 class QueueStore(ABC):
@@ -209,7 +217,7 @@ class QueueStore(ABC):
             except (LeaseLostError, MessageNotFoundError):
                 expires.append(None)
             else:
-                expires.append(row[8])
+                expires.append(row.lease_expires_at)
         return expires
 
     def raise_not_held(self, queue: str, message_id: str, lease_token: str | None) -> None:

@@ -30,17 +30,8 @@ from localqueue.errors import Full, LeaseLostError, MessageNotFoundError, StoreE
 from localqueue.message import QueueStats
 from localqueue.stores import _lmdb_env
 from localqueue.stores._lmdb_env import Durability, Schema
-from localqueue.stores._lmdb_format import (
-    DEAD,
-    INFLIGHT,
-    KIND,
-    PENDING,
-    Counts,
-    Record,
-    key_time,
-    queue_prefix,
-)
-from localqueue.stores.base import PEEK_STATES, QueueStore, Row
+from localqueue.stores._lmdb_format import KIND, Counts, Record, key_time, queue_prefix
+from localqueue.stores.base import DEAD, INFLIGHT, PEEK_STATES, WAITING, QueueStore, Row
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -159,7 +150,7 @@ class _Tx:
             for key, value in cursor.iterprev():
                 if not key.startswith(prefix) or key_time(key, len(prefix)) <= now:
                     break
-                if value[:1] == KIND[PENDING]:
+                if value[:1] == KIND[WAITING]:
                     delayed += 1
                 else:
                     live += 1
@@ -257,7 +248,7 @@ class LMDBQueueStore(QueueStore):
         for offset, value in enumerate(values):
             number = seq + offset
             record = Record(
-                f"{tag}-{number}", queue, bytes(value), PENDING, 0, number, now, now + delay
+                f"{tag}-{number}", queue, bytes(value), WAITING, 0, number, now, now + delay
             )
             tx.save(record, None)
             rows.append(record.row(now))
@@ -296,12 +287,7 @@ class LMDBQueueStore(QueueStore):
             record = tx.find(queue, head[1])
             assert record is not None, "index entry without a record"
             old_state = tx.unindex(record)
-            record.state = INFLIGHT
-            record.attempts += 1
-            record.leased_at = now
-            record.lease_expires_at = now + lease_timeout
-            record.leased_by = leased_by
-            record.lease_token = secrets.token_hex(16)
+            record.lease(now, lease_timeout, leased_by, secrets.token_hex(16))
             tx.save(record, old_state)
             rows.append(record.row(now))
         return rows
@@ -337,13 +323,10 @@ class LMDBQueueStore(QueueStore):
         tx: _Tx, record: Record, now: float, *, dead: bool, delay: float, error: bytes | None
     ) -> None:
         old_state = tx.unindex(record)
-        record.clear_lease()
         if dead:
-            record.state, record.dead_at = DEAD, now
+            record.bury(now, error)
         else:
-            record.state, record.available_at = PENDING, now + delay
-        if error is not None:
-            record.last_error, record.failed_at = error, now
+            record.release(now, delay, error)
         tx.save(record, old_state)
 
     def settle_many(
@@ -452,7 +435,7 @@ class LMDBQueueStore(QueueStore):
     @staticmethod
     def _revive(tx: _Tx, record: Record, now: float, delay: float) -> None:
         old_state = tx.unindex(record)
-        record.state, record.dead_at, record.available_at = PENDING, None, now + delay
+        record.revive(now, delay)
         tx.save(record, old_state)
 
     def requeue_dead(self, queue: str, message_id: str, *, delay: float = 0.0) -> Row:
@@ -526,7 +509,7 @@ class LMDBQueueStore(QueueStore):
             records = [tx.find(queue, raw_id.decode()) for raw_id in raw_ids]
             found = sorted((r for r in records if r is not None), key=lambda r: r.seq)
             rows = [r.row(now) for r in found]
-            return [row for row in rows if state is None or row[3] == state]
+            return [row for row in rows if state is None or row.state == state]
 
         rows = self._env().read(work)
         return rows if limit is None else rows[:limit]

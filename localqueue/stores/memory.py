@@ -10,69 +10,17 @@ import itertools
 import secrets
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from localqueue.errors import Full, LeaseLostError, MessageNotFoundError
 from localqueue.message import QueueStats
-from localqueue.stores.base import PEEK_STATES, QueueStore, Row
+from localqueue.stores.base import DEAD, INFLIGHT, PEEK_STATES, WAITING, QueueStore, Row
+from localqueue.stores.record import StoredMessage
 
 if TYPE_CHECKING:
     from localqueue.outcome import Settlement
 
 __all__ = ["MemoryQueueStore"]
-
-
-@dataclass(slots=True)
-class _Record:
-    seq: int
-    id: str
-    queue: str
-    value: bytes
-    dead: bool
-    inflight: bool
-    attempts: int
-    enqueued_at: float
-    available_at: float | None
-    leased_at: float | None = None
-    lease_expires_at: float | None = None
-    leased_by: str | None = None
-    lease_token: str | None = None
-    last_error: bytes | None = None
-    failed_at: float | None = None
-    dead_at: float | None = None
-
-    def visible_at(self) -> float:
-        if self.inflight:
-            assert self.lease_expires_at is not None
-            return self.lease_expires_at
-        assert self.available_at is not None
-        return self.available_at
-
-    def state(self, now: float) -> str:
-        if self.dead:
-            return "dead"
-        if self.visible_at() <= now:
-            return "ready"
-        return "inflight" if self.inflight else "delayed"
-
-    def row(self, now: float) -> Row:
-        return (
-            self.id,
-            self.queue,
-            self.value,
-            self.state(now),
-            self.attempts,
-            self.enqueued_at,
-            self.available_at,
-            self.leased_at,
-            self.lease_expires_at,
-            self.leased_by,
-            self.lease_token,
-            self.last_error,
-            self.failed_at,
-            self.dead_at,
-        )
 
 
 class MemoryQueueStore(QueueStore):
@@ -81,7 +29,7 @@ class MemoryQueueStore(QueueStore):
 
     def __init__(self) -> None:
         self._lock = threading.RLock()
-        self._records: dict[str, _Record] = {}
+        self._records: dict[str, StoredMessage] = {}
         self._known: set[str] = set()  # every queue name put to, also once drained
         self._seq = itertools.count(1)
         self._tag = secrets.token_hex(4)
@@ -89,17 +37,17 @@ class MemoryQueueStore(QueueStore):
     def __repr__(self) -> str:
         return "MemoryQueueStore()"
 
-    def _find(self, queue: str, message_id: str) -> _Record | None:
+    def _find(self, queue: str, message_id: str) -> StoredMessage | None:
         record = self._records.get(message_id)
         return record if record is not None and record.queue == queue else None
 
-    def _held(self, queue: str, message_id: str, token: str | None) -> _Record:
+    def _held(self, queue: str, message_id: str, token: str | None) -> StoredMessage:
         record = self._find(queue, message_id)
         if record is None:
             if token is None:
                 raise MessageNotFoundError(f"no message {message_id!r} in queue {queue!r}")
             raise LeaseLostError(f"message {message_id!r} is no longer leased (already settled)")
-        if not record.inflight or (token is not None and record.lease_token != token):
+        if record.state != INFLIGHT or (token is not None and record.lease_token != token):
             raise LeaseLostError(f"lease on message {message_id!r} was lost")
         return record
 
@@ -110,25 +58,16 @@ class MemoryQueueStore(QueueStore):
             now = self.clock()
             if maxsize > 0:
                 pending = sum(
-                    1
-                    for r in self._records.values()
-                    if r.queue == queue and not r.dead and not r.inflight
+                    1 for r in self._records.values() if r.queue == queue and r.state == WAITING
                 )
                 if pending + len(values) > maxsize:
                     raise Full
             rows = []
             for value in values:
                 seq = next(self._seq)
-                record = _Record(
-                    seq,
-                    f"{self._tag}-{seq}",
-                    queue,
-                    bytes(value),
-                    False,
-                    False,
-                    0,
-                    now,
-                    now + delay,
+                message_id = f"{self._tag}-{seq}"
+                record = StoredMessage(
+                    message_id, queue, bytes(value), WAITING, 0, seq, now, now + delay
                 )
                 self._records[record.id] = record
                 rows.append(record.row(now))
@@ -168,17 +107,12 @@ class MemoryQueueStore(QueueStore):
             visible = [
                 r
                 for r in self._records.values()
-                if r.queue == queue and not r.dead and r.visible_at() <= now
+                if r.queue == queue and r.state != DEAD and r.visible_at() <= now
             ]
             if not visible:
                 return None
             record = min(visible, key=lambda r: (r.visible_at(), r.seq))
-            record.inflight = True
-            record.attempts += 1
-            record.leased_at = now
-            record.lease_expires_at = now + lease_timeout
-            record.leased_by = leased_by
-            record.lease_token = secrets.token_hex(16)
+            record.lease(now, lease_timeout, leased_by, secrets.token_hex(16))
             return record.row(now)
 
     def ack(self, queue: str, message_id: str, lease_token: str | None) -> None:
@@ -198,12 +132,7 @@ class MemoryQueueStore(QueueStore):
         with self._lock:
             record = self._held(queue, message_id, lease_token)
             now = self.clock()
-            record.inflight = False
-            record.available_at = now + delay
-            record.leased_at = record.lease_expires_at = None
-            record.leased_by = record.lease_token = None
-            if error is not None:
-                record.last_error, record.failed_at = error, now
+            record.release(now, delay, error)
             return record.row(now)
 
     def dead_letter(
@@ -212,11 +141,7 @@ class MemoryQueueStore(QueueStore):
         with self._lock:
             record = self._held(queue, message_id, lease_token)
             now = self.clock()
-            record.inflight, record.dead, record.dead_at = False, True, now
-            record.leased_at = record.lease_expires_at = None
-            record.leased_by = record.lease_token = None
-            if error is not None:
-                record.last_error, record.failed_at = error, now
+            record.bury(now, error)
             return record.row(now)
 
     def extend_lease(
@@ -228,24 +153,21 @@ class MemoryQueueStore(QueueStore):
             record.lease_expires_at = now + seconds
             return record.row(now)
 
-    def _revive(self, record: _Record, now: float, delay: float) -> None:
-        record.dead, record.dead_at, record.available_at = False, None, now + delay
-
     def requeue_dead(self, queue: str, message_id: str, *, delay: float = 0.0) -> Row:
         with self._lock:
             record = self._find(queue, message_id)
-            if record is None or not record.dead:
+            if record is None or record.state != DEAD:
                 raise MessageNotFoundError(f"no dead letter {message_id!r} in queue {queue!r}")
             now = self.clock()
-            self._revive(record, now, delay)
+            record.revive(now, delay)
             return record.row(now)
 
     def requeue_all_dead(self, queue: str, *, delay: float = 0.0) -> int:
         with self._lock:
             now = self.clock()
-            dead = [r for r in self._records.values() if r.queue == queue and r.dead]
+            dead = [r for r in self._records.values() if r.queue == queue and r.state == DEAD]
             for record in dead:
-                self._revive(record, now, delay)
+                record.revive(now, delay)
             return len(dead)
 
     def purge(self, queue: str, *, dead_only: bool = False) -> int:
@@ -253,7 +175,7 @@ class MemoryQueueStore(QueueStore):
             doomed = [
                 r.id
                 for r in self._records.values()
-                if r.queue == queue and (r.dead or not dead_only)
+                if r.queue == queue and (r.state == DEAD or not dead_only)
             ]
             for message_id in doomed:
                 del self._records[message_id]
@@ -268,15 +190,15 @@ class MemoryQueueStore(QueueStore):
         with self._lock:
             now = self.clock()
             dead = sorted(
-                (r for r in self._records.values() if r.queue == queue and r.dead),
+                (r for r in self._records.values() if r.queue == queue and r.state == DEAD),
                 key=lambda r: (r.dead_at, r.seq),
             )
             return [r.row(now) for r in dead[:limit]]
 
-    def _count(self, records: list[_Record], now: float) -> QueueStats:
+    def _count(self, records: list[StoredMessage], now: float) -> QueueStats:
         counts = {"ready": 0, "delayed": 0, "inflight": 0, "dead": 0}
         for record in records:
-            counts[record.state(now)] += 1
+            counts[record.effective_state(now)] += 1
         return QueueStats(**counts)
 
     def stats(self, queue: str) -> QueueStats:
@@ -287,7 +209,7 @@ class MemoryQueueStore(QueueStore):
     def queues(self) -> dict[str, QueueStats]:
         with self._lock:
             now = self.clock()
-            by_queue: dict[str, list[_Record]] = {}
+            by_queue: dict[str, list[StoredMessage]] = {}
             for record in self._records.values():
                 by_queue.setdefault(record.queue, []).append(record)
             return {name: self._count(by_queue[name], now) for name in sorted(by_queue)}
@@ -300,7 +222,7 @@ class MemoryQueueStore(QueueStore):
             found = sorted(
                 (r for r in self._records.values() if r.queue == queue), key=lambda r: r.seq
             )
-            rows = [r.row(now) for r in found if state is None or r.state(now) == state]
+            rows = [r.row(now) for r in found if state is None or r.effective_state(now) == state]
         return rows if limit is None else rows[:limit]
 
     def delete(self, queue: str, message_ids: Sequence[str]) -> int:
@@ -322,7 +244,9 @@ class MemoryQueueStore(QueueStore):
     def next_visible_in(self, queue: str) -> float | None:
         with self._lock:
             times = [
-                r.visible_at() for r in self._records.values() if r.queue == queue and not r.dead
+                r.visible_at()
+                for r in self._records.values()
+                if r.queue == queue and r.state != DEAD
             ]
             if not times:
                 return None

@@ -106,7 +106,9 @@ class PostgresQueueStore(QueueStore):
         return self._session.meta["queue_tag"]
 
     def _row(self, raw: Sequence[Any]) -> Row:
-        return (f"{self._tag}-{raw[0]}", *raw[1:])
+        """The Row of a ``COLUMNS`` result: the seq (which the id is made of), then the rest."""
+        seq, *rest = raw
+        return Row(f"{self._tag}-{seq}", *rest)
 
     def _seq(self, message_id: str) -> int | None:
         prefix = f"{self._tag}-"
@@ -128,17 +130,17 @@ class PostgresQueueStore(QueueStore):
         message_id: str,
         token: str | None,
         **params: Any,
-    ) -> Row:
-        """Run a fenced statement on a held message; raise as the contract says when it
-        matched nothing."""
+    ) -> tuple[Any, ...]:
+        """Run a fenced statement on a held message and return what it returned; raise as
+        the contract says when it matched nothing."""
 
-        def op(conn: psycopg.Connection[Any]) -> Row:
+        def op(conn: psycopg.Connection[Any]) -> tuple[Any, ...]:
             seq = self._seq(message_id)
             args = {"seq": seq, "queue": queue, "token": token, "channel": self.channel}
             args.update(params)
             raw = None if seq is None else self._one(conn, name, args)
             if raw is not None:
-                return self._row(raw)
+                return tuple(raw)
             probe = None if seq is None else self._one(conn, "PROBE", args)
             if probe is None and token is None:
                 raise MessageNotFoundError(f"no message {message_id!r} in queue {queue!r}")
@@ -208,22 +210,37 @@ class PostgresQueueStore(QueueStore):
         delay: float = 0.0,
         error: bytes | None = None,
     ) -> Row:
-        return self._settle(
-            "release", "RELEASE", queue, message_id, lease_token, delay=float(delay), error=error
+        return self._row(
+            self._settle(
+                "release",
+                "RELEASE",
+                queue,
+                message_id,
+                lease_token,
+                delay=float(delay),
+                error=error,
+            )
         )
 
     def dead_letter(
         self, queue: str, message_id: str, lease_token: str | None, *, error: bytes | None = None
     ) -> Row:
-        return self._settle(
-            "dead_letter", "DEAD_LETTER", queue, message_id, lease_token, error=error
+        return self._row(
+            self._settle("dead_letter", "DEAD_LETTER", queue, message_id, lease_token, error=error)
         )
 
     def extend_lease(
         self, queue: str, message_id: str, lease_token: str | None, seconds: float
     ) -> Row:
-        return self._settle(
-            "extend_lease", "EXTEND_LEASE", queue, message_id, lease_token, seconds=float(seconds)
+        return self._row(
+            self._settle(
+                "extend_lease",
+                "EXTEND_LEASE",
+                queue,
+                message_id,
+                lease_token,
+                seconds=float(seconds),
+            )
         )
 
     # -- batches -----------------------------------------------------------------------

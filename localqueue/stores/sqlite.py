@@ -18,7 +18,7 @@ from localqueue import errors
 from localqueue.errors import LeaseLostError, MessageNotFoundError, StoreError
 from localqueue.message import QueueStats
 from localqueue.stores._sqlite_file import SQLiteFile
-from localqueue.stores.base import PEEK_STATES, QueueStore
+from localqueue.stores.base import PEEK_STATES, QueueStore, Row, effective_state
 
 TYPE_CHECKING = False  # typing costs start-up time; mypy still reads these imports
 if TYPE_CHECKING:
@@ -27,7 +27,6 @@ if TYPE_CHECKING:
     from typing import Any, Literal
 
     from localqueue.outcome import Settlement
-    from localqueue.stores.base import Row
 
 __all__ = ["SQLiteQueueStore"]
 
@@ -40,8 +39,8 @@ def _nonce() -> int:
 SCHEMA_VERSION = 2
 APPLICATION_ID = 0x6C715131  # "lqQ1": marks a localqueue queue store
 
-# state column: waiting (ready or delayed, by visible_at), leased, dead.
-WAITING, INFLIGHT, DEAD = 0, 1, 2
+# The state column holds the store contract's codes, written as numbers in the SQL below:
+# WAITING 0 (ready or delayed, by visible_at), INFLIGHT 1, DEAD 2.
 
 # Every queue name the store has held, also after its last message is gone (version 2).
 # A trigger records it, so every statement that inserts messages does, in its own commit.
@@ -151,6 +150,9 @@ _PENDING = "SELECT count(*) FROM messages WHERE queue = ? AND state = 0"
 
 _MAX_CHUNK = 512
 _NEW = (None,) * 7  # a new message's leased_at, ..., dead_at
+# Row(*fields) checks its 14 arguments in Python: tuple.__new__ makes the same Row at
+# half the cost, which was 5% of put_many and 20% of peek (bench put_many; peek of 5000).
+_new_row = tuple.__new__
 
 
 def _chunks(count: int) -> list[int]:
@@ -251,14 +253,9 @@ class SQLiteQueueStore(QueueStore):
 
     @staticmethod
     def _row(r: tuple[Any, ...], now: float) -> Row:
-        state = r[4]
-        if state == DEAD:
-            effective = "dead"
-        elif r[5] <= now:
-            effective = "ready"
-        else:
-            effective = "inflight" if state == INFLIGHT else "delayed"
-        return (f"{r[0]}-{r[1]:012x}", r[2], r[3], effective, *r[6:])
+        """The Row of a ``_COLUMNS`` result: seq, nonce, queue, value, state, visible_at, ..."""
+        state = effective_state(r[4], r[5], now)
+        return _new_row(Row, (f"{r[0]}-{r[1]:012x}", r[2], r[3], state, *r[6:]))
 
     def _held(
         self, operation: str, sql: str, queue: str, message_id: str, params: dict[str, Any]
@@ -308,7 +305,7 @@ class SQLiteQueueStore(QueueStore):
                     seq = conn.execute(_INSERT, (nonce, queue, value, available, now, available))
                 state = "delayed" if delay > 0 else "ready"
                 message_id = f"{seq.lastrowid}-{nonce:012x}"
-                return [(message_id, queue, value, state, 0, now, available, *_NEW)]
+                return [_new_row(Row, (message_id, queue, value, state, 0, now, available, *_NEW))]
             else:
                 with self._file.transaction(conn, "put"):
                     if maxsize > 0:
@@ -319,7 +316,10 @@ class SQLiteQueueStore(QueueStore):
         first = last - count + 1
         suffix = f"-{nonce:012x}"
         head = ("delayed" if delay > 0 else "ready", 0, now, available, *_NEW)
-        return [(f"{first + i}{suffix}", queue, value, *head) for i, value in enumerate(values)]
+        return [
+            _new_row(Row, (f"{first + i}{suffix}", queue, value, *head))
+            for i, value in enumerate(values)
+        ]
 
     @staticmethod
     def _insert(
@@ -493,7 +493,9 @@ class SQLiteQueueStore(QueueStore):
                         params = {**key, "token": token, "now": now}
                         params.update(expires=now + seconds, timeout=seconds)
                         found = conn.execute(_EXTEND, params).fetchone()
-                    expires.append(None if found is None else self._row(found, now)[8])
+                    expires.append(
+                        None if found is None else self._row(found, now).lease_expires_at
+                    )
         return expires
 
     def release(

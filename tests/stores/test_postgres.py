@@ -144,11 +144,11 @@ def test_settle_many_wakes_a_waiter_on_the_queue_its_then_put_fills(
     waiter.listen()
     thread = threading.Thread(target=lambda: waiter.wait("results", 120))
     thread.start()
-    settlement = Settlement(held[0], held[10], "acked", then_put=(b'"done"',), to="results")
+    settlement = Settlement(held.id, held.lease_token, "acked", then_put=(b'"done"',), to="results")
     assert worker.settle_many("jobs", [settlement]) == ([True], [])
     thread.join(60)  # only a notification ends a 120 s wait this early
     assert not thread.is_alive()
-    assert [row[2] for row in waiter.peek("results")] == [b'"done"']
+    assert [row.value for row in waiter.peek("results")] == [b'"done"']
 
 
 def test_writers_notify_only_while_a_listener_is_present(
@@ -169,7 +169,7 @@ def test_writers_notify_only_while_a_listener_is_present(
         producer.put("loud", [b"2"])
         worker = make_store()
         (held,) = worker.lease_many("loud", 1, lease_timeout=60, leased_by="w")
-        worker.settle_many("loud", [Settlement(held[0], held[10], "released")])
+        worker.settle_many("loud", [Settlement(held.id, held.lease_token, "released")])
         heard = []
         for note in raw.notifies(timeout=60):  # in commit order
             heard.append(note.payload)

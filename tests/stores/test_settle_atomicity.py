@@ -66,7 +66,7 @@ def _prepare(location: str) -> tuple[QueueStore, str, str]:
     store = open_store(location)
     store.put("jobs", [b'"held"', b'"waiting"'])
     (held,) = store.lease_many("jobs", 1, lease_timeout=600, leased_by="parent")
-    return store, held[0], held[10]
+    return store, held.id, held.lease_token
 
 
 def _contents(store: QueueStore) -> dict[str, list[tuple[object, ...]]]:
@@ -122,7 +122,7 @@ def test_settle_many_that_commits_acks_puts_and_leases_together(location: str) -
     store = open_store(location)
     try:
         assert store.get("jobs", message_id) is None
-        assert [row[2] for row in store.peek("next")] == [b'"a"', b'"b"']
+        assert [row.value for row in store.peek("next")] == [b'"a"', b'"b"']
         (waiting,) = store.peek("jobs")
         assert (waiting[2], waiting[3], waiting[9]) == (b'"waiting"', "inflight", "child")
     finally:

@@ -285,7 +285,7 @@ def test_polling_an_empty_queue_does_not_need_the_write_lock(tmp_path: Path) -> 
     assert store.lease("q", lease_timeout=30.0, leased_by=None) is None
     [row] = store.put("q", [b"1"])
     leased = store.lease("q", lease_timeout=30.0, leased_by=None)  # the read sees it
-    assert leased is not None and leased[0] == row[0]
+    assert leased is not None and leased.id == row.id
 
 
 OPEN_AND_WRITE = """

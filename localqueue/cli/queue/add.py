@@ -133,7 +133,7 @@ def _print(rows: "list[Any]", ids: bool) -> None:
         for start in range(0, len(rows), 256):  # small chunks: memory is reused
             chunk = rows[start : start + 256]
             emit_raw(
-                b"".join(f"{row[0]}\n".encode() for row in chunk) if ids else json_lines(chunk)
+                b"".join(f"{row.id}\n".encode() for row in chunk) if ids else json_lines(chunk)
             )
     except BrokenPipeError:
         return  # | head -1: the consumer stopped reading, which is not a failure

@@ -9,7 +9,7 @@ import pytest
 
 from localqueue import codec
 from localqueue.cli.queue.add import encode_lines, read_values
-from localqueue.message import QueueMessage, json_lines
+from localqueue.message import QueueMessage, Row, json_lines
 from localqueue.stores.memory import MemoryQueueStore
 from localqueue.stores.sqlite import SQLiteQueueStore
 
@@ -50,9 +50,9 @@ def test_encode_lines_of_nothing_is_nothing():
     assert encode_lines(b"\n  \n\r\n") == []
 
 
-def _expected(row: tuple) -> dict:
-    error = None if row[11] is None else json.loads(row[11])
-    return QueueMessage(row[0], row[1], json.loads(row[2]), *row[3:11], error, *row[12:]).to_dict()
+def _expected(row: Row) -> dict:
+    error = None if row.last_error is None else json.loads(row.last_error)
+    return QueueMessage(*row._replace(value=json.loads(row.value), last_error=error)).to_dict()
 
 
 @pytest.mark.parametrize("delay", [0.0, 2.5])
@@ -70,7 +70,7 @@ def test_printed_lines_of_rows_that_differ_are_the_messages():
     store.put("q", [b'{"a":1}', b"[2]"])
     leased = store.lease("q", lease_timeout=30, leased_by="w1")
     assert leased is not None
-    failed = store.release("q", leased[0], leased[10], delay=0, error=b'{"type":"E"}')
-    rows = [failed, *store.put("q", [b'"x"']), ("odd id/\u00e9", *failed[1:])]
+    failed = store.release("q", leased.id, leased.lease_token, delay=0, error=b'{"type":"E"}')
+    rows = [failed, *store.put("q", [b'"x"']), failed._replace(id="odd id/\u00e9")]
     lines = json_lines(rows).splitlines()
     assert [json.loads(line) for line in lines] == [_expected(row) for row in rows]

@@ -1,0 +1,89 @@
+"""StoredMessage: one message as the Memory and LMDB stores keep it.
+
+The Memory store holds these objects in a dict; the LMDB store packs them into values
+(:mod:`localqueue.stores._lmdb_format`). ``state`` is the stored state code of the
+store contract (``WAITING``, ``INFLIGHT``, ``DEAD``); the effective one a :data:`Row`
+shows depends on the clock.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from localqueue.stores.base import DEAD, INFLIGHT, WAITING, Row, effective_state
+
+__all__ = ["StoredMessage"]
+
+
+@dataclass(slots=True)
+class StoredMessage:
+    id: str
+    queue: str
+    value: bytes
+    state: int
+    attempts: int
+    seq: int  # enqueue order: ties between equal visibility times go to the older message
+    enqueued_at: float
+    available_at: float | None
+    leased_at: float | None = None
+    lease_expires_at: float | None = None
+    leased_by: str | None = None
+    lease_token: str | None = None
+    last_error: bytes | None = None
+    failed_at: float | None = None
+    dead_at: float | None = None
+
+    def visible_at(self) -> float:
+        """When ``lease`` may hand this message out (not meaningful for a dead one)."""
+        when = self.lease_expires_at if self.state == INFLIGHT else self.available_at
+        assert when is not None
+        return when
+
+    def effective_state(self, now: float) -> str:
+        return effective_state(self.state, self.visible_at(), now)
+
+    def lease(self, now: float, lease_timeout: float, leased_by: str | None, token: str) -> None:
+        self.state = INFLIGHT
+        self.attempts += 1
+        self.leased_at, self.lease_expires_at = now, now + lease_timeout
+        self.leased_by, self.lease_token = leased_by, token
+
+    def clear_lease(self) -> None:
+        self.leased_at = self.lease_expires_at = None
+        self.leased_by = self.lease_token = None
+
+    def release(self, now: float, delay: float, error: bytes | None) -> None:
+        """Back to waiting after ``delay``, with ``error`` as the last one if given."""
+        self.state, self.available_at = WAITING, now + delay
+        self.clear_lease()
+        if error is not None:
+            self.last_error, self.failed_at = error, now
+
+    def bury(self, now: float, error: bytes | None) -> None:
+        """Into the dead letters, with ``error`` as the last one if given."""
+        self.state, self.dead_at = DEAD, now
+        self.clear_lease()
+        if error is not None:
+            self.last_error, self.failed_at = error, now
+
+    def revive(self, now: float, delay: float) -> None:
+        """A dead letter back to waiting after ``delay``."""
+        self.state, self.dead_at, self.available_at = WAITING, None, now + delay
+
+    def row(self, now: float) -> Row:
+        return Row(
+            self.id,
+            self.queue,
+            self.value,
+            self.effective_state(now),
+            self.attempts,
+            self.enqueued_at,
+            self.available_at,
+            self.leased_at,
+            self.lease_expires_at,
+            self.leased_by,
+            self.lease_token,
+            self.last_error,
+            self.failed_at,
+            self.dead_at,
+        )
