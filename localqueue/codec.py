@@ -3,24 +3,22 @@
 Stores move bytes; this module decides what bytes are allowed in. Everything is checked
 *before* anything is written, so a bad value never leaves half a batch behind.
 
-Two engines, one set of rules. orjson does the work, except for the first few JSON
-calls of a process: importing orjson costs ~30 ms (it pulls in dataclasses, inspect,
-uuid, datetime...), more than a one-shot command like ``localqueue queue add`` spends on
-everything else, so those first JSON-native values go through the standard library's
-``json`` under the same checks, and orjson loads once a process has made more calls. Values only
-orjson understands (dataclasses, datetimes...) always go to orjson. ``tests/test_codec.py``
-holds the two engines to the same accept/reject decisions.
+One engine: orjson, imported on first use. One measured exception: a one-shot command
+(the CLI's fast path: ``queue add``, ``pop``, ``ack``..., one or two small documents,
+then exit) would spend more importing orjson than on the rest of its work (queue add:
+37 ms of CPU, 46 ms with orjson; bench ``cli`` shows the start-up). Such a process calls
+:func:`one_shot` once, before any JSON, and from then on this module reads and writes
+with the standard library's ``json`` under the same rules (:func:`_check_plain`).
+``tests/test_codec.py`` runs every rule in both modes.
 """
 
 from __future__ import annotations
 
 import math
-import sys
 
 TYPE_CHECKING = False  # typing costs start-up time; mypy still reads these imports
 if TYPE_CHECKING:
-    from collections.abc import Iterable
-    from types import ModuleType
+    from collections.abc import Callable, Iterable
     from typing import Any
 
 __all__ = [
@@ -33,8 +31,10 @@ __all__ = [
     "dumps_line",
     "encode",
     "encode_batch",
+    "encode_lines",
     "error_to_dict",
-    "may_hold_long_integers",
+    "line_parser",
+    "one_shot",
     "validate_queue_name",
 ]
 
@@ -64,54 +64,26 @@ def validate_queue_name(name: object) -> str:
     )
 
 
-# -- engines -------------------------------------------------------------------------
+# -- the one-shot mode -----------------------------------------------------------------
 
-_orjson: ModuleType | None = sys.modules.get("orjson")
-#: JSON calls served by the standard library before orjson is loaded: enough for any
-#: one-shot command (``queue add --value`` makes three), few enough not to matter to a
-#: long-running process.
-_STD_CALLS = 16
-_std_calls_left = _STD_CALLS
+_one_shot = False
 
 
-def _fast() -> ModuleType | None:
-    """orjson, or None while the standard library serves (see the module doc)."""
-    global _orjson, _std_calls_left
-    if _orjson is None:
-        if _std_calls_left > 0:
-            _std_calls_left -= 1
-            return None
-        import orjson
-
-        _orjson = orjson
-    return _orjson
+def one_shot() -> None:
+    """Use the standard library's ``json`` for the rest of this process (see the module
+    doc): for a command that handles a few small documents and exits."""
+    global _one_shot
+    _one_shot = True
 
 
-def _orjson_now() -> ModuleType:
-    global _orjson
-    if _orjson is None:
-        import orjson
-
-        _orjson = orjson
-    return _orjson
-
-
-class _NotNative(Exception):
-    """The value holds a type only orjson knows how to write."""
-
-
-def _check_native(value: Any, depth: int = 0) -> None:
-    """Apply orjson's rules to a JSON-native value, for the standard-library engine."""
+def _check_plain(value: Any, depth: int = 0) -> None:
+    """orjson's rules for the types the standard library writes, checked before it does."""
     kind = type(value)
-    if kind is str or kind is bool or value is None:
-        return
+    if kind is str or kind is bool or kind is float or value is None:
+        return  # floats: json.dumps(allow_nan=False) refuses NaN and infinities itself
     if kind is int:
         if not _INT64_MIN <= value <= _INT64_MAX:
             raise TypeError("value is not JSON-serialisable: Integer exceeds 64-bit range")
-        return
-    if kind is float:
-        if not math.isfinite(value):
-            raise ValueError(f"value contains {value!r}, which JSON cannot represent")
         return
     if kind is list or kind is tuple or kind is dict:
         if depth >= MAX_DEPTH:
@@ -120,12 +92,31 @@ def _check_native(value: Any, depth: int = 0) -> None:
             for key, item in value.items():
                 if type(key) is not str:
                     raise TypeError("value is not JSON-serialisable: Dict key must be str")
-                _check_native(item, depth + 1)
+                _check_plain(item, depth + 1)
         else:
             for item in value:
-                _check_native(item, depth + 1)
+                _check_plain(item, depth + 1)
         return
-    raise _NotNative
+    raise TypeError(f"value is not JSON-serialisable: Type is not JSON serializable: {kind}")
+
+
+def _plain_dumps(value: Any) -> bytes:
+    import json
+
+    _check_plain(value)
+    try:
+        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    except ValueError:
+        raise ValueError("value contains NaN or infinity, which JSON cannot represent") from None
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise TypeError(
+            "value is not JSON-serialisable: str is not valid UTF-8: surrogates not allowed"
+        ) from None
+
+
+# -- values ----------------------------------------------------------------------------
 
 
 def _reject_non_finite(value: Any) -> None:
@@ -140,26 +131,6 @@ def _reject_non_finite(value: Any) -> None:
             _reject_non_finite(item)
 
 
-def _encode_std(value: Any) -> bytes | None:
-    """The standard-library engine; None when the value is not JSON-native."""
-    try:
-        _check_native(value)
-    except _NotNative:
-        return None
-    import json
-
-    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-    try:
-        return text.encode("utf-8")
-    except UnicodeEncodeError:
-        raise TypeError(
-            "value is not JSON-serialisable: str is not valid UTF-8: surrogates not allowed"
-        ) from None
-
-
-# -- values ----------------------------------------------------------------------------
-
-
 def encode(value: Any) -> bytes:
     """Encode one queue value as compact JSON bytes.
 
@@ -168,12 +139,10 @@ def encode(value: Any) -> bytes:
     infinities, which orjson would otherwise write as ``null``, and for values longer
     than MAX_VALUE_BYTES as JSON.
     """
-    orjson = _fast()
-    if orjson is None:
-        std = _encode_std(value)
-        if std is not None:
-            return _within_limit(std)
-        orjson = _orjson_now()
+    if _one_shot:
+        return _within_limit(_plain_dumps(value))
+    import orjson
+
     try:
         data: bytes = orjson.dumps(value)
     except TypeError as exc:  # orjson.JSONEncodeError is a TypeError
@@ -188,8 +157,26 @@ def encode_batch(values: Iterable[Any]) -> list[bytes]:
 
     orjson writes into a 1 KiB buffer and shrinks it in place; with glibc, thousands of
     such results kept alive leave a hole each and grow the heap, 6x slower than copying
-    the small ones to exact-size objects, which this does."""
-    return [compact(encode(value)) for value in values]
+    the small ones to exact-size objects, which this does. One loop over orjson rather
+    than a call of :func:`encode` per value: a third of put_many's CPU (bench put_many).
+    """
+    if _one_shot:
+        return [encode(value) for value in values]
+    import orjson
+
+    values = list(values)
+    dumps = orjson.dumps
+    try:
+        encoded = [compact(dumps(value)) for value in values]
+    except TypeError:
+        return [compact(encode(value)) for value in values]  # encode names the problem
+    for value, data in zip(values, encoded, strict=True):
+        if b"null" in data:
+            _reject_non_finite(value)
+    if encoded and max(map(len, encoded)) > MAX_VALUE_BYTES:
+        for data in encoded:
+            _within_limit(data)
+    return encoded
 
 
 def compact(data: bytes) -> bytes:
@@ -208,25 +195,26 @@ def _within_limit(data: bytes) -> bytes:
 
 def decode(data: bytes | str) -> Any:
     """Decode JSON bytes written by :func:`encode`."""
-    orjson = _fast()
-    if orjson is None:
+    if _one_shot:
         import json
 
         return json.loads(data)
+    import orjson
+
     return orjson.loads(data)
 
 
 def dumps_line(value: Any) -> bytes:
     """``value`` (JSON-native, e.g. a ``to_dict()``) as one compact JSON line, newline
     included: what every CLI command writes on stdout."""
-    orjson = _fast()
-    if orjson is None:
-        data = _encode_std(value)
-        if data is not None:
-            return data + b"\n"
-        orjson = _orjson_now()
-    data = orjson.dumps(value, option=orjson.OPT_APPEND_NEWLINE)
-    return bytes(data)
+    if _one_shot:
+        return _plain_dumps(value) + b"\n"
+    import orjson
+
+    return bytes(orjson.dumps(value, option=orjson.OPT_APPEND_NEWLINE))
+
+
+# -- untrusted input -----------------------------------------------------------------
 
 
 def _exact_int(text: str) -> int:
@@ -240,10 +228,31 @@ def _no_constant(text: str) -> Any:
     raise ValueError(f"{text} is not valid JSON")
 
 
-def may_hold_long_integers(raw: bytes) -> bool:
+def _exact_loads(raw: bytes) -> Any:
+    """The standard library's parser, with integers kept exact and checked."""
+    import json
+
+    try:  # decode first: json.loads(bytes) would guess UTF-16 or skip a BOM
+        return json.loads(raw.decode("utf-8"), parse_int=_exact_int, parse_constant=_no_constant)
+    except RecursionError:
+        raise ValueError("nesting too deep") from None
+
+
+def _may_hold_long_integers(raw: bytes) -> bool:
     """Whether JSON text has a run of 19+ digits somewhere: an integer orjson might turn
     into a float (text without one can go to orjson as it is)."""
     return _LONG_RUN in raw.translate(_DIGITS)
+
+
+def line_parser(data: bytes) -> Callable[[bytes], Any]:
+    """The strict parser (see :func:`decode_input`) for the lines of ``data``: orjson's
+    when no line can hold an integer it would round, else the exact one. One look at the
+    whole input is ~20x cheaper than one per line (bench ``cli``, stdin)."""
+    if _one_shot or _may_hold_long_integers(data):
+        return _exact_loads
+    import orjson
+
+    return orjson.loads
 
 
 def decode_input(data: bytes | str) -> Any:
@@ -254,15 +263,31 @@ def decode_input(data: bytes | str) -> Any:
     (json.JSONDecodeError and UnicodeDecodeError included).
     """
     raw = data.encode("utf-8", "surrogateescape") if isinstance(data, str) else data
-    orjson = _fast()
-    if orjson is not None and not may_hold_long_integers(raw):
-        return orjson.loads(raw)
-    import json
+    return line_parser(raw)(raw)
 
-    try:  # decode first: json.loads(bytes) would guess UTF-16 or skip a BOM
-        return json.loads(raw.decode("utf-8"), parse_int=_exact_int, parse_constant=_no_constant)
-    except RecursionError:
-        raise ValueError("nesting too deep") from None
+
+def encode_lines(data: bytes) -> list[bytes] | None:
+    """The stored form of each non-blank JSON line of ``data``, in one pass that keeps no
+    decoded value alive (bench ``cli``, stdin); None when some line needs the careful
+    path, :func:`decode_input` then :func:`encode` line by line, which names the line
+    (integers beyond 64 bits, a bad line, a value :func:`encode` refuses). Uses orjson
+    also in the one-shot mode: input on stdin may be any number of lines."""
+    if _may_hold_long_integers(data):
+        return None
+    import orjson
+
+    loads, dumps = orjson.loads, orjson.dumps
+    encoded: list[bytes] = []
+    append = encoded.append
+    try:
+        for line in data.split(b"\n"):
+            if line and not line.isspace():
+                append(compact(dumps(loads(line))))  # orjson input has no NaN or infinities
+    except (ValueError, TypeError):  # bad JSON, or nesting orjson will not write
+        return None
+    if encoded and max(map(len, encoded)) > MAX_VALUE_BYTES:
+        return None
+    return encoded
 
 
 def error_to_dict(error: BaseException | dict[str, Any] | str | None) -> dict[str, Any] | None:

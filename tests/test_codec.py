@@ -1,6 +1,6 @@
-"""The codec's two JSON engines follow one set of rules: the standard library (used for
-a process's first value) and orjson (every value after that) accept and reject the same
-values, and what one writes the other reads back equal."""
+"""The codec follows one set of rules in both its modes: orjson (every process) and the
+standard library (a one-shot command, after ``codec.one_shot()``) accept and reject the
+same values, and what one writes the other reads back equal."""
 
 from __future__ import annotations
 
@@ -51,13 +51,11 @@ BAD = [
 ]
 
 
-@pytest.fixture(params=["stdlib", "orjson"])
+@pytest.fixture(params=["orjson", "one-shot"])
 def engine(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    if request.param == "stdlib":
-        monkeypatch.setattr(codec, "_orjson", None)
-        monkeypatch.setattr(codec, "_std_calls_left", 10**9)
-    else:
-        monkeypatch.setattr(codec, "_orjson", orjson)
+    monkeypatch.setattr(codec, "_one_shot", False)
+    if request.param == "one-shot":
+        codec.one_shot()
     yield str(request.param)
 
 
@@ -75,24 +73,53 @@ def test_bad_values_are_rejected_alike(engine: str, value: Any, error: type) -> 
         codec.encode(value)
 
 
-def test_the_first_calls_use_the_standard_library_then_orjson(
+def test_a_one_shot_process_writes_with_the_standard_library(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(codec, "_orjson", None)
-    monkeypatch.setattr(codec, "_std_calls_left", codec._STD_CALLS)
-    for _ in range(codec._STD_CALLS):
-        assert codec.encode({"a": 1.5e-7}) == b'{"a":1.5e-07}'  # json's float spelling
-    assert codec.encode({"a": 1.5e-7}) == b'{"a":1.5e-7}'  # orjson's
-    assert codec._orjson is orjson
+    monkeypatch.setattr(codec, "_one_shot", False)
+    assert codec.encode({"a": 1.5e-7}) == b'{"a":1.5e-7}'  # orjson's float spelling
+    codec.one_shot()
+    assert codec.encode({"a": 1.5e-7}) == b'{"a":1.5e-07}'  # json's
+    assert codec.decode(b'{"a":1.5e-7}') == {"a": 1.5e-7}
 
 
-def test_non_native_values_go_to_orjson_even_first(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_one_shot_process_refuses_what_only_orjson_writes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     import datetime
 
-    monkeypatch.setattr(codec, "_orjson", None)
-    monkeypatch.setattr(codec, "_std_calls_left", codec._STD_CALLS)
     moment = datetime.datetime(2026, 11, 28, 12, 0, tzinfo=datetime.UTC)
+    monkeypatch.setattr(codec, "_one_shot", False)
     assert codec.encode({"at": moment}) == b'{"at":"2026-11-28T12:00:00+00:00"}'
+    codec.one_shot()
+    with pytest.raises(TypeError, match="not JSON-serialisable"):
+        codec.encode({"at": moment})
+
+
+def test_encode_batch_names_the_problem_of_a_bad_value(engine: str) -> None:
+    assert codec.encode_batch([1, "x", [None]]) == [b"1", b'"x"', b"[null]"]
+    for bad, error in BAD:
+        with pytest.raises(error):
+            codec.encode_batch([1, bad, 2])
+
+
+def test_a_one_shot_queue_add_does_not_import_orjson(tmp_path: Any) -> None:
+    import subprocess
+    import sys
+
+    argv = ["queue", "add", "q", "--value", '{"n": 1}', "--store-path", str(tmp_path / "s")]
+    done = subprocess.run(  # -X importtime lists every module the command imports
+        [sys.executable, "-X", "importtime", "-c", "from localqueue.cli.app import main; main()"]
+        + argv,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "| localqueue.codec" in done.stderr
+    assert "orjson" not in done.stderr
+    assert orjson.loads(done.stdout)["value"] == {"n": 1}
 
 
 @pytest.mark.parametrize(

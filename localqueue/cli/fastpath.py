@@ -158,5 +158,8 @@ def run(args: list[str]) -> int | None:
         return None
     global ran
     ran = True
+    from localqueue import codec
+
+    codec.one_shot()  # a few small documents, then exit: see the codec's module doc
     importlib.import_module(spec.module).run(**parsed)
     return 0

@@ -45,14 +45,9 @@ def read_values(data: bytes, raw: bool) -> "tuple[list[Any], list[int]]":
                 values.append(_parse(line, True, f"line {number}"))
                 numbers.append(number)
         return values, numbers
-    import orjson
+    from localqueue.codec import line_parser
 
-    from localqueue.codec import decode_input, may_hold_long_integers
-
-    # orjson is exact except for integers beyond 64 bits (they become floats): only input
-    # with a run of 19+ digits somewhere needs codec's exact parser, and one look at the
-    # whole input is ~20x cheaper than a look at each line.
-    loads = decode_input if may_hold_long_integers(data) else orjson.loads
+    loads = line_parser(data)
     append_value, append_number = values.append, numbers.append
     for number, line in enumerate(data.split(b"\n"), 1):
         if not line or line.isspace():
@@ -63,30 +58,6 @@ def read_values(data: bytes, raw: bool) -> "tuple[list[Any], list[int]]":
             raise CliError(f"line {number}: invalid JSON: {exc}", DATA_ERROR) from None
         append_number(number)
     return values, numbers
-
-
-def encode_lines(data: bytes) -> "list[bytes] | None":
-    """The stored form of each non-blank JSON line, in one pass that keeps no decoded
-    values alive; None when some line needs :func:`read_values` (integers beyond 64 bits,
-    a bad line, a value codec refuses), which then names the line."""
-    from localqueue.codec import MAX_VALUE_BYTES, compact, may_hold_long_integers
-
-    if may_hold_long_integers(data):
-        return None
-    import orjson
-
-    loads, dumps = orjson.loads, orjson.dumps
-    encoded: list[bytes] = []
-    append = encoded.append
-    try:
-        for line in data.split(b"\n"):
-            if line and not line.isspace():
-                append(compact(dumps(loads(line))))  # orjson input has no NaN or infinities
-    except (ValueError, TypeError):  # bad JSON, or nesting orjson will not write
-        return None
-    if encoded and max(map(len, encoded)) > MAX_VALUE_BYTES:
-        return None
-    return encoded
 
 
 def _find_unencodable(values: "list[Any]", numbers: list[int], where_value: bool) -> CliError:
@@ -176,6 +147,8 @@ def run(
     else:
         if sys.stdin is None or sys.stdin.isatty():
             raise UsageError("give --value JSON, or pipe JSON Lines on stdin (stdin is a terminal)")
+        from localqueue.codec import encode_lines
+
         data = sys.stdin.buffer.read()
         encoded = None if raw else encode_lines(data)
         values, numbers = ([], []) if encoded is not None else read_values(data, raw)

@@ -19,10 +19,9 @@ def run(
     store_path: str | None = None,
     strict: bool = False,
 ) -> None:
-    import orjson
-
     from localqueue.cli.common import emit_raw, open_queue, settings, wait_for_reader
     from localqueue.cli.exit_codes import UsageError
+    from localqueue.codec import dumps_line
 
     if limit is not None and limit < 0:
         raise UsageError(f"--limit must be >= 0, got {limit}")
@@ -32,7 +31,6 @@ def run(
         interval = 1.0
     if not interval > 0:
         raise UsageError(f"--interval must be > 0, got {interval!r}")
-    option = orjson.OPT_APPEND_NEWLINE
     with open_queue(name, settings(strict=strict or None, store_path=store_path)) as queue:
         seen: dict[str, float | None] = {}  # id -> dead_at, to print each death once
         while True:
@@ -43,7 +41,7 @@ def run(
             seen = {m.id: m.dead_at for m in letters}
             if fresh:
                 try:
-                    emit_raw(b"".join(orjson.dumps(m.to_dict(), option=option) for m in fresh))
+                    emit_raw(b"".join(dumps_line(m.to_dict()) for m in fresh))
                 except BrokenPipeError:
                     if not watch:
                         raise

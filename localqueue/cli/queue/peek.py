@@ -19,10 +19,9 @@ def run(
     store_path: str | None = None,
     strict: bool = False,
 ) -> None:
-    import orjson
-
     from localqueue.cli.common import emit_raw, open_queue, settings
     from localqueue.cli.exit_codes import UsageError
+    from localqueue.codec import dumps_line
 
     state = state.lower()
     if state not in STATES:
@@ -31,8 +30,7 @@ def run(
         raise UsageError(f"--limit must be >= 0, got {limit}")
     with open_queue(name, settings(strict=strict or None, store_path=store_path)) as queue:
         messages = queue.peek(None if state == "all" else state, limit)
-    option = orjson.OPT_APPEND_NEWLINE
-    emit_raw(b"".join(orjson.dumps(m.to_dict(), option=option) for m in messages))
+    emit_raw(b"".join(dumps_line(m.to_dict()) for m in messages))
 
 
 def register(group: "typer.Typer") -> None:

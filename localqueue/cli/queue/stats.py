@@ -47,12 +47,9 @@ def prometheus(counts: dict[str, dict[str, int]]) -> bytes:
 
 
 def json_lines(counts: dict[str, dict[str, int]]) -> bytes:
-    import orjson
+    from localqueue.codec import dumps_line
 
-    return b"".join(
-        orjson.dumps({"queue": queue, **stats}, option=orjson.OPT_APPEND_NEWLINE)
-        for queue, stats in counts.items()
-    )
+    return b"".join(dumps_line({"queue": queue, **stats}) for queue, stats in counts.items())
 
 
 def ago(seconds: float) -> str:

@@ -8,7 +8,8 @@ import json
 import pytest
 
 from localqueue import codec
-from localqueue.cli.queue.add import encode_lines, read_values
+from localqueue.cli.queue.add import read_values
+from localqueue.codec import encode_lines
 from localqueue.message import QueueMessage, Row, json_lines
 from localqueue.stores.memory import MemoryQueueStore
 from localqueue.stores.sqlite import SQLiteQueueStore
