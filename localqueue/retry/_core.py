@@ -1,10 +1,13 @@
 """The protocol of a persistent retry, shared by the sync and async retryers.
 
 :class:`RetryCore` holds the options (Tenacity's strategies, the key, the attempt store)
-and one generator, :meth:`RetryCore.protocol`, that says what to do step by step: look
-the key up, count an attempt, run the function, ask a strategy, sleep. The drivers in
-:mod:`localqueue.retry.retrying` perform the steps, synchronously or with ``await``, so
-the two retryers cannot drift apart.
+and one generator, :meth:`RetryCore.protocol`, that says what one call does, in order.
+Every ``yield`` is a named request: a store operation (:class:`LookUp`,
+:class:`CountAttempt`, :class:`RecordFailure`, :class:`Forget`), a question to one of the
+user's strategies or callbacks (:class:`Ask`), a :class:`Sleep`, or an :class:`Attempt`
+(run the function once). A driver in :mod:`localqueue.retry.retrying` performs each
+request, synchronously or with ``await``, and sends the answer back, so the sync and
+async retryers cannot drift apart.
 """
 
 from __future__ import annotations
@@ -13,7 +16,6 @@ import threading
 import time
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
-from operator import methodcaller
 from typing import Any
 
 import tenacity
@@ -25,43 +27,101 @@ from localqueue.retry.errors import PersistentRetryExhausted, RecordedAttemptErr
 from localqueue.retry.keys import ArgumentKey, KeyFn
 
 __all__ = [
-    "ATTEMPT",
-    "AttemptStep",
+    "Ask",
+    "Attempt",
+    "CountAttempt",
+    "Forget",
     "Hook",
-    "HookStep",
+    "LookUp",
+    "RecordFailure",
+    "Request",
     "RetryCore",
-    "SleepStep",
-    "StoreStep",
+    "Sleep",
+    "Steps",
+    "StoreRequest",
 ]
 
 Hook = Callable[[RetryCallState], Any]
 
 
-# -- the steps the protocol asks a driver to perform -----------------------------------
+# -- the requests the protocol makes of a driver ---------------------------------------
+
+
+class StoreRequest:
+    """An attempt-store operation; :meth:`apply` performs it and returns the answer."""
+
+    __slots__ = ()
+
+    def apply(self, store: AttemptStore) -> Any:
+        raise NotImplementedError
 
 
 @dataclass(frozen=True, slots=True)
-class StoreStep:
-    call: Callable[[AttemptStore], Any]
+class LookUp(StoreRequest):
+    """The key's record (``AttemptRecord | None``)."""
+
+    key: str
+
+    def apply(self, store: AttemptStore) -> AttemptRecord | None:
+        return store.get(self.key)
 
 
 @dataclass(frozen=True, slots=True)
-class HookStep:
+class CountAttempt(StoreRequest):
+    """Count one more attempt, durably, before it runs; answers the new record."""
+
+    key: str
+    now: float
+
+    def apply(self, store: AttemptStore) -> AttemptRecord:
+        return store.record_attempt(self.key, self.now)
+
+
+@dataclass(frozen=True, slots=True)
+class RecordFailure(StoreRequest):
+    """Store the latest attempt's encoded error; ``exhausted`` marks the budget spent."""
+
+    key: str
+    error: bytes | None
+    exhausted: bool
+
+    def apply(self, store: AttemptStore) -> None:
+        store.record_failure(self.key, self.error, exhausted=self.exhausted)
+
+
+@dataclass(frozen=True, slots=True)
+class Forget(StoreRequest):
+    """Clear the key (after a success)."""
+
+    key: str
+
+    def apply(self, store: AttemptStore) -> None:
+        store.clear(self.key)
+
+
+@dataclass(frozen=True, slots=True)
+class Ask:
+    """Call one of the user's strategies or callbacks with the retry state; answers what
+    it returns (awaited first when the async driver gets an awaitable)."""
+
     hook: Hook
 
 
 @dataclass(frozen=True, slots=True)
-class SleepStep:
+class Sleep:
+    """Sleep with the retryer's ``sleep`` between two attempts."""
+
     seconds: float
 
 
-class AttemptStep:
+@dataclass(frozen=True, slots=True)
+class Attempt:
     """Run the wrapped function once and put its outcome on the retry state."""
 
 
-ATTEMPT = AttemptStep()
-_Step = StoreStep | HookStep | SleepStep | AttemptStep
-_Protocol = Generator[_Step, Any, Any]
+Request = StoreRequest | Ask | Sleep | Attempt
+#: A protocol run: yields requests, is sent their answers, returns what the call returns.
+Steps = Generator[Request, Any, Any]
 
 
 def _encode_error(error: BaseException | None) -> bytes | None:
@@ -275,10 +335,61 @@ class RetryCore:
 
     # -- the protocol -----------------------------------------------------------------
 
-    @staticmethod
-    def _load(state: RetryCallState, record: AttemptRecord) -> None:
-        """Point ``state`` at the persisted attempt: its number, and a start time such that
-        ``seconds_since_start`` is wall-clock time since the key's first attempt."""
+    def protocol(self, key: str, state: RetryCallState) -> Steps:
+        """One call under the budget of ``key``, as the requests a driver performs."""
+        self._begin()
+        record: AttemptRecord | None = yield LookUp(key)
+        if record is not None:  # attempts spent by earlier calls (or processes that died)
+            recorded = self._load_recorded(state, record)
+            spent = record.exhausted
+            if not spent:
+                spent = yield Ask(self.stop)
+                if spent:
+                    yield RecordFailure(key, record.last_error, exhausted=True)
+            if spent:
+                return (yield from self._give_up(key, record.attempts, recorded, state))
+        while True:
+            record = yield CountAttempt(key, time.time())
+            assert record is not None
+            self._load(state, record)
+            if self.before is not None:
+                yield Ask(self.before)
+            yield Attempt()
+            outcome = state.outcome
+            assert outcome is not None
+            error = outcome.exception() if outcome.failed else None
+            if isinstance(error, TryAgain):  # the function asked for another attempt
+                retry = True
+                error = error.__cause__ or error.__context__ or error
+            else:
+                retry = yield Ask(self.retry)
+            if not retry:
+                if error is None:
+                    yield Forget(key)
+                    return outcome.result()
+                yield RecordFailure(key, _encode_error(error), exhausted=False)
+                raise error
+            encoded = _encode_error(error)
+            if self.after is not None:
+                yield Ask(self.after)
+            wait = yield Ask(self.wait)
+            state.upcoming_sleep = float(wait or 0.0)
+            self.statistics["delay_since_first_attempt"] = state.seconds_since_start
+            spent = yield Ask(self.stop)
+            yield RecordFailure(key, encoded, exhausted=bool(spent))
+            if spent:
+                return (yield from self._give_up(key, record.attempts, error, state))
+            state.next_action = RetryAction(state.upcoming_sleep)
+            state.idle_for += state.upcoming_sleep
+            self.statistics["idle_for"] += state.upcoming_sleep
+            if self.before_sleep is not None:
+                yield Ask(self.before_sleep)
+            yield Sleep(state.upcoming_sleep)
+
+    def _load(self, state: RetryCallState, record: AttemptRecord) -> None:
+        """Point ``state`` (and the statistics) at the persisted attempt: its number, and a
+        start time such that ``seconds_since_start`` is wall-clock time since the key's
+        first attempt."""
         elapsed = max(0.0, time.time() - record.first_attempt_at)
         state.start_time = time.monotonic() - elapsed
         state.attempt_number = record.attempts
@@ -286,71 +397,22 @@ class RetryCore:
         state.outcome_timestamp = None
         state.next_action = None
         state.upcoming_sleep = 0.0
+        self.statistics["attempt_number"] = record.attempts
 
-    @classmethod
-    def _load_recorded(cls, state: RetryCallState, record: AttemptRecord) -> RecordedAttemptError:
-        cls._load(state, record)
+    def _load_recorded(self, state: RetryCallState, record: AttemptRecord) -> RecordedAttemptError:
+        """:meth:`_load`, with the recorded error as the outcome the strategies see."""
+        self._load(state, record)
         error = RecordedAttemptError(record.key, record.attempts, _decode_error(record.last_error))
         state.outcome = Future.construct(record.attempts, error, True)
         state.outcome_timestamp = time.monotonic()
+        self.statistics["delay_since_first_attempt"] = state.seconds_since_start
         return error
-
-    def protocol(self, key: str, state: RetryCallState) -> _Protocol:
-        self._begin()
-        stats = self.statistics
-        record: AttemptRecord | None = yield StoreStep(methodcaller("get", key))
-        if record is not None:
-            recorded = self._load_recorded(state, record)
-            stats["attempt_number"] = record.attempts
-            stats["delay_since_first_attempt"] = state.seconds_since_start
-            if not record.exhausted and (yield HookStep(self.stop)):
-                yield StoreStep(
-                    methodcaller("record_failure", key, record.last_error, exhausted=True)
-                )
-                record = record.replace(exhausted=True)
-            if record.exhausted:
-                return (yield from self._give_up(key, record.attempts, recorded, state))
-        while True:
-            record = yield StoreStep(methodcaller("record_attempt", key, time.time()))
-            assert record is not None
-            self._load(state, record)
-            stats["attempt_number"] = record.attempts
-            if self.before is not None:
-                yield HookStep(self.before)
-            yield ATTEMPT
-            outcome = state.outcome
-            assert outcome is not None
-            error = outcome.exception() if outcome.failed else None
-            if not isinstance(error, TryAgain) and not (yield HookStep(self.retry)):
-                if error is None:
-                    yield StoreStep(methodcaller("clear", key))
-                    return outcome.result()
-                encoded = _encode_error(error)
-                yield StoreStep(methodcaller("record_failure", key, encoded, exhausted=False))
-                raise error
-            if isinstance(error, TryAgain):
-                error = error.__cause__ or error.__context__ or error
-            encoded = _encode_error(error)
-            if self.after is not None:
-                yield HookStep(self.after)
-            state.upcoming_sleep = float((yield HookStep(self.wait)) or 0.0)
-            stats["delay_since_first_attempt"] = state.seconds_since_start
-            if (yield HookStep(self.stop)):
-                yield StoreStep(methodcaller("record_failure", key, encoded, exhausted=True))
-                return (yield from self._give_up(key, record.attempts, error, state))
-            yield StoreStep(methodcaller("record_failure", key, encoded, exhausted=False))
-            state.next_action = RetryAction(state.upcoming_sleep)
-            state.idle_for += state.upcoming_sleep
-            stats["idle_for"] += state.upcoming_sleep
-            if self.before_sleep is not None:
-                yield HookStep(self.before_sleep)
-            yield SleepStep(state.upcoming_sleep)
 
     def _give_up(
         self, key: str, attempts: int, cause: BaseException | None, state: RetryCallState
-    ) -> _Protocol:
+    ) -> Steps:
         if self.retry_error_callback is not None:
-            return (yield HookStep(self.retry_error_callback))
+            return (yield Ask(self.retry_error_callback))
         last_attempt = state.outcome
         assert last_attempt is not None
         error: tenacity.RetryError
@@ -362,14 +424,13 @@ class RetryCore:
             error.reraise()
         raise error from cause
 
-    def leave(self, key: str, state: RetryCallState) -> _Protocol:
+    @staticmethod
+    def leaving(key: str, state: RetryCallState) -> StoreRequest | None:
         """What leaving a ``for attempt in retryer`` loop early (``return``/``break``)
         records: the last attempt's success clears the key, its failure is stored."""
         outcome = state.outcome
         if outcome is None:
-            return
+            return None
         if not outcome.failed:
-            yield StoreStep(methodcaller("clear", key))
-        else:
-            encoded = _encode_error(outcome.exception())
-            yield StoreStep(methodcaller("record_failure", key, encoded, exhausted=False))
+            return Forget(key)
+        return RecordFailure(key, _encode_error(outcome.exception()), exhausted=False)

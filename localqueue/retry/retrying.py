@@ -36,7 +36,7 @@ from typing import Any, ParamSpec, Protocol, TypeVar
 import tenacity
 from tenacity import RetryCallState
 
-from localqueue.retry._core import AttemptStep, HookStep, RetryCore, SleepStep, StoreStep
+from localqueue.retry._core import Ask, Attempt, RetryCore, Sleep, StoreRequest
 from localqueue.retry.base import AttemptStore
 from localqueue.retry.keys import KeyFn
 
@@ -98,7 +98,7 @@ class PersistentRetrying(RetryCore):
                 except StopIteration as done:
                     result: R = done.value
                     return result
-                if not isinstance(step, AttemptStep):
+                if not isinstance(step, Attempt):
                     value = self._perform(step, store, state)
                     continue
                 value = None
@@ -138,16 +138,16 @@ class PersistentRetrying(RetryCore):
                     step = protocol.send(value)
                 except StopIteration:
                     return
-                if not isinstance(step, AttemptStep):
+                if not isinstance(step, Attempt):
                     value = self._perform(step, store, state)
                     continue
                 value = None
                 try:
                     yield tenacity.AttemptManager(retry_state=state)
                 except GeneratorExit:
-                    for leave_step in self.leave(key, state):
-                        assert isinstance(leave_step, StoreStep)
-                        leave_step.call(store)
+                    request = self.leaving(key, state)
+                    if request is not None:
+                        request.apply(store)
                     raise
                 if state.outcome is None:
                     raise RuntimeError("run each attempt inside `with attempt:`")
@@ -155,11 +155,11 @@ class PersistentRetrying(RetryCore):
             protocol.close()
 
     def _perform(
-        self, step: StoreStep | HookStep | SleepStep, store: AttemptStore, state: RetryCallState
+        self, step: StoreRequest | Ask | Sleep, store: AttemptStore, state: RetryCallState
     ) -> Any:
-        if isinstance(step, StoreStep):
-            return step.call(store)
-        if isinstance(step, HookStep):
+        if isinstance(step, StoreRequest):
+            return step.apply(store)
+        if isinstance(step, Ask):
             return step.hook(state)
         self.tenacity.sleep(step.seconds)
         return None
@@ -211,7 +211,7 @@ class PersistentAsyncRetrying(RetryCore):
                 except StopIteration as done:
                     result: R = done.value
                     return result
-                if not isinstance(step, AttemptStep):
+                if not isinstance(step, Attempt):
                     value = await self._perform(step, store, state)
                     continue
                 value = None
@@ -245,7 +245,7 @@ class PersistentAsyncRetrying(RetryCore):
                     step = protocol.send(value)
                 except StopIteration:
                     return
-                if not isinstance(step, AttemptStep):
+                if not isinstance(step, Attempt):
                     value = await self._perform(step, store, state)
                     continue
                 value = None
@@ -253,9 +253,9 @@ class PersistentAsyncRetrying(RetryCore):
                     yield _SettlingAttempt(self, key, store, state)
                 except GeneratorExit:
                     # without awaiting: a closing asynchronous generator may not be able to
-                    for leave_step in self.leave(key, state):
-                        assert isinstance(leave_step, StoreStep)
-                        leave_step.call(store)
+                    request = self.leaving(key, state)
+                    if request is not None:
+                        request.apply(store)
                     raise
                 if state.outcome is None:
                     raise RuntimeError("run each attempt inside `with attempt:`")
@@ -263,14 +263,11 @@ class PersistentAsyncRetrying(RetryCore):
             protocol.close()
 
     async def _perform(
-        self, step: StoreStep | HookStep | SleepStep, store: AttemptStore, state: RetryCallState
+        self, step: StoreRequest | Ask | Sleep, store: AttemptStore, state: RetryCallState
     ) -> Any:
-        if isinstance(step, StoreStep):
-            return await asyncio.to_thread(step.call, store)
-        if isinstance(step, HookStep):
-            value = step.hook(state)
-        else:
-            value = self.tenacity.sleep(step.seconds)
+        if isinstance(step, StoreRequest):
+            return await asyncio.to_thread(step.apply, store)
+        value = step.hook(state) if isinstance(step, Ask) else self.tenacity.sleep(step.seconds)
         return (await value) if inspect.isawaitable(value) else value
 
     def wraps(
