@@ -20,8 +20,10 @@ attempt, which is what makes ``stop_after_delay`` work across processes.
 
 Tenacity is wrapped, not subclassed: the strategies are plain callables it provides, and
 a ``tenacity.Retrying`` built from the same arguments serves as ``retry_state.retry_object``.
-One protocol generator (:mod:`localqueue.retry._core`) holds the logic; the sync and
-async drivers here only perform its steps.
+One protocol generator (:mod:`localqueue.retry._core`) holds the logic. One driver per
+flavour (:class:`_SyncDriver`, :class:`_AsyncDriver`) performs its requests up to each
+attempt; the call form (``retryer(fn)``, decorators) and the loop form (``for attempt in
+retryer``) share it and differ only in who makes the attempt.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from typing import Any, ParamSpec, Protocol, TypeVar
 import tenacity
 from tenacity import RetryCallState
 
-from localqueue.retry._core import Ask, Attempt, RetryCore, Sleep, StoreRequest
+from localqueue.retry._core import Ask, Attempt, Request, RetryCore, Sleep, StoreRequest
 from localqueue.retry.base import AttemptStore
 from localqueue.retry.keys import KeyFn
 
@@ -69,6 +71,73 @@ class PersistentRetryDecorated(Protocol[P, R_co]):
     def retry_with(self, **changes: Any) -> PersistentRetryDecorated[P, R_co]: ...
 
 
+class _Driver:
+    """Performs one call's protocol (:meth:`RetryCore.protocol`): every request up to the
+    next attempt, which it leaves to the caller. The call form and the loop form of a
+    retryer share it; :class:`_SyncDriver` and :class:`_AsyncDriver` differ only in how
+    a request is performed."""
+
+    def __init__(
+        self, retrying: RetryCore, store: AttemptStore, key: str, state: RetryCallState
+    ) -> None:
+        self.retrying = retrying
+        self.store = store
+        self.key = key
+        self.state = state
+        self.value: Any = None  #: what the call returns, once the protocol has finished
+        self._steps = retrying.protocol(key, state)
+
+    def _next(self, answer: Any) -> Request | None:
+        """The protocol's next request, or None when it has returned (into ``value``)."""
+        try:
+            return self._steps.send(answer)
+        except StopIteration as done:
+            self.value = done.value
+            return None
+
+    def leave(self) -> None:
+        """Record the attempt the caller left the loop from (``return``, ``break``). Not
+        awaited, even by the async loop: a closing asynchronous generator may not be able to."""
+        request = self.retrying.leaving(self.key, self.state)
+        if request is not None:
+            request.apply(self.store)
+
+
+class _SyncDriver(_Driver):
+    def next_attempt(self) -> bool:
+        """Perform requests until the protocol asks for an attempt (True) or returns."""
+        answer: Any = None
+        while (request := self._next(answer)) is not None:
+            match request:
+                case Attempt():
+                    return True
+                case StoreRequest():
+                    answer = request.apply(self.store)
+                case Ask(hook):
+                    answer = hook(self.state)
+                case Sleep(seconds):
+                    answer = self.retrying.tenacity.sleep(seconds)
+        return False
+
+
+class _AsyncDriver(_Driver):
+    async def next_attempt(self) -> bool:
+        """:meth:`_SyncDriver.next_attempt`, with store I/O in a worker thread (the event
+        loop never blocks on it) and awaitable answers awaited."""
+        answer: Any = None
+        while (request := self._next(answer)) is not None:
+            match request:
+                case Attempt():
+                    return True
+                case StoreRequest():
+                    answer = await asyncio.to_thread(request.apply, self.store)
+                case Ask(hook):
+                    answer = await _resolved(hook(self.state))
+                case Sleep(seconds):
+                    answer = await _resolved(self.retrying.tenacity.sleep(seconds))
+        return False
+
+
 class PersistentRetrying(RetryCore):
     """Retry a function with Tenacity strategies and a budget that survives restarts.
 
@@ -89,27 +158,16 @@ class PersistentRetrying(RetryCore):
             return fn(*args, **kwargs)
         store = self.store
         state = RetryCallState(self.tenacity, fn, args, kwargs)
-        protocol = self.protocol(self._checked_key(key), state)
-        value: Any = None
-        try:
-            while True:
-                try:
-                    step = protocol.send(value)
-                except StopIteration as done:
-                    result: R = done.value
-                    return result
-                if not isinstance(step, Attempt):
-                    value = self._perform(step, store, state)
-                    continue
-                value = None
-                try:
-                    outcome = fn(*args, **kwargs)
-                except BaseException:
-                    state.set_exception(sys.exc_info())  # type: ignore[arg-type]
-                else:
-                    state.set_result(outcome)
-        finally:
-            protocol.close()
+        driver = _SyncDriver(self, store, self._checked_key(key), state)
+        while driver.next_attempt():
+            try:
+                result = fn(*args, **kwargs)
+            except BaseException:
+                state.set_exception(sys.exc_info())  # type: ignore[arg-type]
+            else:
+                state.set_result(result)
+        value: R = driver.value
+        return value
 
     def __iter__(self) -> Iterator[tenacity.AttemptManager]:
         """Tenacity's loop form, for a retryer with a fixed ``key``::
@@ -122,47 +180,19 @@ class PersistentRetrying(RetryCore):
         success clears the key.
         """
         if not self.enabled:
-            disabled = RetryCallState(self.tenacity, None, (), {})
-            yield tenacity.AttemptManager(retry_state=disabled)
-            if disabled.outcome is not None and disabled.outcome.failed:
-                raise disabled.outcome.exception()  # type: ignore[misc]
+            yield from _attempt_once(self.tenacity)
             return
         store = self.store
-        key = self._fixed_key(None)
         state = RetryCallState(self.tenacity, None, (), {})
-        protocol = self.protocol(key, state)
-        value: Any = None
-        try:
-            while True:
-                try:
-                    step = protocol.send(value)
-                except StopIteration:
-                    return
-                if not isinstance(step, Attempt):
-                    value = self._perform(step, store, state)
-                    continue
-                value = None
-                try:
-                    yield tenacity.AttemptManager(retry_state=state)
-                except GeneratorExit:
-                    request = self.leaving(key, state)
-                    if request is not None:
-                        request.apply(store)
-                    raise
-                if state.outcome is None:
-                    raise RuntimeError("run each attempt inside `with attempt:`")
-        finally:
-            protocol.close()
-
-    def _perform(
-        self, step: StoreRequest | Ask | Sleep, store: AttemptStore, state: RetryCallState
-    ) -> Any:
-        if isinstance(step, StoreRequest):
-            return step.apply(store)
-        if isinstance(step, Ask):
-            return step.hook(state)
-        self.tenacity.sleep(step.seconds)
-        return None
+        driver = _SyncDriver(self, store, self._fixed_key(None), state)
+        while driver.next_attempt():
+            try:
+                yield tenacity.AttemptManager(retry_state=state)
+            except GeneratorExit:
+                driver.leave()
+                raise
+            if state.outcome is None:
+                raise RuntimeError("run each attempt inside `with attempt:`")
 
     def wraps(self, fn: Callable[P, R]) -> PersistentRetryDecorated[P, R]:
         """Decorate ``fn``; a ``key_fn`` naming an argument ``fn`` lacks fails here."""
@@ -202,73 +232,37 @@ class PersistentAsyncRetrying(RetryCore):
             return (await fn(*args, **kwargs)) if is_async else fn(*args, **kwargs)  # type: ignore[return-value]
         store = await asyncio.to_thread(lambda: self.store)
         state = RetryCallState(self.tenacity, fn, args, kwargs)
-        protocol = self.protocol(self._checked_key(key), state)
-        value: Any = None
-        try:
-            while True:
-                try:
-                    step = protocol.send(value)
-                except StopIteration as done:
-                    result: R = done.value
-                    return result
-                if not isinstance(step, Attempt):
-                    value = await self._perform(step, store, state)
-                    continue
-                value = None
-                try:
-                    outcome = (await fn(*args, **kwargs)) if is_async else fn(*args, **kwargs)
-                except BaseException:
-                    state.set_exception(sys.exc_info())  # type: ignore[arg-type]
-                else:
-                    state.set_result(outcome)
-        finally:
-            protocol.close()
+        driver = _AsyncDriver(self, store, self._checked_key(key), state)
+        while await driver.next_attempt():
+            try:
+                result = (await fn(*args, **kwargs)) if is_async else fn(*args, **kwargs)
+            except BaseException:
+                state.set_exception(sys.exc_info())  # type: ignore[arg-type]
+            else:
+                state.set_result(result)
+        value: R = driver.value
+        return value
 
     async def __aiter__(self) -> AsyncIterator[tenacity.AttemptManager]:
         """Tenacity's ``async for attempt in ...: with attempt: ...`` form (fixed ``key``).
         Leaving the loop from an attempt records its outcome (a success clears the key)
         when the event loop closes this generator."""
         if not self.enabled:
-            disabled = RetryCallState(self.tenacity, None, (), {})
-            yield tenacity.AttemptManager(retry_state=disabled)
-            if disabled.outcome is not None and disabled.outcome.failed:
-                raise disabled.outcome.exception()  # type: ignore[misc]
+            for attempt in _attempt_once(self.tenacity):
+                yield attempt
             return
         store = await asyncio.to_thread(lambda: self.store)
         key = self._fixed_key(None)
         state = RetryCallState(self.tenacity, None, (), {})
-        protocol = self.protocol(key, state)
-        value: Any = None
-        try:
-            while True:
-                try:
-                    step = protocol.send(value)
-                except StopIteration:
-                    return
-                if not isinstance(step, Attempt):
-                    value = await self._perform(step, store, state)
-                    continue
-                value = None
-                try:
-                    yield _SettlingAttempt(self, key, store, state)
-                except GeneratorExit:
-                    # without awaiting: a closing asynchronous generator may not be able to
-                    request = self.leaving(key, state)
-                    if request is not None:
-                        request.apply(store)
-                    raise
-                if state.outcome is None:
-                    raise RuntimeError("run each attempt inside `with attempt:`")
-        finally:
-            protocol.close()
-
-    async def _perform(
-        self, step: StoreRequest | Ask | Sleep, store: AttemptStore, state: RetryCallState
-    ) -> Any:
-        if isinstance(step, StoreRequest):
-            return await asyncio.to_thread(step.apply, store)
-        value = step.hook(state) if isinstance(step, Ask) else self.tenacity.sleep(step.seconds)
-        return (await value) if inspect.isawaitable(value) else value
+        driver = _AsyncDriver(self, store, key, state)
+        while await driver.next_attempt():
+            try:
+                yield _SettlingAttempt(self, key, store, state)
+            except GeneratorExit:
+                driver.leave()
+                raise
+            if state.outcome is None:
+                raise RuntimeError("run each attempt inside `with attempt:`")
 
     def wraps(
         self, fn: Callable[P, Awaitable[R]]
@@ -314,6 +308,18 @@ class _SettlingAttempt(tenacity.AttemptManager):
 
 
 _WRAPPER_ASSIGNMENTS = (*functools.WRAPPER_ASSIGNMENTS, "__defaults__", "__kwdefaults__")
+
+
+def _attempt_once(retrying: tenacity.BaseRetrying) -> Iterator[tenacity.AttemptManager]:
+    """The loop form of a disabled retryer: one attempt, its error raised."""
+    state = RetryCallState(retrying, None, (), {})
+    yield tenacity.AttemptManager(retry_state=state)
+    if state.outcome is not None and state.outcome.failed:
+        raise state.outcome.exception()  # type: ignore[misc]
+
+
+async def _resolved(answer: Any) -> Any:
+    return (await answer) if inspect.isawaitable(answer) else answer
 
 
 def _is_coroutine_callable(fn: Callable[..., Any]) -> bool:
