@@ -351,6 +351,63 @@ def test_store_path_selects_lmdb(tmp_path: Any) -> None:
 # -- async ------------------------------------------------------------------------------
 
 
+def test_sync_and_async_retryers_ask_the_same_questions_in_tenacitys_order(
+    attempt_store: AttemptStore,
+) -> None:
+    """One protocol drives both retryers: a resumed key asks ``stop`` first, then each
+    attempt goes before, (function), retry, after, wait, stop, before_sleep, sleep."""
+
+    def run(retryer_class: type[PersistentRetrying | PersistentAsyncRetrying]) -> list[Any]:
+        log: list[Any] = []
+
+        def hook(name: str, answer: Any = None) -> Any:
+            def call(rs: RetryCallState) -> Any:
+                log.append((name, rs.attempt_number))
+                return answer(rs) if callable(answer) else answer
+
+            return call
+
+        key = f"order:{retryer_class.__name__}"
+        attempt_store.record_attempt(key, time.time())  # one attempt spent elsewhere
+        retryer = retryer_class(
+            key=key,
+            store=attempt_store,
+            before=hook("before"),
+            after=hook("after"),
+            retry=hook("retry", lambda rs: rs.outcome.failed),
+            wait=hook("wait", 0.5),
+            stop=hook("stop", False),
+            before_sleep=hook("before_sleep"),
+            sleep=log.append,
+        )
+        flaky = Flaky(1)
+        if retryer_class is PersistentRetrying:
+            assert retryer(flaky) == "ok"
+        else:
+
+            async def work() -> str:
+                return flaky()
+
+            assert asyncio.run(retryer(work)) == "ok"
+        assert attempt_store.get(key) is None
+        return log
+
+    expected = [
+        ("stop", 1),
+        ("before", 2),
+        ("retry", 2),
+        ("after", 2),
+        ("wait", 2),
+        ("stop", 2),
+        ("before_sleep", 2),
+        0.5,
+        ("before", 3),
+        ("retry", 3),
+    ]
+    assert run(PersistentRetrying) == expected
+    assert run(PersistentAsyncRetrying) == expected
+
+
 def test_async_retry_persists_the_budget(attempt_store: AttemptStore) -> None:
     calls = 0
     slept: list[float] = []
