@@ -338,8 +338,9 @@ class RetryCore:
     def protocol(self, key: str, state: RetryCallState) -> Steps:
         """One call under the budget of ``key``, as the requests a driver performs."""
         self._begin()
+        # 1. Attempts spent by earlier calls (or processes that died) count: is any left?
         record: AttemptRecord | None = yield LookUp(key)
-        if record is not None:  # attempts spent by earlier calls (or processes that died)
+        if record is not None:
             recorded = self._load_recorded(state, record)
             spent = record.exhausted
             if not spent:
@@ -349,12 +350,14 @@ class RetryCore:
             if spent:
                 return (yield from self._give_up(key, record.attempts, recorded, state))
         while True:
+            # 2. Count the attempt, durably, and only then make it.
             record = yield CountAttempt(key, time.time())
             assert record is not None
             self._load(state, record)
             if self.before is not None:
                 yield Ask(self.before)
             yield Attempt()
+            # 3. Tenacity's order: retry, after, wait, stop, before_sleep, sleep.
             outcome = state.outcome
             assert outcome is not None
             error = outcome.exception() if outcome.failed else None
