@@ -2,12 +2,14 @@
 
 Backends register a factory in ``STORE_FACTORIES``. A backend whose dependency or server
 is missing skips with the reason, except in CI (``CI=true``), where a skip would hide a
-broken backend and therefore fails instead.
+broken backend and therefore fails instead. ``clock`` makes time pass for that store
+without a test ever sleeping where the store takes a fake clock.
 """
 
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -98,3 +100,59 @@ def store(store_kind: str, tmp_path: Path) -> Iterator[QueueStore]:
         yield created
     finally:
         dispose(created)
+
+
+class FakeClock:
+    """A store clock that stands still until a test moves it. It starts far from the
+    real time (2033), so a store reading ``time.time()`` instead of its ``clock`` would
+    give itself away."""
+
+    def __init__(self, start: float = 2_000_000_000.0) -> None:
+        self.time = start
+
+    def __call__(self) -> float:
+        return self.time
+
+    def now(self) -> float:
+        return self.time
+
+    def advance(self, seconds: float) -> None:
+        self.time += seconds
+
+
+class ServerClock:
+    """The clock of a store that reads its server's time (PostgreSQL's ``now()``), which
+    no test can move: ``advance`` waits until the store's own clock has moved on that
+    far, within a deadline."""
+
+    def __init__(self, store: QueueStore) -> None:
+        self.store = store
+
+    def now(self) -> float:
+        return self.store.clock()
+
+    def advance(self, seconds: float) -> None:
+        target = self.now() + seconds
+        deadline = time.monotonic() + seconds + 30
+        while (left := target - self.now()) > 0:
+            if time.monotonic() > deadline:
+                pytest.fail(f"{self.store!r}: its clock did not move {seconds} s on in time")
+            time.sleep(min(left, 1.0))
+
+
+Clock = FakeClock | ServerClock
+
+#: Stores that read every time through ``QueueStore.clock``, so a test can set a fake
+#: one. The others (PostgreSQL: the server's ``now()``) are waited on in real time.
+FAKE_CLOCK_STORES = {"sqlite", "memory", "lmdb"}
+
+
+@pytest.fixture
+def clock(store_kind: str, store: QueueStore) -> Clock:
+    """Time passing for ``store``, written the same for every store: ``clock.advance(s)``
+    moves a FakeClock set on the store, or waits ``s`` on the server's clock."""
+    if store_kind not in FAKE_CLOCK_STORES:
+        return ServerClock(store)
+    fake = FakeClock()
+    store.clock = fake
+    return fake
