@@ -1,6 +1,8 @@
 """The store contract (``localqueue/stores/base.py``), run over every backend through
-``PersistentQueue``. Short real leases and delays stand in for time passing: every wait
-here is longer than the duration it waits out, so no test depends on luck."""
+``PersistentQueue``. Time passes through the ``clock`` fixture (tests/conftest.py): a fake
+clock the test moves on the stores that read ``QueueStore.clock``, a wait on the server's
+clock on PostgreSQL. No test sleeps: real time passes only in blocking gets under a timeout
+and, on PostgreSQL, in ``clock.advance``."""
 
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ from localqueue import (
 )
 from localqueue.outcome import Outcome
 from localqueue.stores.base import QueueStore
+from tests.conftest import Clock
 
 SPEC_FIELDS = [
     "id",
@@ -37,8 +40,10 @@ SPEC_FIELDS = [
     "failed_at",
     "dead_at",
 ]
-SHORT = 0.3  # seconds: a lease or delay that tests wait out
-PAST_SHORT = SHORT + 0.15
+# Seconds: a lease or delay that tests move the clock past. Real time on PostgreSQL, so
+# long enough that it does not run out between two statements of a test.
+SHORT = 1.0
+PAST_SHORT = SHORT + 0.1
 
 
 @pytest.fixture
@@ -47,6 +52,7 @@ def q(store: QueueStore) -> PersistentQueue:
 
 
 def short_lease_queue(store: QueueStore) -> PersistentQueue:
+    """Queue "jobs" leasing for SHORT seconds (a lease a test then lets run out)."""
     return PersistentQueue("jobs", store=store, lease_timeout=SHORT)
 
 
@@ -185,11 +191,11 @@ def test_blocking_get_wakes_when_another_thread_puts(q: PersistentQueue) -> None
         timer.join()
 
 
-def test_expired_lease_is_redelivered_with_new_token(store: QueueStore) -> None:
+def test_expired_lease_is_redelivered_with_new_token(store: QueueStore, clock: Clock) -> None:
     q = short_lease_queue(store)
     q.put("job")
     first = q.get_message(block=False)
-    time.sleep(PAST_SHORT)
+    clock.advance(PAST_SHORT)
     assert q.stats().ready == 1  # an expired lease counts as ready
     second = q.get_message(block=False)
     assert second.id == first.id
@@ -197,11 +203,10 @@ def test_expired_lease_is_redelivered_with_new_token(store: QueueStore) -> None:
     assert second.lease_token != first.lease_token
 
 
-def test_stale_holder_is_fenced_and_new_holder_acks(store: QueueStore) -> None:
-    q = short_lease_queue(store)
+def test_stale_holder_is_fenced_and_new_holder_acks(q: PersistentQueue, clock: Clock) -> None:
     q.put("job")
-    stale = q.get_message(block=False)
-    time.sleep(PAST_SHORT)
+    stale = short_lease_queue(q.store).get_message(block=False)
+    clock.advance(PAST_SHORT)
     fresh = q.get_message(block=False)
     for settle in (
         lambda: q.ack(stale),
@@ -234,11 +239,12 @@ def test_settle_many_acks_and_leases_the_next_in_one_call(q: PersistentQueue) ->
     assert q.stats().total == 0
 
 
-def test_settle_many_applies_each_outcome_and_skips_lost_leases(store: QueueStore) -> None:
-    q = short_lease_queue(store)
+def test_settle_many_applies_each_outcome_and_skips_lost_leases(
+    q: PersistentQueue, clock: Clock
+) -> None:
     q.put("stale")
-    stale = q.get_message(block=False)
-    time.sleep(PAST_SHORT)
+    stale = short_lease_queue(q.store).get_message(block=False)
+    clock.advance(PAST_SHORT)
     fresh = q.get_message(block=False)  # the same message, leased again
     done, retry, doomed = q.put_many(["done", "retry", "doomed"])
     held = q.get_messages(3)
@@ -274,11 +280,12 @@ def test_get_messages_leases_up_to_n_in_order(q: PersistentQueue) -> None:
     assert q.get_messages(0) == []
 
 
-def test_extend_leases_extends_the_held_and_reports_the_lost(store: QueueStore) -> None:
-    q = short_lease_queue(store)
+def test_extend_leases_extends_the_held_and_reports_the_lost(
+    q: PersistentQueue, clock: Clock
+) -> None:
     q.put("lost")
-    stale = q.get_message(block=False)
-    time.sleep(PAST_SHORT)
+    stale = short_lease_queue(q.store).get_message(block=False)
+    clock.advance(PAST_SHORT)
     q.get_message(block=False)
     q.put("kept")
     kept = q.get_message(block=False)
@@ -299,11 +306,11 @@ def test_ack_with_then_put_moves_values_to_the_next_queue(store: QueueStore) -> 
     assert store.known_queues() == ["stage1", "stage2"]  # a queue only then_put reached too
 
 
-def test_ack_with_then_put_on_a_lost_lease_puts_nothing(store: QueueStore) -> None:
+def test_ack_with_then_put_on_a_lost_lease_puts_nothing(store: QueueStore, clock: Clock) -> None:
     q = short_lease_queue(store)
     q.put("job")
     stale = q.get_message(block=False)
-    time.sleep(PAST_SHORT)
+    clock.advance(PAST_SHORT)
     q.get_message(block=False)
     with pytest.raises(LeaseLostError):
         q.ack(stale, then_put=["result"], to="results")
@@ -345,16 +352,16 @@ def test_ack_by_id_without_token_and_unknown_ids(q: PersistentQueue) -> None:
     assert q.inspect("no-such-id") is None
 
 
-def test_extend_lease_keeps_the_message(store: QueueStore) -> None:
+def test_extend_lease_keeps_the_message(store: QueueStore, clock: Clock) -> None:
     q = short_lease_queue(store)
     q.put("long job")
     message = q.get_message(block=False)
     first_expiry = message.lease_expires_at
-    extended = q.extend_lease(message, 5)
+    extended = q.extend_lease(message, 10)
     assert extended.lease_token == message.lease_token
-    assert extended.lease_expires_at > first_expiry + 4
+    assert extended.lease_expires_at > first_expiry + 5
     assert message.lease_expires_at == extended.lease_expires_at  # the holder's copy follows
-    time.sleep(PAST_SHORT)
+    clock.advance(PAST_SHORT)
     with pytest.raises(Empty):
         q.get_message(block=False)
     q.ack(message)
@@ -363,7 +370,7 @@ def test_extend_lease_keeps_the_message(store: QueueStore) -> None:
 # -- release, delay, dead letters ---------------------------------------------------------
 
 
-def test_release_with_delay_and_error(q: PersistentQueue) -> None:
+def test_release_with_delay_and_error(q: PersistentQueue, clock: Clock) -> None:
     q.put("job")
     message = q.get_message(block=False)
     try:
@@ -381,7 +388,7 @@ def test_release_with_delay_and_error(q: PersistentQueue) -> None:
     with pytest.raises(Empty):
         q.get_message(block=False)
     assert q.stats().delayed == 1
-    time.sleep(PAST_SHORT)
+    clock.advance(PAST_SHORT)
     again = q.get_message(block=False)
     assert again.attempts == 2
     assert again.last_error["message"] == "smtp down"
@@ -393,14 +400,37 @@ def test_release_without_delay_is_ready_at_once(q: PersistentQueue) -> None:
     assert q.get_message(block=False).attempts == 2
 
 
-def test_delayed_put_is_invisible_until_due(q: PersistentQueue) -> None:
+def test_delayed_put_is_invisible_until_due(q: PersistentQueue, clock: Clock) -> None:
     q.put("later", delay=SHORT)
     now = q.put("now")
     assert q.stats().to_dict() == {"ready": 1, "delayed": 1, "inflight": 0, "dead": 0, "total": 2}
     assert q.get_message(block=False).id == now.id
     with pytest.raises(Empty):
         q.get_message(block=False)
-    assert q.get_message(timeout=5).value == "later"
+    clock.advance(PAST_SHORT)
+    assert q.get_message(block=False).value == "later"
+
+
+def test_blocking_get_waits_for_a_delayed_message_to_be_due(q: PersistentQueue) -> None:
+    q.put("later", delay=0.2)  # the real clock: the blocking get polls next_visible_in
+    assert q.get_message(timeout=30).value == "later"
+
+
+def test_every_timestamp_comes_from_the_store_clock(q: PersistentQueue, clock: Clock) -> None:
+    """Where the store takes a fake clock (far from the real time), a single read of
+    ``time.time()`` inside it would put a timestamp outside these bounds."""
+    start = clock.now()
+    put = q.put("x")
+    leased = q.get_message(block=False)
+    released = q.release(leased, error="e")
+    dead = q.dead_letter(q.get_message(block=False))
+    revived = q.requeue_dead(dead, delay=60)
+    end = clock.now()
+    stamps = [put.enqueued_at, put.available_at, leased.leased_at, released.failed_at]
+    stamps += [released.available_at, dead.dead_at, revived.available_at - 60]
+    assert all(start <= stamp <= end for stamp in stamps), (start, stamps, end)
+    assert leased.lease_expires_at == pytest.approx(leased.leased_at + 30)
+    assert 0 < q.store.next_visible_in("jobs") <= 60
 
 
 def test_dead_letter_then_requeue(q: PersistentQueue) -> None:
