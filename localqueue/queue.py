@@ -161,6 +161,15 @@ class PersistentQueue:
             return []
         return self._put_rows(values, encoded, delay, block=False, timeout=None)
 
+    def put_encoded(self, data: Sequence[bytes], *, delay: float = 0) -> list[Row]:
+        """Persist values given as their JSON, as :func:`localqueue.codec.encode` wrote
+        them, in ONE transaction; return the store's rows (values still JSON). For a
+        producer that holds JSON already and prints what it stored without decoding it
+        (``localqueue queue add``). With ``maxsize`` and no room, raises ``queue.Full``
+        at once and writes nothing."""
+        _non_negative("delay", delay)
+        return self.store.put(self.name, data, delay=delay, maxsize=self.maxsize)
+
     def _put_rows(
         self,
         values: list[Any],

@@ -108,9 +108,9 @@ def test_a_one_shot_queue_add_does_not_import_orjson(tmp_path: Any) -> None:
     import sys
 
     argv = ["queue", "add", "q", "--value", '{"n": 1}', "--store-path", str(tmp_path / "s")]
+    command = "from localqueue.cli.app import main; main()"
     done = subprocess.run(  # -X importtime lists every module the command imports
-        [sys.executable, "-X", "importtime", "-c", "from localqueue.cli.app import main; main()"]
-        + argv,
+        [sys.executable, "-X", "importtime", "-c", command, *argv],
         stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,

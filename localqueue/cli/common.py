@@ -77,29 +77,22 @@ def store_exists(path: str) -> bool:
     """Whether the store ``path`` names exists: the SQLite file, the LMDB environment's
     directory. A PostgreSQL URL passes here: :func:`require_server_store` asks the
     server once the store is open."""
-    from localqueue.stores import LMDB_SCHEME, POSTGRES_SCHEMES
+    from localqueue.backends import backend_of
 
-    if path.startswith(POSTGRES_SCHEMES):
-        return True
-    return os.path.lexists(path.removeprefix(LMDB_SCHEME))
-
-
-#: URL scheme -> (module, extra, what) of the optional store backends.
-_BACKENDS = {
-    "postgresql://": ("psycopg", "postgres", "PostgreSQL"),
-    "postgres://": ("psycopg", "postgres", "PostgreSQL"),
-    "lmdb://": ("lmdb", "lmdb", "LMDB"),
-}
+    kind, where = backend_of(path)
+    return kind == "postgres" or os.path.lexists(where)
 
 
 def require_backend(path: str) -> None:
     """A usage error (exit 2) naming the install when the store ``path`` names needs an
     optional dependency that cannot be imported (``pip install "localqueue[postgres]"``)."""
-    scheme, sep, _ = path.partition("://")
-    backend = _BACKENDS.get(scheme + sep) if sep else None
-    if backend is None:
+    from localqueue.backends import OPTIONAL, backend_of
+
+    kind, _ = backend_of(path)
+    if kind not in OPTIONAL:
         return
-    module, extra, what = backend
+    module, extra, what = OPTIONAL[kind]
+    scheme = path.partition("://")[0]
     import importlib
 
     try:
@@ -116,9 +109,9 @@ def require_backend(path: str) -> None:
 def require_server_store(store: QueueStore, path: str) -> None:
     """For a PostgreSQL store: exit 1 with ``no such store`` unless its schema holds a
     queue store already (any other use would create it: a typo in ``?schema=``)."""
-    from localqueue.stores import POSTGRES_SCHEMES
+    from localqueue.backends import backend_of
 
-    if not path.startswith(POSTGRES_SCHEMES):
+    if backend_of(path)[0] != "postgres":
         return
     from localqueue.stores.postgres import PostgresQueueStore
 
@@ -228,12 +221,12 @@ def stdout_is_tty() -> bool:
 
 def open_store(conf: config.Settings) -> QueueStore:
     """Open the store itself (for commands about every queue in it); it must exist."""
-    from localqueue.stores import LMDB_SCHEME, POSTGRES_SCHEMES
+    from localqueue.backends import backend_of
     from localqueue.stores import open_store as open_any
 
     require_backend(conf.store_path)
     require_store(conf.store_path)
-    if not conf.store_path.startswith((*POSTGRES_SCHEMES, LMDB_SCHEME)):
+    if backend_of(conf.store_path)[0] == "sqlite":
         return open_any(conf.store_path, durability=conf.durability)
     store = open_any(conf.store_path)
     try:

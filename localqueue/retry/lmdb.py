@@ -1,6 +1,6 @@
 """LMDBAttemptStore: retry budgets in one LMDB environment directory (``localqueue[lmdb]``).
 
-The environment handling is the queue store's (:mod:`localqueue.stores._lmdb_env`): one
+The environment handling is the queue store's (:mod:`localqueue.backends.lmdb_env`): one
 environment per directory per process, shared by every store on it; never used across
 ``fork()``; stale reader slots of crashed processes cleared (``reader_check``) on open;
 a full map grows. Every change is one LMDB write transaction (LMDB serialises writers
@@ -15,12 +15,12 @@ import struct
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from localqueue.backends import lmdb_env
+from localqueue.backends.lmdb_env import Durability, Schema
 from localqueue.retry.base import AttemptRecord, AttemptStore
-from localqueue.stores import _lmdb_env
-from localqueue.stores._lmdb_env import Durability, Schema
 
-if not _lmdb_env.HAVE_LMDB:
-    raise ImportError(f"LMDBAttemptStore: {_lmdb_env.INSTALL_HINT}")
+if not lmdb_env.HAVE_LMDB:
+    raise ImportError(f"LMDBAttemptStore: {lmdb_env.INSTALL_HINT}")
 
 __all__ = ["LMDBAttemptStore"]
 
@@ -71,24 +71,24 @@ class LMDBAttemptStore(AttemptStore):
         max_map_size: int = DEFAULT_MAX_MAP_SIZE,
         durability: Durability = "full",
     ) -> None:
-        _lmdb_env.check_options(durability, map_size, max_map_size)
+        lmdb_env.check_options(durability, map_size, max_map_size)
         self.path = os.fspath(path)
         self._options: dict[str, Any] = {
             "map_size": map_size,
             "max_map_size": max_map_size,
             "durability": durability,
         }
-        self._shared: _lmdb_env.SharedEnv | None = _lmdb_env.acquire(
+        self._shared: lmdb_env.SharedEnv | None = lmdb_env.acquire(
             self.path, SCHEMA, **self._options
         )
 
     def __repr__(self) -> str:
         return f"LMDBAttemptStore({self.path!r})"
 
-    def _env(self) -> _lmdb_env.SharedEnv:
+    def _env(self) -> lmdb_env.SharedEnv:
         shared = self._shared
         if shared is None:  # used again after close()
-            shared = self._shared = _lmdb_env.acquire(self.path, SCHEMA, **self._options)
+            shared = self._shared = lmdb_env.acquire(self.path, SCHEMA, **self._options)
         return shared
 
     def get(self, key: str) -> AttemptRecord | None:
@@ -165,4 +165,4 @@ class LMDBAttemptStore(AttemptStore):
     def close(self) -> None:
         shared, self._shared = self._shared, None
         if shared is not None:
-            _lmdb_env.release(shared)
+            lmdb_env.release(shared)

@@ -5,7 +5,7 @@ store uses by default), created on first use under an advisory lock and versione
 schema's ``meta`` table. Counting an attempt is one ``INSERT ... ON CONFLICT DO UPDATE
 ... RETURNING`` in autocommit, so it is durable before it returns and concurrent workers
 never lose an attempt. Connection handling (reconnects, fork safety, error messages
-without passwords) is shared with the queue store: :mod:`localqueue.stores._pg`.
+without passwords) is shared with the queue store: :mod:`localqueue.backends.pg`.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from typing import Any
 
 import psycopg
 
+from localqueue.backends.pg import PgSession
 from localqueue.retry.base import AttemptRecord, AttemptStore
-from localqueue.stores._pg import PgSession
 
 __all__ = ["PostgresAttemptStore"]
 

@@ -2,7 +2,7 @@
 
 The file handling (mode 0600 on creation, WAL, ``synchronous``, ``busy_timeout``, refusing
 foreign or newer files, never reusing a connection across ``fork()``) is shared with the
-queue store in :mod:`localqueue.stores._sqlite_file`. Counting an attempt is one
+queue store in :mod:`localqueue.backends.sqlite_file`. Counting an attempt is one
 ``BEGIN IMMEDIATE`` transaction around an ``INSERT ... ON CONFLICT DO UPDATE ...
 RETURNING``, so concurrent processes never lose an attempt.
 """
@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import os
 
+from localqueue.backends.sqlite_file import SQLiteFile
 from localqueue.retry.base import AttemptRecord, AttemptStore
-from localqueue.stores._sqlite_file import SQLiteFile
 
 TYPE_CHECKING = False  # typing and pathlib cost the CLI workers' start-up time
 if TYPE_CHECKING:

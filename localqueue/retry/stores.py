@@ -9,9 +9,6 @@ from localqueue.retry.base import AttemptStore
 
 __all__ = ["lmdb_attempt_store", "open_attempt_store"]
 
-POSTGRES_SCHEMES = ("postgresql://", "postgres://")
-LMDB_SCHEME = "lmdb://"
-
 
 def lmdb_attempt_store(path: str | os.PathLike[str]) -> AttemptStore:
     """An LMDBAttemptStore on the directory ``path``; StoreError without ``localqueue[lmdb]``."""
@@ -32,8 +29,10 @@ def open_attempt_store(path: str | os.PathLike[str], **options: object) -> Attem
     * ``lmdb://DIR``: LMDBAttemptStore on the environment directory DIR (``localqueue[lmdb]``);
     * anything else: a SQLite file (``options`` such as ``durability`` apply to it).
     """
-    text = os.fspath(path)
-    if text.startswith(POSTGRES_SCHEMES):
+    from localqueue.backends import backend_of
+
+    kind, where = backend_of(path)
+    if kind == "postgres":
         try:
             from localqueue.retry.postgres import PostgresAttemptStore  # type: ignore[import-not-found,unused-ignore]
         except ImportError as exc:
@@ -41,10 +40,10 @@ def open_attempt_store(path: str | os.PathLike[str], **options: object) -> Attem
                 "the PostgreSQL attempt store needs psycopg;"
                 " install it with: pip install 'localqueue[postgres]'"
             ) from exc
-        store: AttemptStore = PostgresAttemptStore(text)
+        store: AttemptStore = PostgresAttemptStore(where)
         return store
-    if text.startswith(LMDB_SCHEME):
-        return lmdb_attempt_store(text[len(LMDB_SCHEME) :])
+    if kind == "lmdb":
+        return lmdb_attempt_store(where)
     from localqueue.retry.sqlite import SQLiteAttemptStore
 
-    return SQLiteAttemptStore(text, **options)  # type: ignore[arg-type]
+    return SQLiteAttemptStore(where, **options)  # type: ignore[arg-type]

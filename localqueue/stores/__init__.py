@@ -37,9 +37,6 @@ _LAZY = {
     "PostgresQueueStore": "localqueue.stores.postgres",
 }
 
-POSTGRES_SCHEMES = ("postgresql://", "postgres://")
-LMDB_SCHEME = "lmdb://"
-
 
 def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
@@ -59,16 +56,17 @@ def open_store(path: str | os.PathLike[str], **options: Any) -> QueueStore:
     * anything else: a SQLite file (``options`` such as ``durability`` and ``busy_timeout``
       apply to it).
     """
-    text = os.fspath(path)
-    if text.startswith(POSTGRES_SCHEMES):
+    from localqueue.backends import backend_of
+
+    kind, where = backend_of(path)
+    if kind == "postgres":
         from localqueue.stores.postgres import PostgresQueueStore
 
-        return PostgresQueueStore(text)
-    if text.startswith(LMDB_SCHEME):
+        return PostgresQueueStore(where)
+    if kind == "lmdb":
         from localqueue.stores.lmdb import LMDBQueueStore
 
-        durability = options.get("durability", "full")
-        return LMDBQueueStore(text[len(LMDB_SCHEME) :], durability=durability)
+        return LMDBQueueStore(where, durability=options.get("durability", "full"))
     from localqueue.stores.sqlite import SQLiteQueueStore
 
-    return SQLiteQueueStore(text, **options)
+    return SQLiteQueueStore(where, **options)

@@ -26,10 +26,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from localqueue import _failpoints
+from localqueue.backends import lmdb_env
+from localqueue.backends.lmdb_env import Durability, Schema
 from localqueue.errors import Full, LeaseLostError, MessageNotFoundError, StoreError
 from localqueue.message import QueueStats
-from localqueue.stores import _lmdb_env
-from localqueue.stores._lmdb_env import Durability, Schema
 from localqueue.stores._lmdb_format import KIND, Counts, Record, key_time, queue_prefix
 from localqueue.stores.base import DEAD, INFLIGHT, PEEK_STATES, WAITING, QueueStore, Row
 
@@ -56,7 +56,7 @@ class _Tx:
         self.visible = dbs[_VISIBLE]
         self.dead = dbs[_DEAD]
         self.counts = dbs[_COUNTS]
-        self.meta = dbs[_lmdb_env.META_DB]
+        self.meta = dbs[lmdb_env.META_DB]
 
     # -- records --------------------------------------------------------------------
 
@@ -183,16 +183,16 @@ class LMDBQueueStore(QueueStore):
         max_map_size: int = DEFAULT_MAX_MAP_SIZE,
         durability: Durability = "full",
     ) -> None:
-        _lmdb_env.check_options(durability, map_size, max_map_size)
-        if not _lmdb_env.HAVE_LMDB:
-            raise StoreError(_lmdb_env.INSTALL_HINT)
+        lmdb_env.check_options(durability, map_size, max_map_size)
+        if not lmdb_env.HAVE_LMDB:
+            raise StoreError(lmdb_env.INSTALL_HINT)
         self.path = os.fspath(path)
         self._options: dict[str, Any] = {
             "map_size": map_size,
             "max_map_size": max_map_size,
             "durability": durability,
         }
-        self._shared: _lmdb_env.SharedEnv | None = _lmdb_env.acquire(
+        self._shared: lmdb_env.SharedEnv | None = lmdb_env.acquire(
             self.path, SCHEMA, **self._options
         )
         #: Reader slots of dead processes cleared when the environment was opened.
@@ -201,16 +201,16 @@ class LMDBQueueStore(QueueStore):
     def __repr__(self) -> str:
         return f"LMDBQueueStore({self.path!r})"
 
-    def _env(self) -> _lmdb_env.SharedEnv:
+    def _env(self) -> lmdb_env.SharedEnv:
         shared = self._shared
         if shared is None:  # used again after close()
-            shared = self._shared = _lmdb_env.acquire(self.path, SCHEMA, **self._options)
+            shared = self._shared = lmdb_env.acquire(self.path, SCHEMA, **self._options)
         return shared
 
     def close(self) -> None:
         shared, self._shared = self._shared, None
         if shared is not None:
-            _lmdb_env.release(shared)
+            lmdb_env.release(shared)
 
     @property
     def map_size(self) -> int:

@@ -15,9 +15,9 @@ the server as the single source of truth:
 * every lease and delay is computed from the server's ``now()``, so hosts with skewed
   clocks agree; :meth:`PostgresQueueStore.clock` reads the server's clock too;
 * ``put`` (and release / requeue) NOTIFY in the same statement; a background thread
-  LISTENs on its own connection (:mod:`localqueue.stores._pg_listen`), so a blocked
+  LISTENs on its own connection (:mod:`localqueue.backends.pg_listen`), so a blocked
   ``get_message`` wakes within milliseconds;
-* connection loss is survived: see :mod:`localqueue.stores._pg`.
+* connection loss is survived: see :mod:`localqueue.backends.pg`.
 
 Ids are ``<tag>-<n>``: ``n`` from an identity sequence (never reused) and ``tag`` random
 per schema, so ids stay unique even across a dropped and recreated schema.
@@ -33,11 +33,11 @@ from typing import Any
 import psycopg
 
 from localqueue import _failpoints
+from localqueue.backends.pg import PgSession
+from localqueue.backends.pg_listen import PgListener
 from localqueue.errors import Full, LeaseLostError, MessageNotFoundError
 from localqueue.message import QueueStats
 from localqueue.stores import _pg_sql as q
-from localqueue.stores._pg import PgSession
-from localqueue.stores._pg_listen import PgListener
 from localqueue.stores.base import PEEK_STATES, QueueStore, Row
 
 TYPE_CHECKING = False

@@ -15,9 +15,9 @@ import sqlite3
 import time
 
 from localqueue import errors
+from localqueue.backends.sqlite_file import SQLiteFile
 from localqueue.errors import LeaseLostError, MessageNotFoundError, StoreError
 from localqueue.message import QueueStats
-from localqueue.stores._sqlite_file import SQLiteFile
 from localqueue.stores.base import PEEK_STATES, QueueStore, Row, effective_state
 
 TYPE_CHECKING = False  # typing costs start-up time; mypy still reads these imports

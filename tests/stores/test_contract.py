@@ -566,6 +566,17 @@ def test_qsize_empty_full_and_maxsize(store: QueueStore) -> None:
     assert q.qsize() == 2
 
 
+def test_put_encoded_stores_json_as_given_and_returns_its_rows(store: QueueStore) -> None:
+    q = PersistentQueue("encoded", store=store, maxsize=2)
+    rows = q.put_encoded([b'{"a":1}', b"[2]"], delay=0)
+    assert [row.value for row in rows] == [b'{"a":1}', b"[2]"]
+    assert [m.value for m in q.peek()] == [{"a": 1}, [2]]
+    assert [m.id for m in q.peek()] == [row.id for row in rows]
+    with pytest.raises(Full):
+        q.put_encoded([b"3"])
+    assert q.qsize() == 2
+
+
 def test_get_and_task_done(q: PersistentQueue) -> None:
     q.put("a")
     q.put("b")

@@ -14,9 +14,12 @@ overwrite an existing file without --force. Prints what it wrote."""
 def _absolute(path: str) -> str:
     """A file path (or lmdb://DIR) made absolute from the current directory; other URLs
     (postgresql://) as they are."""
-    if path.startswith("lmdb://"):
-        return "lmdb://" + os.path.abspath(path[len("lmdb://") :])
-    return path if "://" in path else os.path.abspath(path)
+    from localqueue.backends import backend_of
+
+    kind, where = backend_of(path)
+    if kind == "lmdb":
+        return "lmdb://" + os.path.abspath(where)
+    return path if kind == "postgres" else os.path.abspath(where)
 
 
 def run(

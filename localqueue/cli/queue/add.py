@@ -162,8 +162,8 @@ def run(
     if not encoded:
         return
     queue = open_queue(name, conf, create=True)
-    try:  # straight to the store: what it returns is printed without decoding again
-        rows = queue.store.put(queue.name, encoded, delay=delay, maxsize=queue.maxsize)
+    try:  # what the store returns is printed without decoding it again
+        rows = queue.put_encoded(encoded, delay=delay)
     finally:
         queue.close()
     if not quiet:

@@ -15,14 +15,15 @@ def open_sqlite(store_path: str | None, durability: str | None) -> "SQLiteQueueS
     """The SQLite store the settings name; a usage error (exit 2) for any other kind."""
     import os
 
+    from localqueue.backends import backend_of
     from localqueue.cli.common import settings
     from localqueue.cli.exit_codes import CliError, UsageError
-    from localqueue.stores import LMDB_SCHEME, POSTGRES_SCHEMES
     from localqueue.stores.sqlite import SQLiteQueueStore
 
     conf = settings(store_path=store_path, durability=durability)
-    if conf.store_path.startswith((*POSTGRES_SCHEMES, LMDB_SCHEME)):
-        kind = "an LMDB" if conf.store_path.startswith(LMDB_SCHEME) else "a PostgreSQL"
+    backend = backend_of(conf.store_path)[0]
+    if backend != "sqlite":
+        kind = "an LMDB" if backend == "lmdb" else "a PostgreSQL"
         raise UsageError(
             f"'localqueue store' works on SQLite store files; {conf.store_path.split('://')[0]}://"
             f" is {kind} store (use that system's own tools)"

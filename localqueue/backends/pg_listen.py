@@ -26,8 +26,8 @@ import psycopg
 from psycopg import sql
 
 from localqueue._signals import start_quietly
+from localqueue.backends.pg import register_for_fork
 from localqueue.errors import StoreError
-from localqueue.stores._pg import register_for_fork
 from localqueue.stores._pg_sql import LISTEN_SLOTS
 
 __all__ = ["PgListener"]

@@ -33,6 +33,7 @@ from psycopg import errors as pg_errors
 from psycopg import sql
 from psycopg.pq import TransactionStatus
 
+from localqueue.backends import backend_of, process
 from localqueue.errors import LocalQueueError, StoreError, StoreLockedError
 
 __all__ = ["DEFAULT_SCHEMA", "PgSession", "redact", "split_schema", "validate_schema"]
@@ -71,7 +72,7 @@ def split_schema(dsn: str, schema: str | None) -> tuple[str, str]:
     if not isinstance(dsn, str) or not dsn:
         raise ValueError("a PostgreSQL connection string is required")
     from_url = None
-    if dsn.startswith(("postgresql://", "postgres://")):
+    if backend_of(dsn)[0] == "postgres":  # a URL; else key=value pairs
         parts = urllib.parse.urlsplit(dsn)
         query = urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
         kept = [(key, value) for key, value in query if key != "schema"]
@@ -115,20 +116,25 @@ class _ForkAware(Protocol):
     def _after_fork(self) -> None: ...
 
 
-_LIVE: weakref.WeakSet[Any] = weakref.WeakSet()
+class _Live(process.ForkHooks):
+    """The sessions and listeners of this process: a forked child forgets their
+    connections (without closing them: the fork rule) and opens its own."""
+
+    def __init__(self) -> None:
+        self.objects: weakref.WeakSet[Any] = weakref.WeakSet()
+
+    def after_in_child(self) -> None:
+        for obj in list(self.objects):
+            obj._after_fork()
+
+
+_LIVE = _Live()
+process.on_fork(_LIVE)
 
 
 def register_for_fork(obj: _ForkAware) -> None:
     """Call ``obj._after_fork()`` in every child process forked from now on."""
-    _LIVE.add(obj)
-
-
-def _after_fork_in_child() -> None:
-    for obj in list(_LIVE):
-        obj._after_fork()
-
-
-os.register_at_fork(after_in_child=_after_fork_in_child)
+    _LIVE.objects.add(obj)
 
 
 class PgSession:

@@ -8,8 +8,8 @@ Shared by the queue store and the attempt store. What it guarantees:
   a newer schema) is refused with StoreError naming the path, and never written to;
 * an older schema version is migrated, all steps in one transaction;
 * WAL, ``synchronous`` FULL (or NORMAL on request), ``busy_timeout``;
-* a connection inherited across ``fork()`` is never used (nor closed: closing it could
-  disturb the parent's locks); the child opens its own;
+* a connection inherited across ``fork()`` is never used nor closed (the fork rule of
+  :mod:`localqueue.backends.process`); the child opens its own;
 * sqlite3 errors become StoreLockedError (busy past the timeout) or StoreError.
 """
 
@@ -23,6 +23,7 @@ import time
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 
 from localqueue import _failpoints
+from localqueue.backends import process
 from localqueue.errors import StoreError, StoreLockedError, StoreReplacedError
 
 TYPE_CHECKING = False  # typing costs start-up time; mypy still reads these imports
@@ -37,25 +38,36 @@ _BUSY_CODES = {5, 6}  # SQLITE_BUSY, SQLITE_LOCKED
 _READONLY_DIRECTORY = 1544  # SQLITE_READONLY_DIRECTORY: cannot create the -shm beside it
 _SCHEMA_FACTS = """SELECT user_version, application_id, (SELECT count(*) FROM sqlite_master)
     FROM pragma_user_version, pragma_application_id"""
-# Connections inherited across fork(): kept referenced so they are never closed.
-_INHERITED: list[sqlite3.Connection] = []
-# The files (st_dev, st_ino) this process has SQLite connections open on, and how many.
-# Such a file is not opened again to read its header: closing any descriptor of a file
-# drops every POSIX lock the process holds on it, SQLite's included (a transaction would
-# lose its SHARED lock, and another process could then take the file as unused and
-# delete its WAL).
-_OPEN_FILES: dict[tuple[int, int], int] = {}
-_OPEN_FILES_PID = 0
-_OPEN_FILES_LOCK = _thread.allocate_lock()
 
 
-def _open_files() -> dict[tuple[int, int], int]:
-    """This process's table (a forked child holds no locks: it starts empty)."""
-    global _OPEN_FILES_PID
-    if os.getpid() != _OPEN_FILES_PID:
-        _OPEN_FILES.clear()
-        _OPEN_FILES_PID = os.getpid()
-    return _OPEN_FILES
+class _OpenFiles(process.ForkHooks):
+    """The files (st_dev, st_ino) this process has SQLite connections open on, and how
+    many. Such a file is not opened again to read its header: closing any descriptor of a
+    file drops every POSIX lock the process holds on it, SQLite's included (a transaction
+    would lose its SHARED lock, and another process could then take the file as unused
+    and delete its WAL). A forked child holds no locks: its table starts empty."""
+
+    def __init__(self) -> None:
+        self.lock = _thread.allocate_lock()
+        self.counts: dict[tuple[int, int], int] = {}
+
+    def opened(self, identity: tuple[int, int]) -> None:
+        with self.lock:
+            self.counts[identity] = self.counts.get(identity, 0) + 1
+
+    def closed(self, identity: tuple[int, int]) -> None:
+        with self.lock:
+            left = self.counts.pop(identity, 0) - 1
+            if left > 0:
+                self.counts[identity] = left
+
+    def after_in_child(self) -> None:
+        self.lock = _thread.allocate_lock()
+        self.counts = {}
+
+
+_OPEN_FILES = _OpenFiles()
+process.on_fork(_OPEN_FILES)
 
 
 _NOTHING: AbstractContextManager[None] = nullcontext()
@@ -147,17 +159,15 @@ class SQLiteFile:
         conn = self._conn
         if conn is not None and self._pid == os.getpid():
             return conn
-        if conn is not None:
-            _INHERITED.append(conn)
+        if conn is not None:  # opened by the parent process: see the fork rule
+            process.keep_inherited(conn)
             self._conn = None
         with self.errors():
             conn = self._open()
         self._conn, self._pid = conn, os.getpid()
         self._identity = self._stat_identity()
         if self._identity is not None:
-            with _OPEN_FILES_LOCK:
-                files = _open_files()
-                files[self._identity] = files.get(self._identity, 0) + 1
+            _OPEN_FILES.opened(self._identity)
         return conn
 
     def _stat_identity(self) -> tuple[int, int] | None:
@@ -260,7 +270,7 @@ class SQLiteFile:
         except PermissionError:
             raise self._refuse("permission denied creating the store file") from None
         identity = self._stat_identity()
-        if identity is not None and identity in _open_files():
+        if identity is not None and identity in _OPEN_FILES.counts:
             return  # checked when this process opened it, and open now: see _OPEN_FILES
         try:
             with open(self.path, "rb") as handle:
@@ -450,11 +460,7 @@ class SQLiteFile:
         if conn is not None and self._pid == os.getpid():
             conn.close()
             if self._identity is not None:
-                with _OPEN_FILES_LOCK:
-                    files = _open_files()
-                    left = files.pop(self._identity, 0) - 1
-                    if left > 0:
-                        files[self._identity] = left
+                _OPEN_FILES.closed(self._identity)
 
 
 class _Session:

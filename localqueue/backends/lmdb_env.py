@@ -30,6 +30,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
+from localqueue.backends import process
 from localqueue.errors import StoreError
 
 try:
@@ -95,9 +96,9 @@ class SharedEnv:
         if self._env is not None:
             if self._pid == os.getpid():
                 return self._env, self._dbs
-            # Inherited through a fork this module did not see: never close it (that
-            # would clear the parent's reader slots); py-lmdb will refuse a second open.
-            _INHERITED.append(self._env)
+            # Inherited through a fork no hook saw: never close it (that would clear the
+            # parent's reader slots); py-lmdb will refuse a second open.
+            process.keep_inherited(self._env)
             self._env = None
         self._open()
         return self._env, self._dbs
@@ -179,7 +180,7 @@ class SharedEnv:
             self.map_size = max(self.map_size, int(env.info()["map_size"]))  # keep growth
             env.close()
         else:
-            _INHERITED.append(env)
+            process.keep_inherited(env)
 
     # -- transactions ----------------------------------------------------------------
 
@@ -247,7 +248,6 @@ class SharedEnv:
 
 _REGISTRY: dict[str, SharedEnv] = {}
 _REGISTRY_LOCK = threading.Lock()
-_INHERITED: list[Any] = []  # environments inherited across a fork: kept, never closed
 
 
 def check_options(durability: str, map_size: int, max_map_size: int) -> None:
@@ -298,28 +298,27 @@ def release(shared: SharedEnv) -> None:
             shared.close_env()
 
 
-def _before_fork() -> None:
-    _REGISTRY_LOCK.acquire()
-    for shared in _REGISTRY.values():
-        shared.lock.acquire()
-        shared.close_env()
+class _Registry(process.ForkHooks):
+    """Around a fork, every environment is closed (py-lmdb cannot share one with a child;
+    the parent reopens it on its next use) with the registry's locks held, so that the
+    child starts with no environment and locks nobody holds."""
+
+    def before(self) -> None:
+        _REGISTRY_LOCK.acquire()
+        for shared in _REGISTRY.values():
+            shared.lock.acquire()
+            shared.close_env()
+
+    def after_in_parent(self) -> None:
+        for shared in _REGISTRY.values():
+            shared.lock.release()
+        _REGISTRY_LOCK.release()
+
+    def after_in_child(self) -> None:
+        global _REGISTRY_LOCK
+        _REGISTRY_LOCK = threading.Lock()
+        for shared in _REGISTRY.values():
+            shared.lock = threading.RLock()
 
 
-def _after_fork_in_parent() -> None:
-    for shared in _REGISTRY.values():
-        shared.lock.release()
-    _REGISTRY_LOCK.release()
-
-
-def _after_fork_in_child() -> None:
-    global _REGISTRY_LOCK
-    _REGISTRY_LOCK = threading.Lock()
-    for shared in _REGISTRY.values():
-        shared.lock = threading.RLock()
-
-
-os.register_at_fork(
-    before=_before_fork,
-    after_in_parent=_after_fork_in_parent,
-    after_in_child=_after_fork_in_child,
-)
+process.on_fork(_Registry())
