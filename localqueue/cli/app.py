@@ -153,12 +153,20 @@ def _code_for(exc: BaseException) -> int:
 
 def run(args: Sequence[str]) -> int:
     """Run one command line (without the program name) and return its exit status."""
-    args = list(args)
-    try:
-        from localqueue.cli import fastpath
+    return _run(list(args))[0]
 
-        code = fastpath.run(args)
-        if code is None:
+
+def _run(args: list[str]) -> tuple[int, bool]:
+    """The exit status, and whether the command ran on the fast path (only our code)."""
+    from localqueue.cli import fastpath
+
+    fast = None
+    try:
+        fast = fastpath.prepare(args)
+        if fast is not None:
+            fast()
+            code = 0
+        else:
             code = _run_typer(args)
     except BaseException as exc:
         code = _code_for(exc)
@@ -170,7 +178,7 @@ def run(args: Sequence[str]) -> int:
     except (OSError, ValueError) as exc:  # output that never arrived fails the command
         if not code:
             code = exit_codes.report(exit_codes.CliError(f"cannot write to stdout: {exc}"))
-    return code
+    return code, fast is not None
 
 
 def main(argv: Sequence[str] | None = None) -> NoReturn:
@@ -182,10 +190,8 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
         code = complete.respond(instruction)
         if code is not None:
             sys.exit(code)
-    code = run(sys.argv[1:] if argv is None else argv)
-    from localqueue.cli import fastpath  # loaded by run()
-
-    if argv is None and fastpath.ran:
+    code, fast = _run(list(sys.argv[1:] if argv is None else argv))
+    if argv is None and fast:
         # A fast-path command of our own code is done: its output flushed, its store
         # closed, no thread started. Skipping the interpreter's teardown saves 3-4 ms of
         # a 25 ms `queue add`.

@@ -30,13 +30,19 @@ import fcntl
 import os
 import select
 import signal
-import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 
 from localqueue.cli.reaper import Watchdog
 
-__all__ = ["CAPTURE_LIMIT", "KILL_GRACE", "TIMEOUT_EXIT_CODE", "ChildResult", "run_child"]
+__all__ = [
+    "CAPTURE_LIMIT",
+    "KILL_GRACE",
+    "TIMEOUT_EXIT_CODE",
+    "ChildResult",
+    "run_child",
+    "seal_descriptors",
+]
 
 CAPTURE_LIMIT = 4096  # bytes kept of each of stdout and stderr
 KILL_GRACE = 2.0  # seconds between SIGTERM and SIGKILL
@@ -169,8 +175,6 @@ def terminate(job: Job) -> None:
         job.wait()
 
 
-_seal_lock = threading.Lock()
-_sealed = False  # once per process: the descriptors to seal exist before the first job
 # Python ignores these for itself; a job gets them back at their defaults, as from
 # subprocess (an ignored SIGPIPE would survive exec: `yes | head -1` would complain).
 _PYTHON_IGNORES = tuple(
@@ -178,18 +182,11 @@ _PYTHON_IGNORES = tuple(
 )
 
 
-def _seal_descriptors() -> None:
-    """Make every descriptor above stderr non-inheritable (once, before the first job):
-    Python's and SQLite's already are, but LMDB's data file and anything the worker
-    inherited (a make jobserver, say) are not, and posix_spawn would pass them on."""
-    global _sealed
-    with _seal_lock:
-        if not _sealed:
-            _seal_all()
-            _sealed = True
-
-
-def _seal_all() -> None:
+def seal_descriptors() -> None:
+    """Make every descriptor above stderr non-inheritable: Python's and SQLite's already
+    are, but LMDB's data file and anything the worker inherited (a make jobserver, say)
+    are not, and posix_spawn would pass them on to every job. Call it once the store is
+    open, before the first job (the descriptors opened later are Python's own)."""
     directory = "/proc/self/fd" if os.path.isdir("/proc/self/fd") else "/dev/fd"
     for name in os.listdir(directory):
         fd = int(name)
@@ -252,7 +249,6 @@ def spawn(
     """Start ``path`` in a new session reading ``stdin`` (a descriptor, closed here) with
     pipes on its stdout and stderr; returns the job and the worker's ends of those two.
     OSError when it cannot be executed."""
-    _seal_descriptors()
     mine: list[int] = []
     theirs: list[int] = [stdin]
     try:

@@ -21,11 +21,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
 
-__all__ = ["FAST_COMMANDS", "FastCommand", "parse", "ran", "run"]
-
-#: Set once a command line is handed to a fast-path module that runs only our own code
-#: (it may still fail): the process can then skip the interpreter's teardown.
-ran = False
+__all__ = ["FAST_COMMANDS", "FastCommand", "parse", "prepare"]
 
 
 class FastCommand:
@@ -148,18 +144,21 @@ def parse(spec: FastCommand, args: list[str]) -> dict[str, Any] | None:
     return parsed
 
 
-def run(args: list[str]) -> int | None:
-    """Run ``args`` on a fast path and return 0, or None when there is none for them."""
+def prepare(args: list[str]) -> Callable[[], None] | None:
+    """The fast path of ``args`` as a call that runs the command, or None when there is
+    none for them. That call runs only our own code (even when it raises), so the
+    process may then skip the interpreter's teardown."""
     spec = FAST_COMMANDS.get((args[0], args[1])) if len(args) >= 2 else None
     if spec is None or "_LOCALQUEUE_COMPLETE" in os.environ:
         return None
     parsed = parse(spec, args[2:])
     if parsed is None:
         return None
-    global ran
-    ran = True
-    from localqueue import codec
 
-    codec.one_shot()  # a few small documents, then exit: see the codec's module doc
-    importlib.import_module(spec.module).run(**parsed)
-    return 0
+    def run() -> None:
+        from localqueue import codec
+
+        codec.one_shot()  # a few small documents, then exit: see the codec's module doc
+        importlib.import_module(spec.module).run(**parsed)
+
+    return run

@@ -46,6 +46,14 @@ messages in ONE transaction, so one commit (one fsync, one round trip) covers th
 :meth:`QueueStore.extend_leases` is the heartbeat of all held leases in one call. A
 settlement whose lease was lost changes nothing and does not stop the others.
 
+Processes
+---------
+A store object may be used by threads, and a process may fork while it is open. The fork
+rule (:mod:`localqueue.backends.process`, where every backend's per-process resources
+are registered): a child never uses, and never closes, the files, environments and
+connections its parent opened; it opens its own on first use, so a store object
+inherited across ``fork()`` just works in the child and leaves the parent undisturbed.
+
 Errors
 ------
 Every write is all or nothing. A store raises :class:`~localqueue.errors.StoreLockedError`

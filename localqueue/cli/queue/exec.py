@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from localqueue._signals import start_quietly
-from localqueue.cli.child import KILL_GRACE, Job, run_child
+from localqueue.cli.child import KILL_GRACE, Job, run_child, seal_descriptors
 from localqueue.cli.exit_codes import UsageError
 from localqueue.cli.help import Command
 from localqueue.cli.reaper import Watchdog
@@ -77,6 +77,7 @@ class Handler:
         self._jobs: dict[str, Job] = {}  # message id -> its running job
         self._lock = threading.Lock()
         self._show_lock = threading.Lock()
+        self._sealed = False  # seal_descriptors() runs before this handler's first job
 
     def __call__(self, message: "QueueMessage") -> Any:
         """None, or with ``to`` the values the job printed, or with ``--output json``
@@ -90,6 +91,11 @@ class Handler:
             "LOCALQUEUE_QUEUE": message.queue,
             "LOCALQUEUE_ATTEMPT": str(message.attempts),
         }
+
+        with self._lock:
+            if not self._sealed:
+                seal_descriptors()
+                self._sealed = True
 
         def on_start(job: Job | None) -> None:
             with self._lock:
