@@ -11,10 +11,10 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+from typing import TYPE_CHECKING
 
 from localqueue.cli.exit_codes import UsageError
 
-TYPE_CHECKING = False  # typing costs start-up time; mypy still reads these imports
 if TYPE_CHECKING:
     from collections.abc import Callable
     from types import ModuleType

@@ -12,9 +12,10 @@ paying for Tenacity and asyncio (30 ms).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from localqueue._lazy import lazy_exports
 
-TYPE_CHECKING = False  # typing costs start-up time; mypy still reads these imports
 if TYPE_CHECKING:
     from localqueue.retry.base import AttemptRecord, AttemptStore
     from localqueue.retry.errors import PersistentRetryExhausted, RecordedAttemptError

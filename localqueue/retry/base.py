@@ -7,24 +7,18 @@ plain numbers and JSON-encoded error bytes; encoding lives in ``localqueue.codec
 
 from __future__ import annotations
 
+import dataclasses
 from abc import ABC, abstractmethod
-
-TYPE_CHECKING = False  # typing costs the CLI workers' start-up time; mypy reads these
-if TYPE_CHECKING:
-    from collections.abc import Sequence
-    from typing import Any
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
 __all__ = ["AttemptRecord", "AttemptStore"]
 
 
+@dataclass(frozen=True, slots=True)
 class AttemptRecord:
-    """What an attempt store knows about one key. Immutable; compares by value.
-
-    (A plain slotted class rather than a frozen dataclass: ``dataclasses`` and the
-    ``inspect`` it imports cost every CLI worker 6 ms of start-up.)"""
-
-    FIELDS = ("key", "attempts", "first_attempt_at", "last_attempt_at", "exhausted", "last_error")
-    __slots__ = FIELDS
+    """What an attempt store knows about one key. Immutable; compares by value."""
 
     key: str
     attempts: int  # attempts started so far (>= 1 once a record exists)
@@ -33,53 +27,9 @@ class AttemptRecord:
     exhausted: bool  # the budget is spent: later calls must not run the function
     last_error: bytes | None  # JSON-encoded error of the latest failure, if recorded
 
-    def __init__(
-        self,
-        key: str,
-        attempts: int,
-        first_attempt_at: float,
-        last_attempt_at: float,
-        exhausted: bool,
-        last_error: bytes | None,
-    ) -> None:
-        for name, value in zip(
-            self.FIELDS,
-            (key, attempts, first_attempt_at, last_attempt_at, exhausted, last_error),
-            strict=True,
-        ):
-            object.__setattr__(self, name, value)
-
-    def _values(self) -> tuple[Any, ...]:
-        return tuple(getattr(self, name) for name in self.FIELDS)
-
     def replace(self, **changes: Any) -> AttemptRecord:
         """A copy with ``changes`` applied."""
-        values = dict(zip(self.FIELDS, self._values(), strict=True))
-        values.update(changes)
-        return AttemptRecord(**values)
-
-    def __reduce__(self) -> tuple[type[AttemptRecord], tuple[Any, ...]]:
-        return AttemptRecord, self._values()  # pickled by value (it has no __dict__)
-
-    def __setattr__(self, name: str, value: object) -> None:
-        raise AttributeError(f"AttemptRecord is immutable: cannot set {name!r}")
-
-    def __delattr__(self, name: str) -> None:
-        raise AttributeError(f"AttemptRecord is immutable: cannot delete {name!r}")
-
-    def __eq__(self, other: object) -> bool:
-        if type(other) is not AttemptRecord:
-            return NotImplemented
-        return self._values() == other._values()
-
-    def __hash__(self) -> int:
-        return hash(self._values())
-
-    def __repr__(self) -> str:
-        fields = ", ".join(
-            f"{name}={value!r}" for name, value in zip(self.FIELDS, self._values(), strict=True)
-        )
-        return f"AttemptRecord({fields})"
+        return dataclasses.replace(self, **changes)
 
 
 class AttemptStore(ABC):

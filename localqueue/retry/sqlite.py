@@ -10,11 +10,11 @@ RETURNING``, so concurrent processes never lose an attempt.
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 from localqueue.backends.sqlite_file import SQLiteFile
 from localqueue.retry.base import AttemptRecord, AttemptStore
 
-TYPE_CHECKING = False  # typing and pathlib cost the CLI workers' start-up time
 if TYPE_CHECKING:
     from collections.abc import Sequence
     from pathlib import Path

@@ -10,7 +10,8 @@ worker wakes as soon as the change commits.
 
 from __future__ import annotations
 
-TYPE_CHECKING = False  # typing costs start-up time; mypy still reads these imports
+from typing import TYPE_CHECKING
+
 if TYPE_CHECKING:
     from collections.abc import Sequence
 

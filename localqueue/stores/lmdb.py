@@ -23,7 +23,7 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from localqueue import _failpoints
 from localqueue.backends import lmdb_env
@@ -33,7 +33,6 @@ from localqueue.message import QueueStats
 from localqueue.stores._lmdb_format import KIND, Counts, Record, key_time, queue_prefix
 from localqueue.stores.base import DEAD, INFLIGHT, PEEK_STATES, WAITING, QueueStore, Row
 
-TYPE_CHECKING = False
 if TYPE_CHECKING:
     from localqueue.outcome import Settlement
 

@@ -28,7 +28,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 
@@ -40,7 +40,6 @@ from localqueue.message import QueueStats
 from localqueue.stores import _pg_sql as q
 from localqueue.stores.base import PEEK_STATES, QueueStore, Row
 
-TYPE_CHECKING = False
 if TYPE_CHECKING:
     from localqueue.outcome import Settlement
 

@@ -1,6 +1,6 @@
 """The ``localqueue config`` group: one module per command; this module only wires them."""
 
-TYPE_CHECKING = False  # typing costs start-up time; mypy still reads these imports
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import typer

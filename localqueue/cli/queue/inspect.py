@@ -1,6 +1,6 @@
 """``localqueue queue inspect``: print one message, in any state."""
 
-from typing import TYPE_CHECKING, Annotated
+TYPE_CHECKING = False  # typing costs start-up time on the fast path
 
 if TYPE_CHECKING:
     import typer
@@ -20,6 +20,8 @@ def run(name: str, message_id: str, store_path: str | None = None, strict: bool 
 
 
 def register(group: "typer.Typer") -> None:
+    from typing import Annotated
+
     from localqueue.cli import options
 
     @group.command("inspect", help=HELP)

@@ -1,6 +1,6 @@
 """``localqueue queue pop``: lease one message and print it."""
 
-from typing import TYPE_CHECKING, Annotated
+TYPE_CHECKING = False  # typing costs start-up time on the fast path
 
 if TYPE_CHECKING:
     import typer
@@ -39,6 +39,8 @@ def run(
 
 
 def register(group: "typer.Typer") -> None:
+    from typing import Annotated
+
     import typer
 
     from localqueue.cli import options

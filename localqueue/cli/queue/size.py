@@ -1,6 +1,6 @@
 """``localqueue queue size``: how many messages could be leased now, as a bare integer."""
 
-from typing import TYPE_CHECKING, Annotated
+TYPE_CHECKING = False  # typing costs start-up time on the fast path
 
 if TYPE_CHECKING:
     import typer
@@ -17,6 +17,8 @@ def run(name: str, store_path: str | None = None, strict: bool = False) -> None:
 
 
 def register(group: "typer.Typer") -> None:
+    from typing import Annotated
+
     from localqueue.cli import options
 
     @group.command("size", help=HELP)

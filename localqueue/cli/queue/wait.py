@@ -1,7 +1,8 @@
 """``localqueue queue wait``: block until a queue has no pending work."""
 
 import time
-from typing import TYPE_CHECKING, Annotated
+
+TYPE_CHECKING = False  # typing costs start-up time on the fast path
 
 if TYPE_CHECKING:
     import typer
@@ -43,6 +44,8 @@ def run(
 
 
 def register(group: "typer.Typer") -> None:
+    from typing import Annotated
+
     import typer
 
     from localqueue.cli import options
