@@ -31,7 +31,7 @@ _CHOICES = re.compile(r"^[a-z]+(\|[a-z]+)+$")  # a metavar such as full|normal
 
 def walk(command: Any, ctx: Any, path: str, tree: dict[str, Any]) -> None:
     """Add ``command`` (a Click command or group, at ``path``) and its children to ``tree``."""
-    from typer import _click
+    import typer
     from typer.core import TyperGroup, TyperOption
 
     commands: dict[str, str] = {}
@@ -58,7 +58,7 @@ def walk(command: Any, ctx: Any, path: str, tree: dict[str, Any]) -> None:
                 continue
             commands[name] = sub.get_short_help_str()
             sub_path = f"{path} {name}".strip()
-            sub_ctx = _click.Context(sub, info_name=name, parent=ctx, **sub.context_settings)
+            sub_ctx = typer.Context(sub, info_name=name, parent=ctx, **sub.context_settings)
             walk(sub, sub_ctx, sub_path, tree)
     tree[path] = {"commands": commands, "options": options, "arguments": arguments}
     if "setting" in arguments:  # config set KEY VALUE: the values of each key
@@ -93,14 +93,14 @@ def _argument_kind(path: str, param: Any) -> str:
 
 def render() -> dict[str, str]:
     """Every generated completion file: repository path -> text."""
-    from typer import _click
+    import typer
     from typer.main import get_command
 
     from localqueue.cli.app import PROG, build_app
 
     root = get_command(build_app())
     tree: dict[str, Any] = {}
-    walk(root, _click.Context(root, info_name=PROG, **root.context_settings), "", tree)
+    walk(root, typer.Context(root, info_name=PROG, **root.context_settings), "", tree)
     files = {path: complete.source(shell) for shell, path in SCRIPTS.items()}
     files[TREE] = json.dumps(dict(sorted(tree.items())), indent=1, sort_keys=False) + "\n"
     return files

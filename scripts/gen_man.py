@@ -187,7 +187,7 @@ def _reference(ref: str) -> str:
 
 def render() -> dict[str, str]:
     """Every man page: repository path -> text."""
-    from typer import _click
+    import typer
     from typer.core import TyperGroup
     from typer.main import get_command
 
@@ -205,7 +205,7 @@ def render() -> dict[str, str]:
                 if sub is None or sub.hidden:
                     continue
                 children.append((name, sub.get_short_help_str()))
-                sub_ctx = _click.Context(sub, info_name=name, parent=ctx, **sub.context_settings)
+                sub_ctx = typer.Context(sub, info_name=name, parent=ctx, **sub.context_settings)
                 below = visit(sub, sub_ctx, f"{path} {name}".strip())
                 leaves += [(f"{name} {leaf}", text) for leaf, text in below] or children[-1:]
         # the program's page lists every command; a group's page its own
@@ -215,5 +215,5 @@ def render() -> dict[str, str]:
         return children
 
     root = get_command(build_app())
-    visit(root, _click.Context(root, info_name=PROG, **root.context_settings), "")
+    visit(root, typer.Context(root, info_name=PROG, **root.context_settings), "")
     return dict(sorted(pages.items()))

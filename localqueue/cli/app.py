@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
     import typer
 
-__all__ = ["PROG", "build_app", "main"]
+__all__ = ["PROG", "build_app", "click_errors", "main"]
 
 PROG = "localqueue"
 HELP = """A durable local job queue for the shell: enqueue JSON, lease, ack, retry, dead-letter.
@@ -49,14 +49,12 @@ def version_line() -> str:
 def build_app() -> typer.Typer:
     """The full Typer command tree (man pages and completions are generated from it)."""
     import typer
-    from typer._completion_classes import completion_init
 
     from localqueue.cli import completion, examples, help, man
     from localqueue.cli import config as config_group
     from localqueue.cli import queue as queue_group
     from localqueue.cli import store as store_group
 
-    completion_init()  # Typer's bash/zsh/fish classes for _LOCALQUEUE_COMPLETE=...
     app = typer.Typer(
         name=PROG,
         help=HELP,
@@ -95,28 +93,40 @@ def build_app() -> typer.Typer:
     return app
 
 
+def click_errors() -> tuple[type[Exception], type[Exception]]:
+    """Click's ``ClickException`` and ``UsageError``. Typer exports one Click exception,
+    ``typer.BadParameter``; these are its bases (Typer vendors Click from 0.26 on, so no
+    ``import click`` reaches the classes Typer raises)."""
+    import typer
+
+    bases = {cls.__name__: cls for cls in typer.BadParameter.__mro__}
+    return bases["ClickException"], bases["UsageError"]
+
+
 def _run_typer(args: list[str]) -> int:
-    from typer import _click
-    from typer.exceptions import Abort
+    import typer
     from typer.main import get_command
 
+    click_exception, usage_error = click_errors()
     command = get_command(build_app())
     try:
         result = command.main(args, prog_name=PROG, standalone_mode=False)
-    except _click.exceptions.NoArgsIsHelpError as exc:
-        sys.stderr.write(exc.format_message() + "\n")
-        return exit_codes.USAGE
-    except _click.exceptions.UsageError as exc:
-        exit_codes.error(exc.format_message())
-        if exc.ctx is not None:
+    except usage_error as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError":  # no_args_is_help: the help, as is
+            sys.stderr.write(exc.format_message() + "\n")  # type: ignore[attr-defined]
+            return exit_codes.USAGE
+        exit_codes.error(exc.format_message())  # type: ignore[attr-defined]
+        context: Any = exc.ctx  # type: ignore[attr-defined]
+        if context is not None:
             sys.stderr.write(
-                f"{exc.ctx.get_usage()}\nTry '{exc.ctx.command_path} --help' for help.\n"
+                f"{context.get_usage()}\nTry '{context.command_path} --help' for help.\n"
             )
         return exit_codes.USAGE
-    except _click.exceptions.ClickException as exc:
-        exit_codes.error(exc.format_message())
-        return exc.exit_code
-    except Abort:
+    except click_exception as exc:
+        exit_codes.error(exc.format_message())  # type: ignore[attr-defined]
+        code: int = exc.exit_code  # type: ignore[attr-defined]
+        return code
+    except typer.Abort:
         return exit_codes.INTERRUPTED
     return result if isinstance(result, int) else exit_codes.OK
 

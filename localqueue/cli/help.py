@@ -10,16 +10,13 @@ pages (``scripts/gen_man.py``) use :func:`summary` and :func:`argument_metavar` 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import typer
 from typer.core import TyperArgument, TyperCommand, TyperGroup
 from typer.models import DefaultPlaceholder
 
 from localqueue.cli import examples
-
-if TYPE_CHECKING:  # Click's types, for annotations only (typer vendors Click privately)
-    from typer import _click
 
 __all__ = ["Command", "Group", "argument_metavar", "finish", "summary"]
 
@@ -33,7 +30,7 @@ def summary(help_text: str) -> str:
     return first.rstrip(".")
 
 
-def argument_metavar(param: Any, ctx: _click.Context) -> str:
+def argument_metavar(param: Any, ctx: Any) -> str:
     """An argument as the usage line shows it: ``NAME``, ``[NAME]`` when optional, or
     ``-- CMD [ARGS...]`` (Typer wraps required ones in braces, which read as a choice)."""
     metavar = str(param.make_metavar(ctx))
@@ -43,9 +40,11 @@ def argument_metavar(param: Any, ctx: _click.Context) -> str:
 
 
 class _Help:
-    """What :class:`Command` and :class:`Group` change in Click's help."""
+    """What :class:`Command` and :class:`Group` change in Click's help. (``ctx`` and
+    ``formatter`` are Click's Context and HelpFormatter: Typer exports neither type, so
+    they are typed ``Any``.)"""
 
-    def collect_usage_pieces(self, ctx: _click.Context) -> list[str]:
+    def collect_usage_pieces(self, ctx: Any) -> list[str]:
         command: Any = self
         pieces = [command.options_metavar] if command.options_metavar else []
         for param in command.get_params(ctx):
@@ -57,7 +56,7 @@ class _Help:
             pieces.append(self.subcommand_metavar)
         return pieces
 
-    def format_epilog(self, ctx: _click.Context, formatter: _click.HelpFormatter) -> None:
+    def format_epilog(self, ctx: Any, formatter: Any) -> None:
         """The examples, as written (Click would re-wrap them as prose)."""
         epilog: str | None = getattr(self, "epilog", None)
         if not epilog:

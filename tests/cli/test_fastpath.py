@@ -9,11 +9,11 @@ from localqueue.cli.app import build_app
 
 
 def typer_command(group: str, name: str):
-    from typer import _click
+    import typer
     from typer.main import get_command
 
     root = get_command(build_app())
-    ctx = _click.Context(root)
+    ctx = typer.Context(root)
     return root.get_command(ctx, group).get_command(ctx, name)
 
 

@@ -206,14 +206,24 @@ STATIC_LINES = [
 
 @pytest.mark.parametrize(("args", "incomplete"), STATIC_LINES)
 def test_commands_and_options_agree_with_typer(args, incomplete):
-    """The static part of the answers is Typer's own (the tree is generated from it)."""
-    from typer._completion_classes import BashComplete
+    """The static part of the answers is Typer's own (the tree is generated from it): the
+    full Typer app asked the way bash asks, with Typer's completion classes (which any app
+    with Typer's default ``add_completion`` registers)."""
+    import typer
     from typer.main import get_command
+    from typer.testing import CliRunner
 
     from localqueue.cli.app import build_app
 
-    typer_side = BashComplete(get_command(build_app()), {}, "localqueue", complete.ENV)
-    expected = [item.value for item in typer_side.get_completions(args, incomplete)]
+    completing = typer.Typer()
+    completing.command()(lambda: None)
+    get_command(completing)  # registers Typer's bash/zsh/fish completion classes
+    words = ["localqueue", *args, incomplete]
+    request = {complete.ENV: "complete_bash", "COMP_WORDS": " ".join(words)}
+    request["COMP_CWORD"] = str(len(words) - 1)
+    typer_side = CliRunner().invoke(build_app(), [], prog_name="localqueue", env=request)
+    assert typer_side.exit_code == 0, typer_side.output
+    expected = typer_side.stdout.splitlines()
     ours = [value for value, _ in complete.complete(args, incomplete)]
     if incomplete.startswith("-"):  # option order is Click's set order: shells sort anyway
         ours, expected = sorted(ours), sorted(expected)

@@ -92,18 +92,18 @@ def test_every_command_has_examples_and_every_example_a_command():
 @pytest.mark.parametrize(("path", "args"), EXAMPLE_LINES, ids=lambda v: " ".join(v))
 def test_every_localqueue_line_in_the_examples_parses(path, args):
     """Parsed by the real command tree (nothing runs), so a renamed flag fails here."""
-    from typer import _click
+    import typer
     from typer.main import get_command
 
     from localqueue.cli.app import build_app
 
     command = get_command(build_app())
-    ctx = _click.Context(command, info_name="localqueue")
+    ctx = typer.Context(command, info_name="localqueue")
     words = list(args)
     while words and words[0] in getattr(command, "commands", {}):
         name = words.pop(0)
         command = command.commands[name]
-        ctx = _click.Context(command, info_name=name, parent=ctx)
+        ctx = typer.Context(command, info_name=name, parent=ctx)
     assert not getattr(command, "commands", None) or not words, args
     command.make_context(command.name, words, parent=ctx.parent)
 
