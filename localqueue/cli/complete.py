@@ -11,9 +11,11 @@ generated from the Typer app by ``scripts/gen_completions.py``) and from the sto
 
 The store is the one the command line would use (``--store-path``, else
 ``LOCALQUEUE_STORE_PATH``, else the config file, else the default). It is opened read-only
-and never created: a missing file, an ``lmdb://`` or ``postgresql://`` store (not worth a
-connection per TAB), a locked or foreign file all complete nothing. Nothing here prints a
-traceback: a completion that fails is an empty one.
+and never created, and read with the queries of ``localqueue.stores.sqlite`` (its "shell
+completion" section, next to the schema they read). A missing file, an ``lmdb://`` or
+``postgresql://`` store (not worth a connection per TAB), a locked, corrupt or foreign file
+all complete nothing. Nothing here prints a traceback: a completion that fails is an empty
+one.
 
 Output formats are Typer's (``typer/_completion_classes.py``): bash wants one value per
 line; zsh an ``_arguments`` call, or ``_files`` when there is nothing; fish ``value<TAB>help``
@@ -27,21 +29,27 @@ import sys
 import time
 from typing import Any
 
-__all__ = ["ENV", "LIMIT", "message_ids", "queue_names", "respond", "source", "store_file"]
+__all__ = [
+    "ENV",
+    "LIMIT",
+    "message_ids",
+    "queue_names",
+    "respond",
+    "source",
+    "store_file",
+]
 
 ENV = "_LOCALQUEUE_COMPLETE"
 LIMIT = 200  # message ids offered at most
 BUDGET = 0.02  # seconds a store query may take before it is cut short
 TREE_FILE = os.path.join(os.path.dirname(__file__), "completion_tree.json")
-INFLIGHT, DEAD = 1, 2  # the SQLite store's state column
-_MAX_SEQ = 2**63 - 1  # SQLite's largest rowid
-# Which message ids a command can use (None: any state).
-ID_STATES: dict[str, int | None] = {
+# Which message ids a command can use (None: any state; see sqlite.COMPLETION_STATES).
+ID_STATES: dict[str, str | None] = {
     "queue inspect": None,
     "queue delete": None,
-    "queue ack": INFLIGHT,
-    "queue release": INFLIGHT,
-    "queue requeue-dead": DEAD,
+    "queue ack": "inflight",
+    "queue release": "inflight",
+    "queue requeue-dead": "dead",
 }
 
 Item = tuple[str, str]  # value, help
@@ -451,99 +459,47 @@ def _connect(path: str) -> Any:
     return conn
 
 
-def _rows(conn: Any, sql: str, params: Any) -> list[Any]:
-    """The rows ``sql`` gives before the time budget runs out."""
+def _read(path: str, lookup: Any) -> list[str] | None:
+    """``lookup(rows)`` over a read-only connection to ``path`` (``rows(sql, params)`` runs
+    one query within the time budget); None when the file cannot be read as a localqueue
+    store."""
     import sqlite3
 
-    rows: list[Any] = []
+    def rows(sql: str, params: Any) -> list[Any]:
+        found: list[Any] = []
+        try:
+            for row in conn.execute(sql, params):
+                found.append(row)
+        except sqlite3.OperationalError:  # interrupted by the deadline
+            pass
+        return found
+
     try:
-        for row in conn.execute(sql, params):
-            rows.append(row)
-    except sqlite3.OperationalError:  # interrupted by the deadline
-        pass
-    return rows
-
-
-# Distinct queues through the two partial indexes, one index probe per queue (a loose
-# index scan) instead of a scan of every message.
-_QUEUES = """WITH RECURSIVE
-    w(q) AS (SELECT (SELECT min(queue) FROM messages WHERE state < 2 AND queue >= :prefix)
-        UNION ALL SELECT (SELECT min(queue) FROM messages WHERE state < 2 AND queue > w.q)
-        FROM w WHERE w.q IS NOT NULL AND substr(w.q, 1, length(:prefix)) = :prefix),
-    d(q) AS (SELECT (SELECT min(queue) FROM messages WHERE state = 2 AND queue >= :prefix)
-        UNION ALL SELECT (SELECT min(queue) FROM messages WHERE state = 2 AND queue > d.q)
-        FROM d WHERE d.q IS NOT NULL AND substr(d.q, 1, length(:prefix)) = :prefix)
-    SELECT q FROM w WHERE q IS NOT NULL UNION SELECT q FROM d WHERE q IS NOT NULL"""
-_IDS_WAITING = """SELECT seq, nonce FROM messages INDEXED BY messages_visible
-    WHERE queue = ? AND state < 2 ORDER BY visible_at LIMIT ?"""
-# Live leases are visible again only in the future (with the delayed messages): a short
-# index range. Expired leases hide among the ready messages: looked for while time is left.
-_IDS_LEASED = """SELECT seq, nonce FROM messages INDEXED BY messages_visible
-    WHERE queue = ? AND state < 2 AND visible_at > ? AND state = 1 LIMIT ?"""
-_IDS_EXPIRED = """SELECT seq, nonce FROM messages INDEXED BY messages_visible
-    WHERE queue = ? AND state < 2 AND visible_at <= ? AND state = 1 LIMIT ?"""
-_IDS_DEAD = """SELECT seq, nonce FROM messages INDEXED BY messages_dead
-    WHERE queue = ? AND state = 2 ORDER BY visible_at LIMIT ?"""
-_IDS_SEQ = """SELECT seq, nonce FROM messages WHERE seq >= ? AND seq < ? AND queue = ?
-    AND (? IS NULL OR state = ?) ORDER BY seq LIMIT ?"""
+        conn = _connect(path)
+        try:
+            result: list[str] = lookup(rows)
+        finally:
+            conn.close()
+    except Exception:
+        return None
+    return result
 
 
 def queue_names(path: str | None, prefix: str = "") -> list[str]:
     """The queues in SQLite store ``path`` whose name starts with ``prefix``."""
     if path is None:
         return []
-    try:
-        conn = _connect(path)
-        try:
-            rows = _rows(conn, _QUEUES, {"prefix": prefix})
-        finally:
-            conn.close()
-    except Exception:
-        return []
-    return sorted(str(q) for (q,) in rows if str(q).startswith(prefix))
+    from localqueue.stores import sqlite
+
+    return _read(path, lambda rows: sqlite.completion_queues(rows, prefix)) or []
 
 
-def message_ids(path: str | None, queue: str, state: int | None, prefix: str = "") -> list[str]:
-    """Up to ``LIMIT`` ids of ``queue``'s messages (in ``state`` unless None) starting with
-    ``prefix``, oldest first."""
+def message_ids(path: str | None, queue: str, state: str | None, prefix: str = "") -> list[str]:
+    """Up to ``LIMIT`` ids of ``queue``'s messages (in ``state``, ``"inflight"`` or
+    ``"dead"``, unless None) starting with ``prefix``, oldest first."""
     if path is None:
         return []
-    try:
-        conn = _connect(path)
-        try:
-            seqs = _seq_ranges(prefix)
-            if seqs:
-                rows: list[Any] = []
-                for low, high in seqs:
-                    rows += _rows(conn, _IDS_SEQ, (low, high, queue, state, state, LIMIT))
-                    if len(rows) >= LIMIT:
-                        break
-            elif state == INFLIGHT:
-                now = time.time()
-                rows = _rows(conn, _IDS_LEASED, (queue, now, LIMIT))
-                if len(rows) < LIMIT:
-                    rows += _rows(conn, _IDS_EXPIRED, (queue, now, LIMIT - len(rows)))
-            elif state == DEAD:
-                rows = _rows(conn, _IDS_DEAD, (queue, LIMIT))
-            else:
-                rows = _rows(conn, _IDS_WAITING, (queue, LIMIT))
-                rows += _rows(conn, _IDS_DEAD, (queue, LIMIT))
-        finally:
-            conn.close()
-    except Exception:
-        return []
-    ids = (f"{seq}-{nonce:012x}" for seq, nonce in sorted(rows))
-    return [message_id for message_id in ids if message_id.startswith(prefix)][:LIMIT]
+    from localqueue.stores import sqlite
 
-
-def _seq_ranges(prefix: str) -> list[tuple[int, int]]:
-    """The ``seq`` ranges whose ids start with ``prefix`` (digits, maybe ``-`` and more), in
-    ascending order; empty when the prefix does not narrow anything down."""
-    digits, dash, _ = prefix.partition("-")
-    if not digits.isdigit() or digits.startswith("0"):
-        return []
-    first = int(digits)
-    if dash:
-        return [(first, first + 1)] if first <= _MAX_SEQ else []
-    ranges = [(first * 10**k, (first + 1) * 10**k) for k in range(0, 20 - len(digits))]
-    return [(low, min(high, _MAX_SEQ + 1)) for low, high in ranges if low <= _MAX_SEQ]
+    ids = _read(path, lambda rows: sqlite.completion_ids(rows, queue, state, prefix, LIMIT))
+    return ids or []

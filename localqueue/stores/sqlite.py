@@ -18,7 +18,7 @@ from localqueue import errors
 from localqueue.backends.sqlite_file import SQLiteFile
 from localqueue.errors import LeaseLostError, MessageNotFoundError, StoreError
 from localqueue.message import QueueStats
-from localqueue.stores.base import PEEK_STATES, QueueStore, Row, effective_state
+from localqueue.stores.base import DEAD, INFLIGHT, PEEK_STATES, QueueStore, Row, effective_state
 
 TYPE_CHECKING = False  # typing costs start-up time; mypy still reads these imports
 if TYPE_CHECKING:
@@ -708,3 +708,91 @@ class SQLiteQueueStore(QueueStore):
     def close(self) -> None:
         with self._file.lock:
             self._file.close()
+
+
+# -- shell completion: read-only lookups ---------------------------------------------------
+# For localqueue.cli.complete, which answers each TAB from the store file over its own
+# read-only connection (a SQLiteQueueStore could create or migrate the file, and costs more
+# start-up than a TAB has). Each query goes through one of the partial indexes above.
+# ``rows(sql, params)`` is the caller's runner: it may stop a query early (a TAB has a time
+# budget) and returns the rows read by then, so these return what was found in time.
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    Rows = Callable[[str, Any], list[Any]]
+
+# The states a command's message ids can be asked in (None: any state), as the contract's codes.
+COMPLETION_STATES = {"inflight": INFLIGHT, "dead": DEAD}
+_MAX_SEQ = 2**63 - 1  # SQLite's largest rowid
+_LIVE = f"state < {DEAD}"  # waiting or leased: the condition of the messages_visible index
+
+# Distinct queues through the two partial indexes, one index probe per queue (a loose
+# index scan) instead of a scan of every message.
+_COMPLETION_QUEUES = f"""WITH RECURSIVE
+    w(q) AS (SELECT (SELECT min(queue) FROM messages WHERE {_LIVE} AND queue >= :prefix)
+        UNION ALL SELECT (SELECT min(queue) FROM messages WHERE {_LIVE} AND queue > w.q)
+        FROM w WHERE w.q IS NOT NULL AND substr(w.q, 1, length(:prefix)) = :prefix),
+    d(q) AS (SELECT (SELECT min(queue) FROM messages WHERE state = {DEAD} AND queue >= :prefix)
+        UNION ALL SELECT (SELECT min(queue) FROM messages WHERE state = {DEAD} AND queue > d.q)
+        FROM d WHERE d.q IS NOT NULL AND substr(d.q, 1, length(:prefix)) = :prefix)
+    SELECT q FROM w WHERE q IS NOT NULL UNION SELECT q FROM d WHERE q IS NOT NULL"""
+_COMPLETION_IDS_LIVE = f"""SELECT seq, nonce FROM messages INDEXED BY messages_visible
+    WHERE queue = ? AND {_LIVE} ORDER BY visible_at LIMIT ?"""
+# Live leases are visible again only in the future (with the delayed messages): a short
+# index range. Expired leases hide among the ready messages: looked for while time is left.
+_COMPLETION_IDS_LEASED = f"""SELECT seq, nonce FROM messages INDEXED BY messages_visible
+    WHERE queue = ? AND {_LIVE} AND visible_at > ? AND state = {INFLIGHT} LIMIT ?"""
+_COMPLETION_IDS_EXPIRED = f"""SELECT seq, nonce FROM messages INDEXED BY messages_visible
+    WHERE queue = ? AND {_LIVE} AND visible_at <= ? AND state = {INFLIGHT} LIMIT ?"""
+_COMPLETION_IDS_DEAD = f"""SELECT seq, nonce FROM messages INDEXED BY messages_dead
+    WHERE queue = ? AND state = {DEAD} ORDER BY visible_at LIMIT ?"""
+_COMPLETION_IDS_SEQ = """SELECT seq, nonce FROM messages WHERE seq >= ? AND seq < ? AND queue = ?
+    AND (? IS NULL OR state = ?) ORDER BY seq LIMIT ?"""
+
+
+def completion_queues(rows: Rows, prefix: str = "") -> list[str]:
+    """The names of the queues holding messages that start with ``prefix``, sorted."""
+    found = rows(_COMPLETION_QUEUES, {"prefix": prefix})
+    return sorted(str(q) for (q,) in found if str(q).startswith(prefix))
+
+
+def completion_ids(
+    rows: Rows, queue: str, state: str | None, prefix: str = "", limit: int = 200
+) -> list[str]:
+    """Up to ``limit`` ids of ``queue``'s messages starting with ``prefix``, oldest first:
+    in any state (``state`` None), leased (``"inflight"``, live or expired leases) or dead
+    letters (``"dead"``)."""
+    number = None if state is None else COMPLETION_STATES[state]
+    seqs = _completion_seq_ranges(prefix)
+    found: list[Any] = []
+    if seqs:  # the id's digits narrow the seq range down: read it by primary key
+        for low, high in seqs:
+            found += rows(_COMPLETION_IDS_SEQ, (low, high, queue, number, number, limit))
+            if len(found) >= limit:
+                break
+    elif number == INFLIGHT:
+        now = time.time()
+        found = rows(_COMPLETION_IDS_LEASED, (queue, now, limit))
+        if len(found) < limit:
+            found += rows(_COMPLETION_IDS_EXPIRED, (queue, now, limit - len(found)))
+    elif number == DEAD:
+        found = rows(_COMPLETION_IDS_DEAD, (queue, limit))
+    else:
+        found = rows(_COMPLETION_IDS_LIVE, (queue, limit))
+        found += rows(_COMPLETION_IDS_DEAD, (queue, limit))
+    ids = (f"{seq}-{nonce:012x}" for seq, nonce in sorted(found))
+    return [message_id for message_id in ids if message_id.startswith(prefix)][:limit]
+
+
+def _completion_seq_ranges(prefix: str) -> list[tuple[int, int]]:
+    """The ``seq`` ranges whose ids start with ``prefix`` (digits, maybe ``-`` and more), in
+    ascending order; empty when the prefix does not narrow anything down."""
+    digits, dash, _ = prefix.partition("-")
+    if not digits.isdigit() or digits.startswith("0"):
+        return []
+    first = int(digits)
+    if dash:
+        return [(first, first + 1)] if first <= _MAX_SEQ else []
+    ranges = [(first * 10**k, (first + 1) * 10**k) for k in range(0, 20 - len(digits))]
+    return [(low, min(high, _MAX_SEQ + 1)) for low, high in ranges if low <= _MAX_SEQ]
