@@ -15,7 +15,7 @@ and never created, and read with the queries of ``localqueue.stores.sqlite`` (it
 completion" section, next to the schema they read). A missing file, an ``lmdb://`` or
 ``postgresql://`` store (not worth a connection per TAB), a locked, corrupt or foreign file
 all complete nothing. Nothing here prints a traceback: a completion that fails is an empty
-one.
+one, and with ``LOCALQUEUE_DEBUG`` set :func:`debug` says why on stderr, in one line.
 
 Output formats are Typer's (``typer/_completion_classes.py``): bash wants one value per
 line; zsh an ``_arguments`` call, or ``_files`` when there is nothing; fish ``value<TAB>help``
@@ -32,6 +32,7 @@ from typing import Any
 __all__ = [
     "ENV",
     "LIMIT",
+    "debug",
     "message_ids",
     "queue_names",
     "respond",
@@ -67,7 +68,8 @@ def respond(instruction: str) -> int | None:
     try:
         args, incomplete = _words(shell, os.environ)
         answer = complete(args, incomplete)
-    except Exception:  # a completion never prints a traceback: it offers nothing
+    except Exception as exc:  # a completion never prints a traceback: it offers nothing
+        debug(f"{type(exc).__name__}: {exc}")
         answer = []
     if isinstance(answer, CommandAt):
         if shell == "fish" and os.environ.get("_TYPER_COMPLETE_FISH_ACTION") == "is-args":
@@ -433,11 +435,28 @@ def store_file(values: dict[str, str]) -> str | None:
 
     try:
         path = config.resolve({"store_path": values.get("--store-path")}).store_path
-    except Exception:
+    except Exception as exc:
+        debug(f"settings: {exc}")
         return None
-    if "://" in path or not os.path.isfile(path):
+    if "://" in path:
+        debug(f"{path}: only SQLite stores are read to complete queue names and ids")
+        return None
+    if not os.path.isfile(path):
+        debug(f"{path}: no such store file")
         return None
     return path
+
+
+def debug(reason: str) -> None:
+    """Say on stderr (one line) why completion offers less than it could, when
+    ``LOCALQUEUE_DEBUG`` is set; a TAB is otherwise silent on stderr, whatever fails."""
+    if not os.environ.get("LOCALQUEUE_DEBUG"):
+        return
+    try:
+        sys.stderr.write(f"localqueue: completion: {' '.join(reason.split())}\n")
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
 
 
 # -- the store, read-only -----------------------------------------------------------------
@@ -461,8 +480,8 @@ def _connect(path: str) -> Any:
 
 def _read(path: str, lookup: Any) -> list[str] | None:
     """``lookup(rows)`` over a read-only connection to ``path`` (``rows(sql, params)`` runs
-    one query within the time budget); None when the file cannot be read as a localqueue
-    store."""
+    one query within the time budget); None, and why under ``LOCALQUEUE_DEBUG``, when the
+    file cannot be read as a localqueue store."""
     import sqlite3
 
     def rows(sql: str, params: Any) -> list[Any]:
@@ -470,8 +489,10 @@ def _read(path: str, lookup: Any) -> list[str] | None:
         try:
             for row in conn.execute(sql, params):
                 found.append(row)
-        except sqlite3.OperationalError:  # interrupted by the deadline
-            pass
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode != sqlite3.SQLITE_INTERRUPT:
+                raise
+            debug(f"{path}: the store took over {BUDGET * 1000:.0f} ms; offering what was read")
         return found
 
     try:
@@ -480,7 +501,8 @@ def _read(path: str, lookup: Any) -> list[str] | None:
             result: list[str] = lookup(rows)
         finally:
             conn.close()
-    except Exception:
+    except Exception as exc:
+        debug(f"{path}: {exc}")
         return None
     return result
 
@@ -502,4 +524,8 @@ def message_ids(path: str | None, queue: str, state: str | None, prefix: str = "
     from localqueue.stores import sqlite
 
     ids = _read(path, lambda rows: sqlite.completion_ids(rows, queue, state, prefix, LIMIT))
+    if ids == []:  # read, and nothing there (an unknown queue, say)
+        kind = f"{state} " if state else ""
+        starting = f" starting with {prefix!r}" if prefix else ""
+        debug(f"{path}: queue {queue!r} has no {kind}message ids{starting}")
     return ids or []

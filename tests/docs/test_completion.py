@@ -187,6 +187,46 @@ def test_a_broken_config_file_completes_nothing_quietly(env, tmp_path):
     assert offered("bash", "localqueue queue add ", env, tmp_path) == []
 
 
+@pytest.mark.parametrize("shell", SHELLS)
+def test_a_corrupt_store_completes_nothing_and_says_why_only_under_localqueue_debug(
+    shell, store, env, tmp_path
+):
+    with open(store, "r+b") as file:  # a real store whose header is overwritten
+        file.write(b"not a database".ljust(100, b"\0"))
+    nothing = "_files\n" if shell == "zsh" else ""  # zsh: "offer file names instead"
+    for line in [
+        f"localqueue queue add --store-path {store} ",  # queue names
+        f"localqueue queue inspect --store-path {store} emails ",  # message ids
+    ]:
+        quiet = ask(shell, line, env, tmp_path)
+        assert (quiet.returncode, quiet.stdout, quiet.stderr) == (0, nothing, "")
+        told = ask(shell, line, dict(env, LOCALQUEUE_DEBUG="1"), tmp_path)
+        assert (told.returncode, told.stdout) == (0, nothing)
+        assert told.stderr == f"localqueue: completion: {store}: file is not a database\n"
+
+
+def test_localqueue_debug_says_why_nothing_came_from_the_store(store, env, tmp_path):
+    config = tmp_path / "broken" / "config.yaml"
+    config.parent.mkdir()
+    config.write_text("store_path: [not, a, path\n")
+    why = {
+        f"queue ack --store-path {store} nope ": f"{store}: queue 'nope' has no inflight "
+        "message ids",
+        f"queue add --store-path {tmp_path / 'none.sqlite3'} ": f"{tmp_path / 'none.sqlite3'}: "
+        "no such store file",
+        "queue add --store-path lmdb://dir ": "lmdb://dir: only SQLite stores are read to "
+        "complete queue names and ids",
+    }
+    for line, reason in why.items():
+        told = ask("bash", f"localqueue {line}", dict(env, LOCALQUEUE_DEBUG="1"), tmp_path)
+        assert (told.returncode, told.stdout) == (0, "")
+        assert told.stderr == f"localqueue: completion: {reason}\n"
+    broken = dict(env, LOCALQUEUE_DEBUG="1", LOCALQUEUE_CONFIG=str(config))
+    told = ask("bash", "localqueue queue add ", broken, tmp_path)
+    assert told.stdout == "" and told.stderr.startswith("localqueue: completion: settings: ")
+    assert told.stderr.count("\n") == 1  # the YAML error's lines joined in one
+
+
 STATIC_LINES = [
     ([], ""),
     ([], "--"),
