@@ -55,7 +55,8 @@ ENVIRONMENT = {
     "XDG_CONFIG_HOME": "The config file is $XDG_CONFIG_HOME/localqueue/config.yaml "
     "(~/.config/localqueue/config.yaml when unset).",
     "NO_COLOR": "When set, no colour on a terminal (https://no-color.org).",
-    "LOCALQUEUE_DEBUG": "When set, an unexpected error also prints its traceback on stderr.",
+    "LOCALQUEUE_DEBUG": "When set, an unexpected error also prints its traceback on stderr, "
+    "and shell completion says there why it offers nothing from the store.",
 }
 EXEC_ENVIRONMENT = {
     "LOCALQUEUE_MESSAGE_ID": "Set for the command: the id of the message it handles.",
