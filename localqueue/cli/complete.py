@@ -84,7 +84,7 @@ def respond(instruction: str) -> int | None:
     elif shell == "zsh":
         text = _zsh(items)
     else:
-        cut = _colon_cut(os.environ)
+        cut = _colon_cut(os.environ) if items else 0  # (items: COMP_WORDS parsed)
         text = "\n".join(value[cut:] for value, _ in items)
     try:
         sys.stdout.write(text + "\n" if text else "")

@@ -227,6 +227,25 @@ def test_localqueue_debug_says_why_nothing_came_from_the_store(store, env, tmp_p
     assert told.stderr.count("\n") == 1  # the YAML error's lines joined in one
 
 
+def test_a_malformed_request_completes_nothing_without_a_traceback(env, tmp_path):
+    request = dict(env, _LOCALQUEUE_COMPLETE="complete_bash", COMP_WORDS="localqueue qu")
+    for cword, debug in [("x", {}), ("x", {"LOCALQUEUE_DEBUG": "1"})]:
+        result = subprocess.run(
+            [LOCALQUEUE],
+            env=dict(request, COMP_CWORD=cword, **debug),
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert (result.returncode, result.stdout) == (0, "")
+        if debug:
+            assert result.stderr.startswith("localqueue: completion: ValueError: ")
+            assert result.stderr.count("\n") == 1
+        else:
+            assert result.stderr == ""
+
+
 STATIC_LINES = [
     ([], ""),
     ([], "--"),
