@@ -17,9 +17,9 @@ completion" section, next to the schema they read). A missing file, an ``lmdb://
 all complete nothing. Nothing here prints a traceback: a completion that fails is an empty
 one, and with ``LOCALQUEUE_DEBUG`` set :func:`debug` says why on stderr, in one line.
 
-Output formats are Typer's (``typer/_completion_classes.py``): bash wants one value per
-line; zsh an ``_arguments`` call, or ``_files`` when there is nothing; fish ``value<TAB>help``
-lines for ``get-args`` and an exit status for ``is-args``.
+Output formats are the ones Typer's scripts read (Typer's own answers have them too):
+bash wants one value per line; zsh an ``_arguments`` call, or ``_files`` when there is
+nothing; fish ``value<TAB>help`` lines for ``get-args`` and an exit status for ``is-args``.
 """
 
 from __future__ import annotations
