@@ -27,7 +27,10 @@ from __future__ import annotations
 import os
 import sys
 import time
-from typing import Any
+
+TYPE_CHECKING = False  # typing costs start-up time, which every TAB pays; mypy reads these
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = [
     "ENV",

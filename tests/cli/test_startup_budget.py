@@ -1,7 +1,8 @@
 """The start-up budget of the commands shell loops call many times.
 
 The fast-path commands (``queue add``, ``pop``, ``ack``, ``release``, ``size``,
-``inspect``, ``wait``) may not import the modules that cost milliseconds each:
+``inspect``, ``wait``), and a TAB (shell completion runs ``localqueue`` again for each
+one), may not import the modules that cost milliseconds each:
 ``typing`` (~8 ms), ``dataclasses`` and the ``inspect`` it pulls in (~6 ms), ``orjson``
 (~12 ms with what it imports), Typer and Click (``python -X importtime`` shows what each
 costs; the test reads ``sys.modules`` after the command, which also holds the modules
@@ -14,6 +15,7 @@ imports: everywhere else the code is ordinary Python.
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -56,6 +58,31 @@ def _imported(argv: list[str]) -> set[str]:
     return set(last.removeprefix("modules: ").split())
 
 
+def _imported_by_a_tab(store: Path) -> set[str]:
+    """Every module a TAB imports: ``localqueue`` asked, as the shipped bash script asks,
+    for the ids of queue q's messages in ``store`` (which it must read to answer)."""
+    command = (
+        "import atexit, sys; from localqueue.cli.app import main; "
+        "atexit.register(lambda: sys.stderr.write('\\nmodules: ' + ' '.join(sys.modules))); "
+        "main()"
+    )
+    request = {
+        "_LOCALQUEUE_COMPLETE": "complete_bash",
+        "COMP_WORDS": f"localqueue queue inspect --store-path {store} q ",
+        "COMP_CWORD": "6",
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", command],
+        env=dict(os.environ, **request),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0 and re.fullmatch(r"1-[0-9a-f]{12}\n", done.stdout), done
+    return set(done.stderr.splitlines()[-1].removeprefix("modules: ").split())
+
+
 @pytest.fixture(scope="module")
 def fast_path_imports(tmp_path_factory: pytest.TempPathFactory) -> dict[str, set[str]]:
     store = tmp_path_factory.mktemp("budget") / "q.sqlite3"
@@ -63,6 +90,7 @@ def fast_path_imports(tmp_path_factory: pytest.TempPathFactory) -> dict[str, set
     for command in FAST_COMMANDS:
         argv = [*command, *ARGUMENTS[command], "--store-path", str(store)]
         imports[" ".join(command)] = _imported(argv)
+    imports["a TAB"] = _imported_by_a_tab(store)  # the store holds the message add put
     return imports
 
 
