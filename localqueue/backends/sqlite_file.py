@@ -20,7 +20,7 @@ import os
 import sqlite3
 import stat
 import time
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
 
 from localqueue import _failpoints
 from localqueue.backends import process
@@ -29,6 +29,9 @@ from localqueue.errors import StoreError, StoreLockedError, StoreReplacedError
 TYPE_CHECKING = False  # typing costs start-up time; mypy still reads these imports
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping, Sequence
+    from typing import TypeVar
+
+    T = TypeVar("T")
 
 __all__ = ["DURABILITY_LEVELS", "SQLiteFile"]
 
@@ -455,12 +458,58 @@ class SQLiteFile:
             raise self._refuse(f"store metadata {key!r} is missing")
         return str(row[0])
 
+    def backup_to(self, target: str, verify: Callable[[sqlite3.Connection], T]) -> T:
+        """Copy the file to a new file ``target`` (mode 0600; an existing one is refused)
+        with SQLite's online backup API, consistent while others write; check the copy's
+        integrity and return ``verify(copy)``. Nothing is left at ``target`` on failure."""
+        flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+        try:
+            os.close(os.open(target, flags, 0o600))
+        except FileExistsError:
+            raise StoreError(
+                f"{target}: already exists; remove it or choose another name"
+            ) from None
+        except OSError as exc:
+            raise StoreError(f"{target}: cannot create the backup: {exc.strerror}") from None
+        try:
+            copy = sqlite3.connect(target)
+            try:
+                with self.session as conn:
+                    conn.backup(copy)
+                (verdict,) = copy.execute("PRAGMA integrity_check").fetchone()
+                result = verify(copy)
+            finally:
+                copy.close()
+            if verdict != "ok":
+                raise StoreError(f"{target}: the backup failed verification ({verdict})")
+        except BaseException:
+            with suppress(FileNotFoundError):
+                os.unlink(target)
+            raise
+        return result
+
     def close(self) -> None:
         conn, self._conn = self._conn, None
         if conn is not None and self._pid == os.getpid():
             conn.close()
             if self._identity is not None:
                 _OPEN_FILES.closed(self._identity)
+
+
+def read_only(path: str, budget: float) -> sqlite3.Connection:
+    """A read-only connection to the store file ``path`` that creates nothing and gives
+    up after ``budget`` seconds (a query past it is interrupted), for a reader that must
+    never wait nor write (shell completion). With no ``-wal`` file next to the store no
+    writer is active and everything is in the file, so it is read as immutable (no
+    ``-shm``/``-wal`` created); otherwise the writer's ``-wal``/``-shm`` are shared."""
+    uri = "file:" + os.path.abspath(path).replace("%", "%25").replace("?", "%3f")
+    uri = uri.replace("#", "%23") + "?mode=ro"
+    if not os.path.exists(path + "-wal"):
+        uri += "&immutable=1"
+    conn = sqlite3.connect(uri, uri=True, timeout=budget, isolation_level=None)
+    deadline = time.monotonic() + budget
+    conn.set_progress_handler(lambda: time.monotonic() > deadline, 1000)
+    return conn
 
 
 class _Session:

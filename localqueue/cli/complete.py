@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 
 TYPE_CHECKING = False  # typing costs start-up time, which every TAB pays; mypy reads these
 if TYPE_CHECKING:
@@ -465,22 +464,6 @@ def debug(reason: str) -> None:
 # -- the store, read-only -----------------------------------------------------------------
 
 
-def _connect(path: str) -> Any:
-    """A read-only connection that creates nothing: with no ``-wal`` file next to the store
-    no writer is active and everything is in the file, so it is read as immutable (no
-    ``-shm``/``-wal`` created); otherwise the writer's ``-wal``/``-shm`` are shared."""
-    import sqlite3
-
-    uri = "file:" + os.path.abspath(path).replace("%", "%25").replace("?", "%3f")
-    uri = uri.replace("#", "%23") + "?mode=ro"
-    if not os.path.exists(path + "-wal"):
-        uri += "&immutable=1"
-    conn = sqlite3.connect(uri, uri=True, timeout=BUDGET, isolation_level=None)
-    deadline = time.monotonic() + BUDGET
-    conn.set_progress_handler(lambda: time.monotonic() > deadline, 1000)
-    return conn
-
-
 def _read(path: str, lookup: Any) -> list[str] | None:
     """``lookup(rows)`` over a read-only connection to ``path`` (``rows(sql, params)`` runs
     one query within the time budget); None, and why under ``LOCALQUEUE_DEBUG``, when the
@@ -499,7 +482,9 @@ def _read(path: str, lookup: Any) -> list[str] | None:
         return found
 
     try:
-        conn = _connect(path)
+        from localqueue.backends.sqlite_file import read_only
+
+        conn = read_only(path, BUDGET)
         try:
             result: list[str] = lookup(rows)
         finally:

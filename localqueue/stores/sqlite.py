@@ -16,7 +16,7 @@ import time
 
 from localqueue import errors
 from localqueue.backends.sqlite_file import SQLiteFile
-from localqueue.errors import LeaseLostError, MessageNotFoundError, StoreError
+from localqueue.errors import LeaseLostError, MessageNotFoundError
 from localqueue.message import QueueStats
 from localqueue.stores.base import DEAD, INFLIGHT, PEEK_STATES, QueueStore, Row, effective_state
 
@@ -654,33 +654,9 @@ class SQLiteQueueStore(QueueStore):
     def backup(self, destination: str | os.PathLike[str]) -> dict[str, Any]:
         """Copy the store to ``destination`` with SQLite's online backup API (consistent
         while workers run), then verify the copy. Refuses to overwrite an existing file."""
-        from pathlib import Path
-
-        target = Path(destination)
-        flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
-        try:
-            os.close(os.open(target, flags, 0o600))
-        except FileExistsError:
-            raise StoreError(
-                f"{target}: already exists; remove it or choose another name"
-            ) from None
-        except OSError as exc:
-            raise StoreError(f"{target}: cannot create the backup: {exc.strerror}") from None
-        try:
-            copy = sqlite3.connect(target)
-            try:
-                with self._file.session as conn:
-                    conn.backup(copy)
-                (verdict,) = copy.execute("PRAGMA integrity_check").fetchone()
-                (messages,) = copy.execute("SELECT count(*) FROM messages").fetchone()
-            finally:
-                copy.close()
-        except BaseException:
-            target.unlink(missing_ok=True)
-            raise
-        if verdict != "ok":
-            target.unlink(missing_ok=True)
-            raise StoreError(f"{target}: the backup failed verification ({verdict})")
+        target = os.fspath(destination)
+        count = "SELECT count(*) FROM messages"
+        messages = self._file.backup_to(target, lambda copy: copy.execute(count).fetchone()[0])
         return {"path": self._file.path, "backup": str(target), "ok": True, "messages": messages}
 
     def vacuum(self) -> dict[str, Any]:
