@@ -31,7 +31,8 @@ from localqueue.backends.lmdb_env import Durability, Schema
 from localqueue.errors import Full, LeaseLostError, MessageNotFoundError, StoreError
 from localqueue.message import QueueStats
 from localqueue.stores._lmdb_format import KIND, Counts, Record, key_time, queue_prefix
-from localqueue.stores.base import DEAD, INFLIGHT, PEEK_STATES, WAITING, QueueStore, Row
+from localqueue.stores.base import DEAD, PEEK_STATES, WAITING, QueueStore, Row
+from localqueue.stores.record import held
 
 if TYPE_CHECKING:
     from localqueue.outcome import Settlement
@@ -68,14 +69,7 @@ class _Tx:
 
     def held(self, queue: str, message_id: str, token: str | None) -> Record:
         """The inflight record the caller holds, or the contract's error."""
-        record = self.find(queue, message_id)
-        if record is None:
-            if token is None:
-                raise MessageNotFoundError(f"no message {message_id!r} in queue {queue!r}")
-            raise LeaseLostError(f"message {message_id!r} is no longer leased (already settled)")
-        if record.state != INFLIGHT or (token is not None and record.lease_token != token):
-            raise LeaseLostError(f"lease on message {message_id!r} was lost")
-        return record
+        return held(self.find(queue, message_id), queue, message_id, token)
 
     def unindex(self, record: Record) -> int:
         """Take ``record`` out of its index; returns its stored state for :meth:`save`."""

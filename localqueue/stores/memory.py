@@ -12,10 +12,10 @@ import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from localqueue.errors import Full, LeaseLostError, MessageNotFoundError
+from localqueue.errors import Full, MessageNotFoundError
 from localqueue.message import QueueStats
-from localqueue.stores.base import DEAD, INFLIGHT, PEEK_STATES, WAITING, QueueStore, Row
-from localqueue.stores.record import StoredMessage
+from localqueue.stores.base import DEAD, PEEK_STATES, WAITING, QueueStore, Row
+from localqueue.stores.record import StoredMessage, held
 
 if TYPE_CHECKING:
     from localqueue.outcome import Settlement
@@ -42,14 +42,7 @@ class MemoryQueueStore(QueueStore):
         return record if record is not None and record.queue == queue else None
 
     def _held(self, queue: str, message_id: str, token: str | None) -> StoredMessage:
-        record = self._find(queue, message_id)
-        if record is None:
-            if token is None:
-                raise MessageNotFoundError(f"no message {message_id!r} in queue {queue!r}")
-            raise LeaseLostError(f"message {message_id!r} is no longer leased (already settled)")
-        if record.state != INFLIGHT or (token is not None and record.lease_token != token):
-            raise LeaseLostError(f"lease on message {message_id!r} was lost")
-        return record
+        return held(self._find(queue, message_id), queue, message_id, token)
 
     def put(
         self, queue: str, values: Sequence[bytes], *, delay: float = 0.0, maxsize: int = 0

@@ -9,10 +9,14 @@ shows depends on the clock.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypeVar
 
+from localqueue.errors import LeaseLostError, MessageNotFoundError
 from localqueue.stores.base import DEAD, INFLIGHT, WAITING, Row, effective_state
 
-__all__ = ["StoredMessage"]
+__all__ = ["StoredMessage", "held"]
+
+M = TypeVar("M", bound="StoredMessage")
 
 
 @dataclass(slots=True)
@@ -87,3 +91,15 @@ class StoredMessage:
             self.failed_at,
             self.dead_at,
         )
+
+
+def held(record: M | None, queue: str, message_id: str, token: str | None) -> M:
+    """``record`` (message ``message_id`` of ``queue`` as found, or None) if the caller
+    holding ``token`` may settle it, else the store contract's error."""
+    if record is None:
+        if token is None:
+            raise MessageNotFoundError(f"no message {message_id!r} in queue {queue!r}")
+        raise LeaseLostError(f"message {message_id!r} is no longer leased (already settled)")
+    if record.state != INFLIGHT or (token is not None and record.lease_token != token):
+        raise LeaseLostError(f"lease on message {message_id!r} was lost")
+    return record
