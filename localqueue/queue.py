@@ -144,8 +144,8 @@ class PersistentQueue:
         _non_negative("timeout", timeout)
         data = codec.encode(value)
         if self.maxsize <= 0:  # never full: no waiting for room (the common case, kept lean)
-            (message,) = _messages_holding(self.store.put(self.name, [data], delay=delay), [value])
-            return message
+            row = self.store.put(self.name, [data], delay=delay)[0]
+            return QueueMessage(row.id, row.queue, value, *row[_AFTER_VALUE])
         return self._put_rows([value], [data], delay, block, timeout)[0]
 
     def put_nowait(self, value: Any, *, delay: float = 0) -> QueueMessage:
