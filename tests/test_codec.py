@@ -181,3 +181,14 @@ def test_json_lines_match_to_dict(tmp_path: Any) -> None:
         assert expected is not None
         assert orjson.loads(line) == orjson.loads(codec.dumps_line(expected.to_dict()))
         assert list(orjson.loads(line)) == list(expected.to_dict())
+
+
+def test_a_command_run_inside_a_process_leaves_the_codec_as_it_was(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from localqueue.cli.app import run
+
+    monkeypatch.setattr(codec, "_one_shot", False)
+    assert run(["queue", "add", "q", "--value", "1", "--store-path", str(tmp_path / "s")]) == 0
+    assert orjson.loads(capsys.readouterr().out)["value"] == 1
+    assert codec._one_shot is False  # only the console script, which then exits, sets it

@@ -166,13 +166,14 @@ def run(args: Sequence[str]) -> int:
     return _run(list(args))[0]
 
 
-def _run(args: list[str]) -> tuple[int, bool]:
-    """The exit status, and whether the command ran on the fast path (only our code)."""
+def _run(args: list[str], *, then_exit: bool = False) -> tuple[int, bool]:
+    """The exit status, and whether the command ran on the fast path (only our code).
+    ``then_exit``: the process ends after this command (the console script)."""
     from localqueue.cli import fastpath
 
     fast = None
     try:
-        fast = fastpath.prepare(args)
+        fast = fastpath.prepare(args, then_exit=then_exit)
         if fast is not None:
             fast()
             code = 0
@@ -200,7 +201,7 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
         code = complete.respond(instruction)
         if code is not None:
             sys.exit(code)
-    code, fast = _run(list(sys.argv[1:] if argv is None else argv))
+    code, fast = _run(list(sys.argv[1:] if argv is None else argv), then_exit=argv is None)
     if argv is None and fast:
         # A fast-path command of our own code is done: its output flushed, its store
         # closed, no thread started. Skipping the interpreter's teardown saves 3-4 ms of

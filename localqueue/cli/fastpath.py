@@ -144,10 +144,11 @@ def parse(spec: FastCommand, args: list[str]) -> dict[str, Any] | None:
     return parsed
 
 
-def prepare(args: list[str]) -> Callable[[], None] | None:
+def prepare(args: list[str], *, then_exit: bool = False) -> Callable[[], None] | None:
     """The fast path of ``args`` as a call that runs the command, or None when there is
     none for them. That call runs only our own code (even when it raises), so the
-    process may then skip the interpreter's teardown."""
+    process may then skip the interpreter's teardown. ``then_exit``: the process ends
+    after this command, so its JSON may use the codec's one-shot mode."""
     spec = FAST_COMMANDS.get((args[0], args[1])) if len(args) >= 2 else None
     if spec is None or "_LOCALQUEUE_COMPLETE" in os.environ:
         return None
@@ -158,7 +159,8 @@ def prepare(args: list[str]) -> Callable[[], None] | None:
     def run() -> None:
         from localqueue import codec
 
-        codec.one_shot()  # a few small documents, then exit: see the codec's module doc
+        if then_exit:
+            codec.one_shot()  # a few small documents, then exit: see the codec's module doc
         importlib.import_module(spec.module).run(**parsed)
 
     return run

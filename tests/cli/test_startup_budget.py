@@ -42,9 +42,12 @@ ARGUMENTS = {
 
 def _imported(argv: list[str]) -> set[str]:
     """Every module ``localqueue ARGV`` imports (in a fresh interpreter)."""
-    command = (
-        "import sys; from localqueue.cli.app import run; run(sys.argv[1:]); "
-        "sys.stderr.write('\\nmodules: ' + ' '.join(sys.modules))"
+    command = (  # the console script's main(), which ends a fast command with os._exit
+        "import os, sys; from localqueue.cli.app import main; exit = os._exit\n"
+        "def report(code):\n"
+        "    sys.stderr.write('\\nmodules: ' + ' '.join(sys.modules)); sys.stderr.flush()\n"
+        "    exit(code)\n"
+        "os._exit = report; sys.exit = report; main()"
     )
     done = subprocess.run(
         [sys.executable, "-c", command, *argv],
