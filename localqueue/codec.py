@@ -6,10 +6,12 @@ Stores move bytes; this module decides what bytes are allowed in. Everything is 
 One engine: orjson, imported on first use. One measured exception: a one-shot command
 (the CLI's fast path: ``queue add``, ``pop``, ``ack``..., one or two small documents,
 then exit) would spend more importing orjson than on the rest of its work (queue add:
-37 ms of CPU, 46 ms with orjson; bench ``cli`` shows the start-up). Such a process calls
-:func:`one_shot` once, before any JSON, and from then on this module reads and writes
-with the standard library's ``json`` under the same rules (:func:`_check_plain`).
-``tests/test_codec.py`` runs every rule in both modes.
+37 ms of CPU, 46 ms with orjson; bench ``cli`` shows the start-up). The console script
+calls :func:`one_shot` for such a command, before any JSON, and from then on this module
+reads and writes with the standard library's ``json`` under the same rules
+(:func:`_check_plain`); only :func:`encode_lines`, for input of any length, still uses
+orjson. ``tests/test_codec.py`` runs every rule in both modes, and
+``tests/cli/test_startup_budget.py`` keeps orjson out of those commands.
 """
 
 from __future__ import annotations
