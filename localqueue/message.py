@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
     MessageState: TypeAlias = Literal["ready", "delayed", "inflight", "dead"]
 
-__all__ = ["FIELDS", "QueueMessage", "QueueStats", "Row", "json_lines"]
+__all__ = ["AFTER_VALUE", "FIELDS", "QueueMessage", "QueueStats", "Row", "json_lines"]
 
 #: One message as a store returns it (see :mod:`localqueue.stores.base`). Its fields
 #: are a message's fields, in the order of ``to_dict()``; ``value`` and ``last_error`` are
@@ -173,7 +173,9 @@ _PLAIN = frozenset("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWX
 # A row's JSON line is {"id":..., "queue":..., "value": <bytes>, <BETWEEN>, "last_error":
 # <bytes>, <AFTER>}; the slices pick the fields after the value, between, and after.
 _VALUE, _ERROR = FIELDS.index("value"), FIELDS.index("last_error")
-_AFTER_VALUE = slice(_VALUE + 1, None)
+#: A Row's fields after ``value`` (``row[AFTER_VALUE]``): what a QueueMessage built from
+#: a row just written takes as it is, next to the caller's own value.
+AFTER_VALUE = slice(_VALUE + 1, None)
 _BETWEEN = slice(_VALUE + 1, _ERROR)
 _AFTER_ERROR = slice(_ERROR + 1, None)
 
@@ -191,15 +193,15 @@ def json_lines(rows: Sequence[Row]) -> bytes:
     if not rows:
         return b""
     first = rows[0]
-    queue, rest = first.queue, first[_AFTER_VALUE]
+    queue, rest = first.queue, first[AFTER_VALUE]
     ids = [row.id for row in rows]
     same = first.last_error is None and all(
-        row.queue == queue and row[_AFTER_VALUE] == rest for row in rows
+        row.queue == queue and row[AFTER_VALUE] == rest for row in rows
     )
     if same and _PLAIN.issuperset("".join(ids)):
         # Only ids and values differ (a put): b'{"id":"' + id + head + value + tail, each.
         head = b'","queue":' + dumps_line(queue)[:-1] + b',"value":'
-        tail = b"," + _members(first, _AFTER_VALUE) + b"}\n"
+        tail = b"," + _members(first, AFTER_VALUE) + b"}\n"
         between = tail + b'{"id":"'
         body = between.join(
             [i.encode() + head + row.value for i, row in zip(ids, rows, strict=True)]
