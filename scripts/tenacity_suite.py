@@ -26,6 +26,11 @@ from pathlib import Path
 
 SHIM = Path(__file__).with_name("tenacity_shim.py")
 REQUIRED = 169  # of 179 (Tenacity 9.2.1); the README's retry section lists the rest
+# Whole-step bounds, so that a hang (a download that stalls, a test that never returns
+# from a signal-proof wait) fails CI with a message instead of using up its time. The
+# suite takes seconds and the download well under a minute.
+DOWNLOAD_SECONDS = 600
+SUITE_SECONDS = 600
 
 # `import tenacity`, `from tenacity import (...)`, `from tenacity import asyncio as x`;
 # submodule imports (`from tenacity.wait import ...`, `from tenacity import _utils`) stay.
@@ -55,6 +60,7 @@ def fetch(into: Path) -> Path:
             str(into),
         ],
         check=True,
+        timeout=DOWNLOAD_SECONDS,
     )
     (archive,) = into.glob("tenacity-*.tar.gz")
     with tarfile.open(archive) as tar:
@@ -67,6 +73,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--required", type=int, default=REQUIRED)
     parser.add_argument("pytest_args", nargs="*")
     options = parser.parse_args(argv)
+    try:
+        return _run(options)
+    except subprocess.TimeoutExpired as late:
+        if late.stdout:  # what the suite printed before it hung
+            sys.stdout.write(late.stdout if isinstance(late.stdout, str) else late.stdout.decode())
+        print(f"\ntenacity suite: gave up after {late.timeout:g} s: {late.cmd[2:5]}")
+        return 1
+
+
+def _run(options: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         release = fetch(Path(tmp))
         for test_file in (release / "tests").glob("*.py"):
@@ -102,6 +118,7 @@ def main(argv: list[str] | None = None) -> int:
             check=False,
             capture_output=True,
             text=True,
+            timeout=SUITE_SECONDS,
         )
         sys.stdout.write(pytest_run.stdout)
         sys.stderr.write(pytest_run.stderr)

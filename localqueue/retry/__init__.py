@@ -18,7 +18,11 @@ from localqueue._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from localqueue.retry.base import AttemptRecord, AttemptStore
-    from localqueue.retry.errors import PersistentRetryExhausted, RecordedAttemptError
+    from localqueue.retry.errors import (
+        NestedRetryError,
+        PersistentRetryExhausted,
+        RecordedAttemptError,
+    )
     from localqueue.retry.keys import idempotency_key_from_id, key_from_argument, key_from_attr
     from localqueue.retry.lmdb import LMDBAttemptStore
     from localqueue.retry.memory import MemoryAttemptStore
@@ -38,6 +42,7 @@ __all__ = [
     "AttemptStore",
     "LMDBAttemptStore",
     "MemoryAttemptStore",
+    "NestedRetryError",
     # retryers
     "PersistentAsyncRetrying",
     "PersistentRetryDecorated",
@@ -58,6 +63,7 @@ __all__ = [
 _LAZY = {
     "AttemptRecord": "localqueue.retry.base",
     "AttemptStore": "localqueue.retry.base",
+    "NestedRetryError": "localqueue.retry.errors",
     "PersistentRetryExhausted": "localqueue.retry.errors",
     "RecordedAttemptError": "localqueue.retry.errors",
     "idempotency_key_from_id": "localqueue.retry.keys",

@@ -23,7 +23,11 @@ from tenacity import Future, RetryAction, RetryCallState, TryAgain
 
 from localqueue import codec
 from localqueue.retry.base import AttemptRecord, AttemptStore
-from localqueue.retry.errors import PersistentRetryExhausted, RecordedAttemptError
+from localqueue.retry.errors import (
+    NestedRetryError,
+    PersistentRetryExhausted,
+    RecordedAttemptError,
+)
 from localqueue.retry.keys import ArgumentKey, KeyFn
 
 __all__ = [
@@ -245,7 +249,9 @@ class RetryCore:
         stats: dict[str, Any] = self._local.statistics
         return stats
 
-    def _begin(self) -> None:
+    def begin(self) -> None:
+        """Start this thread's statistics for a new call (a driver does, before the
+        protocol's first request)."""
         stats = self.statistics
         stats.clear()
         stats.update(
@@ -337,7 +343,6 @@ class RetryCore:
 
     def protocol(self, key: str, state: RetryCallState) -> Steps:
         """One call under the budget of ``key``, as the requests a driver performs."""
-        self._begin()
         # 1. Attempts spent by earlier calls (or processes that died) count: is any left?
         record: AttemptRecord | None = yield LookUp(key)
         if record is not None:
@@ -364,6 +369,8 @@ class RetryCore:
             if isinstance(error, TryAgain):  # the function asked for another attempt
                 retry = True
                 error = error.__cause__ or error.__context__ or error
+            elif isinstance(error, NestedRetryError):  # a mistake no attempt can undo
+                retry = False
             else:
                 retry = yield Ask(self.retry)
             if not retry:

@@ -8,7 +8,7 @@ import tenacity
 
 from localqueue.errors import LocalQueueError
 
-__all__ = ["PersistentRetryExhausted", "RecordedAttemptError"]
+__all__ = ["NestedRetryError", "PersistentRetryExhausted", "RecordedAttemptError"]
 
 
 class PersistentRetryExhausted(LocalQueueError, tenacity.RetryError):
@@ -81,3 +81,19 @@ def _describe(error: dict[str, Any]) -> str:
     kind = str(error.get("type") or "Error")
     message = str(error.get("message") or "")
     return f"{kind}: {message}" if message else kind
+
+
+class NestedRetryError(LocalQueueError, RuntimeError):
+    """A call under the budget of ``key`` was made inside another call on the same key, in
+    the same thread or asyncio task (the function calling itself, or a strategy calling
+    the function). The inner call would spend, and on success clear, the outer call's
+    budget, so the outer call could retry forever: the inner call raises this before it
+    runs, and an outer call whose attempt raised it does not retry it."""
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        super().__init__(
+            f"a persistent retry on key {key!r} was called inside another call on the same"
+            " key: the inner call would spend, and on success clear, the outer call's"
+            " budget. Give the inner call a key of its own."
+        )

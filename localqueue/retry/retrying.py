@@ -24,15 +24,24 @@ One protocol generator (:mod:`localqueue.retry._core`) holds the logic. One driv
 flavour (:class:`_SyncDriver`, :class:`_AsyncDriver`) performs its requests up to each
 attempt; the call form (``retryer(fn)``, decorators) and the loop form (``for attempt in
 retryer``) share it and differ only in who makes the attempt.
+
+A call (``retryer(fn)``, a decorated function) may not run inside another call on the
+same key, in the same thread or asyncio task: the inner call would count in, and on
+success clear, the budget the outer call is spending, so the outer one could retry
+forever. :func:`_one_call_per_key` refuses it with :class:`NestedRetryError`. The loop
+form is not checked: a generator left early is closed whenever its owner lets go of it,
+so it cannot mark a key reliably.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import inspect
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
+from contextvars import ContextVar
 from typing import Any, ParamSpec, Protocol, TypeVar
 
 import tenacity
@@ -40,6 +49,7 @@ from tenacity import RetryCallState
 
 from localqueue.retry._core import Ask, Attempt, Request, RetryCore, Sleep, StoreRequest
 from localqueue.retry.base import AttemptStore
+from localqueue.retry.errors import NestedRetryError
 from localqueue.retry.keys import KeyFn
 
 __all__ = [
@@ -54,6 +64,24 @@ P = ParamSpec("P")
 R = TypeVar("R")
 R_co = TypeVar("R_co", covariant=True)
 _C = TypeVar("_C", bound=RetryCore)
+
+#: The keys whose calls are running in this thread or asyncio task (a context variable:
+#: a new thread starts with none, a task starts with its creator's).
+_running: ContextVar[frozenset[str]] = ContextVar("localqueue_retry_running", default=frozenset())
+
+
+@contextlib.contextmanager
+def _one_call_per_key(key: str) -> Iterator[None]:
+    """Mark ``key`` as running for the duration of one call; a nested call on it raises
+    :class:`NestedRetryError`."""
+    running = _running.get()
+    if key in running:
+        raise NestedRetryError(key)
+    _running.set(running | {key})
+    try:
+        yield
+    finally:
+        _running.set(_running.get() - {key})
 
 
 class PersistentRetryDecorated(Protocol[P, R_co]):
@@ -85,6 +113,7 @@ class _Driver:
         self.key = key
         self.state = state
         self.value: Any = None  #: what the call returns, once the protocol has finished
+        retrying.begin()
         self._steps = retrying.protocol(key, state)
 
     def _next(self, answer: Any) -> Request | None:
@@ -158,14 +187,16 @@ class PersistentRetrying(RetryCore):
             return fn(*args, **kwargs)
         store = self.store
         state = RetryCallState(self.tenacity, fn, args, kwargs)
-        driver = _SyncDriver(self, store, self._checked_key(key), state)
-        while driver.next_attempt():
-            try:
-                result = fn(*args, **kwargs)
-            except BaseException:
-                state.set_exception(sys.exc_info())  # type: ignore[arg-type]
-            else:
-                state.set_result(result)
+        key = self._checked_key(key)
+        driver = _SyncDriver(self, store, key, state)
+        with _one_call_per_key(key):
+            while driver.next_attempt():
+                try:
+                    result = fn(*args, **kwargs)
+                except BaseException:
+                    state.set_exception(sys.exc_info())  # type: ignore[arg-type]
+                else:
+                    state.set_result(result)
         value: R = driver.value
         return value
 
@@ -232,14 +263,16 @@ class PersistentAsyncRetrying(RetryCore):
             return (await fn(*args, **kwargs)) if is_async else fn(*args, **kwargs)  # type: ignore[return-value]
         store = await asyncio.to_thread(lambda: self.store)
         state = RetryCallState(self.tenacity, fn, args, kwargs)
-        driver = _AsyncDriver(self, store, self._checked_key(key), state)
-        while await driver.next_attempt():
-            try:
-                result = (await fn(*args, **kwargs)) if is_async else fn(*args, **kwargs)
-            except BaseException:
-                state.set_exception(sys.exc_info())  # type: ignore[arg-type]
-            else:
-                state.set_result(result)
+        key = self._checked_key(key)
+        driver = _AsyncDriver(self, store, key, state)
+        with _one_call_per_key(key):
+            while await driver.next_attempt():
+                try:
+                    result = (await fn(*args, **kwargs)) if is_async else fn(*args, **kwargs)
+                except BaseException:
+                    state.set_exception(sys.exc_info())  # type: ignore[arg-type]
+                else:
+                    state.set_result(result)
         value: R = driver.value
         return value
 

@@ -11,6 +11,7 @@ from tenacity import RetryError, retry_if_result, stop_after_attempt
 
 from localqueue.retry import (
     MemoryAttemptStore,
+    NestedRetryError,
     PersistentAsyncRetrying,
     PersistentRetryExhausted,
     PersistentRetrying,
@@ -231,3 +232,61 @@ def test_async_loop_result_set_after_the_with_block_is_what_retry_if_result_sees
         return attempts
 
     assert asyncio.run(count()) == 3
+
+
+def test_a_call_nested_in_a_call_on_the_same_key_is_refused_before_it_runs(
+    attempt_store: AttemptStore,
+) -> None:
+    # Tenacity's issue 478 pattern: the retry strategy calls the decorated function again.
+    # On one persistent key the inner success would clear the outer call's budget, and the
+    # outer call would retry forever; it fails at once instead, naming the key.
+    ran: list[str] = []
+
+    def fix_then_retry(state: Any) -> bool:
+        work("fix")
+        return True
+
+    @persistent_retry(key="orders", store=attempt_store, retry=fix_then_retry, sleep=no_sleep)
+    def work(subject: str) -> None:
+        ran.append(subject)
+        if subject == "error":
+            raise ValueError(subject)
+
+    with pytest.raises(NestedRetryError, match="'orders' was called inside another call"):
+        work("error")
+    assert ran == ["error"]
+    record = attempt_store.get("orders")
+    assert record is not None and record.attempts == 1
+
+
+def test_an_async_call_nested_in_a_call_on_the_same_key_is_refused(
+    attempt_store: AttemptStore,
+) -> None:
+    @persistent_async_retry(key="orders", store=attempt_store, stop=stop_after_attempt(2))
+    async def work(depth: int) -> int:
+        return depth if depth == 0 else await work(depth - 1)
+
+    with pytest.raises(NestedRetryError, match="inside another call on the same key"):
+        asyncio.run(work(1))
+
+
+def test_nested_calls_on_different_keys_and_repeated_calls_on_one_key_run(
+    attempt_store: AttemptStore,
+) -> None:
+    @persistent_retry(key_fn=lambda n: f"depth:{n}", store=attempt_store)
+    def count_down(n: int) -> int:
+        return 0 if n == 0 else 1 + count_down(n - 1)
+
+    assert count_down(3) == 3
+    assert count_down(3) == 3  # the first call's marks are gone once it returned
+
+    async def twice() -> list[int]:
+        @persistent_async_retry(key="shared", store=attempt_store)
+        async def one() -> int:
+            await asyncio.sleep(0)
+            return 1
+
+        # sibling tasks on one key are concurrent calls (one budget), not nested ones
+        return list(await asyncio.gather(one(), one()))
+
+    assert asyncio.run(twice()) == [1, 1]
