@@ -364,11 +364,12 @@ def test_a_worker_run_twice_keeps_its_leases_alive_both_times(tmp_path: Path) ->
     from localqueue.stores.sqlite import SQLiteQueueStore
 
     store = SQLiteQueueStore(tmp_path / "q.sqlite3")
-    queue = PersistentQueue("jobs", store=store, lease_timeout=0.3)
+    # A beat every 0.2 s keeps a 0.6 s lease: 0.4 s of slack for a loaded CI machine.
+    queue = PersistentQueue("jobs", store=store, lease_timeout=0.6)
     stolen: list[str] = []
 
     def slow(value: int) -> None:
-        time.sleep(1.0)  # three lease timeouts: only the heartbeat keeps the lease
+        time.sleep(1.8)  # three lease timeouts: only the heartbeat keeps the lease
         thief = queue.get_messages(1)  # an expired lease would be handed out here
         stolen.extend(m.id for m in thief)
 

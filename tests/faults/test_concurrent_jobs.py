@@ -50,14 +50,15 @@ def test_sigkill_with_8_jobs_in_flight_redelivers_all_8_and_leaves_no_orphan(
 ) -> None:
     ids = _add(tmp_path, list(range(8)))
     pids = tmp_path / "pids"
-    job = f"sleep 60 & echo $! >> {pids}; echo $$ >> {pids}; wait"
+    # 70,000 bytes are more than a pipe holds: the job gets past them only once the worker
+    # drains its stderr, which it starts after recording the job's process group.
+    job = f"head -c 70000 /dev/zero >&2; sleep 60 & echo $! >> {pids}; echo $$ >> {pids}; wait"
     worker = popen(
         tmp_path, "queue", "exec", "q", "-j", "8", "--lease-timeout", "4",
         *_stores(tmp_path), "--", "sh", "-c", job,
     )  # fmt: skip
     try:
         running = [int(pid) for pid in _wait_lines(pids, 16)]
-        time.sleep(0.3)  # the worker records each job's group just after its spawn
         worker.kill()
         worker.wait(10)
     finally:
