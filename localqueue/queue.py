@@ -66,7 +66,12 @@ def settle_while_leased(
     process holds the store's lock past its busy timeout, keep trying until the lease
     ends rather than drop a finished handler's outcome (after that, StoreLockedError:
     the message will be delivered again anyway). ``on_busy(seconds_left)`` is told of
-    each retry. The workers of :mod:`localqueue.worker` and of the CLI share it."""
+    each retry. The workers of :mod:`localqueue.worker` and of the CLI share it.
+
+    The lease's end is read on the store's clock (a PostgreSQL server's) and compared with
+    this host's: a skew between the two only makes the retries stop that much earlier or
+    later. Neither loses or doubles an outcome: a settlement after the lease has ended is
+    refused by the store, and the message is delivered again."""
     while True:
         try:
             settle()
