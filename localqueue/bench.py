@@ -161,6 +161,7 @@ _RUNNERS: dict[str, Callable[[PersistentQueue, int, int], float]] = {
 def _sql_floor(workload: str, n: int, durability: str) -> float:
     """msgs/s of the SQLite store's own statements for ``workload`` in a bare loop: what
     localqueue would reach if its Python cost nothing."""
+    from localqueue.stores import _sqlite_sql as sql
     from localqueue.stores import sqlite as module
 
     values = [orjson.dumps(_payload(i)) for i in range(n)]
@@ -169,7 +170,7 @@ def _sql_floor(workload: str, n: int, durability: str) -> float:
         conn = store._file.connection()
         if workload == "sql_get_ack":
             store.put("bench", values)  # untimed preload, as for get_ack
-        insert, lease, ack = module._INSERT, module._LEASE, module._ACK
+        insert, lease, ack = sql.INSERT, sql.LEASE, sql.ACK
         relaxed = store._file.relaxed
         params = {"expires": 0.0, "by": None, "token": "t", "timeout": 30.0, "queue": "bench"}
         key: dict[str, Any] = {"queue": "bench", "token": "t"}  # fenced, as an ack is

@@ -40,9 +40,9 @@ def version_line() -> str:
     """``localqueue --version``: the release and the store schema version it writes (a
     store file with a newer one is refused, an older one migrated)."""
     from localqueue import __version__
-    from localqueue.stores import _pg_sql, lmdb, sqlite
+    from localqueue.stores import _pg_sql, _sqlite_sql, lmdb
 
-    schemas = f"SQLite {sqlite.SCHEMA_VERSION}, LMDB {lmdb.SCHEMA.version}"
+    schemas = f"SQLite {_sqlite_sql.SCHEMA_VERSION}, LMDB {lmdb.SCHEMA.version}"
     return f"{PROG} {__version__} (store schema: {schemas}, PostgreSQL {_pg_sql.SCHEMA_VERSION})"
 
 

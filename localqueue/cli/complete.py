@@ -11,7 +11,7 @@ generated from the Typer app by ``scripts/gen_completions.py``) and from the sto
 
 The store is the one the command line would use (``--store-path``, else
 ``LOCALQUEUE_STORE_PATH``, else the config file, else the default). It is opened read-only
-and never created, and read with the queries of ``localqueue.stores.sqlite`` (its "shell
+and never created, and read with the queries of ``localqueue.stores._sqlite_sql`` (its "shell
 completion" section, next to the schema they read). A missing file, an ``lmdb://`` or
 ``postgresql://`` store (not worth a connection per TAB), a locked, corrupt or foreign file
 all complete nothing. Nothing here prints a traceback: a completion that fails is an empty
@@ -499,9 +499,9 @@ def queue_names(path: str | None, prefix: str = "") -> list[str]:
     """The queues in SQLite store ``path`` whose name starts with ``prefix``."""
     if path is None:
         return []
-    from localqueue.stores import sqlite
+    from localqueue.stores import _sqlite_sql as sql
 
-    return _read(path, lambda rows: sqlite.completion_queues(rows, prefix)) or []
+    return _read(path, lambda rows: sql.completion_queues(rows, prefix)) or []
 
 
 def message_ids(path: str | None, queue: str, state: str | None, prefix: str = "") -> list[str]:
@@ -509,9 +509,9 @@ def message_ids(path: str | None, queue: str, state: str | None, prefix: str = "
     ``"dead"``, unless None) starting with ``prefix``, oldest first."""
     if path is None:
         return []
-    from localqueue.stores import sqlite
+    from localqueue.stores import _sqlite_sql as sql
 
-    ids = _read(path, lambda rows: sqlite.completion_ids(rows, queue, state, prefix, LIMIT))
+    ids = _read(path, lambda rows: sql.completion_ids(rows, queue, state, prefix, LIMIT))
     if ids == []:  # read, and nothing there (an unknown queue, say)
         kind = f"{state} " if state else ""
         starting = f" starting with {prefix!r}" if prefix else ""

@@ -9,7 +9,6 @@ the same with a million messages as with ten.
 
 from __future__ import annotations
 
-import functools
 import os
 import sqlite3
 import time
@@ -18,7 +17,8 @@ from localqueue import errors
 from localqueue.backends.sqlite_file import SQLiteFile
 from localqueue.errors import LeaseLostError, MessageNotFoundError
 from localqueue.message import QueueStats
-from localqueue.stores.base import DEAD, INFLIGHT, PEEK_STATES, QueueStore, Row, effective_state
+from localqueue.stores import _sqlite_sql as sql
+from localqueue.stores.base import PEEK_STATES, QueueStore, Row, effective_state
 
 TYPE_CHECKING = False  # typing costs start-up time; mypy still reads these imports
 if TYPE_CHECKING:
@@ -36,148 +36,10 @@ def _nonce() -> int:
     return int.from_bytes(os.urandom(6))
 
 
-SCHEMA_VERSION = 2
-APPLICATION_ID = 0x6C715131  # "lqQ1": marks a localqueue queue store
-
-# The state column holds the store contract's codes, written as numbers in the SQL below:
-# WAITING 0 (ready or delayed, by visible_at), INFLIGHT 1, DEAD 2.
-
-# Every queue name the store has held, also after its last message is gone (version 2).
-# A trigger records it, so every statement that inserts messages does, in its own commit.
-_KNOWN_QUEUES_SCHEMA = (
-    "CREATE TABLE queues (name TEXT PRIMARY KEY) WITHOUT ROWID",
-    """CREATE TRIGGER messages_queue_known AFTER INSERT ON messages
-        BEGIN INSERT OR IGNORE INTO queues (name) VALUES (new.queue); END""",
-)
-_KNOWN_QUEUES = "SELECT name FROM queues ORDER BY name"
-# peek: the effective states (see _row) as conditions on the stored ones
-_IN_STATE = {
-    None: "",
-    "ready": "AND state < 2 AND visible_at <= :now",
-    "delayed": "AND state = 0 AND visible_at > :now",
-    "inflight": "AND state = 1 AND visible_at > :now",
-    "dead": "AND state = 2",
-}
-_DELETE_ONE = "DELETE FROM messages WHERE seq = :seq AND nonce = :nonce AND queue = :queue"
-
-SCHEMA = (
-    """CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID""",
-    # visible_at: when the message can next be leased (available_at while waiting,
-    # lease_expires_at while leased); dead letters keep their dead_at there.
-    """CREATE TABLE messages (
-        seq INTEGER PRIMARY KEY,
-        nonce INTEGER NOT NULL,
-        queue TEXT NOT NULL,
-        value BLOB NOT NULL,
-        state INTEGER NOT NULL,
-        visible_at REAL NOT NULL,
-        attempts INTEGER NOT NULL DEFAULT 0,
-        enqueued_at REAL NOT NULL,
-        available_at REAL,
-        leased_at REAL,
-        lease_expires_at REAL,
-        leased_by TEXT,
-        lease_token TEXT,
-        lease_timeout REAL,
-        last_error BLOB,
-        failed_at REAL,
-        dead_at REAL
-    )""",
-    """CREATE INDEX messages_visible ON messages (queue, visible_at) WHERE state < 2""",
-    """CREATE INDEX messages_dead ON messages (queue, visible_at) WHERE state = 2""",
-    *_KNOWN_QUEUES_SCHEMA,
-)
-# Every statement that takes schema version N to N + 1.
-MIGRATIONS = {
-    1: (*_KNOWN_QUEUES_SCHEMA, "INSERT OR IGNORE INTO queues (name) SELECT queue FROM messages"),
-}
-
-_COLUMNS = (
-    "seq, nonce, queue, value, state, visible_at, attempts, enqueued_at, available_at, leased_at,"
-    " lease_expires_at, leased_by, lease_token, last_error, failed_at, dead_at"
-)
-_INSERT = (
-    "INSERT INTO messages (nonce, queue, value, state, visible_at, enqueued_at, available_at)"
-    " VALUES (?, ?, ?, 0, ?, ?, ?)"
-)
-_LEASE = f"""UPDATE messages
-    SET state = 1, attempts = attempts + 1, leased_at = :now, lease_expires_at = :expires,
-        visible_at = :expires, leased_by = :by, lease_token = :token, lease_timeout = :timeout
-    WHERE seq = (SELECT seq FROM messages
-                 WHERE queue = :queue AND state < 2 AND visible_at <= :now
-                 ORDER BY visible_at, seq LIMIT 1)
-    RETURNING {_COLUMNS}"""
-# Fencing: every settle statement matches only the current holder's row.
-_MESSAGE = "seq = :seq AND nonce = :nonce AND queue = :queue"
-_HELD = f"{_MESSAGE} AND state = 1 AND (:token IS NULL OR lease_token = :token)"
-_ACK = f"DELETE FROM messages WHERE {_HELD}"
-_RELEASE = f"""UPDATE messages
-    SET state = 0, visible_at = :available, available_at = :available, leased_at = NULL,
-        lease_expires_at = NULL, leased_by = NULL, lease_token = NULL,
-        last_error = coalesce(:error, last_error),
-        failed_at = CASE WHEN :error IS NULL THEN failed_at ELSE :now END
-    WHERE {_HELD} RETURNING {_COLUMNS}"""
-_DEAD_LETTER = f"""UPDATE messages
-    SET state = 2, visible_at = :now, dead_at = :now, leased_at = NULL,
-        lease_expires_at = NULL, leased_by = NULL, lease_token = NULL,
-        last_error = coalesce(:error, last_error),
-        failed_at = CASE WHEN :error IS NULL THEN failed_at ELSE :now END
-    WHERE {_HELD} RETURNING {_COLUMNS}"""
-_EXTEND = f"""UPDATE messages
-    SET lease_expires_at = :expires, visible_at = :expires, lease_timeout = :timeout
-    WHERE {_HELD} RETURNING {_COLUMNS}"""
-_PEEK = "SELECT 1 FROM messages WHERE queue = :queue AND state < 2 AND visible_at <= :now LIMIT 1"
-_STRETCHED = """queue = :queue AND state < 2 AND visible_at > :now + 1
-      AND state = 1 AND visible_at > :now + lease_timeout + 1"""
-_REBASE = f"""UPDATE messages
-    SET lease_expires_at = :now + lease_timeout, visible_at = :now + lease_timeout
-    WHERE {_STRETCHED}"""
-_ANY_STRETCHED = f"SELECT 1 FROM messages WHERE {_STRETCHED} LIMIT 1"
-_REVIVE = """UPDATE messages SET state = 0, visible_at = :available, available_at = :available,
-    dead_at = NULL WHERE queue = :queue AND state = 2"""
-_GET = f"SELECT {_COLUMNS} FROM messages WHERE {_MESSAGE}"
-_DEAD_LETTERS = f"""SELECT {_COLUMNS} FROM messages WHERE queue = ? AND state = 2
-    ORDER BY visible_at, seq LIMIT ?"""
-_STATS = """SELECT count(*), coalesce(sum(visible_at <= :now), 0), coalesce(sum(state = 1), 0)
-    FROM messages WHERE queue = :queue AND state < 2"""
-_STATS_EXPIRED = """SELECT count(*) FROM messages
-    WHERE queue = :queue AND state < 2 AND visible_at <= :now AND state = 1"""
-_DEAD_COUNT = "SELECT count(*) FROM messages WHERE queue = ? AND state = 2"
-_QUEUE_NAMES = "SELECT DISTINCT queue FROM messages ORDER BY queue"
-_NEXT_VISIBLE = "SELECT min(visible_at) FROM messages WHERE queue = ? AND state < 2"
-_PENDING = "SELECT count(*) FROM messages WHERE queue = ? AND state = 0"
-
-
-_MAX_CHUNK = 512
 _NEW = (None,) * 7  # a new message's leased_at, ..., dead_at
 # Row(*fields) checks its 14 arguments in Python: tuple.__new__ makes the same Row at
 # half the cost, which was 5% of put_many and 20% of peek (bench put_many; peek of 5000).
 _new_row = tuple.__new__
-
-
-def _chunks(count: int) -> list[int]:
-    """Split a batch into power-of-two chunks of at most _MAX_CHUNK rows, so only a few
-    distinct INSERT statements are ever prepared (and stay in the statement cache)."""
-    sizes = [_MAX_CHUNK] * (count // _MAX_CHUNK)
-    rest = count % _MAX_CHUNK
-    size = _MAX_CHUNK
-    while rest:
-        size //= 2
-        if rest >= size:
-            sizes.append(size)
-            rest -= size
-    return sizes
-
-
-@functools.lru_cache(maxsize=16)
-def _insert_many(rows: int) -> str:
-    """An INSERT of ``rows`` values in one statement: executemany steps the statement once
-    per row from Python, which costs three times as much as the insert itself."""
-    values = ",".join(f"(?{5 + i})" for i in range(rows))
-    return (
-        "INSERT INTO messages (nonce, queue, value, state, visible_at, enqueued_at, available_at)"
-        f" SELECT ?1, ?2, column1, 0, ?3, ?4, ?3 FROM (VALUES {values})"
-    )
 
 
 class SQLiteQueueStore(QueueStore):
@@ -200,10 +62,10 @@ class SQLiteQueueStore(QueueStore):
         self._file = SQLiteFile(
             path,
             kind="queue",
-            application_id=APPLICATION_ID,
-            schema_version=SCHEMA_VERSION,
-            schema=SCHEMA,
-            migrations=MIGRATIONS,
+            application_id=sql.APPLICATION_ID,
+            schema_version=sql.SCHEMA_VERSION,
+            schema=sql.SCHEMA,
+            migrations=sql.MIGRATIONS,
             durability=durability,
             busy_timeout=busy_timeout,
             initialise=self._initialise,
@@ -253,19 +115,19 @@ class SQLiteQueueStore(QueueStore):
 
     @staticmethod
     def _row(r: tuple[Any, ...], now: float) -> Row:
-        """The Row of a ``_COLUMNS`` result: seq, nonce, queue, value, state, visible_at, ..."""
+        """The Row of a ``sql.COLUMNS`` result: seq, nonce, queue, value, state, visible_at, ..."""
         state = effective_state(r[4], r[5], now)
         return _new_row(Row, (f"{r[0]}-{r[1]:012x}", r[2], r[3], state, *r[6:]))
 
     def _held(
-        self, operation: str, sql: str, queue: str, message_id: str, params: dict[str, Any]
+        self, operation: str, statement: str, queue: str, message_id: str, params: dict[str, Any]
     ) -> Row:
         key = self._key(queue, message_id)
         with self._file.session as conn:
             if key is not None:
                 params.update(key)
                 with self._file.atomic(conn, operation):
-                    found = conn.execute(sql, params).fetchone()
+                    found = conn.execute(statement, params).fetchone()
                 if found is not None:
                     return self._row(found, params["now"])
             raise self._lease_lost(conn, queue, message_id, key, params.get("token"))
@@ -279,7 +141,7 @@ class SQLiteQueueStore(QueueStore):
         token: str | None,
     ) -> Exception:
         """Why settling a message failed (called after the fenced statement matched nothing)."""
-        exists = key is not None and conn.execute(_GET, key).fetchone() is not None
+        exists = key is not None and conn.execute(sql.GET, key).fetchone() is not None
         if not exists and token is None:
             return MessageNotFoundError(f"no message {message_id!r} in queue {queue!r}")
         if not exists:
@@ -302,14 +164,14 @@ class SQLiteQueueStore(QueueStore):
             if count == 1 and maxsize <= 0:
                 value = values[0]
                 with self._file.atomic(conn, "put"):
-                    seq = conn.execute(_INSERT, (nonce, queue, value, available, now, available))
+                    seq = conn.execute(sql.INSERT, (nonce, queue, value, available, now, available))
                 state = "delayed" if delay > 0 else "ready"
                 message_id = f"{seq.lastrowid}-{nonce:012x}"
                 return [_new_row(Row, (message_id, queue, value, state, 0, now, available, *_NEW))]
             else:
                 with self._file.transaction(conn, "put"):
                     if maxsize > 0:
-                        (pending,) = conn.execute(_PENDING, (queue,)).fetchone()
+                        (pending,) = conn.execute(sql.PENDING, (queue,)).fetchone()
                         if pending + count > maxsize:
                             raise errors.Full
                     last = self._insert(conn, nonce, queue, values, now, available)
@@ -333,9 +195,9 @@ class SQLiteQueueStore(QueueStore):
         """Insert ``values`` (inside a transaction); returns the last one's rowid."""
         constants = (nonce, queue, available, now)
         done = 0
-        for size in _chunks(len(values)):
+        for size in sql.chunks(len(values)):
             chunk = values[done : done + size]
-            conn.execute(_insert_many(size), (*constants, *chunk))
+            conn.execute(sql.insert_many(size), (*constants, *chunk))
             done += size
         # rowids are max(rowid) + 1 each, and we hold the write lock: consecutive
         (last,) = conn.execute("SELECT last_insert_rowid()").fetchone()
@@ -345,12 +207,12 @@ class SQLiteQueueStore(QueueStore):
         with self._file.session as conn:
             now = self.clock()
             params = self._lease_params(conn, queue, now, lease_timeout, leased_by)
-            if self._found_none and conn.execute(_PEEK, params).fetchone() is None:
+            if self._found_none and conn.execute(sql.PEEK, params).fetchone() is None:
                 return None  # still nothing, seen without taking the write lock
             # A lease need not reach the disk before the handler runs: lost in a power
             # cut, the message is simply still ready (at-least-once holds).
             with self._file.relaxed(conn), self._file.atomic(conn, "lease"):
-                found = conn.execute(_LEASE, params).fetchone()
+                found = conn.execute(sql.LEASE, params).fetchone()
             self._found_none = found is None
         return None if found is None else self._row(found, now)
 
@@ -362,7 +224,7 @@ class SQLiteQueueStore(QueueStore):
         lease_timeout: float,
         leased_by: str | None,
     ) -> dict[str, Any]:
-        """The parameters of _LEASE, after the checks a busy worker makes once a second:
+        """The parameters of sql.LEASE, after the checks a busy worker makes once a second:
         is the file still the one we opened, and did the wall clock jump?"""
         if now - self._checked_at > 1.0:  # a busy worker notices a replaced file too
             self._file.check_identity()
@@ -388,8 +250,8 @@ class SQLiteQueueStore(QueueStore):
         params = {"queue": queue, "now": now}
         # Looked for with a read first: idle workers call this every ten seconds, and an
         # UPDATE would take the write lock even when it matches nothing.
-        if conn.execute(_ANY_STRETCHED, params).fetchone() is not None:
-            conn.execute(_REBASE, params)
+        if conn.execute(sql.ANY_STRETCHED, params).fetchone() is not None:
+            conn.execute(sql.REBASE, params)
 
     def ack(self, queue: str, message_id: str, lease_token: str | None) -> None:
         key = self._key(queue, message_id)
@@ -397,7 +259,7 @@ class SQLiteQueueStore(QueueStore):
             if key is not None:
                 key["token"] = lease_token
                 with self._file.atomic(conn, "ack"):
-                    acked = conn.execute(_ACK, key).rowcount == 1
+                    acked = conn.execute(sql.ACK, key).rowcount == 1
                 if acked:
                     return
             raise self._lease_lost(conn, queue, message_id, key, lease_token)
@@ -441,13 +303,13 @@ class SQLiteQueueStore(QueueStore):
             return False
         params: dict[str, Any] = {**key, "token": settlement.lease_token, "now": now}
         if settlement.action == "acked":
-            return bool(conn.execute(_ACK, params).rowcount == 1)
+            return bool(conn.execute(sql.ACK, params).rowcount == 1)
         params["error"] = settlement.error
         if settlement.action == "released":
             params["available"] = now + settlement.delay
-            return conn.execute(_RELEASE, params).fetchone() is not None
+            return conn.execute(sql.RELEASE, params).fetchone() is not None
         if settlement.action == "dead":
-            return conn.execute(_DEAD_LETTER, params).fetchone() is not None
+            return conn.execute(sql.DEAD_LETTER, params).fetchone() is not None
         raise ValueError(f"unknown settle action {settlement.action!r}")
 
     def _lease_in(
@@ -457,7 +319,7 @@ class SQLiteQueueStore(QueueStore):
         rows: list[Row] = []
         while len(rows) < n:
             params["token"] = os.urandom(16).hex()
-            found = conn.execute(_LEASE, params).fetchone()
+            found = conn.execute(sql.LEASE, params).fetchone()
             if found is None:
                 break
             rows.append(self._row(found, now))
@@ -472,7 +334,7 @@ class SQLiteQueueStore(QueueStore):
         with self._file.session as conn:
             now = self.clock()
             params = self._lease_params(conn, queue, now, lease_timeout, leased_by)
-            if self._found_none and conn.execute(_PEEK, params).fetchone() is None:
+            if self._found_none and conn.execute(sql.PEEK, params).fetchone() is None:
                 return []  # still nothing, seen without taking the write lock
             # Leases need not reach the disk before the handlers run (see lease).
             with self._file.relaxed(conn), self._file.transaction(conn, "lease"):
@@ -492,7 +354,7 @@ class SQLiteQueueStore(QueueStore):
                     if key is not None:
                         params = {**key, "token": token, "now": now}
                         params.update(expires=now + seconds, timeout=seconds)
-                        found = conn.execute(_EXTEND, params).fetchone()
+                        found = conn.execute(sql.EXTEND, params).fetchone()
                     expires.append(
                         None if found is None else self._row(found, now).lease_expires_at
                     )
@@ -509,20 +371,20 @@ class SQLiteQueueStore(QueueStore):
     ) -> Row:
         now = self.clock()
         params = {"now": now, "available": now + delay, "error": error, "token": lease_token}
-        return self._held("release", _RELEASE, queue, message_id, params)
+        return self._held("release", sql.RELEASE, queue, message_id, params)
 
     def dead_letter(
         self, queue: str, message_id: str, lease_token: str | None, *, error: bytes | None = None
     ) -> Row:
         params = {"now": self.clock(), "error": error, "token": lease_token}
-        return self._held("dead_letter", _DEAD_LETTER, queue, message_id, params)
+        return self._held("dead_letter", sql.DEAD_LETTER, queue, message_id, params)
 
     def extend_lease(
         self, queue: str, message_id: str, lease_token: str | None, seconds: float
     ) -> Row:
         now = self.clock()
         params = {"now": now, "expires": now + seconds, "timeout": seconds, "token": lease_token}
-        return self._held("extend", _EXTEND, queue, message_id, params)
+        return self._held("extend", sql.EXTEND, queue, message_id, params)
 
     def requeue_dead(self, queue: str, message_id: str, *, delay: float = 0.0) -> Row:
         key = self._key(queue, message_id)
@@ -532,9 +394,7 @@ class SQLiteQueueStore(QueueStore):
             if key is not None:
                 key["available"] = now + delay
                 with self._file.atomic(conn, "requeue"):
-                    found = conn.execute(
-                        f"{_REVIVE} AND seq = :seq AND nonce = :nonce RETURNING {_COLUMNS}", key
-                    ).fetchone()
+                    found = conn.execute(sql.REVIVE_ONE, key).fetchone()
         if found is None:
             raise MessageNotFoundError(f"no dead letter {message_id!r} in queue {queue!r}")
         return self._row(found, now)
@@ -544,7 +404,7 @@ class SQLiteQueueStore(QueueStore):
             now = self.clock()
             with self._file.atomic(conn, "requeue"):
                 params = {"available": now + delay, "queue": queue}
-                return conn.execute(_REVIVE, params).rowcount
+                return conn.execute(sql.REVIVE, params).rowcount
 
     def delete(self, queue: str, message_ids: Sequence[str]) -> int:
         ids = list(dict.fromkeys(message_ids))
@@ -552,7 +412,7 @@ class SQLiteQueueStore(QueueStore):
             missing = []
             for message_id in ids:
                 key = self._key(queue, message_id)
-                if key is None or conn.execute(_DELETE_ONE, key).rowcount != 1:
+                if key is None or conn.execute(sql.DELETE_ONE, key).rowcount != 1:
                     missing.append(message_id)
             if missing:  # rolls the transaction back: nothing is deleted
                 raise MessageNotFoundError(
@@ -561,9 +421,8 @@ class SQLiteQueueStore(QueueStore):
         return len(ids)
 
     def purge(self, queue: str, *, dead_only: bool = False) -> int:
-        sql = "DELETE FROM messages WHERE queue = ?" + (" AND state = 2" if dead_only else "")
         with self._file.session as conn:
-            return conn.execute(sql, (queue,)).rowcount
+            return conn.execute(sql.PURGE_DEAD if dead_only else sql.PURGE, (queue,)).rowcount
 
     # -- reading ----------------------------------------------------------------------
 
@@ -572,32 +431,33 @@ class SQLiteQueueStore(QueueStore):
         if key is None:
             return None
         with self._file.session as conn:
-            found = conn.execute(_GET, key).fetchone()
+            found = conn.execute(sql.GET, key).fetchone()
             now = self.clock()
         return None if found is None else self._row(found, now)
 
     def peek(self, queue: str, *, state: str | None = None, limit: int | None = None) -> list[Row]:
-        if state not in _IN_STATE:
+        statement = sql.PEEK_ROWS.get(state)
+        if statement is None:
             raise ValueError(f"state must be one of {', '.join(PEEK_STATES)}, got {state!r}")
-        sql = f"""SELECT {_COLUMNS} FROM messages WHERE queue = :queue {_IN_STATE[state]}
-            ORDER BY seq LIMIT :limit"""
         with self._file.session as conn:
             now = self.clock()
             params = {"queue": queue, "now": now, "limit": -1 if limit is None else limit}
-            rows = conn.execute(sql, params).fetchall()
+            rows = conn.execute(statement, params).fetchall()
         return [self._row(r, now) for r in rows]
 
     def dead_letters(self, queue: str, limit: int | None = None) -> list[Row]:
         with self._file.session as conn:
-            rows = conn.execute(_DEAD_LETTERS, (queue, -1 if limit is None else limit)).fetchall()
+            rows = conn.execute(
+                sql.DEAD_LETTERS, (queue, -1 if limit is None else limit)
+            ).fetchall()
             now = self.clock()
         return [self._row(r, now) for r in rows]
 
     def _stats(self, conn: sqlite3.Connection, queue: str, now: float) -> QueueStats:
         params = {"queue": queue, "now": now}
-        live, visible, leased = conn.execute(_STATS, params).fetchone()
-        (expired,) = conn.execute(_STATS_EXPIRED, params).fetchone()
-        (dead,) = conn.execute(_DEAD_COUNT, (queue,)).fetchone()
+        live, visible, leased = conn.execute(sql.STATS, params).fetchone()
+        (expired,) = conn.execute(sql.STATS_EXPIRED, params).fetchone()
+        (dead,) = conn.execute(sql.DEAD_COUNT, (queue,)).fetchone()
         inflight = leased - expired
         return QueueStats(
             ready=visible, delayed=live - visible - inflight, inflight=inflight, dead=dead
@@ -610,15 +470,15 @@ class SQLiteQueueStore(QueueStore):
     def queues(self) -> dict[str, QueueStats]:
         with self._file.session as conn, self._file.read_transaction(conn):
             now = self.clock()
-            names = [name for (name,) in conn.execute(_QUEUE_NAMES)]
+            names = [name for (name,) in conn.execute(sql.QUEUE_NAMES)]
             return {name: self._stats(conn, name, now) for name in names}
 
     def known_queues(self) -> list[str]:
         with self._file.session as conn:
             try:
-                return [name for (name,) in conn.execute(_KNOWN_QUEUES)]
+                return [name for (name,) in conn.execute(sql.KNOWN_QUEUES)]
             except sqlite3.OperationalError:  # a version 1 file opened read-only: no table
-                return [name for (name,) in conn.execute(_QUEUE_NAMES)]
+                return [name for (name,) in conn.execute(sql.QUEUE_NAMES)]
 
     def next_visible_in(self, queue: str) -> float | None:
         self._file.check_identity()  # idle workers call this between polls
@@ -628,7 +488,7 @@ class SQLiteQueueStore(QueueStore):
                 # also catches a step back that happened while no process of ours ran
                 self._rebase_leases(conn, queue, now)
                 self._rebased_at = now
-            (earliest,) = conn.execute(_NEXT_VISIBLE, (queue,)).fetchone()
+            (earliest,) = conn.execute(sql.NEXT_VISIBLE, (queue,)).fetchone()
         return None if earliest is None else max(0.0, earliest - now)
 
     # -- maintenance ------------------------------------------------------------------
@@ -684,91 +544,3 @@ class SQLiteQueueStore(QueueStore):
     def close(self) -> None:
         with self._file.lock:
             self._file.close()
-
-
-# -- shell completion: read-only lookups ---------------------------------------------------
-# For localqueue.cli.complete, which answers each TAB from the store file over its own
-# read-only connection (a SQLiteQueueStore could create or migrate the file, and costs more
-# start-up than a TAB has). Each query goes through one of the partial indexes above.
-# ``rows(sql, params)`` is the caller's runner: it may stop a query early (a TAB has a time
-# budget) and returns the rows read by then, so these return what was found in time.
-
-if TYPE_CHECKING:
-    from collections.abc import Callable
-
-    Rows = Callable[[str, Any], list[Any]]
-
-# The states a command's message ids can be asked in (None: any state), as the contract's codes.
-COMPLETION_STATES = {"inflight": INFLIGHT, "dead": DEAD}
-_MAX_SEQ = 2**63 - 1  # SQLite's largest rowid
-_LIVE = f"state < {DEAD}"  # waiting or leased: the condition of the messages_visible index
-
-# Distinct queues through the two partial indexes, one index probe per queue (a loose
-# index scan) instead of a scan of every message.
-_COMPLETION_QUEUES = f"""WITH RECURSIVE
-    w(q) AS (SELECT (SELECT min(queue) FROM messages WHERE {_LIVE} AND queue >= :prefix)
-        UNION ALL SELECT (SELECT min(queue) FROM messages WHERE {_LIVE} AND queue > w.q)
-        FROM w WHERE w.q IS NOT NULL AND substr(w.q, 1, length(:prefix)) = :prefix),
-    d(q) AS (SELECT (SELECT min(queue) FROM messages WHERE state = {DEAD} AND queue >= :prefix)
-        UNION ALL SELECT (SELECT min(queue) FROM messages WHERE state = {DEAD} AND queue > d.q)
-        FROM d WHERE d.q IS NOT NULL AND substr(d.q, 1, length(:prefix)) = :prefix)
-    SELECT q FROM w WHERE q IS NOT NULL UNION SELECT q FROM d WHERE q IS NOT NULL"""
-_COMPLETION_IDS_LIVE = f"""SELECT seq, nonce FROM messages INDEXED BY messages_visible
-    WHERE queue = ? AND {_LIVE} ORDER BY visible_at LIMIT ?"""
-# Live leases are visible again only in the future (with the delayed messages): a short
-# index range. Expired leases hide among the ready messages: looked for while time is left.
-_COMPLETION_IDS_LEASED = f"""SELECT seq, nonce FROM messages INDEXED BY messages_visible
-    WHERE queue = ? AND {_LIVE} AND visible_at > ? AND state = {INFLIGHT} LIMIT ?"""
-_COMPLETION_IDS_EXPIRED = f"""SELECT seq, nonce FROM messages INDEXED BY messages_visible
-    WHERE queue = ? AND {_LIVE} AND visible_at <= ? AND state = {INFLIGHT} LIMIT ?"""
-_COMPLETION_IDS_DEAD = f"""SELECT seq, nonce FROM messages INDEXED BY messages_dead
-    WHERE queue = ? AND state = {DEAD} ORDER BY visible_at LIMIT ?"""
-_COMPLETION_IDS_SEQ = """SELECT seq, nonce FROM messages WHERE seq >= ? AND seq < ? AND queue = ?
-    AND (? IS NULL OR state = ?) ORDER BY seq LIMIT ?"""
-
-
-def completion_queues(rows: Rows, prefix: str = "") -> list[str]:
-    """The names of the queues holding messages that start with ``prefix``, sorted."""
-    found = rows(_COMPLETION_QUEUES, {"prefix": prefix})
-    return sorted(str(q) for (q,) in found if str(q).startswith(prefix))
-
-
-def completion_ids(
-    rows: Rows, queue: str, state: str | None, prefix: str = "", limit: int = 200
-) -> list[str]:
-    """Up to ``limit`` ids of ``queue``'s messages starting with ``prefix``, oldest first:
-    in any state (``state`` None), leased (``"inflight"``, live or expired leases) or dead
-    letters (``"dead"``)."""
-    number = None if state is None else COMPLETION_STATES[state]
-    seqs = _completion_seq_ranges(prefix)
-    found: list[Any] = []
-    if seqs:  # the id's digits narrow the seq range down: read it by primary key
-        for low, high in seqs:
-            found += rows(_COMPLETION_IDS_SEQ, (low, high, queue, number, number, limit))
-            if len(found) >= limit:
-                break
-    elif number == INFLIGHT:
-        now = time.time()
-        found = rows(_COMPLETION_IDS_LEASED, (queue, now, limit))
-        if len(found) < limit:
-            found += rows(_COMPLETION_IDS_EXPIRED, (queue, now, limit - len(found)))
-    elif number == DEAD:
-        found = rows(_COMPLETION_IDS_DEAD, (queue, limit))
-    else:
-        found = rows(_COMPLETION_IDS_LIVE, (queue, limit))
-        found += rows(_COMPLETION_IDS_DEAD, (queue, limit))
-    ids = (f"{seq}-{nonce:012x}" for seq, nonce in sorted(found))
-    return [message_id for message_id in ids if message_id.startswith(prefix)][:limit]
-
-
-def _completion_seq_ranges(prefix: str) -> list[tuple[int, int]]:
-    """The ``seq`` ranges whose ids start with ``prefix`` (digits, maybe ``-`` and more), in
-    ascending order; empty when the prefix does not narrow anything down."""
-    digits, dash, _ = prefix.partition("-")
-    if not digits.isdigit() or digits.startswith("0"):
-        return []
-    first = int(digits)
-    if dash:
-        return [(first, first + 1)] if first <= _MAX_SEQ else []
-    ranges = [(first * 10**k, (first + 1) * 10**k) for k in range(0, 20 - len(digits))]
-    return [(low, min(high, _MAX_SEQ + 1)) for low, high in ranges if low <= _MAX_SEQ]

@@ -27,11 +27,11 @@ def test_no_arguments_shows_help_on_stderr_and_exits_2(cli):
 
 def test_version(cli):
     from localqueue import __version__
-    from localqueue.stores import sqlite
+    from localqueue.stores import _sqlite_sql
 
     line = cli("--version", store=False).stdout
     assert line.startswith(f"localqueue {__version__} (store schema: SQLite 2, LMDB 1, ")
-    assert sqlite.SCHEMA_VERSION == 2 and line.endswith(", PostgreSQL 2)\n")
+    assert _sqlite_sql.SCHEMA_VERSION == 2 and line.endswith(", PostgreSQL 2)\n")
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from localqueue import Empty, PersistentQueue, StoreError
-from localqueue.stores.sqlite import APPLICATION_ID, SQLiteQueueStore
+from localqueue.stores._sqlite_sql import APPLICATION_ID
+from localqueue.stores.sqlite import SQLiteQueueStore
 
 
 def _bytes(path: Path) -> bytes:
@@ -130,12 +131,12 @@ def test_default_queue_uses_full_durability(
 
 
 def test_leasing_uses_an_index_not_a_scan(tmp_path: Path) -> None:
-    from localqueue.stores import sqlite as module
+    from localqueue.stores import _sqlite_sql as sql
 
     store = SQLiteQueueStore(tmp_path / "q.sqlite3")
     conn = store._file.connection()
     params = {"now": 0.0, "expires": 1.0, "timeout": 1.0, "by": None, "token": "t", "queue": "q"}
-    plan = " | ".join(row[3] for row in conn.execute("EXPLAIN QUERY PLAN " + module._LEASE, params))
+    plan = " | ".join(row[3] for row in conn.execute("EXPLAIN QUERY PLAN " + sql.LEASE, params))
     assert "USING INDEX messages_visible" in plan or "USING COVERING INDEX messages_visible" in plan
     assert "SCAN messages" not in plan.replace("SCAN messages USING", "")
     assert "TEMP B-TREE" not in plan  # ordered by the index, no sort

@@ -1,0 +1,252 @@
+"""SQL of the SQLite queue store: its schema, migrations and statements, and the
+read-only queries that shell completion answers a TAB with.
+
+The state column holds the store contract's codes (:mod:`localqueue.stores.base`),
+written as numbers in the SQL: WAITING 0 (ready or delayed, by ``visible_at``),
+INFLIGHT 1, DEAD 2. ``visible_at`` is when a message can next be leased: its
+``available_at`` while it waits, its ``lease_expires_at`` while leased; dead letters
+keep their ``dead_at`` there. :mod:`localqueue.stores.sqlite` runs the statements;
+:mod:`localqueue.cli.complete` runs the completion queries over a connection of its own.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+
+from localqueue.stores.base import DEAD, INFLIGHT
+
+TYPE_CHECKING = False  # on the fast path (queue add, TAB): typing costs start-up time
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
+    Rows = Callable[[str, Any], list[Any]]
+
+SCHEMA_VERSION = 2
+APPLICATION_ID = 0x6C715131  # "lqQ1": marks a localqueue queue store
+
+# Every queue name the store has held, also after its last message is gone (version 2).
+# A trigger records it, so every statement that inserts messages does, in its own commit.
+_KNOWN_QUEUES_SCHEMA = (
+    "CREATE TABLE queues (name TEXT PRIMARY KEY) WITHOUT ROWID",
+    """CREATE TRIGGER messages_queue_known AFTER INSERT ON messages
+        BEGIN INSERT OR IGNORE INTO queues (name) VALUES (new.queue); END""",
+)
+KNOWN_QUEUES = "SELECT name FROM queues ORDER BY name"
+# peek: the effective states (SQLiteQueueStore._row) as conditions on the stored ones
+_IN_STATE = {
+    None: "",
+    "ready": "AND state < 2 AND visible_at <= :now",
+    "delayed": "AND state = 0 AND visible_at > :now",
+    "inflight": "AND state = 1 AND visible_at > :now",
+    "dead": "AND state = 2",
+}
+DELETE_ONE = "DELETE FROM messages WHERE seq = :seq AND nonce = :nonce AND queue = :queue"
+
+SCHEMA = (
+    """CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID""",
+    # visible_at: when the message can next be leased (available_at while waiting,
+    # lease_expires_at while leased); dead letters keep their dead_at there.
+    """CREATE TABLE messages (
+        seq INTEGER PRIMARY KEY,
+        nonce INTEGER NOT NULL,
+        queue TEXT NOT NULL,
+        value BLOB NOT NULL,
+        state INTEGER NOT NULL,
+        visible_at REAL NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        enqueued_at REAL NOT NULL,
+        available_at REAL,
+        leased_at REAL,
+        lease_expires_at REAL,
+        leased_by TEXT,
+        lease_token TEXT,
+        lease_timeout REAL,
+        last_error BLOB,
+        failed_at REAL,
+        dead_at REAL
+    )""",
+    """CREATE INDEX messages_visible ON messages (queue, visible_at) WHERE state < 2""",
+    """CREATE INDEX messages_dead ON messages (queue, visible_at) WHERE state = 2""",
+    *_KNOWN_QUEUES_SCHEMA,
+)
+# Every statement that takes schema version N to N + 1.
+MIGRATIONS = {
+    1: (*_KNOWN_QUEUES_SCHEMA, "INSERT OR IGNORE INTO queues (name) SELECT queue FROM messages"),
+}
+
+COLUMNS = (
+    "seq, nonce, queue, value, state, visible_at, attempts, enqueued_at, available_at, leased_at,"
+    " lease_expires_at, leased_by, lease_token, last_error, failed_at, dead_at"
+)
+INSERT = (
+    "INSERT INTO messages (nonce, queue, value, state, visible_at, enqueued_at, available_at)"
+    " VALUES (?, ?, ?, 0, ?, ?, ?)"
+)
+LEASE = f"""UPDATE messages
+    SET state = 1, attempts = attempts + 1, leased_at = :now, lease_expires_at = :expires,
+        visible_at = :expires, leased_by = :by, lease_token = :token, lease_timeout = :timeout
+    WHERE seq = (SELECT seq FROM messages
+                 WHERE queue = :queue AND state < 2 AND visible_at <= :now
+                 ORDER BY visible_at, seq LIMIT 1)
+    RETURNING {COLUMNS}"""
+# Fencing: every settle statement matches only the current holder's row.
+_MESSAGE = "seq = :seq AND nonce = :nonce AND queue = :queue"
+_HELD = f"{_MESSAGE} AND state = 1 AND (:token IS NULL OR lease_token = :token)"
+ACK = f"DELETE FROM messages WHERE {_HELD}"
+RELEASE = f"""UPDATE messages
+    SET state = 0, visible_at = :available, available_at = :available, leased_at = NULL,
+        lease_expires_at = NULL, leased_by = NULL, lease_token = NULL,
+        last_error = coalesce(:error, last_error),
+        failed_at = CASE WHEN :error IS NULL THEN failed_at ELSE :now END
+    WHERE {_HELD} RETURNING {COLUMNS}"""
+DEAD_LETTER = f"""UPDATE messages
+    SET state = 2, visible_at = :now, dead_at = :now, leased_at = NULL,
+        lease_expires_at = NULL, leased_by = NULL, lease_token = NULL,
+        last_error = coalesce(:error, last_error),
+        failed_at = CASE WHEN :error IS NULL THEN failed_at ELSE :now END
+    WHERE {_HELD} RETURNING {COLUMNS}"""
+EXTEND = f"""UPDATE messages
+    SET lease_expires_at = :expires, visible_at = :expires, lease_timeout = :timeout
+    WHERE {_HELD} RETURNING {COLUMNS}"""
+PEEK = "SELECT 1 FROM messages WHERE queue = :queue AND state < 2 AND visible_at <= :now LIMIT 1"
+_STRETCHED = """queue = :queue AND state < 2 AND visible_at > :now + 1
+      AND state = 1 AND visible_at > :now + lease_timeout + 1"""
+REBASE = f"""UPDATE messages
+    SET lease_expires_at = :now + lease_timeout, visible_at = :now + lease_timeout
+    WHERE {_STRETCHED}"""
+ANY_STRETCHED = f"SELECT 1 FROM messages WHERE {_STRETCHED} LIMIT 1"
+REVIVE = """UPDATE messages SET state = 0, visible_at = :available, available_at = :available,
+    dead_at = NULL WHERE queue = :queue AND state = 2"""
+REVIVE_ONE = f"{REVIVE} AND {_MESSAGE} RETURNING {COLUMNS}"
+PURGE = "DELETE FROM messages WHERE queue = ?"
+PURGE_DEAD = f"{PURGE} AND state = 2"
+GET = f"SELECT {COLUMNS} FROM messages WHERE {_MESSAGE}"
+# peek, by state (None: all)
+PEEK_ROWS = {
+    state: f"""SELECT {COLUMNS} FROM messages WHERE queue = :queue {condition}
+    ORDER BY seq LIMIT :limit"""
+    for state, condition in _IN_STATE.items()
+}
+DEAD_LETTERS = f"""SELECT {COLUMNS} FROM messages WHERE queue = ? AND state = 2
+    ORDER BY visible_at, seq LIMIT ?"""
+STATS = """SELECT count(*), coalesce(sum(visible_at <= :now), 0), coalesce(sum(state = 1), 0)
+    FROM messages WHERE queue = :queue AND state < 2"""
+STATS_EXPIRED = """SELECT count(*) FROM messages
+    WHERE queue = :queue AND state < 2 AND visible_at <= :now AND state = 1"""
+DEAD_COUNT = "SELECT count(*) FROM messages WHERE queue = ? AND state = 2"
+QUEUE_NAMES = "SELECT DISTINCT queue FROM messages ORDER BY queue"
+NEXT_VISIBLE = "SELECT min(visible_at) FROM messages WHERE queue = ? AND state < 2"
+PENDING = "SELECT count(*) FROM messages WHERE queue = ? AND state = 0"
+
+
+_MAX_CHUNK = 512
+
+
+def chunks(count: int) -> list[int]:
+    """Split a batch into power-of-two chunks of at most _MAX_CHUNK rows, so only a few
+    distinct INSERT statements are ever prepared (and stay in the statement cache)."""
+    sizes = [_MAX_CHUNK] * (count // _MAX_CHUNK)
+    rest = count % _MAX_CHUNK
+    size = _MAX_CHUNK
+    while rest:
+        size //= 2
+        if rest >= size:
+            sizes.append(size)
+            rest -= size
+    return sizes
+
+
+@functools.lru_cache(maxsize=16)
+def insert_many(rows: int) -> str:
+    """An INSERT of ``rows`` values in one statement: executemany steps the statement once
+    per row from Python, which costs three times as much as the insert itself."""
+    values = ",".join(f"(?{5 + i})" for i in range(rows))
+    return (
+        "INSERT INTO messages (nonce, queue, value, state, visible_at, enqueued_at, available_at)"
+        f" SELECT ?1, ?2, column1, 0, ?3, ?4, ?3 FROM (VALUES {values})"
+    )
+
+
+# -- shell completion: read-only lookups ---------------------------------------------------
+# For localqueue.cli.complete, which answers each TAB from the store file over its own
+# read-only connection (a SQLiteQueueStore could create or migrate the file, and costs more
+# start-up than a TAB has). Each query goes through one of the partial indexes above.
+# ``rows(sql, params)`` is the caller's runner: it may stop a query early (a TAB has a time
+# budget) and returns the rows read by then, so these return what was found in time.
+
+# The states a command's message ids can be asked in (None: any state), as the contract's codes.
+COMPLETION_STATES = {"inflight": INFLIGHT, "dead": DEAD}
+_MAX_SEQ = 2**63 - 1  # SQLite's largest rowid
+_LIVE = f"state < {DEAD}"  # waiting or leased: the condition of the messages_visible index
+
+# Distinct queues through the two partial indexes, one index probe per queue (a loose
+# index scan) instead of a scan of every message.
+_COMPLETION_QUEUES = f"""WITH RECURSIVE
+    w(q) AS (SELECT (SELECT min(queue) FROM messages WHERE {_LIVE} AND queue >= :prefix)
+        UNION ALL SELECT (SELECT min(queue) FROM messages WHERE {_LIVE} AND queue > w.q)
+        FROM w WHERE w.q IS NOT NULL AND substr(w.q, 1, length(:prefix)) = :prefix),
+    d(q) AS (SELECT (SELECT min(queue) FROM messages WHERE state = {DEAD} AND queue >= :prefix)
+        UNION ALL SELECT (SELECT min(queue) FROM messages WHERE state = {DEAD} AND queue > d.q)
+        FROM d WHERE d.q IS NOT NULL AND substr(d.q, 1, length(:prefix)) = :prefix)
+    SELECT q FROM w WHERE q IS NOT NULL UNION SELECT q FROM d WHERE q IS NOT NULL"""
+_COMPLETION_IDS_LIVE = f"""SELECT seq, nonce FROM messages INDEXED BY messages_visible
+    WHERE queue = ? AND {_LIVE} ORDER BY visible_at LIMIT ?"""
+# Live leases are visible again only in the future (with the delayed messages): a short
+# index range. Expired leases hide among the ready messages: looked for while time is left.
+_COMPLETION_IDS_LEASED = f"""SELECT seq, nonce FROM messages INDEXED BY messages_visible
+    WHERE queue = ? AND {_LIVE} AND visible_at > ? AND state = {INFLIGHT} LIMIT ?"""
+_COMPLETION_IDS_EXPIRED = f"""SELECT seq, nonce FROM messages INDEXED BY messages_visible
+    WHERE queue = ? AND {_LIVE} AND visible_at <= ? AND state = {INFLIGHT} LIMIT ?"""
+_COMPLETION_IDS_DEAD = f"""SELECT seq, nonce FROM messages INDEXED BY messages_dead
+    WHERE queue = ? AND state = {DEAD} ORDER BY visible_at LIMIT ?"""
+_COMPLETION_IDS_SEQ = """SELECT seq, nonce FROM messages WHERE seq >= ? AND seq < ? AND queue = ?
+    AND (? IS NULL OR state = ?) ORDER BY seq LIMIT ?"""
+
+
+def completion_queues(rows: Rows, prefix: str = "") -> list[str]:
+    """The names of the queues holding messages that start with ``prefix``, sorted."""
+    found = rows(_COMPLETION_QUEUES, {"prefix": prefix})
+    return sorted(str(q) for (q,) in found if str(q).startswith(prefix))
+
+
+def completion_ids(
+    rows: Rows, queue: str, state: str | None, prefix: str = "", limit: int = 200
+) -> list[str]:
+    """Up to ``limit`` ids of ``queue``'s messages starting with ``prefix``, oldest first:
+    in any state (``state`` None), leased (``"inflight"``, live or expired leases) or dead
+    letters (``"dead"``)."""
+    number = None if state is None else COMPLETION_STATES[state]
+    seqs = _completion_seq_ranges(prefix)
+    found: list[Any] = []
+    if seqs:  # the id's digits narrow the seq range down: read it by primary key
+        for low, high in seqs:
+            found += rows(_COMPLETION_IDS_SEQ, (low, high, queue, number, number, limit))
+            if len(found) >= limit:
+                break
+    elif number == INFLIGHT:
+        now = time.time()
+        found = rows(_COMPLETION_IDS_LEASED, (queue, now, limit))
+        if len(found) < limit:
+            found += rows(_COMPLETION_IDS_EXPIRED, (queue, now, limit - len(found)))
+    elif number == DEAD:
+        found = rows(_COMPLETION_IDS_DEAD, (queue, limit))
+    else:
+        found = rows(_COMPLETION_IDS_LIVE, (queue, limit))
+        found += rows(_COMPLETION_IDS_DEAD, (queue, limit))
+    ids = (f"{seq}-{nonce:012x}" for seq, nonce in sorted(found))
+    return [message_id for message_id in ids if message_id.startswith(prefix)][:limit]
+
+
+def _completion_seq_ranges(prefix: str) -> list[tuple[int, int]]:
+    """The ``seq`` ranges whose ids start with ``prefix`` (digits, maybe ``-`` and more), in
+    ascending order; empty when the prefix does not narrow anything down."""
+    digits, dash, _ = prefix.partition("-")
+    if not digits.isdigit() or digits.startswith("0"):
+        return []
+    first = int(digits)
+    if dash:
+        return [(first, first + 1)] if first <= _MAX_SEQ else []
+    ranges = [(first * 10**k, (first + 1) * 10**k) for k in range(0, 20 - len(digits))]
+    return [(low, min(high, _MAX_SEQ + 1)) for low, high in ranges if low <= _MAX_SEQ]
