@@ -95,17 +95,15 @@ LEASE = f"""UPDATE messages
 _MESSAGE = "seq = :seq AND nonce = :nonce AND queue = :queue"
 _HELD = f"{_MESSAGE} AND state = 1 AND (:token IS NULL OR lease_token = :token)"
 ACK = f"DELETE FROM messages WHERE {_HELD}"
-RELEASE = f"""UPDATE messages
-    SET state = 0, visible_at = :available, available_at = :available, leased_at = NULL,
-        lease_expires_at = NULL, leased_by = NULL, lease_token = NULL,
+# What releasing and dead-lettering both do: end the lease, keep the error (if one is given).
+_END_LEASE = """leased_at = NULL, lease_expires_at = NULL, leased_by = NULL, lease_token = NULL,
         last_error = coalesce(:error, last_error),
-        failed_at = CASE WHEN :error IS NULL THEN failed_at ELSE :now END
+        failed_at = CASE WHEN :error IS NULL THEN failed_at ELSE :now END"""
+RELEASE = f"""UPDATE messages
+    SET state = 0, visible_at = :available, available_at = :available, {_END_LEASE}
     WHERE {_HELD} RETURNING {COLUMNS}"""
 DEAD_LETTER = f"""UPDATE messages
-    SET state = 2, visible_at = :now, dead_at = :now, leased_at = NULL,
-        lease_expires_at = NULL, leased_by = NULL, lease_token = NULL,
-        last_error = coalesce(:error, last_error),
-        failed_at = CASE WHEN :error IS NULL THEN failed_at ELSE :now END
+    SET state = 2, visible_at = :now, dead_at = :now, {_END_LEASE}
     WHERE {_HELD} RETURNING {COLUMNS}"""
 EXTEND = f"""UPDATE messages
     SET lease_expires_at = :expires, visible_at = :expires, lease_timeout = :timeout
