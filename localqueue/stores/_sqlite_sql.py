@@ -3,9 +3,7 @@ read-only queries that shell completion answers a TAB with.
 
 The state column holds the store contract's codes (:mod:`localqueue.stores.base`),
 written as numbers in the SQL: WAITING 0 (ready or delayed, by ``visible_at``),
-INFLIGHT 1, DEAD 2. ``visible_at`` is when a message can next be leased: its
-``available_at`` while it waits, its ``lease_expires_at`` while leased; dead letters
-keep their ``dead_at`` there. :mod:`localqueue.stores.sqlite` runs the statements;
+INFLIGHT 1, DEAD 2. :mod:`localqueue.stores.sqlite` runs the statements;
 :mod:`localqueue.cli.complete` runs the completion queries over a connection of its own.
 """
 
