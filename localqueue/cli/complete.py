@@ -46,7 +46,7 @@ ENV = "_LOCALQUEUE_COMPLETE"
 LIMIT = 200  # message ids offered at most
 BUDGET = 0.02  # seconds a store query may take before it is cut short
 TREE_FILE = os.path.join(os.path.dirname(__file__), "completion_tree.json")
-# Which message ids a command can use (None: any state; see sqlite.COMPLETION_STATES).
+# Which message ids a command can use (None: any state; see _sqlite_sql.COMPLETION_STATES).
 ID_STATES: dict[str, str | None] = {
     "queue inspect": None,
     "queue delete": None,
@@ -434,13 +434,14 @@ def store_file(values: dict[str, str]) -> str | None:
     """The SQLite file the command line would use, or None (no such file, another kind of
     store, or settings that do not resolve)."""
     from localqueue import config
+    from localqueue.backends import backend_of
 
     try:
         path = config.resolve({"store_path": values.get("--store-path")}).store_path
     except Exception as exc:
         debug(f"settings: {exc}")
         return None
-    if "://" in path:
+    if backend_of(path)[0] != "sqlite":
         debug(f"{path}: only SQLite stores are read to complete queue names and ids")
         return None
     if not os.path.isfile(path):
