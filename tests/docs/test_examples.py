@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import os
 import re
 import shlex
 import shutil
@@ -16,6 +17,7 @@ import signal
 import socket
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -300,13 +302,17 @@ def test_systemd_worker_stops_cleanly_on_sigterm_and_exits_2_on_usage_errors(rec
 
 
 class Pages(BaseHTTPRequestHandler):
-    """A small site for the pipeline example: /ok pages have a title, /missing is a 404."""
+    """A small site for the pipeline example: pages have a title, /missing is a 404, and
+    /slow answers only once the test sets ``server.go``. Every request is recorded."""
 
     def do_GET(self) -> None:
+        self.server.requests.append(self.path)  # type: ignore[attr-defined]
         if self.path == "/missing":
             self.send_response(404)
             self.end_headers()
             return
+        if self.path == "/slow":
+            self.server.go.wait(60)  # type: ignore[attr-defined]
         body = f"<html><title>page {self.path}</title></html>".encode()
         self.send_response(200)
         self.send_header("Content-Length", str(len(body)))
@@ -317,25 +323,135 @@ class Pages(BaseHTTPRequestHandler):
         pass
 
 
-@needs("jq", "curl", "make")
-def test_pipeline_example_runs_three_stages_joined_by_to(env, tmp_path):
+@pytest.fixture
+def site() -> Iterator[Any]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), Pages)
+    server.requests = []  # type: ignore[attr-defined]
+    server.go = threading.Event()  # type: ignore[attr-defined]
+    server.url = f"http://127.0.0.1:{server.server_port}"  # type: ignore[attr-defined]
     threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server
+    server.go.set()  # type: ignore[attr-defined]
+    server.shutdown()
+    server.server_close()
+
+
+PIPELINE = ["make", "--no-print-directory", "-f", str(EXAMPLES / "pipeline" / "Makefile")]
+
+
+def stored_pages(work: Path) -> list[str]:
+    """The URLs of pages.jsonl, one per line written."""
+    return [json.loads(line)["url"] for line in (work / "pages.jsonl").read_text().splitlines()]
+
+
+def queue_totals(env: dict[str, str], work: Path) -> dict[str, tuple[int, int]]:
+    """Each queue of the pipeline's store: (messages, of which dead)."""
+    listed = run([LOCALQUEUE, "queue", "list", "-s", "pipeline.sqlite3"], env, work)
+    return {q["queue"]: (q["total"], q["dead"]) for q in jsonl(listed.stdout)}
+
+
+@needs("jq", "curl", "make", "grep")
+def test_pipeline_example_runs_again_without_duplicates_and_reports_failed_urls(
+    site, env, tmp_path
+):
+    urls = [f"{site.url}/a", f"{site.url}/b", f"{site.url}/c", f"{site.url}/missing"]
+    (tmp_path / "urls.txt").write_text("".join(url + "\n" for url in urls) + "\n")
+    # A real error stops make: here the store does not exist yet (exit 1), so the later
+    # stages do not run.
+    broken = run([*PIPELINE, "fetch", "parse"], env, tmp_path)
+    assert broken.returncode != 0 and "Error 1" in broken.stderr
+    assert "no such store" in broken.stderr and "queue exec pages" not in broken.stdout
+
+    first = run([*PIPELINE, "pipeline"], env, tmp_path)
+    # The 404 fails its fetch three times (curl -f) and is dead-lettered; the fetch stage
+    # exits 5, and the later stages run all the same.
+    assert first.returncode == 0, first.stderr
+    assert sorted(statuses(first.stdout)) == sorted(
+        ["acked"] * 3 + ["released"] * 2 + ["dead"] + ["acked"] * 6
+    )
+    failed = f"failed: {site.url}/missing (urls, 3 attempts): curl: (22) "
+    assert [line for line in first.stderr.splitlines() if line.startswith("failed:")] == [
+        failed + "The requested URL returned error: 404"
+    ]
+    assert sorted(stored_pages(tmp_path)) == urls[:3]
+    assert sorted(site.requests) == ["/a", "/b", "/c", "/missing", "/missing", "/missing"]
+
+    # Again: nothing is enqueued, fetched or stored twice, and the failure is still told.
+    again = run([*PIPELINE, "pipeline"], env, tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert statuses(again.stdout) == [] and len(site.requests) == 6
+    assert sorted(stored_pages(tmp_path)) == urls[:3]
+    assert failed in again.stderr
+
+    # A URL added to urls.txt is the only one fetched by the next run.
+    with (tmp_path / "urls.txt").open("a") as file:
+        file.write(f"{site.url}/d\n")
+    more = run([*PIPELINE, "pipeline"], env, tmp_path)
+    assert more.returncode == 0, more.stderr
+    assert site.requests[6:] == ["/d"]
+    assert sorted(stored_pages(tmp_path)) == [*urls[:3], f"{site.url}/d"]
+    assert {"page /d"} < {json.loads(line)["title"] for line in open(tmp_path / "pages.jsonl")}
+    assert queue_totals(env, tmp_path) == {"urls": (1, 1), "pages": (0, 0), "parsed": (0, 0)}
+
+
+def process_group(pgid: int) -> dict[int, bytes]:
+    """The processes of a process group: pid -> command line (NUL-separated)."""
+    found = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[2]) == pgid:
+                found[int(stat.parent.name)] = (stat.parent / "cmdline").read_bytes()
+        except (OSError, IndexError, ValueError):  # it ended meanwhile
+            continue
+    return found
+
+
+@needs("jq", "curl", "make", "grep")
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux's /proc")
+def test_pipeline_example_resumes_after_a_stage_worker_is_killed_without_duplicates(
+    site, env, tmp_path
+):
+    urls = [f"{site.url}/{page}" for page in ("a", "b", "slow", "c")]
+    (tmp_path / "urls.txt").write_text("".join(url + "\n" for url in urls))
+    env = dict(env, LOCALQUEUE_LEASE_TIMEOUT="1")  # a killed worker's lease ends soon
+    make = subprocess.Popen(
+        [*PIPELINE, "pipeline"],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     try:
-        base = f"http://127.0.0.1:{server.server_port}"
-        urls = [f"{base}/a", f"{base}/b", f"{base}/c", f"{base}/missing"]
-        (tmp_path / "urls.txt").write_text("".join(url + "\n" for url in urls))
-        make = ["make", "--no-print-directory", "-f", str(EXAMPLES / "pipeline" / "Makefile")]
-        first = run([*make, "pipeline"], env, tmp_path)
+        # The fetch worker handed three pages on and is waiting on /slow: kill it.
+        deadline = time.monotonic() + 60
+        while "/slow" not in site.requests or queue_totals(env, tmp_path).get("pages") != (3, 0):
+            assert time.monotonic() < deadline and make.poll() is None
+            time.sleep(0.05)
+        (worker,) = [
+            pid for pid, cmdline in process_group(make.pid).items()
+            if b"queue\0exec\0urls\0" in cmdline
+        ]  # fmt: skip
+        os.kill(worker, signal.SIGKILL)
+        out, err = make.communicate(timeout=60)
     finally:
-        server.shutdown()
-        server.server_close()
-    # The 404 fails its fetch (curl -f) and will be retried: the fetch stage exits 6, so
-    # make stops there; the pages fetched so far are in the next queue, nothing is lost.
-    assert first.returncode != 0 and "Error 6" in first.stderr
-    assert sorted(statuses(first.stdout)) == ["acked"] * 3 + ["released"]
-    rest = run([*make, "parse", "store"], env, tmp_path)
-    assert rest.returncode == 0, rest.stderr
-    pages = [json.loads(line) for line in (tmp_path / "pages.jsonl").read_text().splitlines()]
-    assert sorted(page["url"] for page in pages) == urls[:3]
-    assert {page["title"] for page in pages} == {"page /a", "page /b", "page /c"}
+        if make.poll() is None:
+            os.killpg(make.pid, signal.SIGKILL)
+            make.wait()
+    assert make.returncode != 0 and "Error 137" in err  # a killed stage stops make
+    assert "queue exec pages" not in out and not (tmp_path / "pages.jsonl").exists()
+    site.go.set()
+
+    # Run again until /slow's lease has expired and it is fetched: every page once.
+    deadline = time.monotonic() + 60
+    while not (tmp_path / "pages.jsonl").exists() or len(stored_pages(tmp_path)) < 4:
+        assert time.monotonic() < deadline
+        again = run([*PIPELINE, "pipeline"], env, tmp_path)
+        assert again.returncode == 0, again.stderr
+        assert "failed:" not in again.stderr
+        time.sleep(0.2)
+    assert sorted(stored_pages(tmp_path)) == sorted(urls)
+    assert sorted(site.requests) == ["/a", "/b", "/c", "/slow", "/slow"]
+    assert queue_totals(env, tmp_path) == {"urls": (0, 0), "pages": (0, 0), "parsed": (0, 0)}
