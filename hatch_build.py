@@ -12,12 +12,18 @@ writes them):
   where a shell installed in the same prefix looks (``share/bash-completion/completions``,
   ``share/zsh/site-functions``, ``share/fish/vendor_completions.d``).
 
-An editable install runs from the checkout, which has these files already. It is
-byte-compiled instead: pip writes ``__pycache__`` for every module of a wheel it installs,
-whatever PYTHONDONTWRITEBYTECODE says, but an editable install points at the source tree
-and gets no bytecode. Where PYTHONDONTWRITEBYTECODE=1 is set (many container images, some
-CI machines), every ``localqueue`` command would then compile its modules from source:
-about 18 ms of a 25 ms ``queue add``. Python ignores a stale ``.pyc`` on its own.
+An editable install (``pip install -e``) runs from the checkout, where ``localqueue
+completion`` and ``localqueue man`` read ``completions/`` and ``man/`` as they are; it gets
+the files under ``share/`` all the same, since ``man`` and the shells look only there (an
+install over a regular one would otherwise remove the man pages it put there). Those are
+copies: after ``python scripts/regen.py``, install again to refresh them.
+
+An editable install is also byte-compiled: pip writes ``__pycache__`` for every module of
+a wheel it installs, whatever PYTHONDONTWRITEBYTECODE says, but an editable install points
+at the source tree and gets no bytecode. Where PYTHONDONTWRITEBYTECODE=1 is set (many
+container images, some CI machines), every ``localqueue`` command would then compile its
+modules from source: about 18 ms of a 25 ms ``queue add``. Python ignores a stale ``.pyc``
+on its own.
 """
 
 from __future__ import annotations
@@ -62,11 +68,11 @@ class ShippedFiles(BuildHookInterface):  # type: ignore[type-arg]
     def initialize(self, version: str, build_data: dict[str, Any]) -> None:
         if self.target_name != "wheel":
             return
+        package, shared = shipped_files(self.root)
+        build_data["shared_data"].update(shared)
         if version == "editable":
             # Best effort: a read-only checkout just starts slower.
             with contextlib.suppress(OSError):
                 compileall.compile_dir(os.path.join(self.root, "localqueue"), quiet=2)
             return
-        package, shared = shipped_files(self.root)
         build_data["force_include"].update(package)
-        build_data["shared_data"].update(shared)

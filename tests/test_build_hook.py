@@ -1,5 +1,6 @@
-"""hatch_build.py: an editable install byte-compiles the package; a wheel carries the man
-pages and completion scripts (the wheel itself is built in tests/docs/test_wheel.py)."""
+"""hatch_build.py: an editable install byte-compiles the package; both it and a wheel put
+the man pages and completion scripts under share/, and a wheel carries them in the package
+too (real installs of both are in tests/docs/test_wheel.py)."""
 
 from __future__ import annotations
 
@@ -37,7 +38,7 @@ def _build_data() -> dict:
     return {"force_include": {}, "shared_data": {}}
 
 
-def test_editable_install_compiles_every_module_and_ships_nothing(tmp_path):
+def test_editable_install_compiles_every_module_and_ships_the_man_pages_under_share(tmp_path):
     package = _project(tmp_path)
     data = _build_data()
     _hook(tmp_path, "wheel").initialize("editable", data)
@@ -45,7 +46,15 @@ def test_editable_install_compiles_every_module_and_ships_nothing(tmp_path):
     assert [p.name.split(".")[0] for p in (package / "cli" / "__pycache__").glob("*.pyc")] == [
         "app"
     ]
-    assert data == _build_data()  # it runs from the checkout, which has them
+    # localqueue man and completion read the checkout's files; man and the shells, share/
+    bash, page = str(tmp_path / "completions/localqueue.bash"), str(tmp_path / "man/localqueue.1")
+    assert data == {
+        "force_include": {},
+        "shared_data": {
+            bash: "share/bash-completion/completions/localqueue",
+            page: "share/man/man1/localqueue.1",
+        },
+    }
 
 
 def test_a_wheel_carries_the_man_pages_and_completions(tmp_path):

@@ -56,10 +56,42 @@ def test_only_the_install_blocks_are_skipped():
     skipped = [block for block, no_test in README_BLOCKS if no_test]
     assert len(skipped) == 3
     assert all("pip install" in block for block in skipped)
-    fresh = [block for block in skipped if "python3 -m venv .venv" in block]
+    fresh = [block for block in skipped if FRESH.match(block)]
     assert len(fresh) == 2  # the two fresh-machine commands, one line each
     assert all(block.count("\n") == 1 for block in fresh)
     assert len(README_BLOCKS) - len(skipped) >= 4
+
+
+FRESH = re.compile(r"python3 -m venv (\S+) && ")
+
+
+def fresh_machine_commands() -> list[tuple[str, list[list[str]]]]:
+    """The README's two fresh-machine commands: (the venv each makes, its commands)."""
+    return [
+        (match[1], [shlex.split(command) for command in block.strip().split(" && ")])
+        for block, no_test in README_BLOCKS
+        if no_test and (match := FRESH.match(block))
+    ]
+
+
+def test_the_two_fresh_machine_commands_use_a_venv_each():
+    """Run one after the other in one checkout, neither undoes the other's install."""
+    (run_venv, run_it), (test_venv, test_it) = fresh_machine_commands()
+    assert run_venv != test_venv
+    for venv, commands in ((run_venv, run_it), (test_venv, test_it)):
+        assert commands[0] == ["python3", "-m", "venv", venv]
+        assert all(command[0].startswith(f"{venv}/bin/") for command in commands[1:])
+    assert ".[cli]" in run_it[1] and "-e" not in run_it[1]
+    assert run_it[-1][-2:] == ["emails", "examples.email_worker:send_email"]
+    assert test_it[1][-2:] == ["-e", ".[test]"] and test_it[-1][1:] == ["-m", "pytest"]
+
+
+def test_ci_runs_the_readme_test_command():
+    """.ci/run makes its venv elsewhere, then runs the same commands in it."""
+    ((venv, commands),) = fresh_machine_commands()[1:]
+    ci = [shlex.split(line, comments=True) for line in (REPO / ".ci/run").read_text().splitlines()]
+    for command in commands:
+        assert [word.replace(venv, "$venv") for word in command] in ci, command
 
 
 @pytest.fixture

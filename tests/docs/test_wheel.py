@@ -39,35 +39,41 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return built
 
 
-@pytest.fixture(scope="module")
-def venv(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A fresh venv with the wheel installed; its dependencies (Typer, orjson...) are the
-    test environment's, reached through a .pth file rather than downloaded again."""
-    root = tmp_path_factory.mktemp("venv") / "venv"
+def fresh_venv(root: Path) -> str:
+    """A venv at ``root`` without localqueue; its dependencies (Typer, orjson...) and
+    build backend are the test environment's, reached through a .pth file rather than
+    downloaded again. Returns its purelib directory."""
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(root)], check=True)
-    python = root / "bin" / "python"
+    purelib = output(root, "import sysconfig; print(sysconfig.get_paths()['purelib'])")
+    Path(purelib, "zz_test_dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    return purelib
+
+
+def output(root: Path, code: str) -> str:
+    """What the Python code ``code`` prints, run by the venv at ``root``."""
+    python = [str(root / "bin/python"), "-c", code]
+    return subprocess.run(
+        python, check=True, capture_output=True, text=True, cwd=root
+    ).stdout.strip()
+
+
+def pip_install(root: Path, *args: str) -> None:
     subprocess.run(
-        [*PIP, "--python", str(python), "install", "-q", "--no-deps", str(wheel)],
+        [*PIP, "--python", str(root / "bin/python"), "install", "-q", "--no-deps", *args],
         check=True,
         capture_output=True,
         timeout=300,
     )
-    purelib = subprocess.run(
-        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-        check=True,
-        capture_output=True,
-        text=True,
-        cwd=root,
-    ).stdout.strip()
-    Path(purelib, "zz_test_dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
-    where = subprocess.run(
-        [str(python), "-c", "import localqueue; print(localqueue.__file__)"],
-        check=True,
-        capture_output=True,
-        text=True,
-        cwd=root,
-    ).stdout
-    assert where.startswith(purelib), where  # the wheel's copy, not the checkout
+
+
+@pytest.fixture(scope="module")
+def venv(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A fresh venv with the wheel installed."""
+    root = tmp_path_factory.mktemp("venv") / "venv"
+    purelib = fresh_venv(root)
+    pip_install(root, str(wheel))
+    installed = output(root, "import localqueue; print(localqueue.__file__)")
+    assert installed.startswith(purelib), installed  # the wheel's copy, not the checkout
     return root
 
 
@@ -210,3 +216,30 @@ def test_the_shell_defaults_to_the_one_shell_names(user, tmp_path):
     assert "name the shell: bash, zsh or fish ($SHELL is tcsh)" in unknown.stderr
     wrong = run(["localqueue", "completion", "powershell"], user)
     assert wrong.returncode == 2 and "SHELL must be bash, zsh or fish" in wrong.stderr
+
+
+def shared_files(root: Path) -> dict[str, bytes]:
+    """The man pages and completion scripts under the venv's ``share/``."""
+    share = root / "share"
+    return {str(p.relative_to(share)): p.read_bytes() for p in share.rglob("*") if p.is_file()}
+
+
+@needs("man")
+def test_an_editable_install_over_the_wheel_keeps_the_man_pages_and_completions(
+    wheel, user, tmp_path
+):
+    """The README's two commands in one venv: `pip install .` then `pip install -e .`."""
+    root = tmp_path / "venv"
+    fresh_venv(root)
+    pip_install(root, str(wheel))
+    from_wheel = shared_files(root)
+    assert len(from_wheel) == len(PAGES) + len(SCRIPTS)
+    pip_install(root, "--no-build-isolation", "-e", str(REPO))
+    assert output(root, "import localqueue; print(localqueue.__file__)") == str(
+        REPO / "localqueue" / "__init__.py"
+    )
+    assert shared_files(root) == from_wheel  # the same files, the same bytes
+    found = run(
+        ["man", "-w", "localqueue-queue-exec"], dict(user, PATH=f"{root / 'bin'}:/usr/bin:/bin")
+    )
+    assert found.stdout.strip() == str(root / "share/man/man1/localqueue-queue-exec.1")
