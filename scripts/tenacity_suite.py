@@ -6,7 +6,7 @@ files' ``import tenacity`` lines so that ``Retrying``, ``AsyncRetrying`` and ``r
 resolve to ``PersistentRetrying``, ``PersistentAsyncRetrying`` and ``persistent_retry``
 (``scripts/tenacity_shim.py``: a fresh key and a ``MemoryAttemptStore`` each), runs the
 suite with pytest and reports how many passed. Exits 1 when fewer than ``--required``
-pass; the README's retry section lists the expected failures and why persistence causes
+pass; docs/retry.md lists the expected failures and why persistence causes
 them.
 
     python scripts/tenacity_suite.py [--required N] [-- extra pytest args]
@@ -25,7 +25,7 @@ from importlib.metadata import version
 from pathlib import Path
 
 SHIM = Path(__file__).with_name("tenacity_shim.py")
-REQUIRED = 169  # of 179 (Tenacity 9.2.1); the README's retry section lists the rest
+REQUIRED = 169  # of 179 (Tenacity 9.2.1); docs/retry.md lists the rest
 # Whole-step bounds, so that a hang (a download that stalls, a test that never returns
 # from a signal-proof wait) fails CI with a message instead of using up its time. The
 # suite takes seconds and the download well under a minute.

@@ -1,6 +1,6 @@
 """``python -m localqueue.bench`` runs every workload and reports in its JSON shape.
 
-Speed itself is never asserted here (see README, Performance): only that each workload
+Speed itself is never asserted here (see docs/performance.md): only that each workload
 ran, checked its own results (mp fails on a lost or doubled message), and reported."""
 
 from __future__ import annotations

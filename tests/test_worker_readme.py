@@ -109,7 +109,7 @@ def test_worker_engine_snippet(tmp_path: Path) -> None:
     PersistentQueue("emails", store_path="./localqueue_queue.sqlite3").put_many(
         [{"to": f"user{i}@example.com"} for i in range(20)]
     )
-    # --- README "One engine runs every worker", as written -----------------------------
+    # --- docs/python.md "One engine runs every worker", as written ---------------------
     from localqueue import PersistentQueue, Worker
 
     def send(job: dict[str, str]) -> None:

@@ -13,7 +13,8 @@ FAILS = re.compile(r"\s(?:-[a-zA-Z]*f[a-zA-Z]*|--fail|--fail-with-body)(?=\s|$)"
 
 
 def _documents() -> list[Path]:
-    docs = [REPO / "README.md", *sorted((REPO / "man").glob("*.1"))]
+    docs = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+    docs += sorted((REPO / "man").glob("*.1"))
     docs += sorted(p for p in (REPO / "examples").iterdir() if p.is_file())
     return docs
 

@@ -1,9 +1,10 @@
-"""Every shell example in README.md and examples/ runs and does what it says.
+"""Every shell example in README.md, docs/ and examples/ runs and does what it says.
 
-README ```sh blocks run in a temp directory holding copies of examples/, completions/ and
-man/ (as in a checkout), with HOME there too and a stub ``curl`` first on PATH. Blocks
-preceded by ``<!-- no-test: ... -->`` (they create venvs and install packages) are the
-only ones skipped. The examples' own tests post to a real HTTP server on 127.0.0.1."""
+The ```sh blocks of README.md and docs/*.md run in a temp directory holding copies of
+examples/, completions/ and man/ (as in a checkout), with HOME there too and a stub
+``curl`` first on PATH. Blocks preceded by ``<!-- no-test: ... -->`` (they create venvs and
+install packages) are the only ones skipped. The examples' own tests post to a real HTTP
+server on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -29,7 +30,12 @@ from .conftest import BIN, LOCALQUEUE, REPO, needs
 
 EXAMPLES = REPO / "examples"
 BLOCK = re.compile(r"(<!-- no-test[^>]*-->\n)?```sh\n(.*?)```", re.S)
-README_BLOCKS = [(m[2], bool(m[1])) for m in BLOCK.finditer((REPO / "README.md").read_text())]
+DOCUMENTS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+# (document, block, skipped) for every ```sh block
+SHELL_BLOCKS = [
+    (doc.name, m[2], bool(m[1])) for doc in DOCUMENTS for m in BLOCK.finditer(doc.read_text())
+]
+README_BLOCKS = [(block, skipped) for doc, block, skipped in SHELL_BLOCKS if doc == "README.md"]
 CURL_STUB = '#!/bin/sh\nprintf "%s\\n" "$@" >> "$CURL_LOG"\n'
 
 
@@ -49,11 +55,21 @@ def statuses(text: str) -> list[str]:
     return [line["status"] for line in lines if "status" in line]
 
 
-# -- README.md ----------------------------------------------------------------------------
+# -- README.md and docs/ ------------------------------------------------------------------
+
+
+def test_the_readme_links_every_page_of_docs_and_every_link_resolves():
+    pages = {f"docs/{doc.name}" for doc in DOCUMENTS[1:]}
+    assert len(pages) >= 7  # the reference moved out of the README
+    readme = (REPO / "README.md").read_text()
+    assert pages <= set(re.findall(r"\]\((docs/[^)#]+)\)", readme))
+    for doc in DOCUMENTS:
+        for target in re.findall(r"\]\(([^)#:]+)(?:#[^)]*)?\)", doc.read_text()):
+            assert (doc.parent / target).exists(), f"{doc.name}: {target}"
 
 
 def test_only_the_install_blocks_are_skipped():
-    skipped = [block for block, no_test in README_BLOCKS if no_test]
+    skipped = [block for _, block, no_test in SHELL_BLOCKS if no_test]
     assert len(skipped) == 3
     assert all("pip install" in block for block in skipped)
     fresh = [block for block in skipped if FRESH.match(block)]
@@ -112,10 +128,10 @@ def checkout(tmp_path: Path, env: dict[str, str]) -> tuple[Path, dict[str, str]]
 @needs("bash", "jq")
 @pytest.mark.parametrize(
     "block",
-    [block for block, no_test in README_BLOCKS if not no_test],
-    ids=lambda block: block.split("\n")[0][:40],
-)
-def test_readme_shell_block(block: str, checkout):
+    [pytest.param(block, id=f"{doc}: {block[:40]}") for doc, block, no_test in SHELL_BLOCKS
+     if not no_test],
+)  # fmt: skip
+def test_documented_shell_block(block: str, checkout):
     work, env = checkout
     result = run(["bash", "-e", "-o", "pipefail", "-c", block], env, work)
     assert result.returncode == 0, result.stderr
@@ -141,7 +157,7 @@ def test_readme_shell_block(block: str, checkout):
         size = run([LOCALQUEUE, "queue", "size", "emails"], env, work)
         assert size.stdout == "1\n"
     else:
-        pytest.fail(f"a README block without an outcome check:\n{block}")
+        pytest.fail(f"a shell block without an outcome check:\n{block}")
 
 
 # -- a local webhook receiver -------------------------------------------------------------
