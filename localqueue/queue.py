@@ -60,29 +60,34 @@ def _messages_holding(rows: Sequence[Row], values: Sequence[Any]) -> list[QueueM
 def settle_while_leased(
     message: QueueMessage,
     settle: Callable[[], object],
-    on_busy: Callable[[float], object] | None = None,
+    on_busy: Callable[[float, BaseException], object] | None = None,
 ) -> None:
-    """Run ``settle`` (an ack, release or dead-letter of ``message``); while another
-    process holds the store's lock past its busy timeout, keep trying until the lease
-    ends rather than drop a finished handler's outcome (after that, StoreLockedError:
-    the message will be delivered again anyway). ``on_busy(seconds_left)`` is told of
-    each retry. The workers of :mod:`localqueue.worker` and of the CLI share it.
+    """Run ``settle`` (an ack, release or dead-letter of ``message``); while the store
+    fails (another process holds its lock past the busy timeout, a dropped connection, a
+    transient I/O error), try again with backoff until the lease ends rather than drop a
+    finished handler's outcome (after that, the last error: the message will be
+    delivered again anyway). ``on_busy(seconds_left, error)`` is told of each retry. A
+    store whose file was replaced is not retried.
 
     The lease's end is read on the store's clock (a PostgreSQL server's) and compared with
     this host's: a skew between the two only makes the retries stop that much earlier or
     later. Neither loses or doubles an outcome: a settlement after the lease has ended is
     refused by the store, and the message is delivered again."""
+    pause = 0.05
     while True:
         try:
             settle()
             return
-        except errors.StoreLockedError:
+        except errors.StoreReplacedError:
+            raise
+        except (errors.StoreLockedError, errors.StoreError) as exc:
             left = (message.lease_expires_at or 0.0) - time.time()
             if left <= 0:
                 raise
             if on_busy is not None:
-                on_busy(left)
-            time.sleep(min(0.1, left))
+                on_busy(left, exc)
+            time.sleep(min(pause, left))
+            pause = min(pause * 2, 1.0)
 
 
 def _encode_error(error: BaseException | dict[str, Any] | str | None) -> bytes | None:
@@ -320,14 +325,17 @@ class PersistentQueue:
         )
         return [message_from_row(row) for row in rows]
 
-    def extend_leases(self, messages: Sequence[QueueMessage], seconds: float) -> list[bool]:
+    def extend_leases(
+        self, messages: Sequence[QueueMessage], seconds: float, *, wait: float | None = None
+    ) -> list[bool]:
         """:meth:`extend_lease` for many held messages in one call (a heartbeat); each
         message's ``lease_expires_at`` is updated. Returns which leases are still held
-        (False: lost, that message was left alone)."""
+        (False: lost, that message was left alone). ``wait`` bounds the wait for a busy
+        store (StoreLockedError after it), so that it cannot outlast the leases."""
         if seconds <= 0:
             raise ValueError(f"seconds must be > 0, got {seconds!r}")
         pairs = [(message.id, message.lease_token) for message in messages]
-        expires = self.store.extend_leases(self.name, pairs, seconds)
+        expires = self.store.extend_leases(self.name, pairs, seconds, wait=wait)
         for message, expires_at in zip(messages, expires, strict=True):
             if expires_at is not None:
                 message.lease_expires_at = expires_at

@@ -25,7 +25,7 @@ import threading
 import time
 import urllib.parse
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Protocol, TypeVar
 
 import psycopg
@@ -299,6 +299,24 @@ class PgSession:
             self._discard()
 
     # -- running statements ------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def waiting_at_most(
+        self, conn: psycopg.Connection[Any], seconds: float | None
+    ) -> Iterator[None]:
+        """Statements inside the block wait at most ``seconds`` (when shorter than
+        ``busy_timeout``) for a lock: a lease extension must not wait longer than the
+        lease it extends has left."""
+        if seconds is None or seconds >= self.busy_timeout:
+            yield
+            return
+        setting = "SELECT set_config('lock_timeout', %s, false)"
+        conn.execute(setting, (f"{max(1, round(seconds * 1000))}ms",))
+        try:
+            yield
+        finally:
+            if not conn.closed:
+                conn.execute(setting, (f"{max(1, round(self.busy_timeout * 1000))}ms",))
 
     def run(self, what: str, op: Op[T], *, retry: bool = True, bootstrap: bool = True) -> T:
         """Run ``op`` on the session's connection while holding its lock.

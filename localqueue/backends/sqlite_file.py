@@ -412,6 +412,24 @@ class SQLiteFile:
                 conn.execute("ROLLBACK")
             raise
 
+    def waiting_at_most(
+        self, conn: sqlite3.Connection, seconds: float | None
+    ) -> AbstractContextManager[None]:
+        """Writes inside the block wait at most ``seconds`` (when shorter than
+        ``busy_timeout``) for another process's lock: a lease extension must not wait
+        longer than the lease it extends has left."""
+        if seconds is None or seconds >= self.busy_timeout:
+            return _NOTHING
+        return self._waiting(conn, max(1, int(seconds * 1000)))
+
+    @contextmanager
+    def _waiting(self, conn: sqlite3.Connection, milliseconds: int) -> Iterator[None]:
+        conn.execute(f"PRAGMA busy_timeout = {milliseconds}")
+        try:
+            yield
+        finally:
+            conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
+
     def relaxed(self, conn: sqlite3.Connection) -> AbstractContextManager[None]:
         """Commits inside the block skip their fsync at ``full`` durability. They are
         still written to the WAL, so they survive a process crash, and the next fsync'd

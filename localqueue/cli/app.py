@@ -131,7 +131,7 @@ def _run_typer(args: list[str]) -> int:
     return result if isinstance(result, int) else exit_codes.OK
 
 
-def _silence_stdout() -> None:
+def silence_stdout() -> None:
     """stdout's reader went away (``| head -1``): point fd 1 at /dev/null so the final
     flush at exit cannot fail again."""
     try:
@@ -150,7 +150,7 @@ def _code_for(exc: BaseException) -> int:
         sys.stderr.write(f"{code}\n")
         return exit_codes.ERROR
     if isinstance(exc, BrokenPipeError):
-        _silence_stdout()
+        silence_stdout()
         return exit_codes.ERROR
     if isinstance(exc, KeyboardInterrupt):
         return exit_codes.INTERRUPTED
@@ -185,7 +185,7 @@ def _run(args: list[str], *, then_exit: bool = False) -> tuple[int, bool]:
         if sys.stdout is not None:
             sys.stdout.flush()
     except BrokenPipeError:
-        _silence_stdout()
+        silence_stdout()
     except (OSError, ValueError) as exc:  # output that never arrived fails the command
         if not code:
             code = exit_codes.report(exit_codes.CliError(f"cannot write to stdout: {exc}"))

@@ -24,13 +24,13 @@ from localqueue.cli import exit_codes
 from localqueue.cli.common import emit, stderr_is_tty
 
 if TYPE_CHECKING:  # the engine and tenacity load when a worker starts, not with the CLI
-    from localqueue.message import QueueMessage
     from localqueue.queue import PersistentQueue
-    from localqueue.worker import PersistentWorkerConfig, RunSummary
+    from localqueue.worker import PersistentWorkerConfig, RunSummary, Settled
 
 __all__ = ["MAX_CONCURRENCY", "WorkerFlags", "serve"]
 
 MAX_CONCURRENCY = 256  # jobs one worker runs at once (-j); the watchdog has room for them
+MIN_LEASE = 1.0  # seconds: localqueue.worker.heartbeat.MIN_LEASE, without importing it
 DEFAULT_IDLE_SLEEP = 1.0
 
 
@@ -81,8 +81,11 @@ class WorkerFlags:
                     "--idle-sleep needs --forever (without --block): only such a worker"
                     " pauses between looks for work"
                 )
-        if self.lease_timeout is not None and not self.lease_timeout > 0:
-            raise exit_codes.UsageError(f"--lease-timeout must be > 0, got {self.lease_timeout}")
+        if self.lease_timeout is not None and not self.lease_timeout >= MIN_LEASE:
+            raise exit_codes.UsageError(
+                f"--lease-timeout must be at least {MIN_LEASE:g} second(s), got"
+                f" {self.lease_timeout:g}: the heartbeat extends a lease every third of it"
+            )
         self.config()  # what the engine's config refuses (an invalid --to queue name)
 
     def wait(self) -> Any:
@@ -180,18 +183,18 @@ def serve(
     draining = not (flags.forever or flags.block)
     progress = Progress(queue, draining and stderr_is_tty())
 
-    def on_outcome(
-        message: QueueMessage, status: str, error: dict[str, Any] | None, result: Any
-    ) -> None:
+    def on_outcome(settled: Settled) -> None:
         line = {
-            "id": message.id,
+            "id": settled.message.id,
             "queue": queue.name,
-            "status": status,
-            "attempts": message.attempts,
-            "error": error,
+            "status": settled.status,
+            "attempts": settled.message.attempts,
+            "error": settled.error,
+            "finished_at": round(settled.finished_at, 6),
+            "duration": round(settled.duration, 6),
         }
         if show_output:
-            line["output"] = result
+            line["output"] = settled.result
         emit(line, stdout)
         progress.tick()
 
@@ -222,7 +225,18 @@ def serve(
         queue.close()
     if summary.released_ids:
         released = len(summary.released_ids)
-        exit_codes.note(f"stopped; released {released} message(s) without spending an attempt")
+        exit_codes.note(
+            f"stopped; released {released} message(s); their retry budget was not spent"
+        )
+    report_error = summary.report_error
+    if report_error is not None and not isinstance(report_error, BrokenPipeError):
+        raise report_error  # a full disk, say: the settlements stand, the lines are lost
+    if report_error is not None:
+        # stdout's reader left (| head): what ran is settled and nothing of this worker
+        # is left in flight; the lines nobody reads are not an error.
+        from localqueue.cli.app import silence_stdout
+
+        silence_stdout()
     code = exit_code(summary, draining)
     if summary.abandoned:
         # Handlers that a second signal could not stop (Python code in threads): their

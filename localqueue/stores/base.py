@@ -212,12 +212,20 @@ class QueueStore(ABC):
         return rows
 
     def extend_leases(
-        self, queue: str, leases: Sequence[tuple[str, str | None]], seconds: float
+        self,
+        queue: str,
+        leases: Sequence[tuple[str, str | None]],
+        seconds: float,
+        *,
+        wait: float | None = None,
     ) -> list[float | None]:
         """:meth:`extend_lease` for many ``(message_id, lease_token)`` pairs at once (a
         heartbeat of every held message), in one transaction where the store can.
         Returns each message's new ``lease_expires_at``, or None where the lease was
-        lost (that message is left alone; the others are extended)."""
+        lost (that message is left alone; the others are extended). ``wait``: wait at
+        most this many seconds for another process's lock (StoreLockedError after),
+        where it is shorter than the store's busy timeout (SQLite, PostgreSQL; an LMDB
+        writer holds its lock only for one short transaction)."""
         expires: list[float | None] = []
         for message_id, token in leases:
             try:

@@ -373,7 +373,12 @@ class LMDBQueueStore(QueueStore):
         return True
 
     def extend_leases(
-        self, queue: str, leases: Sequence[tuple[str, str | None]], seconds: float
+        self,
+        queue: str,
+        leases: Sequence[tuple[str, str | None]],
+        seconds: float,
+        *,
+        wait: float | None = None,
     ) -> list[float | None]:
         def work(txn: Any, dbs: Mapping[bytes, Any]) -> list[float | None]:
             tx = _Tx(txn, dbs)

@@ -89,7 +89,12 @@ class MemoryQueueStore(QueueStore):
             return super().lease_many(queue, n, lease_timeout=lease_timeout, leased_by=leased_by)
 
     def extend_leases(
-        self, queue: str, leases: Sequence[tuple[str, str | None]], seconds: float
+        self,
+        queue: str,
+        leases: Sequence[tuple[str, str | None]],
+        seconds: float,
+        *,
+        wait: float | None = None,
     ) -> list[float | None]:
         with self._lock:
             return super().extend_leases(queue, leases, seconds)

@@ -326,7 +326,12 @@ class PostgresQueueStore(QueueStore):
         return self._session.run("settle", op, retry=False)
 
     def extend_leases(
-        self, queue: str, leases: Sequence[tuple[str, str | None]], seconds: float
+        self,
+        queue: str,
+        leases: Sequence[tuple[str, str | None]],
+        seconds: float,
+        *,
+        wait: float | None = None,
     ) -> list[float | None]:
         """One statement for every held lease (a heartbeat)."""
         if not leases:
@@ -339,7 +344,8 @@ class PostgresQueueStore(QueueStore):
 
         def op(conn: psycopg.Connection[Any]) -> list[float | None]:
             params["seqs"] = [self._seq(message_id) for message_id, _ in leases]
-            found = dict(conn.execute(self._sql["EXTEND_LEASES"], params).fetchall())
+            with self._session.waiting_at_most(conn, wait):
+                found = dict(conn.execute(self._sql["EXTEND_LEASES"], params).fetchall())
             return [found.get(ordinal) for ordinal in range(1, len(leases) + 1)]
 
         # Extending again after a lost reply is harmless.

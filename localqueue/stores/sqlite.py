@@ -341,13 +341,22 @@ class SQLiteQueueStore(QueueStore):
                 return self._lease_in(conn, params, n, now)
 
     def extend_leases(
-        self, queue: str, leases: Sequence[tuple[str, str | None]], seconds: float
+        self,
+        queue: str,
+        leases: Sequence[tuple[str, str | None]],
+        seconds: float,
+        *,
+        wait: float | None = None,
     ) -> list[float | None]:
         expires: list[float | None] = []
         with self._file.session as conn:
             now = self.clock()
             # A heartbeat: lost in a power cut, a lease just ends sooner (see relaxed).
-            with self._file.relaxed(conn), self._file.transaction(conn, "extend"):
+            with (
+                self._file.waiting_at_most(conn, wait),
+                self._file.relaxed(conn),
+                self._file.transaction(conn, "extend"),
+            ):
                 for message_id, token in leases:
                     key = self._key(queue, message_id)
                     found = None

@@ -8,13 +8,15 @@ from localqueue.worker.decorators import (
     persistent_async_worker,
     persistent_worker,
 )
-from localqueue.worker.engine import Finished, JobFailed, RunSummary, Worker
+from localqueue.worker.engine import Cancelled, Finished, JobFailed, RunSummary, Settled, Worker
 
 __all__ = [
+    "Cancelled",
     "Finished",
     "JobFailed",
     "PersistentWorkerConfig",
     "RunSummary",
+    "Settled",
     "Worker",
     "WorkerDecorated",
     "persistent_async_worker",

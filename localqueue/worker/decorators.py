@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import functools
 import inspect
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any, ParamSpec, Protocol, TypeVar
@@ -49,7 +50,7 @@ class WorkerDecorated(Protocol[P, R_co]):
     def handle(self, message: QueueMessage, *args: Any, **kwargs: Any) -> R_co: ...
 
 
-def _conclude(worker: Worker, finished: Finished) -> Any:
+def _conclude(worker: Worker, finished: Finished, started_at: float) -> Any:
     """Settle a message the decorated handler is done with; return or raise as the
     handler did."""
     message = finished.message
@@ -60,8 +61,7 @@ def _conclude(worker: Worker, finished: Finished) -> Any:
     if finished.outcome is None:
         worker.heartbeat.drop(message)
         raise lost from finished.error
-    [applied], _ = worker.settle([finished])
-    if not applied:
+    if not worker.settle_one(finished, started_at):
         raise lost from finished.error
     worker.attempt_store.clear(message.id)  # done with, or its fate is the queue's now
     if finished.error is not None:
@@ -94,6 +94,7 @@ def persistent_worker(
         worker = Worker(queue, handler, config, retry_in_process=True)
 
         def handle(message: QueueMessage, *args: Any, **kwargs: Any) -> R:
+            started_at = time.time()
             try:
                 [record] = worker.count([message])
                 worker.heartbeat.hold(message)
@@ -101,7 +102,7 @@ def persistent_worker(
             except BaseException:
                 _give_back(worker, message)
                 raise
-            result: R = _conclude(worker, finished)
+            result: R = _conclude(worker, finished, started_at)
             return result
 
         @functools.wraps(handler)
@@ -133,14 +134,16 @@ def persistent_async_worker(
         worker = Worker(queue, handler, config, retry_in_process=True)
 
         async def handle(message: QueueMessage, *args: Any, **kwargs: Any) -> R:
+            started_at = time.time()
             try:
                 [record] = await asyncio.to_thread(worker.count, [message])
                 worker.heartbeat.hold(message)
                 finished = await worker.execute_async(message, record, args, kwargs)
             except BaseException:
-                await asyncio.to_thread(_give_back, worker, message)
+                # Shielded: a cancelled task still gives its message back.
+                await asyncio.shield(asyncio.to_thread(_give_back, worker, message))
                 raise
-            result: R = await asyncio.to_thread(_conclude, worker, finished)
+            result: R = await asyncio.to_thread(_conclude, worker, finished, started_at)
             return result
 
         @functools.wraps(handler)
@@ -159,17 +162,35 @@ async def _lease(worker: Worker) -> QueueMessage:
     """Lease without parking a thread forever: block in slices of at most a second, so a
     cancelled task stops waiting soon after."""
     config = worker.config
-    queue = worker.queue
     if not config.block:
-        return await asyncio.to_thread(queue.get_message, False, leased_by=config.worker_id)
+        return await _lease_once(worker, False, None)
     loop = asyncio.get_running_loop()
     deadline = None if config.timeout is None else loop.time() + config.timeout
     while True:
         slice_ = 1.0 if deadline is None else max(0.0, min(1.0, deadline - loop.time()))
         try:
-            return await asyncio.to_thread(
-                queue.get_message, True, slice_, leased_by=config.worker_id
-            )
+            return await _lease_once(worker, True, slice_)
         except Empty:
             if deadline is not None and loop.time() >= deadline:
                 raise
+
+
+async def _lease_once(worker: Worker, block: bool, timeout: float | None) -> QueueMessage:
+    """One ``get_message`` in a thread. A task cancelled meanwhile cannot stop that
+    thread: whatever it leases is released, not left to wait out its lease."""
+    config = worker.config
+    lease = asyncio.ensure_future(
+        asyncio.to_thread(worker.queue.get_message, block, timeout, leased_by=config.worker_id)
+    )
+    try:
+        return await asyncio.shield(lease)
+    except asyncio.CancelledError:
+        lease.add_done_callback(functools.partial(_release_leased, worker))
+        raise
+
+
+def _release_leased(worker: Worker, lease: asyncio.Future[QueueMessage]) -> None:
+    if lease.cancelled() or lease.exception() is not None:
+        return
+    message = lease.result()
+    asyncio.get_running_loop().run_in_executor(None, _give_back, worker, message)

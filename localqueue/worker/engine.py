@@ -33,7 +33,7 @@ import asyncio
 import inspect
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Generator, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple
 
@@ -47,7 +47,7 @@ from localqueue.retry.errors import PersistentRetryExhausted
 from localqueue.worker.config import PersistentWorkerConfig
 from localqueue.worker.heartbeat import Heartbeat
 
-__all__ = ["Finished", "JobFailed", "RunSummary", "Worker"]
+__all__ = ["Cancelled", "Finished", "JobFailed", "RunSummary", "Settled", "Worker"]
 
 _LEASE_CHECK = 0.25  # a handler waiting to retry in-process looks at its lease this often
 
@@ -59,6 +59,11 @@ class JobFailed(Exception):
     def __init__(self, last_error: dict[str, Any]) -> None:
         super().__init__(last_error.get("message", ""))
         self.last_error = last_error
+
+
+class Cancelled(Exception):
+    """Raised by a handler whose delivery was stopped from outside (its lease was lost,
+    or a second signal came): not the handler's verdict on the message."""
 
 
 class Finished(NamedTuple):
@@ -74,6 +79,37 @@ class Finished(NamedTuple):
     spent: bool = False
 
 
+class Settled(NamedTuple):
+    """What ``on_outcome`` is told once a settlement is committed: the message (as this
+    delivery leased it), ``status`` ("acked", "released", "dead"), ``error`` (the
+    ``last_error`` record), ``result`` (what the handler returned; None when it failed),
+    and when the delivery's job started and finished (epoch seconds)."""
+
+    message: QueueMessage
+    status: str
+    error: dict[str, Any] | None
+    result: Any
+    started_at: float
+    finished_at: float
+
+    @property
+    def duration(self) -> float:
+        return max(self.finished_at - self.started_at, 0.0)
+
+
+@dataclass(frozen=True, slots=True)
+class Wait:
+    """A request of :meth:`Worker._steps`: wait ``seconds`` holding the lease (answer:
+    whether the lease was lost meanwhile)."""
+
+    seconds: float
+
+
+CALL = "call"  # run the handler once (answer: (result, values) or the exception)
+COUNT = "count"  # count the next attempt (answer: its AttemptRecord)
+Steps = Generator["str | Wait", Any, "Finished"]
+
+
 @dataclass
 class RunSummary:
     """What :meth:`Worker.run` did: messages by outcome, and how it ended."""
@@ -81,10 +117,14 @@ class RunSummary:
     acked: int = 0
     released: int = 0
     dead: int = 0
-    lost: int = 0  # leases lost while handling (another worker has those messages)
+    lost: int = 0  # leases lost while handling (the message is delivered again)
     interrupted: bool = False  # a second signal stopped running handlers
     abandoned: int = 0  # handlers still running after it (Python code cannot be stopped)
     released_ids: list[str] = field(default_factory=list)  # given back by the second signal
+    paused: bool = False  # a paused queue ended or held up the run
+    #: Why outcome lines stopped (``on_outcome`` raised: stdout's reader left, say); the
+    #: run then leased nothing more and settled what ran.
+    report_error: BaseException | None = None
 
     @property
     def handled(self) -> int:
@@ -101,10 +141,11 @@ class Worker:
     ``retry_in_process``: a failure that may be retried waits (holding the lease) and
     runs again in the same delivery, as the decorators do; otherwise (the default) the
     message is released for a later delivery after the wait, freeing its slot.
-    ``on_outcome(message, status, error, result)`` is told of every settled message in
-    order (``status`` "acked" / "released" / "dead"; ``error`` the ``last_error``
-    record; ``result`` what the handler returned, None when it failed);
-    ``log`` gets what a person should know (stop requests, busy stores, lost leases).
+    ``on_outcome(settled)`` is told of every settlement once it is committed, with a
+    :class:`Settled` record (message, status, ``last_error``, result, start and finish
+    times); should it raise, the worker leases nothing more, settles what runs and
+    returns with the error in :attr:`RunSummary.report_error`. ``log`` gets what a
+    person should know (stop requests, busy stores, lost leases).
     """
 
     def __init__(
@@ -115,7 +156,7 @@ class Worker:
         *,
         takes_message: bool = False,
         retry_in_process: bool = False,
-        on_outcome: Callable[[QueueMessage, str, dict[str, Any] | None, Any], object] | None = None,
+        on_outcome: Callable[[Settled], object] | None = None,
         log: Callable[[str], object] | None = None,
         **overrides: Any,
     ) -> None:
@@ -131,7 +172,7 @@ class Worker:
         self.stop_when = self.config.stop_strategy()
         self.wait_for = self.config.wait_strategy()
         self.retry_when = self.config.retry_strategy()
-        self.heartbeat = Heartbeat(queue, self.lease_timeout, self._lease_lost)
+        self.heartbeat = Heartbeat(queue, self.lease_timeout)
         self._attempts = self.config.retry_store
         self._attempts_lock = threading.Lock()
         self._retrying = tenacity.Retrying()  # what the rebuilt retry states point to
@@ -233,6 +274,33 @@ class Worker:
     def _call(self, message: QueueMessage, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         return self.handler(message if self.takes_message else message.value, *args, **kwargs)
 
+    # -- one delivery: the decision path both drivers follow ------------------------------
+
+    def _steps(self, message: QueueMessage, record: AttemptRecord) -> Steps:
+        """What handling one delivery does, in order. Each ``yield`` is a request the
+        driver performs (:data:`CALL` the handler, :class:`Wait` before trying again in
+        process, :data:`COUNT` the next attempt) and answers, so that :meth:`execute` and
+        :meth:`execute_async` cannot drift apart."""
+        while True:
+            spent = self.spent_error(message, record)
+            if spent is not None:
+                return self.give_up(message, spent)
+            answer = yield CALL
+            if isinstance(answer, Cancelled):  # its delivery was stopped (lost, signal)
+                return Finished(message, None, error=answer)
+            if isinstance(answer, Exception):
+                verdict = self._failed(message, record, answer)
+                if isinstance(verdict, Finished):
+                    return verdict
+                if (yield Wait(verdict)):  # the lease was lost meanwhile
+                    return Finished(message, None, error=answer)
+                record = yield COUNT
+                continue
+            result, values = answer
+            if self.heartbeat.is_lost(message):
+                return Finished(message, None, result)
+            return self.succeed(message, result, values)
+
     def execute(
         self,
         message: QueueMessage,
@@ -242,22 +310,24 @@ class Worker:
     ) -> Finished:
         """Run a sync handler on a held message whose attempt is counted (``record``)."""
         kwargs = kwargs or {}
+        steps = self._steps(message, record)
+        answer: Any = None
         while True:
-            spent = self.spent_error(message, record)
-            if spent is not None:
-                return self.give_up(message, spent)
             try:
-                result = self._call(message, args, kwargs)
-                values = self.hand_on(result)
-            except Exception as exc:
-                verdict = self._failed(message, record, exc)
-                if isinstance(verdict, Finished):
-                    return verdict
-                if self._lost_while_waiting(message, verdict):
-                    return Finished(message, None, error=exc)
-                [record] = self.count([message])
-                continue
-            return self._succeeded(message, result, values)
+                request = steps.send(answer)
+            except StopIteration as stop:
+                finished: Finished = stop.value
+                return finished
+            if request is CALL:
+                try:
+                    result = self._call(message, args, kwargs)
+                    answer = (result, self.hand_on(result))
+                except Exception as exc:
+                    answer = exc
+            elif isinstance(request, Wait):
+                answer = self._lost_while_waiting(message, request.seconds)
+            else:
+                [answer] = self.count([message])
 
     async def execute_async(
         self,
@@ -268,25 +338,26 @@ class Worker:
     ) -> Finished:
         """:meth:`execute` for a coroutine function, on the running event loop."""
         kwargs = kwargs or {}
+        steps = self._steps(message, record)
+        answer: Any = None
         while True:
-            spent = self.spent_error(message, record)
-            if spent is not None:
-                return self.give_up(message, spent)
             try:
-                result = self._call(message, args, kwargs)
-                if inspect.isawaitable(result):
-                    result = await result
-                values = self.hand_on(result)
-            except Exception as exc:
-                verdict = self._failed(message, record, exc)
-                if isinstance(verdict, Finished):
-                    return verdict
-                await asyncio.sleep(verdict)
-                if self.heartbeat.is_lost(message):
-                    return Finished(message, None, error=exc)
-                [record] = await asyncio.to_thread(self.count, [message])
-                continue
-            return self._succeeded(message, result, values)
+                request = steps.send(answer)
+            except StopIteration as stop:
+                finished: Finished = stop.value
+                return finished
+            if request is CALL:
+                try:
+                    result = self._call(message, args, kwargs)
+                    if inspect.isawaitable(result):
+                        result = await result
+                    answer = (result, self.hand_on(result))
+                except Exception as exc:
+                    answer = exc
+            elif isinstance(request, Wait):
+                answer = await self._lost_while_waiting_async(message, request.seconds)
+            else:
+                [answer] = await asyncio.to_thread(self.count, [message])
 
     def _failed(
         self, message: QueueMessage, record: AttemptRecord, exc: Exception
@@ -303,11 +374,6 @@ class Worker:
             return Finished(message, outcome, error=exc)
         return wait
 
-    def _succeeded(self, message: QueueMessage, result: Any, values: list[Any]) -> Finished:
-        if self.heartbeat.is_lost(message):
-            return Finished(message, None, result)
-        return self.succeed(message, result, values)
-
     def _lost_while_waiting(self, message: QueueMessage, seconds: float) -> bool:
         deadline = time.monotonic() + seconds
         while (left := deadline - time.monotonic()) > 0:
@@ -316,60 +382,68 @@ class Worker:
             time.sleep(min(left, _LEASE_CHECK))
         return self.heartbeat.is_lost(message)
 
-    def settle(
-        self, finished: list[Finished], lease: int = 0
+    async def _lost_while_waiting_async(self, message: QueueMessage, seconds: float) -> bool:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        while (left := deadline - loop.time()) > 0:
+            if self.heartbeat.is_lost(message):
+                return True
+            await asyncio.sleep(min(left, _LEASE_CHECK))
+        return self.heartbeat.is_lost(message)
+
+    # -- settling ----------------------------------------------------------------------
+
+    def commit(
+        self, finished: Sequence[Finished], lease: int = 0
     ) -> tuple[list[bool], list[QueueMessage]]:
-        """Settle finished messages and lease up to ``lease`` new ones in one transaction;
-        report each outcome; forget the budgets of messages whose fate is final. While
-        another process holds the store past its busy timeout, keep trying until the
-        earliest lease ends (a finished handler's outcome is not dropped lightly)."""
-        settling = [item for item in finished if item.outcome is not None]
-        for item in finished:
-            if item.outcome is None:
-                self.log(
-                    f"lost the lease of {item.message.id} while handling it;"
-                    " another worker has it now"
-                )
-        if not settling and not lease:
+        """One try at settling ``finished`` (each with an outcome) and leasing up to
+        ``lease`` new messages, in one transaction. Returns whether each settlement was
+        applied (False: its lease was lost first) and what was leased; a store error
+        changes nothing (the caller keeps the outcomes and tries again)."""
+        outcomes = [item.outcome for item in finished if item.outcome is not None]
+        if len(outcomes) != len(finished):
+            raise ValueError("only finished messages with an outcome are committed")
+        if not outcomes and not lease:
             return [], []
-        outcomes = [item.outcome for item in settling if item.outcome is not None]
-        result: tuple[list[bool], list[QueueMessage]] = ([], [])
+        return self.queue.settle_many(outcomes, lease=lease, leased_by=self.config.worker_id)
+
+    def report(self, finished: Finished, started_at: float, finished_at: float) -> None:
+        """Tell ``on_outcome`` of a committed settlement (its exceptions propagate: the
+        caller decides what a failed report means; the settlement stands)."""
+        if self.on_outcome is None or finished.outcome is None:
+            return
+        error = finished.outcome.error
+        record = error if isinstance(error, dict) or error is None else _described(error)
+        self.on_outcome(
+            Settled(
+                finished.message, finished.outcome.status, record, finished.result,
+                started_at, finished_at,
+            )
+        )  # fmt: skip
+
+    def settle_one(self, finished: Finished, started_at: float) -> bool:
+        """Settle one message now (the decorators), retrying a busy or failing store
+        until its lease ends; report it. False when the lease was lost."""
+        finished_at = time.time()
+        applied: list[bool] = []
 
         def commit() -> None:
-            nonlocal result
-            result = self.queue.settle_many(outcomes, lease=lease, leased_by=self.config.worker_id)
+            nonlocal applied
+            applied, _ = self.commit([finished])
 
-        if settling:
-            earliest = min(settling, key=lambda item: item.message.lease_expires_at or 0.0)
-            settle_while_leased(earliest.message, commit, self._busy(earliest.message))
-        else:
-            commit()
-        applied, leased = result
-        for item, done in zip(settling, applied, strict=True):
-            outcome = item.outcome
-            assert outcome is not None
-            self.heartbeat.drop(item.message)
-            if not done:
-                self.log(f"lease of {item.message.id} expired before it was settled")
-                continue
-            if self.on_outcome is not None:
-                error = outcome.error
-                record = error if isinstance(error, dict) or error is None else _described(error)
-                self.on_outcome(item.message, outcome.status, record, item.result)
-        return applied, leased
+        try:
+            settle_while_leased(finished.message, commit, self._busy(finished.message))
+        finally:
+            self.heartbeat.drop(finished.message)
+        if applied[0]:
+            self.report(finished, started_at, finished_at)
+        return applied[0]
 
-    def _busy(self, message: QueueMessage) -> Callable[[float], None]:
-        def busy(left: float) -> None:
-            self.log(
-                f"store is busy; still trying to settle {message.id} (lease ends in {left:.0f}s)"
-            )
+    def _busy(self, message: QueueMessage) -> Callable[[float, BaseException], None]:
+        def busy(left: float, error: BaseException) -> None:
+            self.log(f"{error}; still trying to settle {message.id} (lease ends in {left:.0f}s)")
 
         return busy
-
-    def _lease_lost(self, message: QueueMessage) -> None:
-        cancel = getattr(self.handler, "cancel", None)
-        if cancel is not None:
-            cancel(message, False)
 
     # -- the loop ------------------------------------------------------------------------
 

@@ -1,24 +1,31 @@
 """The loop of :meth:`Worker.run <localqueue.worker.engine.Worker.run>`: the main
-thread leases, counts attempts, hands messages to the slots where handlers run, settles
-what finished and writes outcomes; see :mod:`localqueue.worker.engine` for what happens
-to one message.
+thread leases, counts attempts, hands deliveries to the slots where handlers run
+(:mod:`localqueue.worker.slots`), settles what finished and writes outcomes; see
+:mod:`localqueue.worker.engine` for what happens to one message and
+:mod:`localqueue.worker.delivery` for the states of a delivery.
+
+The loop owns the deliveries. At most one job of a message runs here at a time: a
+message leased again while its earlier (lost) delivery's job still runs waits, holding
+its lease, until that job has stopped. A finished delivery is kept, its lease alive,
+until its commit succeeds: a store error on the commit is retried with backoff for as
+long as the lease lasts. Outcomes are reported after their commit; a report that fails
+(stdout's reader left) stops leasing, never settling.
 
 Where a commit waits on the disk or a server, new jobs are leased and started first and
 the finished ones settled while they run; finished messages are collected together, so
 one commit settles several. Signals only count (and wake the loop): the first stops
-leasing, the second cancels the running handlers and gives their messages back.
+leasing, the second stops the running jobs and gives only their messages back.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import queue as stdlib_queue
 import signal
 import threading
 import time
 from types import FrameType
-from typing import Any
+from typing import Any, NamedTuple
 
 import tenacity
 
@@ -32,10 +39,11 @@ from localqueue.errors import (
 )
 from localqueue.message import QueueMessage
 from localqueue.outcome import Outcome
-from localqueue.retry.base import AttemptRecord
-from localqueue.worker.engine import Finished, RunSummary, Worker
+from localqueue.worker.delivery import Delivery, State, key_of
+from localqueue.worker.engine import Cancelled, Finished, RunSummary, Settled, Worker
+from localqueue.worker.slots import ColdStop, Slots
 
-__all__ = ["Loop", "Slots"]
+__all__ = ["Loop"]
 
 IDLE_SLICE = 0.25  # an idle worker looks at its stop flag at least this often
 COLD_GRACE = 2.0  # after a second signal, seconds a cancelled job gets before it is forced
@@ -43,106 +51,15 @@ _POLL_MIN, _POLL_MAX = 0.002, 0.1  # a blocking worker with free slots looks for
 # A worker whose store keeps failing while it looks for work pauses this long (0.25 s,
 # doubling up to 30 s) before looking again.
 _STORE_BACKOFF = tenacity.wait_exponential(multiplier=IDLE_SLICE, max=30.0)
+# A commit that failed is tried again after 0.05 s, doubling up to 2 s, while the
+# leases last.
+_SETTLE_BACKOFF = tenacity.wait_exponential(multiplier=0.025, max=2.0)
 
 
-class _ColdStop(BaseException):
-    """A second signal while a handler runs in the main thread: raised into it."""
+class Lost(NamedTuple):
+    """An event from the heartbeat: this delivery's lease is gone."""
 
-
-class Slots:
-    """Where handlers run: ``n`` threads for a function, one event loop (in a thread of
-    its own) for a coroutine function. Finished work goes to ``done``.
-
-    One function at a time (concurrency 1) runs in the thread that called ``run()``, as
-    in a program of its own: it may install signal handlers or use thread-local state,
-    and a second signal interrupts it. A handler that can be cancelled (``queue exec``'s,
-    which has ``cancel``) still gets a thread, so that settling overlaps its run."""
-
-    def __init__(self, worker: Worker, n: int, done: stdlib_queue.SimpleQueue[Any]) -> None:
-        self.worker, self.n, self.done = worker, n, done
-        self._inbox: stdlib_queue.SimpleQueue[tuple[QueueMessage, AttemptRecord] | None] = (
-            stdlib_queue.SimpleQueue()
-        )
-        self._threads: list[threading.Thread] = []
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._tasks: dict[str, Any] = {}  # message id -> concurrent future (async)
-        handler = worker.handler
-        self.inline = n == 1 and not worker.is_async and not hasattr(handler, "cancel")
-        self.inline_running = False
-
-    def submit(self, message: QueueMessage, record: AttemptRecord) -> None:
-        if self.worker.is_async:
-            self._submit_async(message, record)
-            return
-        if self.inline:
-            self.inline_running = True
-            try:
-                finished = self.worker.execute(message, record)
-            except _ColdStop:
-                raise
-            except BaseException as exc:  # the attempt store failed, or an exit
-                finished = Finished(message, None, error=exc)
-            finally:
-                self.inline_running = False
-            self.done.put(finished)
-            return
-        if len(self._threads) < self.n:
-            # Not a daemon: threads a handler starts inherit that, and a program waits
-            # for its threads (a handler's late writes are not cut off at exit).
-            thread = threading.Thread(target=self._serve, name="localqueue-slot")
-            self._threads.append(thread)
-            start_quietly(thread)
-        self._inbox.put((message, record))
-
-    def _serve(self) -> None:
-        while (item := self._inbox.get()) is not None:
-            message, record = item
-            try:
-                finished = self.worker.execute(message, record)
-            except BaseException as exc:  # the attempt store failed, or an interrupt
-                finished = Finished(message, None, error=exc)
-            self.done.put(finished)
-
-    def _submit_async(self, message: QueueMessage, record: AttemptRecord) -> None:
-        if self._loop is None:
-            ready = threading.Event()
-
-            def serve() -> None:
-                self._loop = asyncio.new_event_loop()
-                ready.set()
-                self._loop.run_forever()
-
-            start_quietly(threading.Thread(target=serve, name="localqueue-loop", daemon=True))
-            ready.wait()
-        assert self._loop is not None
-        future = asyncio.run_coroutine_threadsafe(
-            self.worker.execute_async(message, record), self._loop
-        )
-        self._tasks[message.id] = future
-
-        def report(f: Any) -> None:
-            self._tasks.pop(message.id, None)
-            try:
-                self.done.put(f.result())
-            except BaseException as exc:  # cancelled by a second signal, or a crash
-                self.done.put(Finished(message, None, error=exc))
-
-        future.add_done_callback(report)
-
-    def cancel(self, message: QueueMessage, force: bool) -> None:
-        future = self._tasks.get(message.id)
-        if future is not None:
-            future.cancel()
-            return
-        cancel = getattr(self.worker.handler, "cancel", None)
-        if cancel is not None:
-            cancel(message, force)
-
-    def close(self) -> None:
-        for _ in self._threads:
-            self._inbox.put(None)
-        if self._loop is not None:
-            self._loop.call_soon_threadsafe(self._loop.stop)
+    message: QueueMessage
 
 
 class Loop:
@@ -168,9 +85,18 @@ class Loop:
         self.idle_sleep = idle_sleep
         self.draining = not (forever or block)
         self.summary = RunSummary()
-        self.done: stdlib_queue.SimpleQueue[Finished | None] = stdlib_queue.SimpleQueue()
-        self.slots = Slots(worker, worker.config.concurrency, self.done)
-        self.running: dict[str, QueueMessage] = {}
+        #: Deliveries whose job ended (a Delivery), leases lost (Lost), signals (None).
+        self.events: stdlib_queue.SimpleQueue[Delivery | Lost | None] = stdlib_queue.SimpleQueue()
+        self.slots = Slots(worker, worker.config.concurrency, self.events)
+        # Message id -> the delivery whose job runs here. Keyed by id on purpose: it is
+        # what keeps two deliveries of one message from running at once in this worker.
+        self.running: dict[str, Delivery] = {}
+        # Message id -> a later delivery leased while the earlier one's job still runs
+        # (its lease was lost): it starts, in the same slot, once that job has ended.
+        self.parked: dict[str, Delivery] = {}
+        self.unsettled: list[Delivery] = []  # finished, kept until their commit succeeds
+        self.settle_failures = 0
+        self.settle_at = 0.0  # monotonic: when to try a failed commit again
         self.started = 0  # messages started (max_jobs counts these)
         self.to_clear: list[str] = []  # settled for good since the last count: forget them
         self.spent: set[str] = set()  # released with a fresh budget: a drain stops at them
@@ -187,26 +113,38 @@ class Loop:
             getattr(self.queue.store, "durability", None) != "normal" and not self.slots.inline
         )
         self._previous: dict[int, Any] = {}
-        self._retrying = tenacity.Retrying()  # what the store back-off's states point to
+        self._notices: stdlib_queue.SimpleQueue[int | None] | None = None
+        self._retrying = tenacity.Retrying()  # what the back-off states point to
 
-    # signals: the handler only counts (and wakes the loop)
+    # signals: the handler only counts and wakes the loop
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         self.worker.signals += 1
-        self.done.put(None)
+        self.events.put(None)  # SimpleQueue.put is reentrant: safe in a signal handler
         if not self.slots.inline_running:
             return
-        # A handler runs in this (the main) thread: the loop cannot speak or act until it
-        # returns, so the handler of the signal does (Python runs it between bytecodes).
-        if self.worker.signals == 1:
+        # A handler runs in this (the main) thread: the loop cannot act until it returns.
+        # The second signal interrupts it (as documented); the first is announced by
+        # the notice thread, since a signal handler must not write.
+        if self.worker.signals >= 2:
+            self.slots.inline_running = False
+            raise ColdStop
+        if self._notices is not None:
+            self._notices.put(1)
+
+    def _speak(self, notices: stdlib_queue.SimpleQueue[int | None]) -> None:
+        while notices.get() is not None:
             self.worker.log("finishing 1 running job(s); press Ctrl-C again to stop them")
-            return
-        self.slots.inline_running = False
-        raise _ColdStop
 
     def _install(self) -> None:
         if threading.current_thread() is not threading.main_thread():
             return
+        if self.slots.inline:
+            self._notices = stdlib_queue.SimpleQueue()
+            thread = threading.Thread(
+                target=self._speak, args=(self._notices,), name="localqueue-notices", daemon=True
+            )
+            start_quietly(thread)
         for signum in (signal.SIGINT, signal.SIGTERM):
             self._previous[signum] = signal.signal(signum, self._on_signal)
 
@@ -214,28 +152,46 @@ class Loop:
         for signum, handler in self._previous.items():
             signal.signal(signum, handler)
         self._previous.clear()
+        if self._notices is not None:
+            self._notices.put(None)
+            self._notices = None
+
+    def _on_lost(self, message: QueueMessage) -> None:
+        """From the heartbeat's thread: stop that delivery's job now, tell the loop."""
+        self.slots.cancel(message, False)
+        self.events.put(Lost(message))
 
     # the cycle
 
     def want(self) -> int:
         """How many messages to lease now."""
-        if self.worker.signals or self.stop_leasing or self.failure is not None:
+        if (
+            self.worker.signals
+            or self.stop_leasing
+            or self.failure is not None
+            or self.summary.report_error is not None
+            or self.settle_failures
+        ):
             return 0
-        free = self.worker.config.concurrency - len(self.running)
+        free = self.worker.config.concurrency - len(self.running) - len(self.parked)
         if self.max_jobs is not None:
             free = min(free, self.max_jobs - self.started)
         return max(free, 0)
 
+    def busy(self) -> bool:
+        """Whether anything of this run is still running or unsettled."""
+        return bool(self.running or self.parked or self.unsettled)
+
     def run(self) -> RunSummary:
         worker = self.worker
         worker.attempt_store  # noqa: B018 - open it first: a broken store leases nothing
+        worker.heartbeat.on_lost = self._on_lost
         self._install()
         try:
-            finished: list[Finished] = []
             warned = False
             while True:
                 if worker.signals >= 2:
-                    self._cold_stop(finished)
+                    self._cold_stop()
                     break
                 if worker.signals and not warned:
                     warned = True
@@ -245,52 +201,62 @@ class Loop:
                             " press Ctrl-C again to stop them"
                         )
                 try:
-                    leased = self._cycle(finished)
-                except _ColdStop:  # raised into a handler running in this thread
-                    self._cold_stop([])
+                    leased = self._cycle()
+                except ColdStop:  # raised into a handler running in this thread
+                    self._cold_stop()
                     break
-                if not self.running:
+                if not self.busy():
                     if self.draining or not self.want():
                         break
-                    finished = self._idle()
+                    self._idle()
                     continue
-                finished = self._wait(leased)
+                self._wait(leased)
         finally:
             self._restore()
             self.slots.close()
             worker.heartbeat.close()
+            worker.heartbeat.on_lost = None
             self._forget_settled()
         if self.failure is not None:
             raise self.failure
         return self.summary
 
-    def _cycle(self, finished: list[Finished]) -> list[QueueMessage]:
-        """Settle ``finished`` and start new jobs in their place; returns what it leased."""
-        for item in finished:
-            self.running.pop(item.message.id, None)  # their slots are free
+    def _cycle(self) -> list[QueueMessage]:
+        """Settle what finished and start new jobs in the free slots; returns what it
+        leased."""
         want = self.want()
+        settle = bool(self.unsettled) and time.monotonic() >= self.settle_at
+        if not settle and not want:
+            return []
         try:
-            if self.overlap and finished and want:
+            if settle and want and self.overlap:
                 leased = self._lease_if_free(want)
                 self._start(leased)
-                self._settle(finished)
-                released = any(i.outcome and i.outcome.status == "released" for i in finished)
-                if released and len(leased) < want:  # due again at once, maybe
-                    more = self._lease_if_free(want - len(leased))
+                released = any(_status(d) == "released" for d in self.unsettled)
+                self._settle()
+                if released and len(leased) < self.want():  # due again at once, maybe
+                    more = self._lease_if_free(self.want())
                     self._start(more)
                     leased += more
                 return leased
-            leased = self._settle(finished, want) if finished else self._lease(want)
+            leased = self._settle(want) if settle else self._lease(want)
         except StoreReplacedError:
             raise  # its file is gone: only a fresh start sees the new one
         except (StoreLockedError, StoreError) as exc:
-            if self.draining or finished:
-                raise
-            self._back_off(exc)  # a long-running worker outlives a held lock
+            self._lease_failed(exc)
             return []
         self.store_failures = 0
         self._start(leased)
         return leased
+
+    def _lease_failed(self, exc: LocalQueueError) -> None:
+        """Leasing met a busy or failing store: a drain ends (once what runs is
+        settled); a long-running worker outlives it."""
+        if self.draining:
+            if self.failure is None:
+                self.failure = exc
+        else:
+            self._back_off(exc)
 
     def _lease_if_free(self, n: int) -> list[QueueMessage]:
         """Lease before settling: a busy store leases nothing then (the settle that
@@ -305,56 +271,155 @@ class Loop:
     def _lease(self, n: int) -> list[QueueMessage]:
         return self.queue.get_messages(n, leased_by=self.worker.config.worker_id) if n else []
 
-    def _settle(self, finished: list[Finished], lease: int = 0) -> list[QueueMessage]:
-        _, leased = self.worker.settle(finished, lease)
-        for item in finished:
-            self.running.pop(item.message.id, None)
-            outcome = item.outcome
-            if outcome is None:
-                self.summary.lost += 1
-            elif outcome.status == "acked":
-                self.summary.acked += 1
-                self.to_clear.append(item.message.id)
-            elif outcome.status == "dead":
-                self.summary.dead += 1
-                self.to_clear.append(item.message.id)  # a requeued dead letter starts afresh
-            else:
-                self.summary.released += 1
-                if item.spent:
-                    self.spent.add(item.message.id)
-                    self.to_clear.append(item.message.id)
+    # settling
+
+    def _settle(self, lease: int = 0) -> list[QueueMessage]:
+        """Commit the unsettled deliveries (and lease up to ``lease`` messages in the
+        same transaction). A store error keeps them for a later try; see
+        :meth:`_settle_failed`."""
+        batch, self.unsettled = self.unsettled, []
+        for delivery in batch:
+            delivery.state = State.SETTLING
+        try:
+            applied, leased = self.worker.commit([_verdict(d) for d in batch], lease)
+        except (StoreLockedError, StoreError) as exc:
+            for delivery in batch:
+                delivery.state = State.FINISHED
+            self.unsettled = batch + self.unsettled
+            if isinstance(exc, StoreReplacedError):
+                raise
+            self._settle_failed(exc)
+            return []
+        self.settle_failures = 0
+        for delivery, done in zip(batch, applied, strict=True):
+            self.worker.heartbeat.drop(delivery.message)
+            if not done:
+                self._lose(delivery, "it expired before it was settled")
+                continue
+            delivery.state = State.SETTLED
+            self._count(delivery)
+            self._report(delivery)
         return leased
 
+    def _settle_failed(self, exc: LocalQueueError) -> None:
+        """A commit failed: try again after a pause, while the leases last (the heartbeat
+        keeps them alive if it can). Deliveries whose lease ended meanwhile are given up:
+        their messages will be delivered again, and the run ends with an error."""
+        self.settle_failures += 1
+        state = tenacity.RetryCallState(self._retrying, None, (), {})
+        state.attempt_number = self.settle_failures
+        self.settle_at = time.monotonic() + float(_SETTLE_BACKOFF(state))
+        now = time.time()
+        expired = [d for d in self.unsettled if (d.message.lease_expires_at or 0.0) <= now]
+        for delivery in expired:
+            self.unsettled.remove(delivery)
+            self.worker.heartbeat.drop(delivery.message)
+            delivery.state = State.LOST
+            self.summary.lost += 1
+        if expired:
+            ids = ", ".join(d.id for d in expired)
+            self.failure = StoreError(
+                f"could not settle {ids} before the lease ended ({exc}); it will be delivered again"
+            )
+            self.worker.log(str(self.failure))
+        elif self.settle_failures & (self.settle_failures - 1) == 0:  # 1, 2, 4, 8...
+            self.worker.log(f"{exc}; still trying to settle {len(self.unsettled)} finished job(s)")
+
+    def _count(self, delivery: Delivery) -> None:
+        verdict = delivery.verdict
+        assert verdict is not None and verdict.outcome is not None
+        status = verdict.outcome.status
+        if status == "acked":
+            self.summary.acked += 1
+            self.to_clear.append(delivery.id)
+        elif status == "dead":
+            self.summary.dead += 1
+            self.to_clear.append(delivery.id)  # a requeued dead letter starts afresh
+        else:
+            self.summary.released += 1
+            if verdict.spent:
+                self.spent.add(delivery.id)
+                self.to_clear.append(delivery.id)
+
+    def _report(self, delivery: Delivery) -> None:
+        """Tell ``on_outcome`` (after the commit). A failed report stops leasing; the
+        jobs still running are finished and settled without reports."""
+        if self.summary.report_error is not None:
+            return
+        assert delivery.verdict is not None
+        try:
+            self.worker.report(delivery.verdict, delivery.started_at, delivery.finished_at)
+        except Exception as exc:
+            self.summary.report_error = exc
+
+    def _lose(self, delivery: Delivery, why: str) -> None:
+        self.worker.heartbeat.drop(delivery.message)
+        delivery.state = State.LOST
+        self.summary.lost += 1
+        self.worker.log(f"lost the lease of {delivery.id}: {why}; it will be delivered again")
+
+    # starting
+
     def _start(self, leased: list[QueueMessage]) -> None:
-        """Count the leased messages' attempts and hand them to the slots."""
+        """Hold the leased messages' leases and start their jobs (a message whose
+        earlier delivery still runs here waits for it)."""
         if self.draining and any(m.id in self.spent for m in leased):
             # Released with a fresh budget by this drain: it must not loop on them.
             self._give_back([m for m in leased if m.id in self.spent])
             leased = [m for m in leased if m.id not in self.spent]
             self.stop_leasing = True
-        if not leased:
+        runnable: list[Delivery] = []
+        for message in leased:
+            delivery = Delivery(message)
+            self.worker.heartbeat.hold(message)
+            if message.id in self.running:
+                earlier = self.parked.pop(message.id, None)
+                if earlier is not None:  # its lease was lost before it could start
+                    self.worker.heartbeat.drop(earlier.message)
+                self.parked[message.id] = delivery
+            else:
+                runnable.append(delivery)
+        self._run(runnable)
+
+    def _run(self, deliveries: list[Delivery]) -> None:
+        """Count the deliveries' attempts (one commit) and hand them to the slots."""
+        if not deliveries:
             return
         clear, self.to_clear = self.to_clear, []
         try:
-            records = self.worker.count(leased, clear)
-        except BaseException:
-            self._give_back(leased)
-            raise
-        for message, record in zip(leased, records, strict=True):
-            self.running[message.id] = message
+            records = self.worker.count([d.message for d in deliveries], clear)
+        except BaseException as exc:
+            self.to_clear = clear + self.to_clear
+            self._give_back([d.message for d in deliveries])
+            if isinstance(exc, StoreReplacedError) or not isinstance(
+                exc, StoreLockedError | StoreError
+            ):
+                raise
+            self._lease_failed(exc)  # a busy attempt store, backed off like the queue's
+            return
+        self.store_failures = 0
+        for delivery, record in zip(deliveries, records, strict=True):
+            delivery.record = record
+            delivery.started_at = time.time()
+            self.running[delivery.id] = delivery
             self.started += 1
-            self.worker.heartbeat.hold(message)
-            self.slots.submit(message, record)
+            self.slots.submit(delivery)
         self.pause = _POLL_MIN
 
     def _give_back(self, messages: list[QueueMessage]) -> None:
+        """Release messages whose jobs never started (nothing was counted)."""
+        for message in messages:
+            self.worker.heartbeat.drop(message)
         with contextlib.suppress(LocalQueueError):
             self.queue.settle_many([Outcome(m, "released") for m in messages])
 
-    def _wait(self, leased: list[QueueMessage]) -> list[Finished]:
-        """Wait until a running job finishes (or a signal comes) and take every job
-        finished by then. With free slots, look for new work again after a while:
-        soon for a blocking worker, each ``idle_sleep`` for a ``forever`` one."""
+    # waiting
+
+    def _wait(self, leased: list[QueueMessage]) -> None:
+        """Wait until a job finishes, a lease is lost or a signal comes, and take every
+        event there is by then. With free slots, look for new work again after a while:
+        soon for a blocking worker, each ``idle_sleep`` for a ``forever`` one; with a
+        failed commit, when it is due again."""
         timeout = IDLE_SLICE
         if self.want():
             if self.block:
@@ -362,34 +427,72 @@ class Loop:
                 self.pause = min(self.pause * 2, _POLL_MAX)
             elif self.forever and not leased:
                 timeout = max(self.idle_sleep, _POLL_MIN)
-        finished: list[Finished] = []
+        if self.unsettled:
+            timeout = min(timeout, max(self.settle_at - time.monotonic(), 0.0))
         try:
-            item = self.done.get(timeout=timeout)
+            event = self.events.get(timeout=timeout) if timeout > 0 else self.events.get_nowait()
         except stdlib_queue.Empty:
-            return finished
+            return
         while True:
-            if item is not None:
-                finished.extend(self._checked(item))
+            self._apply(event)
             try:
-                item = self.done.get_nowait()
+                event = self.events.get_nowait()
             except stdlib_queue.Empty:
-                return finished
+                return
 
-    def _checked(self, item: Finished) -> list[Finished]:
-        """A slot that failed outside the handler (its attempt store, say) gives its
-        message back; the error ends the run once the other jobs are settled."""
-        error = item.error
-        failed_outside = item.outcome is None and error is not None
-        if not failed_outside or self.worker.heartbeat.is_lost(item.message):
-            return [item]
-        if self.failure is None:
-            self.failure = error
-        self.worker.heartbeat.drop(item.message)
-        self.running.pop(item.message.id, None)
-        self._give_back([item.message])
-        return []
+    def _apply(self, event: Delivery | Lost | None) -> None:
+        if event is None:  # a signal: the loop looks at the count
+            return
+        if isinstance(event, Lost):
+            self._lost(event.message)
+        else:
+            self._ended(event)
 
-    def _idle(self) -> list[Finished]:
+    def _lost(self, message: QueueMessage) -> None:
+        """The heartbeat found this delivery's lease gone (its job is being stopped)."""
+        key = key_of(message)
+        running = self.running.get(message.id)
+        if running is not None and running.key == key and running.state is State.RUNNING:
+            self._lose(running, "it expired while the job ran")
+            return
+        for delivery in self.unsettled:
+            if delivery.key == key:
+                self.unsettled.remove(delivery)
+                self._lose(delivery, "it expired before it was settled")
+                return
+        parked = self.parked.get(message.id)
+        if parked is not None and parked.key == key:
+            del self.parked[message.id]
+            self._lose(parked, "it expired before the job could start")
+
+    def _ended(self, delivery: Delivery) -> None:
+        """A job ended: free its slot (starting a delivery that waited for it), then
+        keep its verdict for the commit, or drop it."""
+        if self.running.get(delivery.id) is delivery:
+            del self.running[delivery.id]
+        waiting = self.parked.pop(delivery.id, None)
+        if waiting is not None:
+            self._run([waiting])
+        verdict = _verdict(delivery)
+        if delivery.state is State.LOST:
+            return  # its result is discarded: the message will be delivered again
+        if verdict.outcome is None:
+            if self.worker.heartbeat.is_lost(delivery.message):
+                self._lose(delivery, "it expired while the job ran")
+                return
+            # Failed outside the handler (its attempt store, say), or stopped: give the
+            # message back; such an error ends the run once the others are settled.
+            error = verdict.error
+            if self.failure is None and not isinstance(error, Cancelled):
+                self.failure = error
+            self._give_back([delivery.message])
+            return
+        delivery.state = State.FINISHED
+        self.unsettled.append(delivery)
+
+    # idle
+
+    def _idle(self) -> None:
         """Nothing running and nothing to lease: wait for work (``block``) or a while
         (``forever``), watching for signals."""
         if self.block:
@@ -398,23 +501,25 @@ class Loop:
                     True, IDLE_SLICE, leased_by=self.worker.config.worker_id
                 )
             except Empty:
-                return []
+                return
             except StoreReplacedError:
                 raise
             except (StoreLockedError, StoreError) as exc:
                 self._back_off(exc)
-                return []
+                return
             self.store_failures = 0
             self._start([message])
-            return []
+            return
         self._sleep(self.idle_sleep)
-        return []
 
     def _sleep(self, seconds: float) -> None:
         deadline = time.monotonic() + seconds
         while not self.worker.signals and (left := deadline - time.monotonic()) > 0:
-            with contextlib.suppress(stdlib_queue.Empty):
-                self.done.get(timeout=min(IDLE_SLICE, left))
+            try:
+                event = self.events.get(timeout=min(IDLE_SLICE, left))
+            except stdlib_queue.Empty:
+                continue
+            self._apply(event)
 
     def _back_off(self, exc: LocalQueueError) -> None:
         """The store stayed locked past its busy timeout (or failed: damage, disk
@@ -426,46 +531,116 @@ class Loop:
         self.worker.log(f"{exc}; looking for work again in {pause:g}s")
         self._sleep(pause)
 
-    def _cold_stop(self, finished: list[Finished]) -> None:
-        """The second signal: settle what had finished, cancel the running handlers and
-        give their messages back without spending their attempts."""
+    # the second signal
+
+    def _cold_stop(self) -> None:
+        """The second signal: stop the running jobs and give only their messages back,
+        without spending their attempts; a job that finished before its stop took effect
+        is settled as it finished."""
         self.summary.interrupted = True
-        self._settle(finished)
-        held = list(self.running.values())
-        for message in held:
-            self.slots.cancel(message, False)
-        stopped = len(held) if self.slots.inline else 0  # interrupted already
+        waiting = list(self.parked.values())
+        self.parked.clear()
+        self._give_back([d.message for d in waiting])  # never started: nothing counted
+        stopping = list(self.running.values())
+        if self.slots.inline:
+            for delivery in stopping:  # interrupted in this thread already
+                delivery.stop_requested = True
+                self._ended_or_stopped(delivery)
+            self.running.clear()
+        else:
+            self.summary.abandoned = self._stop_jobs(stopping)
+        self._settle_before_exit()
+        stopped = [d for d in stopping if d.state is State.CANCELLED]
+        if not stopped:
+            return
+        for delivery in stopped:
+            self.worker.heartbeat.drop(delivery.message)
+        self.queue.settle_many([Outcome(d.message, "released") for d in stopped])
+        for delivery in stopped:
+            self.worker.attempt_store.uncount_attempt(delivery.id)
+        self.summary.released_ids = [d.id for d in stopped]
+        now = time.time()
+        for delivery in stopped:
+            if self.summary.report_error is None and self.worker.on_outcome is not None:
+                try:
+                    self.worker.on_outcome(
+                        Settled(delivery.message, "released", None, None, delivery.started_at, now)
+                    )
+                except Exception as exc:
+                    self.summary.report_error = exc
+
+    def _stop_jobs(self, stopping: list[Delivery]) -> int:
+        """Ask every running job to stop; wait ``COLD_GRACE`` for them, then force them
+        and wait a little more. A job still running after that is abandoned (returns
+        how many were)."""
+        for delivery in stopping:
+            delivery.stop_requested = True
+            self.slots.cancel(delivery.message, False)
         deadline = time.monotonic() + COLD_GRACE
         forced = False
-        while stopped < len(held):
+        while self.running:
             left = deadline - time.monotonic()
             if left <= 0:
                 if forced:
                     break  # a Python handler that cannot be interrupted: leave it
                 forced = True
-                for message in held:
-                    self.slots.cancel(message, True)
+                for delivery in self.running.values():
+                    self.slots.cancel(delivery.message, True)
                 deadline = time.monotonic() + 0.5
                 continue
-            with contextlib.suppress(stdlib_queue.Empty):
-                if self.done.get(timeout=left) is not None:
-                    stopped += 1
-        self.summary.abandoned = len(held) - stopped
-        if not held:
-            return
-        for message in held:
-            self.worker.heartbeat.drop(message)
-        self.queue.settle_many([Outcome(m, "released") for m in held])
-        for message in held:
-            self.worker.attempt_store.uncount_attempt(message.id)
-        self.summary.released_ids = [m.id for m in held]
-        if self.worker.on_outcome is not None:
-            for message in held:
-                self.worker.on_outcome(message, "released", None, None)
+            try:
+                event = self.events.get(timeout=left)
+            except stdlib_queue.Empty:
+                continue
+            if isinstance(event, Delivery) and event.stop_requested:
+                if self.running.get(event.id) is event:
+                    del self.running[event.id]
+                self._ended_or_stopped(event)
+            else:
+                self._apply(event)
+        abandoned = len(self.running)
+        for delivery in self.running.values():
+            delivery.state = State.CANCELLED
         self.running.clear()
+        return abandoned
+
+    def _ended_or_stopped(self, delivery: Delivery) -> None:
+        """After a stop request: a verdict the handler reached on its own is settled as
+        it is; a job stopped by the request is cancelled."""
+        verdict = delivery.verdict
+        if delivery.state is State.LOST:
+            return
+        if verdict is None or verdict.outcome is None or _stopped_by_request(verdict):
+            delivery.state = State.CANCELLED
+            return
+        delivery.state = State.FINISHED
+        self.unsettled.append(delivery)
+
+    def _settle_before_exit(self) -> None:
+        """Settle what finished, trying again while the store fails and the leases last."""
+        while self.unsettled:
+            self._settle()
+            if not self.unsettled:
+                return
+            time.sleep(max(self.settle_at - time.monotonic(), 0.0))
 
     def _forget_settled(self) -> None:
         clear, self.to_clear = self.to_clear, []
         if clear:
             with contextlib.suppress(LocalQueueError):
                 self.worker.attempt_store.record_attempts([], time.time(), clear=clear)
+
+
+def _verdict(delivery: Delivery) -> Finished:
+    assert delivery.verdict is not None
+    return delivery.verdict
+
+
+def _status(delivery: Delivery) -> str | None:
+    outcome = _verdict(delivery).outcome
+    return None if outcome is None else outcome.status
+
+
+def _stopped_by_request(verdict: Finished) -> bool:
+    """A failure caused by the stop itself (a job killed by it), not the handler's."""
+    return isinstance(verdict.error, Cancelled)

@@ -176,3 +176,15 @@ def fifo(tmp_path: Path) -> Iterator[Callable[[str], Path]]:
         return path
 
     yield make
+
+
+def untimed(line: dict) -> dict:
+    """A worker's outcome line without its timing: ``finished_at`` (epoch seconds, near
+    now) and ``duration`` (seconds, >= 0) are checked here and left out."""
+    import time
+
+    rest = dict(line)
+    finished_at, duration = rest.pop("finished_at"), rest.pop("duration")
+    assert isinstance(finished_at, float) and abs(time.time() - finished_at) < 600
+    assert isinstance(duration, float) and duration >= 0
+    return rest

@@ -154,7 +154,7 @@ def test_a_second_signal_releases_every_running_job_without_spending_an_attempt(
     lines = _outcomes(out)
     assert sorted(str(line["id"]) for line in lines) == sorted(ids)
     assert {line["status"] for line in lines} == {"released"}
-    assert "released 4 message(s) without spending an attempt" in err
+    assert "released 4 message(s); their retry budget was not spent" in err
     assert all(gone(pid) for pid in running)
     assert stats(tmp_path, tmp_path / "q.sqlite3")["ready"] == 4
     # --max-tries 1 and the attempt was given back: each one runs (and succeeds) now.

@@ -138,7 +138,7 @@ def test_handler_that_sigkills_itself_is_dead_after_max_tries(tmp_path: Path) ->
     for _ in range(4):  # each run waits (--block) for the previous lease to expire
         done = run(
             tmp_path, "queue", "process", "q", "suicide:die", "--max-tries", "3",
-            "--lease-timeout", "0.5", "--block", "--max-jobs", "1", *stores,
+            "--lease-timeout", "1", "--block", "--max-jobs", "1", *stores,
         )  # fmt: skip
         codes.append(done.returncode)
     assert codes[:3] == [-signal.SIGKILL] * 3 and codes[3] == 0

@@ -50,7 +50,7 @@ def test_sigkill_between_the_job_and_its_ack_neither_loses_nor_doubles_the_outpu
         assert time.monotonic() < deadline
         run(
             tmp_path, "queue", "exec", "in", "--to", "out", "--block", "--max-jobs", "1",
-            "--lease-timeout", "0.5", "--max-tries", "1000", *_stores(tmp_path),
+            "--lease-timeout", "1", "--max-tries", "1000", *_stores(tmp_path),
             "--", "sh", "-c", job,
         )  # fmt: skip
     outputs = _drain_values(tmp_path, "out")

@@ -74,16 +74,21 @@ class Handler:
         self.watchdog = watchdog
         self.output, self.output_limit, self.to = output, output_limit, to
         self.base_env = dict(os.environ)
-        self._jobs: dict[str, Job] = {}  # message id -> its running job
+        # Per delivery (message id, lease token): a message leased again while its
+        # earlier job still runs must not share that job's entry.
+        self._jobs: dict[tuple[str, str | None], Job] = {}
+        self._stopped: set[tuple[str, str | None]] = set()  # deliveries asked to stop
         self._lock = threading.Lock()
         self._show_lock = threading.Lock()
         self._sealed = False  # seal_descriptors() runs before this handler's first job
 
     def __call__(self, message: "QueueMessage") -> Any:
         """None, or with ``to`` the values the job printed, or with ``--output json``
-        its stdout (a JSON value, else text)."""
-        from localqueue.worker import JobFailed
+        its stdout (a JSON value, else text). A job stopped by :meth:`cancel` raises
+        :class:`~localqueue.worker.Cancelled` unless it had exited 0."""
+        from localqueue.worker import Cancelled, JobFailed
 
+        delivery = (message.id, message.lease_token)
         argv, timeout = self.argv, self.timeout
         env = {
             **self.base_env,
@@ -100,9 +105,9 @@ class Handler:
         def on_start(job: Job | None) -> None:
             with self._lock:
                 if job is None:
-                    self._jobs.pop(message.id, None)
+                    self._jobs.pop(delivery, None)
                 else:
-                    self._jobs[message.id] = job
+                    self._jobs[delivery] = job
 
         try:
             payload = encode(message.value) + b"\n"
@@ -129,7 +134,12 @@ class Handler:
                     "stderr": "",
                 }
             ) from None
-        self._show(result)
+        with self._lock:
+            stopped = delivery in self._stopped
+            self._stopped.discard(delivery)
+        self._show(message, result)
+        if stopped and result.exit_code != 0:
+            raise Cancelled(f"{argv[0]} was stopped (exit status {result.exit_code})")
         if result.exit_code == 0:
             if self.to:
                 return job_values(result)
@@ -152,10 +162,11 @@ class Handler:
             }
         )
 
-    def _show(self, result: "ChildResult") -> None:
+    def _show(self, message: "QueueMessage", result: "ChildResult") -> None:
         """Write what the job printed to the worker's stderr, all of one job together
         (never mixed with another job's under -j N): stdout and stderr by default, only
-        stderr when stdout is the outcome's (--output json) or the next stage's (--to)."""
+        stderr when stdout is the outcome's (--output json) or the next stage's (--to).
+        With the default --output stderr, a header line first says whose output it is."""
         if self.output == "discard":
             return
         shown = [(result.errors, result.stderr_bytes)]
@@ -164,27 +175,36 @@ class Handler:
         block = b"".join(_with_newline(data, total) for data, total in shown if total)
         if not block:
             return
+        if self.output == "stderr":
+            header = (
+                f"localqueue: output of {message.id} (attempt {message.attempts},"
+                f" exit status {result.exit_code}):\n"
+            )
+            block = header.encode() + block
         with self._show_lock, contextlib.suppress(OSError, ValueError):
             sys.stderr.buffer.write(block)
             sys.stderr.flush()
 
     def cancel(self, message: "QueueMessage", force: bool) -> None:
-        """Stop ``message``'s job: SIGKILL its process group with ``force``, else
+        """Stop this delivery's job: SIGKILL its process group with ``force``, else
         SIGTERM it now and SIGKILL it if it is still running after the grace."""
+        delivery = (message.id, message.lease_token)
         with self._lock:
-            job = self._jobs.get(message.id)
+            job = self._jobs.get(delivery)
+            if job is not None:
+                self._stopped.add(delivery)
         if job is None:
             return
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(job.pid, signal.SIGKILL if force else signal.SIGTERM)
         if not force:
-            timer = threading.Timer(KILL_GRACE, self._kill_if_running, (message.id, job))
+            timer = threading.Timer(KILL_GRACE, self._kill_if_running, (delivery, job))
             timer.daemon = True
             start_quietly(timer)
 
-    def _kill_if_running(self, message_id: str, job: Job) -> None:
+    def _kill_if_running(self, delivery: tuple[str, str | None], job: Job) -> None:
         with self._lock:
-            running = self._jobs.get(message_id) is job
+            running = self._jobs.get(delivery) is job
         if running:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(job.pid, signal.SIGKILL)

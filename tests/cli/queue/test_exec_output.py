@@ -30,12 +30,13 @@ def test_job_output_goes_to_stderr_each_jobs_together_under_j4(cli):
     assert result.returncode == 0, result.stderr
     assert [json.loads(line)["status"] for line in result.stdout.splitlines()] == ["acked"] * 8
     lines = result.stderr.splitlines()
-    assert len(lines) == 32
-    for block in range(8):  # 4 lines a job, never mixed with another job's
-        job = lines[block * 4 : block * 4 + 4]
+    assert len(lines) == 40
+    for block in range(8):  # a header and 4 lines a job, never mixed with another job's
+        header, *job = lines[block * 5 : block * 5 + 5]
         owner = job[0].split()[0]
+        assert header == f"localqueue: output of {owner} (attempt 1, exit status 0):"
         assert job == [f"{owner} out 1", f"{owner} out 2", f"{owner} out 3", f"{owner} err"]
-    assert sorted({line.split()[0] for line in lines}) == sorted(ids)
+    assert sorted({line.split()[0] for line in lines if line[0] != "l"}) == sorted(ids)
 
 
 def test_output_discard_shows_nothing(cli):

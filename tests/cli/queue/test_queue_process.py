@@ -7,7 +7,7 @@ import sqlite3
 
 import pytest
 
-from tests.cli.conftest import REPO, SUBPROCESS
+from tests.cli.conftest import REPO, SUBPROCESS, untimed
 
 pytestmark = SUBPROCESS
 
@@ -27,7 +27,7 @@ def test_seed_quickstart(cli, tmp_path):
         "--worker-id", "worker-1", "--max-tries", "3", store=False, cwd=REPO,
     )  # fmt: skip
     assert process.returncode == 0, process.stderr
-    assert [json.loads(line) for line in process.stdout.splitlines()] == [
+    assert [untimed(json.loads(line)) for line in process.stdout.splitlines()] == [
         {"id": added["id"], "queue": "emails", "status": "acked", "attempts": 1, "error": None}
     ]
     assert "user@example.com" in process.stderr  # the example reports on stderr
@@ -186,7 +186,7 @@ def test_no_dead_letter_releases_when_the_budget_is_spent_and_the_drain_ends(cli
 def test_a_handler_that_kills_its_process_still_reaches_dead_letter(cli):
     """Poison-message protection: the attempt is counted before the handler runs."""
     cli.add("q", 1)
-    args = ("--max-tries", "2", "--lease-timeout", "0.2", "--block", "--max-jobs", "1")
+    args = ("--max-tries", "2", "--lease-timeout", "1", "--block", "--max-jobs", "1")
     for _ in range(2):  # each delivery kills the worker; --block waits out the lease
         assert cli("queue", "process", "q", "tests_handlers:crash", *args).returncode == 9
     lines = cli.json("queue", "process", "q", "tests_handlers:crash", *args)

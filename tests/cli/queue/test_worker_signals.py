@@ -11,7 +11,7 @@ import signal
 
 import pytest
 
-from tests.cli.conftest import SUBPROCESS
+from tests.cli.conftest import SUBPROCESS, untimed
 from tests.cli.queue.test_queue_exec import alive
 
 pytestmark = SUBPROCESS
@@ -41,7 +41,7 @@ def test_first_signal_finishes_the_current_exec_job_then_exits_0(cli, fifo, sign
     worker = cli.popen(
         "queue", "exec", "q", "--", "sh", "-c", f'echo started > "{ready}"; read x < "{go}"'
     )
-    assert signal_mid_job(worker, ready, go, signum) == [
+    assert [untimed(line) for line in signal_mid_job(worker, ready, go, signum)] == [
         {"id": first, "queue": "q", "status": "acked", "attempts": 1, "error": None}
     ]
     assert cli.stats("q")["ready"] == 1  # nothing new was leased
