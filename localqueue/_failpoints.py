@@ -9,6 +9,11 @@ test then SIGKILLs it and checks that nothing was half written.
 Names: ``<operation>-before-commit`` with operation one of put, lease, ack, release,
 dead_letter, extend, requeue, settle (``settle_many``: SQLite, LMDB and PostgreSQL, where
 it runs the one statement in a transaction so that there is a moment to stop in).
+
+A failpoint can also make an operation fail instead of blocking: ``settle-error:N`` makes
+the first N commits of ``settle_many`` raise StoreError, ``settle-busy:N``
+StoreLockedError (``:always`` for every one; ``:1`` when no count is given), with
+nothing written, as a store that failed the commit would.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ import os
 import sys
 import time
 
-__all__ = ["ACTIVE", "reached"]
+__all__ = ["ACTIVE", "fail", "reached"]
 
 ACTIVE: str | None = (
     os.environ.get("LOCALQUEUE_FAILPOINT") if os.environ.get("LOCALQUEUE_TESTING") == "1" else None
@@ -32,3 +37,24 @@ def reached(name: str) -> None:
     sys.stderr.flush()
     while True:
         time.sleep(3600)
+
+
+_failures = {"n": 0}  # how many times a failing failpoint has failed in this process
+
+
+def fail(operation: str) -> None:
+    """Raise the store error that an ``<operation>-error`` or ``<operation>-busy``
+    failpoint names, while its count lasts."""
+    if ACTIVE is None or not ACTIVE.startswith(f"{operation}-"):
+        return
+    kind, _, count = ACTIVE[len(operation) + 1 :].partition(":")
+    if kind not in ("error", "busy"):
+        return
+    if count != "always" and _failures["n"] >= int(count or 1):
+        return
+    _failures["n"] += 1
+    from localqueue import errors
+
+    if kind == "busy":
+        raise errors.StoreLockedError(f"failpoint {ACTIVE}: the store is busy")
+    raise errors.StoreError(f"failpoint {ACTIVE}: the commit failed")

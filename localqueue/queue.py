@@ -10,7 +10,7 @@ import collections
 import os
 import time
 
-from localqueue import codec, errors
+from localqueue import _failpoints, codec, errors
 from localqueue.errors import Empty
 from localqueue.message import AFTER_VALUE, QueueMessage, QueueStats
 
@@ -293,6 +293,8 @@ class PersistentQueue:
         Returns whether each outcome was applied (False: that lease was lost, nothing
         changed for it; the others are applied) and the newly leased messages."""
         settlements = [self._settlement(outcome) for outcome in outcomes]
+        if _failpoints.ACTIVE:
+            _failpoints.fail("settle")
         applied, rows = self.store.settle_many(
             self.name,
             settlements,

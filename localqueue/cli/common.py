@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from localqueue.stores.base import QueueStore
 
 __all__ = [
+    "NoSuchStore",
     "check_queue_known",
     "emit",
     "emit_raw",
@@ -32,6 +33,11 @@ __all__ = [
     "store_exists",
     "wait_for_reader",
 ]
+
+
+class NoSuchStore(CliError):
+    """The store a reading command or a worker names does not exist (exit 1): only
+    ``queue add`` creates one."""
 
 
 def settings(**flags: Any) -> config.Settings:
@@ -116,13 +122,13 @@ def require_server_store(store: QueueStore, path: str) -> None:
     from localqueue.stores.postgres import PostgresQueueStore
 
     if isinstance(store, PostgresQueueStore) and not store.exists():
-        raise CliError(f"no such store: {store_label(path)} (schema {store.schema})")
+        raise NoSuchStore(f"no such store: {store_label(path)} (schema {store.schema})")
 
 
 def require_store(path: str) -> None:
     """Exit 1 with ``no such store: PATH`` unless the store exists (see :func:`store_exists`)."""
     if not store_exists(path):
-        raise CliError(f"no such store: {path}")
+        raise NoSuchStore(f"no such store: {path}")
 
 
 def store_label(path: str) -> str:

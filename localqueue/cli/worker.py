@@ -155,6 +155,30 @@ def exit_code(summary: RunSummary, draining: bool) -> int:
     return exit_codes.OK
 
 
+STORE_POLL = 0.5  # seconds between looks for a store that does not exist yet
+
+
+def _open_queue(name: str, conf: Any, *, wait: bool) -> PersistentQueue:
+    """Open the queue; a long-running worker (``wait``) whose store does not exist yet
+    waits for it (a service started before the first ``queue add``), saying so once.
+    A drain exits 1 ``no such store``."""
+    from localqueue.cli.common import NoSuchStore, open_queue, store_label
+
+    said = False
+    while True:
+        try:
+            return open_queue(name, conf)
+        except NoSuchStore:
+            if not wait:
+                raise
+        if not said:
+            said = True
+            exit_codes.note(
+                f"waiting for {store_label(conf.store_path)} (only queue add creates a store)"
+            )
+        time.sleep(STORE_POLL)
+
+
 def serve(
     name: str,
     handler: Any,
@@ -168,7 +192,7 @@ def serve(
     ``handler`` (``flags`` already checked by the command); outcome lines go to ``stdout``
     (default: ``sys.stdout``), with the handler's result as ``"output"`` when
     ``show_output``. Raises SystemExit with the exit code when it is not 0."""
-    from localqueue.cli.common import open_queue, require_backend, settings
+    from localqueue.cli.common import require_backend, settings
     from localqueue.retry.stores import open_attempt_store
     from localqueue.worker import Worker
 
@@ -179,8 +203,8 @@ def serve(
         lease_timeout=flags.lease_timeout,
         strict=flags.strict or None,
     )
-    queue = open_queue(name, conf)
     draining = not (flags.forever or flags.block)
+    queue = _open_queue(name, conf, wait=not draining)
     progress = Progress(queue, draining and stderr_is_tty())
 
     def on_outcome(settled: Settled) -> None:
