@@ -20,18 +20,34 @@ nothing). After the commit, a reader that stops reading (| head -1) is no failur
 --value with data on stdin is a usage error (exit 2): give one or the other."""
 
 
-def _parse(text: bytes, raw: bool, where: str) -> "Any":
+def invalid_json(where: str, exc: ValueError, line: int | None = None) -> CliError:
+    """The error for JSON text that does not parse: ``stdin line 2, column 2: invalid
+    JSON: ...`` (``line``: the stdin line, which the parser saw alone), ``--value line 1,
+    column 3: ...``, or just ``where`` when the parser gave no position."""
+    import json
+
+    if isinstance(exc, json.JSONDecodeError):  # orjson's errors are JSONDecodeErrors too
+        number = exc.lineno if line is None else line
+        return CliError(
+            f"{where} line {number}, column {exc.colno}: invalid JSON: {exc.msg}", DATA_ERROR
+        )
+    where = where if line is None else f"{where} line {line}"
+    return CliError(f"{where}: invalid JSON: {exc}", DATA_ERROR)
+
+
+def _parse(text: bytes, raw: bool, where: str, line: int | None = None) -> "Any":
     if raw:
         try:
             return text.decode("utf-8")
         except UnicodeDecodeError as exc:
+            where = where if line is None else f"{where} line {line}"
             raise CliError(f"{where}: not valid UTF-8: {exc.reason}", DATA_ERROR) from None
     from localqueue.codec import decode_input
 
     try:
         return decode_input(text)
     except ValueError as exc:
-        raise CliError(f"{where}: invalid JSON: {exc}", DATA_ERROR) from None
+        raise invalid_json(where, exc, line) from None
 
 
 def read_values(data: bytes, raw: bool) -> "tuple[list[Any], list[int]]":
@@ -42,7 +58,7 @@ def read_values(data: bytes, raw: bool) -> "tuple[list[Any], list[int]]":
         for number, line in enumerate(data.split(b"\n"), 1):
             line = line.removesuffix(b"\r")
             if line.strip():
-                values.append(_parse(line, True, f"line {number}"))
+                values.append(_parse(line, True, "stdin", number))
                 numbers.append(number)
         return values, numbers
     from localqueue.codec import line_parser
@@ -55,7 +71,7 @@ def read_values(data: bytes, raw: bool) -> "tuple[list[Any], list[int]]":
         try:
             append_value(loads(line))
         except ValueError as exc:
-            raise CliError(f"line {number}: invalid JSON: {exc}", DATA_ERROR) from None
+            raise invalid_json("stdin", exc, number) from None
         append_number(number)
     return values, numbers
 
@@ -67,7 +83,7 @@ def _find_unencodable(values: "list[Any]", numbers: list[int], where_value: bool
         try:
             encode(value)
         except (TypeError, ValueError) as exc:
-            where = "--value" if where_value else f"line {number}"
+            where = "--value" if where_value else f"stdin line {number}"
             return CliError(f"{where}: {exc}", DATA_ERROR)
     return CliError("input cannot be stored", DATA_ERROR)
 

@@ -34,9 +34,16 @@ def test_bad_third_line_exits_65_names_it_and_enqueues_nothing(cli):
     result = cli("queue", "add", "q", stdin='{"a":1}\n{"b":2}\n{oops\n{"c":3}\n')
     assert result.returncode == 65
     assert result.stdout == ""
-    assert "line 3" in result.stderr
-    assert result.stderr.startswith("localqueue: error:")
+    assert result.stderr.startswith("localqueue: error: stdin line 3, column 2: invalid JSON: ")
+    assert result.stderr.count("line") == 1  # the parser's own "line 1" is not repeated
     assert not cli.store.exists()  # nothing was written, not even a store
+
+
+def test_bad_value_names_its_line_and_column(cli):
+    result = cli("queue", "add", "q", "--value", '{"a": 1,\n "b": oops}')
+    assert result.returncode == 65
+    assert result.stderr.startswith("localqueue: error: --value line 2, column 7: invalid JSON: ")
+    assert not cli.store.exists()
 
 
 @pytest.mark.parametrize(
@@ -45,7 +52,7 @@ def test_bad_third_line_exits_65_names_it_and_enqueues_nothing(cli):
 def test_values_json_cannot_hold_exactly_are_invalid_input(cli, line):
     result = cli("queue", "add", "q", stdin='"ok"\n' + line + "\n")
     assert result.returncode == 65, result.stderr
-    assert "line 2" in result.stderr
+    assert result.stderr.startswith("localqueue: error: stdin line 2")
     assert not cli.store.exists()  # nothing was written, not even a store
 
 
