@@ -72,7 +72,8 @@ def test_an_unimportable_handler_file_exits_2_with_the_import_error(cli, source,
 
 @pytest.mark.parametrize("spec", ["deep:f", "top:f", "./deep.py:f", "ABSOLUTE"])
 def test_a_handler_that_raises_on_import_names_the_file_and_line(cli, spec):
-    (cli.cwd / "deep.py").write_text('import os\n\nsettings = {}["x"]\n\n\ndef f(value):\n    pass\n')
+    deep = 'import os\n\nsettings = {}["x"]\n\n\ndef f(value):\n    pass\n'  # raises at line 3
+    (cli.cwd / "deep.py").write_text(deep)
     (cli.cwd / "top.py").write_text("from deep import f\n")  # raised one import further down
     if spec == "ABSOLUTE":
         spec = f"{cli.cwd / 'deep.py'}:f"

@@ -77,6 +77,7 @@ def test_list_shows_drained_queues_too(cli):
     listed = cli.json("queue", "list")
     assert [(q["queue"], q["total"]) for q in listed] == [("emails", 0), ("hooks", 0)]
     assert [q["queue"] for q in cli.json("queue", "stats")] == ["emails", "hooks"]
+    assert "drained ones too" in cli("queue", "list", "--help").stdout  # as it says
 
 
 def _warning(cli, name):
