@@ -45,6 +45,7 @@ def walk(command: Any, ctx: Any, path: str, tree: dict[str, Any]) -> None:
             choices = metavar.split("|") if _CHOICES.match(metavar) else []
             for name in sorted([*param.opts, *param.secondary_opts]):  # opts come from a set
                 options[name] = {
+                    "dest": param.name,  # the same for every spelling: --store-path, -s
                     "value": not param.is_flag and not param.count,
                     "help": " ".join((param.help or "").split()),
                     "choices": choices,

@@ -57,9 +57,11 @@ def open_queue(
     Only a command that enqueues (``create``) may create the store. For every other one
     a store that does not exist is an error (exit 1) and nothing is created, and a queue
     name the store never held is a warning naming the queues it knows (``strict``
-    setting: an error, exit 4) -- see :func:`check_queue_known`."""
+    setting: an error, exit 4) -- see :func:`check_queue_known`. An invalid ``name`` is a
+    usage error (exit 2) before the store is looked at, whether it exists or not."""
     from localqueue.queue import PersistentQueue
 
+    codec.validate_queue_name(name)
     require_backend(conf.store_path)
     if not create:
         require_store(conf.store_path)

@@ -9,7 +9,7 @@ generated from the Typer app by ``scripts/gen_completions.py``) and from the sto
 * message ids for ``queue inspect`` (any state), ``ack`` and ``release`` (inflight) and
   ``requeue-dead`` (dead letters): the oldest ones first, at most ``LIMIT``.
 
-The store is the one the command line would use (``--store-path``, else
+The store is the one the command line would use (``--store-path`` or ``-s``, else
 ``LOCALQUEUE_STORE_PATH``, else the config file, else the default). It is opened read-only
 and never created, and read with the queries of ``localqueue.stores._sqlite_sql`` (its "shell
 completion" section, next to the schema they read). A missing file, an ``lmdb://`` or
@@ -259,13 +259,14 @@ def _join_colons(words: list[str]) -> list[str]:
 
 
 def _colon_cut(env: Any) -> int:
-    """How much of the word being completed bash will not replace: what precedes its
-    last ``:`` (bash replaces only the part after it)."""
+    """How much of the word being completed bash will not replace: all of it up to its
+    last ``:``, that colon included (readline replaces only the text after it, also when
+    the cursor is right after the colon and COMP_WORDS' last word is the ``:``)."""
     words = _split(env.get("COMP_WORDS", ""))
     cword = int(env.get("COMP_CWORD", "0"))
     raw = words[cword] if cword < len(words) else ""
     cur = _join_colons([*words[:cword], raw])[-1]
-    return len(cur) - len(raw)
+    return cur.rfind(":") + 1
 
 
 def _words(shell: str, env: Any) -> tuple[list[str], str]:
@@ -323,14 +324,14 @@ def complete(args: list[str], incomplete: str) -> list[Item] | CommandAt:
             words.append(arg)
     path = ""
     node = tree[path]
-    values: dict[str, str] = {}
+    values: dict[str, str] = {}  # option values by destination: "store_path" for -s too
     used: set[str] = set()
     positionals: list[str] = []
     pending = ""
     dashdash = False
     for word in words:
         if pending:
-            values[pending], pending = word, ""
+            values[node["options"][pending]["dest"]], pending = word, ""
         elif dashdash:
             positionals.append(word)
         elif word == "--":
@@ -431,13 +432,14 @@ def _functions(source: str) -> list[str]:
 
 
 def store_file(values: dict[str, str]) -> str | None:
-    """The SQLite file the command line would use, or None (no such file, another kind of
-    store, or settings that do not resolve)."""
+    """The SQLite file the command line would use (``values``: the options given, by
+    destination), or None (no such file, another kind of store, or settings that do not
+    resolve)."""
     from localqueue import config
     from localqueue.backends import backend_of
 
     try:
-        path = config.resolve({"store_path": values.get("--store-path")}).store_path
+        path = config.resolve({"store_path": values.get("store_path")}).store_path
     except Exception as exc:
         debug(f"settings: {exc}")
         return None
@@ -497,7 +499,8 @@ def _read(path: str, lookup: Any) -> list[str] | None:
 
 
 def queue_names(path: str | None, prefix: str = "") -> list[str]:
-    """The queues in SQLite store ``path`` whose name starts with ``prefix``."""
+    """The queues SQLite store ``path`` has held (drained ones too, as ``queue list``
+    shows them) whose name starts with ``prefix``."""
     if path is None:
         return []
     from localqueue.stores import _sqlite_sql as sql

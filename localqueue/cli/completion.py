@@ -3,8 +3,9 @@
 The scripts are the shipped ones (``localqueue.cli.shipped``), byte for byte the files in
 the repository's ``completions/``. ``--install`` writes one file into the directory the
 shell reads completions from for this user and never edits an rc file: where the shell
-needs a line there (zsh without a writable ``$fpath`` directory under ``$HOME``), it says
-which line to add.
+needs a line there (zsh without a writable ``$fpath`` directory under ``$HOME``; bash whose
+new sessions do not load the bash-completion package, which is what reads that
+directory), it says which line to add.
 """
 
 import os
@@ -19,7 +20,9 @@ HELP = """Print or install the shell completion script. SHELL is bash, zsh or fi
 that shell looks for it for your user (no rc file is ever edited). The places:
 
 \b
-bash: ${XDG_DATA_HOME:-~/.local/share}/bash-completion/completions/localqueue
+bash: ${XDG_DATA_HOME:-~/.local/share}/bash-completion/completions/localqueue (read by
+      the bash-completion package; --install asks bash whether new sessions load it,
+      and when not, says so and prints the line for ~/.bashrc that loads the script)
 zsh:  _localqueue in a $fpath directory (--install: ~/.zfunc, then fpath+=(~/.zfunc))
 fish: ${XDG_CONFIG_HOME:-~/.config}/fish/completions/localqueue.fish
 
@@ -64,15 +67,61 @@ def _xdg(variable: str, default: str) -> str:
     return value if os.path.isabs(value) else os.path.join(os.path.expanduser("~"), default)
 
 
+def bash_completion_loaded() -> bool | None:
+    """Whether a new interactive bash of this user loads the bash-completion package
+    (``BASH_COMPLETION_VERSINFO`` set), asked of bash itself: the package may be missing,
+    or installed but not enabled in the rc files. None when bash cannot tell (not
+    installed, or its rc files took over 10 s). Run in a session of its own, so that it
+    never touches the terminal."""
+    import shutil
+    import subprocess
+
+    bash = shutil.which("bash")
+    if bash is None:
+        return None
+    try:
+        asked = subprocess.run(
+            [bash, "-i", "-c", "[[ -n ${BASH_COMPLETION_VERSINFO-} ]]"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+            timeout=10,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return asked.returncode == 0
+
+
+def _bash_next_step(path: str) -> str:
+    """What a bash user does after ``--install``, as bash answers
+    :func:`bash_completion_loaded`."""
+    import shlex
+
+    loaded = bash_completion_loaded()
+    if loaded:
+        return "new bash sessions load it (through the bash-completion package)"
+    source = f"  source {shlex.quote(path)}"
+    if loaded is None:
+        return (
+            "new bash sessions load it if they load the bash-completion package; if they"
+            f" do not, add this line to ~/.bashrc:\n{source}"
+        )
+    return (
+        "new bash sessions do not load the bash-completion package (not installed, or not"
+        " enabled in ~/.bashrc), which is what reads that file: install it (apt install"
+        " bash-completion, say), or load the script without it with this line in"
+        f" ~/.bashrc:\n{source}"
+    )
+
+
 def target(shell: str) -> tuple[str, str]:
     """Where ``--install`` writes ``shell``'s script, and what the user does next."""
     home = os.path.expanduser("~")
     if shell == "bash":
         directory = os.path.join(_xdg("XDG_DATA_HOME", ".local/share"), "bash-completion")
-        return (
-            os.path.join(directory, "completions", "localqueue"),
-            "new bash sessions load it (through the bash-completion package)",
-        )
+        path = os.path.join(directory, "completions", "localqueue")
+        return path, _bash_next_step(path)
     if shell == "fish":
         directory = os.path.join(_xdg("XDG_CONFIG_HOME", ".config"), "fish", "completions")
         return os.path.join(directory, "localqueue.fish"), "new fish sessions load it"

@@ -23,7 +23,7 @@ EXAMPLES: dict[str, tuple[Example, ...]] = {
         ),
         (
             "Drain a queue every minute from cron, one worker at a time:",
-            "* * * * * flock -n /tmp/emails.lock localqueue queue exec emails -- ./send.sh",
+            "* * * * * flock -n -E 0 /tmp/emails.lock localqueue queue exec emails -- ./send.sh",
         ),
     ),
     "queue": (

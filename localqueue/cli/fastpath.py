@@ -45,8 +45,8 @@ _STORE: dict[str, tuple[str, Callable[[str], Any] | None]] = {
     "--store-path": ("store_path", str),
     "--durability": ("durability", str),
 }
-#: Commands on an existing queue: a name the store never held is a warning, or with
-#: --strict an error.
+#: Commands on an existing queue (and queue add): a name the store never held is a
+#: warning, or with --strict an error.
 _STRICT: dict[str, tuple[str, Callable[[str], Any] | None]] = {"--strict": ("strict", None)}
 #: Commands that only read (no --durability).
 _READ: dict[str, tuple[str, Callable[[str], Any] | None]] = {
@@ -65,6 +65,7 @@ FAST_COMMANDS: dict[tuple[str, str], FastCommand] = {
             "--quiet": ("quiet", None),
             "-q": ("quiet", None),
             "--ids": ("ids", None),
+            **_STRICT,
             **_STORE,
         },
     ),

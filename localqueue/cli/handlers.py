@@ -3,7 +3,8 @@
 A spec whose left part ends in ``.py`` or holds a ``/`` names a file, imported by path
 (``./jobs/send.py:handle``); anything else is a module, imported from the current
 directory first and then ``sys.path`` (``jobs.send:handle``). Whatever goes wrong is a
-usage error (exit 2) carrying the import error's own message.
+usage error (exit 2) carrying the import error's own message and the file and line of the
+handler's code that raised it (``LOCALQUEUE_DEBUG=1`` prints the whole traceback).
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ def _import_module(name: str) -> ModuleType:
     try:
         return importlib.import_module(name)
     except Exception as exc:
-        raise UsageError(f"cannot import {name!r}: {type(exc).__name__}: {exc}") from None
+        raise _cannot_import(name, exc) from exc
 
 
 def _import_file(path: str) -> ModuleType:
@@ -78,5 +79,27 @@ def _import_file(path: str) -> ModuleType:
         spec.loader.exec_module(module)
     except Exception as exc:
         del sys.modules[name]
-        raise UsageError(f"cannot import {path!r}: {type(exc).__name__}: {exc}") from None
+        raise _cannot_import(path, exc) from exc
     return module
+
+
+def _cannot_import(what: str, exc: Exception) -> UsageError:
+    """``cannot import 'deep': KeyError: 'x' (raised at deep.py, line 3)``: where in the
+    user's code the import failed (its last frame outside importlib and this module);
+    nothing added when it failed in neither (no such module; a SyntaxError names its
+    file and line itself)."""
+    import traceback
+
+    message = f"cannot import {what!r}: {type(exc).__name__}: {exc}"
+    machinery = os.path.dirname(importlib.__file__) + os.sep
+    frames = [
+        frame
+        for frame in traceback.extract_tb(exc.__traceback__)
+        if not frame.filename.startswith(("<frozen ", machinery)) and frame.filename != __file__
+    ]
+    if frames:
+        where = frames[-1].filename
+        relative = os.path.relpath(where)
+        shown = where if relative.startswith(os.pardir + os.sep) else relative
+        message += f" (raised at {shown}, line {frames[-1].lineno})"
+    return UsageError(message)

@@ -177,7 +177,12 @@ COMPLETION_STATES = {"inflight": INFLIGHT, "dead": DEAD}
 _MAX_SEQ = 2**63 - 1  # SQLite's largest rowid
 _LIVE = f"state < {DEAD}"  # waiting or leased: the condition of the messages_visible index
 
-# Distinct queues through the two partial indexes, one index probe per queue (a loose
+# Every queue the store has held, drained ones too (the queues table, from version 2),
+# from the first name >= prefix on by primary key.
+_COMPLETION_KNOWN_QUEUES = """SELECT name FROM queues
+    WHERE name >= :prefix AND substr(name, 1, length(:prefix)) = :prefix ORDER BY name"""
+# A version 1 file (read-only here, so never migrated) has no queues table: the queues
+# holding messages, through the two partial indexes, one index probe per queue (a loose
 # index scan) instead of a scan of every message.
 _COMPLETION_QUEUES = f"""WITH RECURSIVE
     w(q) AS (SELECT (SELECT min(queue) FROM messages WHERE {_LIVE} AND queue >= :prefix)
@@ -202,8 +207,11 @@ _COMPLETION_IDS_SEQ = """SELECT seq, nonce FROM messages WHERE seq >= ? AND seq 
 
 
 def completion_queues(rows: Rows, prefix: str = "") -> list[str]:
-    """The names of the queues holding messages that start with ``prefix``, sorted."""
-    found = rows(_COMPLETION_QUEUES, {"prefix": prefix})
+    """The names of the queues the store has held that start with ``prefix``, sorted
+    (for a version 1 file: of the queues holding messages)."""
+    version = rows("PRAGMA user_version", ())
+    known = bool(version) and version[0][0] >= 2
+    found = rows(_COMPLETION_KNOWN_QUEUES if known else _COMPLETION_QUEUES, {"prefix": prefix})
     return sorted(str(q) for (q,) in found if str(q).startswith(prefix))
 
 

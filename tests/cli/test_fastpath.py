@@ -50,6 +50,7 @@ CASES = [
     ("add", ["q", "--delay=2"]),
     ("add", ["q", "-q", "--value", "1"]),
     ("add", ["q", "--ids", "--value", "1"]),
+    ("add", ["q", "--strict", "--value", "1"]),
     ("pop", ["q", "--strict"]),
     ("size", ["q", "--store-path=s.db"]),
     ("inspect", ["q", "1-abc"]),

@@ -468,7 +468,7 @@ def test_process_offers_modules_then_their_functions(shell, env, project):
     assert offered(shell, line, env, project) == ["app", "jobs"]
     assert offered(shell, line + "app.", env, project) == ["app.tasks"]
     if shell == "bash":  # bash splits `jobs:s` at the colon and replaces only what follows
-        assert offered(shell, line + "jobs :", env, project) == [":send", ":later"]
+        assert offered(shell, line + "jobs :", env, project) == ["send", "later"]
         assert offered(shell, line + "jobs : s", env, project) == ["send"]
     else:
         assert offered(shell, line + "jobs:", env, project) == ["jobs:send", "jobs:later"]
@@ -547,3 +547,141 @@ def test_man_and_completion_offer_commands_and_shells(shell, env, tmp_path):
     assert offered(shell, "localqueue man queue s", env, tmp_path) == ["size", "stats"]
     assert offered(shell, "localqueue man st", env, tmp_path) == ["store"]
     assert offered(shell, "localqueue completion ", env, tmp_path) == ["bash", "zsh", "fish"]
+
+
+# -- TAB typed into an interactive bash ---------------------------------------------------
+
+
+def tab_in_bash(line: str, env: dict[str, str], cwd: Path, rcfile: Path | None = None) -> str:
+    """The command line an interactive bash shows after ``line`` and one TAB: typed into
+    a real bash on a pseudo-terminal (its rc file: one that sources the shipped script, or
+    ``rcfile``), which then prints the completed line, trailing space and all (Ctrl-A,
+    ``echo DONE:'``, Ctrl-E, ``'``, Enter)."""
+    import pty
+    import select
+    import signal
+
+    if rcfile is None:
+        rcfile = Path(env["HOME"]) / "tab.bashrc"
+        rcfile.write_text(f"source {REPO / 'completions' / 'localqueue.bash'}\n")
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: bash, reading the terminal
+        try:
+            os.chdir(cwd)
+            os.execvpe("bash", ["bash", "--rcfile", str(rcfile), "-i"], dict(env, TERM="dumb"))
+        finally:
+            os._exit(127)  # never back into pytest
+    output = b""
+    try:
+        os.write(fd, f"{line}\t\x01echo DONE:'\x05'\n".encode())  # quoted: spaces kept
+        deadline = time.monotonic() + 30
+        while (done := re.search(rb"\nDONE:([^\r\n]*)\r?\n", output)) is None:
+            assert time.monotonic() < deadline, output
+            if select.select([fd], [], [], 1)[0]:
+                output += os.read(fd, 4096)
+    finally:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        os.close(fd)
+    return done[1].decode()
+
+
+@needs("bash")
+def test_bash_completes_module_colon_function_with_one_colon(env):
+    line = "localqueue queue process q examples.email_worker:"
+    assert tab_in_bash(line, env, REPO) == line + "send_email "
+    line = "localqueue queue process q examples.email_worker:se"
+    assert (
+        tab_in_bash(line, env, REPO)
+        == "localqueue queue process q examples.email_worker:send_email "
+    )
+
+
+@needs("bash")
+def test_bash_completes_queue_names_after_s_as_after_store_path(store, env, tmp_path):
+    (tmp_path / "urls.txt").write_text("")  # what bash offered before: a file name
+    make_store(store, {"urgent": [1]})
+    for option in ["-s", "--store-path"]:
+        line = f"localqueue queue stats {option} {store} u"
+        assert (
+            tab_in_bash(line, env, tmp_path) == f"localqueue queue stats {option} {store} urgent "
+        )
+    for shell in SHELLS:
+        assert offered(shell, f"localqueue queue size -s {store} ", env, tmp_path) == [
+            "emails",
+            "reports",
+            "urgent",
+            "webhooks",
+        ]
+
+
+@needs("bash")
+def test_drained_queues_are_offered_as_queue_list_shows_them(store, env, tmp_path):
+    from localqueue import PersistentQueue
+    from localqueue.stores.sqlite import SQLiteQueueStore
+
+    with PersistentQueue("webhooks", store=SQLiteQueueStore(str(store))) as queue:
+        queue.purge()
+    listed = subprocess.run(
+        [LOCALQUEUE, "queue", "list", "-s", str(store)], env=env, capture_output=True, text=True
+    )
+    assert '"queue":"webhooks","ready":0' in listed.stdout
+    line = f"localqueue queue size -s {store} w"
+    assert tab_in_bash(line, env, tmp_path) == f"localqueue queue size -s {store} webhooks "
+    for shell in SHELLS:
+        assert offered(shell, f"localqueue queue size -s {store} ", env, tmp_path) == [
+            "emails",
+            "reports",
+            "webhooks",
+        ]
+
+
+def test_a_version_1_store_offers_the_queues_holding_messages(store, env, tmp_path):
+    """(A version 1 file had no table of queue names; completion reads it as it is.)"""
+    conn = sqlite3.connect(store)
+    conn.executescript("DROP TABLE queues; DROP TRIGGER messages_queue_known")
+    conn.execute("PRAGMA user_version = 1")
+    conn.close()
+    line = f"localqueue queue size --store-path {store} "
+    assert offered("bash", line, env, tmp_path) == ["emails", "reports", "webhooks"]
+    assert offered("bash", line + "r", env, tmp_path) == ["reports"]
+
+
+@needs("bash")
+@pytest.mark.parametrize("loaded", [True, False])
+def test_bash_install_says_how_to_load_the_script_when_bash_completion_is_not_loaded(
+    loaded, store, env, tmp_path
+):
+    """bash-completion sets BASH_COMPLETION_VERSINFO when a session loads it: the
+    ~/.bashrc here sets it as a stand-in for the package, or unsets it (also where
+    /etc/bash.bashrc loads the package) for a machine without it."""
+    bashrc = Path(env["HOME"]) / ".bashrc"
+    bashrc.write_text(
+        "BASH_COMPLETION_VERSINFO=(2 11)\n" if loaded else "unset BASH_COMPLETION_VERSINFO\n"
+    )
+    installed = Path(env["HOME"]) / ".local/share/bash-completion/completions/localqueue"
+    result = subprocess.run(
+        [LOCALQUEUE, "completion", "--install", "bash"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert (result.returncode, result.stdout) == (0, "")
+    assert installed.read_bytes() == (REPO / "completions" / "localqueue.bash").read_bytes()
+    told = result.stderr.splitlines()
+    assert told[0] == f"localqueue: wrote {installed}"
+    if loaded:
+        assert told[1:] == [
+            "localqueue: new bash sessions load it (through the bash-completion package)"
+        ]
+        return
+    assert "do not load the bash-completion package" in told[1]
+    assert told[2:] == [f"  source {installed}"]
+    # the line, added to ~/.bashrc, makes TAB work in a new interactive bash
+    with bashrc.open("a") as rc:
+        rc.write(told[2].strip() + "\n")
+    line = f"localqueue queue add -s {store} em"
+    completed = tab_in_bash(line, dict(env, LOCALQUEUE_STORE_PATH=str(store)), tmp_path, bashrc)
+    assert completed == f"localqueue queue add -s {store} emails "

@@ -10,6 +10,8 @@ if TYPE_CHECKING:
 
     import typer
 
+    from localqueue.stores.base import QueueStore
+
 HELP = """Enqueue one message (--value) or one per non-blank line of JSON Lines on stdin.
 Creates the store when it does not exist (the only queue command that does).
 
@@ -17,21 +19,42 @@ All lines go in ONE transaction: a bad line enqueues nothing and exits 65 naming
 Prints each enqueued message as a JSON line (--ids: only the ids, one per line; -q:
 nothing). After the commit, a reader that stops reading (| head -1) is no failure (exit
 0); any other failure to write the output exits 7: committed, output lost (do not retry).
---value with data on stdin is a usage error (exit 2): give one or the other."""
+--value with data on stdin is a usage error (exit 2): give one or the other. Empty stdin
+enqueues nothing and says so on stderr (exit 0; -q: silently).
+
+A NAME the store never held makes a new queue, with a warning when it is close to one it
+holds (did you mean 'emails'?); --strict refuses it instead: exit 4, nothing written (and
+a store that does not exist: exit 1)."""
 
 
-def _parse(text: bytes, raw: bool, where: str) -> "Any":
+def invalid_json(where: str, exc: ValueError, line: int | None = None) -> CliError:
+    """The error for JSON text that does not parse: ``stdin line 2, column 2: invalid
+    JSON: ...`` (``line``: the stdin line, which the parser saw alone), ``--value line 1,
+    column 3: ...``, or just ``where`` when the parser gave no position."""
+    import json
+
+    if isinstance(exc, json.JSONDecodeError):  # orjson's errors are JSONDecodeErrors too
+        number = exc.lineno if line is None else line
+        return CliError(
+            f"{where} line {number}, column {exc.colno}: invalid JSON: {exc.msg}", DATA_ERROR
+        )
+    where = where if line is None else f"{where} line {line}"
+    return CliError(f"{where}: invalid JSON: {exc}", DATA_ERROR)
+
+
+def _parse(text: bytes, raw: bool, where: str, line: int | None = None) -> "Any":
     if raw:
         try:
             return text.decode("utf-8")
         except UnicodeDecodeError as exc:
+            where = where if line is None else f"{where} line {line}"
             raise CliError(f"{where}: not valid UTF-8: {exc.reason}", DATA_ERROR) from None
     from localqueue.codec import decode_input
 
     try:
         return decode_input(text)
     except ValueError as exc:
-        raise CliError(f"{where}: invalid JSON: {exc}", DATA_ERROR) from None
+        raise invalid_json(where, exc, line) from None
 
 
 def read_values(data: bytes, raw: bool) -> "tuple[list[Any], list[int]]":
@@ -42,7 +65,7 @@ def read_values(data: bytes, raw: bool) -> "tuple[list[Any], list[int]]":
         for number, line in enumerate(data.split(b"\n"), 1):
             line = line.removesuffix(b"\r")
             if line.strip():
-                values.append(_parse(line, True, f"line {number}"))
+                values.append(_parse(line, True, "stdin", number))
                 numbers.append(number)
         return values, numbers
     from localqueue.codec import line_parser
@@ -55,7 +78,7 @@ def read_values(data: bytes, raw: bool) -> "tuple[list[Any], list[int]]":
         try:
             append_value(loads(line))
         except ValueError as exc:
-            raise CliError(f"line {number}: invalid JSON: {exc}", DATA_ERROR) from None
+            raise invalid_json("stdin", exc, number) from None
         append_number(number)
     return values, numbers
 
@@ -67,7 +90,7 @@ def _find_unencodable(values: "list[Any]", numbers: list[int], where_value: bool
         try:
             encode(value)
         except (TypeError, ValueError) as exc:
-            where = "--value" if where_value else f"line {number}"
+            where = "--value" if where_value else f"stdin line {number}"
             return CliError(f"{where}: {exc}", DATA_ERROR)
     return CliError("input cannot be stored", DATA_ERROR)
 
@@ -92,6 +115,26 @@ def _stdin_has_data() -> bool:
         return os.read(fd, 1) != b""  # readable: data, or the end of an empty input
     except (AttributeError, OSError, ValueError):
         return False
+
+
+def warn_if_typo(store: "QueueStore", name: str) -> None:
+    """A queue ``name`` the store never held is a new queue (no word), unless its name is
+    close to one the store holds: then a warning asks whether that one was meant."""
+    from localqueue.errors import LocalQueueError
+
+    try:
+        known = store.known_queues()
+    except LocalQueueError:  # busy or damaged: the put meets it and says so
+        return
+    if name in known:
+        return
+    import difflib  # only for a name the store does not know: off the common path
+
+    close = difflib.get_close_matches(name, known, n=1)
+    if close:
+        from localqueue.cli.exit_codes import warning
+
+        warning(f"queue {name!r} is new: did you mean {close[0]!r}? (--strict refuses new queues)")
 
 
 def _print(rows: "list[Any]", ids: bool) -> None:
@@ -124,6 +167,7 @@ def run(
     durability: str | None = None,
     quiet: bool = False,
     ids: bool = False,
+    strict: bool = False,
 ) -> None:
     """The behaviour of ``queue add`` (no Typer here: the fast path calls it directly)."""
     from localqueue.cli.common import check_seconds, open_queue, settings
@@ -135,7 +179,7 @@ def run(
         raise UsageError("give --quiet or --ids, not both")
     if sys.stdout is None and not quiet:  # started with >&-: say so before writing anything
         raise CliError("stdout is closed: nowhere to write the output (use --quiet)")
-    conf = settings(store_path=store_path, durability=durability)
+    conf = settings(store_path=store_path, durability=durability, strict=strict or None)
     encoded: list[bytes] | None = None
     if value is not None:
         if sys.stdin is not None and not sys.stdin.isatty() and _stdin_has_data():
@@ -160,9 +204,16 @@ def run(
         except (TypeError, ValueError):
             raise _find_unencodable(values, numbers, value is not None) from None
     if not encoded:
+        if value is None and not quiet:  # `echo '' | queue add q`, or a forgotten --value
+            from localqueue.cli.exit_codes import warning
+
+            warning("no messages on stdin; nothing enqueued")
         return
-    queue = open_queue(name, conf, create=True)
+    # --strict: a queue the store never held is refused as the readers refuse it
+    queue = open_queue(name, conf, create=not conf.strict)
     try:  # what the store returns is printed without decoding it again
+        if not conf.strict:
+            warn_if_typo(queue.store, queue.name)
         rows = queue.put_encoded(encoded, delay=delay)
     finally:
         queue.close()
@@ -207,5 +258,6 @@ def register(group: "typer.Typer") -> None:
         ids: Annotated[
             bool, typer.Option("--ids", help="Print only the new ids, one per line.")
         ] = False,
+        strict: Annotated[bool, options.strict()] = False,
     ) -> None:
-        run(name, value, raw, delay, store_path, durability, quiet, ids)
+        run(name, value, raw, delay, store_path, durability, quiet, ids, strict)

@@ -295,30 +295,39 @@ def run(
 class ExecCommand(Command):
     """``queue exec`` without ``--``: an option after the command's name is most likely
     the command's own (``queue exec q sh -c ...``), which the worker would take (or
-    refuse) as its own: a usage error saying where ``--`` goes."""
+    refuse) as its own: a usage error saying where ``--`` goes. With ``--`` and no NAME
+    before it (``queue exec -- cat``), Click would take the command for NAME and say the
+    command is missing: a usage error saying NAME is."""
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
-        if "--" not in args:
-            takes_value = {
-                opt
-                for param in self.params
-                if not getattr(param, "is_flag", False)
-                for opt in getattr(param, "opts", ())
-            }
-            positionals = 0
-            after_value = False
-            for arg in args:
-                if after_value:
-                    after_value = False
-                elif arg.startswith("-") and arg != "-":
-                    if positionals >= 2:
-                        raise UsageError(
-                            f"{arg!r} after the command: put -- before the command, as in"
-                            " `queue exec NAME [OPTIONS] -- CMD [ARGS...]`"
-                        )
-                    after_value = arg in takes_value
-                else:
-                    positionals += 1
+        dashdash = "--" in args
+        takes_value = {
+            opt
+            for param in self.params
+            if not getattr(param, "is_flag", False)
+            for opt in getattr(param, "opts", ())
+        }
+        positionals = 0
+        after_value = False
+        for arg in args[: args.index("--")] if dashdash else args:
+            if after_value:
+                after_value = False
+            elif arg in ctx.help_option_names:
+                break  # --help: Click shows it, whatever else is there
+            elif arg.startswith("-") and arg != "-":
+                if positionals >= 2 and not dashdash:
+                    raise UsageError(
+                        f"{arg!r} after the command: put -- before the command, as in"
+                        " `queue exec NAME [OPTIONS] -- CMD [ARGS...]`"
+                    )
+                after_value = arg in takes_value
+            else:
+                positionals += 1
+        else:
+            if dashdash and positionals == 0:
+                raise UsageError(
+                    "missing NAME before --: `queue exec NAME [OPTIONS] -- CMD [ARGS...]`"
+                )
         result: list[str] = super().parse_args(ctx, args)
         return result
 

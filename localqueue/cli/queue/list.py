@@ -5,8 +5,8 @@ from typing import TYPE_CHECKING, Annotated
 if TYPE_CHECKING:
     import typer
 
-HELP = """Print every queue that holds messages, one JSON line each:
-{"queue", "ready", "delayed", "inflight", "dead", "total"}, sorted by name."""
+HELP = """Print every queue the store has held, drained ones too (with zeros), one JSON line
+each: {"queue", "ready", "delayed", "inflight", "dead", "total"}, sorted by name."""
 
 
 def run(store_path: str | None = None) -> None:

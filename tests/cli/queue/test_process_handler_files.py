@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from tests.cli.conftest import SUBPROCESS
@@ -65,4 +67,24 @@ def test_an_unimportable_handler_file_exits_2_with_the_import_error(cli, source,
     assert result.stderr.startswith("localqueue: error: "), result.stderr
     assert message in result.stderr
     assert "Traceback" not in result.stderr
+    assert cli.stats("q")["ready"] == 1  # nothing leased
+
+
+@pytest.mark.parametrize("spec", ["deep:f", "top:f", "./deep.py:f", "ABSOLUTE"])
+def test_a_handler_that_raises_on_import_names_the_file_and_line(cli, spec):
+    deep = 'import os\n\nsettings = {}["x"]\n\n\ndef f(value):\n    pass\n'  # raises at line 3
+    (cli.cwd / "deep.py").write_text(deep)
+    (cli.cwd / "top.py").write_text("from deep import f\n")  # raised one import further down
+    if spec == "ABSOLUTE":
+        spec = f"{cli.cwd / 'deep.py'}:f"
+    cli.add("q", 1)
+    result = cli("queue", "process", "q", spec)
+    assert result.returncode == 2
+    module = spec.rpartition(":")[0]
+    assert result.stderr == (
+        f"localqueue: error: cannot import {module!r}: KeyError: 'x' (raised at deep.py, line 3)\n"
+    )
+    told = cli("queue", "process", "q", spec, env={**os.environ, "LOCALQUEUE_DEBUG": "1"})
+    assert told.returncode == 2
+    assert f'File "{cli.cwd / "deep.py"}", line 3, in <module>' in told.stderr  # the traceback
     assert cli.stats("q")["ready"] == 1  # nothing leased

@@ -34,9 +34,16 @@ def test_bad_third_line_exits_65_names_it_and_enqueues_nothing(cli):
     result = cli("queue", "add", "q", stdin='{"a":1}\n{"b":2}\n{oops\n{"c":3}\n')
     assert result.returncode == 65
     assert result.stdout == ""
-    assert "line 3" in result.stderr
-    assert result.stderr.startswith("localqueue: error:")
+    assert result.stderr.startswith("localqueue: error: stdin line 3, column 2: invalid JSON: ")
+    assert result.stderr.count("line") == 1  # the parser's own "line 1" is not repeated
     assert not cli.store.exists()  # nothing was written, not even a store
+
+
+def test_bad_value_names_its_line_and_column(cli):
+    result = cli("queue", "add", "q", "--value", '{"a": 1,\n "b": oops}')
+    assert result.returncode == 65
+    assert result.stderr.startswith("localqueue: error: --value line 2, column 7: invalid JSON: ")
+    assert not cli.store.exists()
 
 
 @pytest.mark.parametrize(
@@ -45,7 +52,7 @@ def test_bad_third_line_exits_65_names_it_and_enqueues_nothing(cli):
 def test_values_json_cannot_hold_exactly_are_invalid_input(cli, line):
     result = cli("queue", "add", "q", stdin='"ok"\n' + line + "\n")
     assert result.returncode == 65, result.stderr
-    assert "line 2" in result.stderr
+    assert result.stderr.startswith("localqueue: error: stdin line 2")
     assert not cli.store.exists()  # nothing was written, not even a store
 
 
@@ -89,10 +96,80 @@ def test_unknown_option_is_a_usage_error_without_traceback(cli):
     assert "Traceback" not in result.stderr
 
 
-def test_empty_stdin_enqueues_nothing(cli):
-    result = cli("queue", "add", "q", stdin="\n\n")
-    assert result.returncode == 0
-    assert result.stdout == ""
+@pytest.mark.parametrize("store_option", ["--store-path", "-s"])  # fast path, and Typer's
+def test_empty_stdin_enqueues_nothing_and_says_so_unless_quiet(cli, store_option):
+    for stdin in ["", "\n\n", "  \n"]:  # `echo '' | ...`, a cron line without --value
+        args = ("queue", "add", "q", store_option, str(cli.store))
+        result = cli(*args, stdin=stdin, store=False)
+        assert (result.returncode, result.stdout) == (0, "")
+        assert result.stderr == "localqueue: warning: no messages on stdin; nothing enqueued\n"
+        quiet = cli(*args, "-q", stdin=stdin, store=False)
+        assert (quiet.returncode, quiet.stdout, quiet.stderr) == (0, "", "")
+    assert not cli.store.exists()
+
+
+TYPO = (
+    "localqueue: warning: queue 'emials' is new: did you mean 'emails'?"
+    " (--strict refuses new queues)\n"
+)
+
+
+@pytest.mark.parametrize("store_option", ["--store-path", "-s"])
+def test_a_new_queue_close_to_a_known_one_is_enqueued_with_a_warning(cli, store_option):
+    cli.add("emails", 1)
+    cli.add("hooks", 1)
+
+    def add(name):
+        result = cli(
+            "queue", "add", name, "--value", "2", store_option, str(cli.store), store=False
+        )
+        assert result.returncode == 0 and len(result.stdout.splitlines()) == 1
+        return result.stderr
+
+    assert add("emials") == TYPO
+    assert add("emials") == ""  # held now: no typo any more
+    assert add("emails") == ""
+    assert add("reports") == ""  # new, and like no known queue: a new queue is normal
+    assert [cli.stats(q)["ready"] for q in ("emails", "emials", "reports")] == [2, 2, 1]
+
+
+@pytest.mark.parametrize("how", ["--strict", "-s --strict", "LOCALQUEUE_STRICT", "strict: true"])
+def test_strict_refuses_a_queue_the_store_never_held_with_nothing_written(cli, home, how):
+    cli.add("emails", 1)
+    cli.empty_queue("hooks")
+    env = dict(os.environ)
+    store_option, strict = ("-s", ["--strict"]) if how == "-s --strict" else ("--store-path", [])
+    config = home / "xdg" / "localqueue" / "config.yaml"
+    if how == "--strict":
+        strict = ["--strict"]
+    elif how == "LOCALQUEUE_STRICT":
+        env["LOCALQUEUE_STRICT"] = "true"
+    elif how == "strict: true":
+        config.parent.mkdir(parents=True)
+        config.write_text("strict: true\n")
+
+    def add(name, store=cli.store):
+        argv = ("queue", "add", name, "--value", "3", store_option, str(store), *strict)
+        return cli(*argv, store=False, env=env)
+
+    for name in ["emials", "reports"]:  # close to a known queue, or not
+        refused = add(name)
+        assert (refused.returncode, refused.stdout) == (4, "")
+        assert refused.stderr == (
+            f"localqueue: error: no queue {name!r} in {cli.store} (queues: emails, hooks)\n"
+        )
+    assert add("hooks").returncode == 0 and add("emails").returncode == 0
+    assert [m["queue"] for m in cli.json("queue", "list")] == ["emails", "hooks"]
+    assert cli.stats("emails")["ready"] == 2
+    # a store that does not exist holds no queue: refused, and not created
+    missing = add("emails", store=cli.cwd / "typo.sqlite3")
+    assert (missing.returncode, missing.stdout) == (1, "")
+    assert missing.stderr == f"localqueue: error: no such store: {cli.cwd / 'typo.sqlite3'}\n"
+    assert not (cli.cwd / "typo.sqlite3").exists()
+    # strict off: the new queue is made
+    config.unlink(missing_ok=True)
+    made = cli("queue", "add", "reports", "--value", "3")
+    assert made.returncode == 0 and cli.stats("reports")["ready"] == 1
 
 
 def test_terminal_on_stdin_without_value_is_a_usage_error(cli):

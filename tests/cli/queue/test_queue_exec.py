@@ -224,6 +224,18 @@ def test_missing_command_is_a_usage_error_before_anything_is_leased(cli, command
     assert cli.stats("q")["ready"] == 1
 
 
+@pytest.mark.parametrize("options", [[], ["--max-tries", "2"], ["--timeout=5", "-j", "2"]])
+def test_a_missing_name_before_dashdash_is_named_not_taken_for_the_command(cli, options):
+    cli.add("q", 1)
+    result = cli("queue", "exec", *options, "--", "cat")
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == (
+        "localqueue: error: missing NAME before --: `queue exec NAME [OPTIONS] -- CMD [ARGS...]`\n"
+    )
+    assert cli.stats("q")["ready"] == 1
+    assert cli("queue", "exec", "--help", "--", "cat").returncode == 0
+
+
 def test_a_command_that_cannot_be_executed_is_a_failure_not_a_crash(cli, tmp_path):
     script = tmp_path / "garbage"
     script.write_bytes(b"\x00\x01\x02 not a program")

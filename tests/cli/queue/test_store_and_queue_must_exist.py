@@ -77,6 +77,7 @@ def test_list_shows_drained_queues_too(cli):
     listed = cli.json("queue", "list")
     assert [(q["queue"], q["total"]) for q in listed] == [("emails", 0), ("hooks", 0)]
     assert [q["queue"] for q in cli.json("queue", "stats")] == ["emails", "hooks"]
+    assert "drained ones too" in cli("queue", "list", "--help").stdout  # as it says
 
 
 def _warning(cli, name):
@@ -146,3 +147,67 @@ def test_an_empty_store_says_it_holds_no_queues(cli):
     assert (
         result.stderr == f"localqueue: warning: no queue 'q' in {cli.store} (it holds no queues)\n"
     )
+
+
+# One usage error per command that opens a store: a bad queue name where it takes one.
+USAGE_ERRORS = {
+    "config init": ("config", "init", "extra"),
+    "queue add": ("queue", "add", "", "--value", "1"),
+    "queue ack": ("queue", "ack", "", "1-000000000000"),
+    "queue dead": ("queue", "dead", "", "--limit", "1"),
+    "queue delete": ("queue", "delete", "", "1-000000000000"),
+    "queue exec": ("queue", "exec", "bad name", "--", "true"),
+    "queue inspect": ("queue", "inspect", "", "1-000000000000"),
+    "queue list": ("queue", "list", "extra"),
+    "queue peek": ("queue", "peek", "q/x"),
+    "queue pop": ("queue", "pop", ""),
+    "queue process": ("queue", "process", "", "tests_handlers:ok"),
+    "queue purge": ("queue", "purge", "", "--yes"),
+    "queue release": ("queue", "release", "", "1-000000000000"),
+    "queue requeue-dead": ("queue", "requeue-dead", "", "--all"),
+    "queue size": ("queue", "size", ""),
+    "queue stats": ("queue", "stats", "x" * 129),
+    "queue wait": ("queue", "wait", ""),
+    "store backup": ("store", "backup", "copy.sqlite3", "--durability", "sometimes"),
+    "store check": ("store", "check", "extra"),
+    "store vacuum": ("store", "vacuum", "--durability", "sometimes"),
+    # and bad flags on commands that take a queue name
+    "queue pop --timeout": ("queue", "pop", "q", "--block", "--timeout", "-1"),
+    "queue peek --state": ("queue", "peek", "q", "--state", "sideways"),
+    "queue release --delay": ("queue", "release", "q", "1-000000000000", "--delay", "-1"),
+    "queue exec --timeout": ("queue", "exec", "q", "--timeout", "0", "--", "true"),
+    "queue process handler": ("queue", "process", "q", "no_such_module:f"),
+}
+
+
+def test_every_command_with_a_store_has_a_usage_error_case():
+    import json
+
+    from localqueue.cli import complete
+
+    with open(complete.TREE_FILE) as file:
+        tree = json.load(file)
+    with_store = {path for path, node in tree.items() if "--store-path" in node["options"]}
+    assert with_store == {case for case in USAGE_ERRORS if case in tree}
+
+
+@pytest.mark.parametrize("case", USAGE_ERRORS)
+@pytest.mark.parametrize("store_option", ["--store-path", "-s"])  # fast path, and Typer's
+def test_a_usage_error_is_exit_2_whether_or_not_the_store_exists(cli, case, store_option):
+    """(``-s`` is an option the fast path leaves to Typer: both parsers are tried.)"""
+    argv = USAGE_ERRORS[case]
+    cli.add("q", 1)
+
+    def run(store):
+        extra = [store_option, str(store)]
+        cut = argv.index("--") if "--" in argv else len(argv)
+        return cli(*argv[:cut], *extra, *argv[cut:], store=False)
+
+    existing = run(cli.store)
+    missing = run(cli.cwd / "typo.sqlite3")
+    assert (missing.returncode, missing.stdout) == (2, "")
+    assert missing.stderr.startswith("localqueue: error: "), missing.stderr
+    assert "no such store" not in missing.stderr
+    assert (existing.returncode, existing.stderr) == (2, missing.stderr)
+    assert sorted(p.name for p in cli.cwd.iterdir()) == ["tests_handlers.py"]
+    assert cli.stats("q")["ready"] == 1
