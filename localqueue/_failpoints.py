@@ -13,7 +13,8 @@ it runs the one statement in a transaction so that there is a moment to stop in)
 A failpoint can also make an operation fail instead of blocking: ``settle-error:N`` makes
 the first N commits of ``settle_many`` raise StoreError, ``settle-busy:N``
 StoreLockedError (``:always`` for every one; ``:1`` when no count is given), with
-nothing written, as a store that failed the commit would.
+nothing written, as a store that failed the commit would; ``extend-...`` does it to
+lease extensions (a heartbeat), ``store-...`` to both.
 """
 
 from __future__ import annotations
@@ -45,9 +46,12 @@ _failures = {"n": 0}  # how many times a failing failpoint has failed in this pr
 def fail(operation: str) -> None:
     """Raise the store error that an ``<operation>-error`` or ``<operation>-busy``
     failpoint names, while its count lasts."""
-    if ACTIVE is None or not ACTIVE.startswith(f"{operation}-"):
+    if ACTIVE is None:
         return
-    kind, _, count = ACTIVE[len(operation) + 1 :].partition(":")
+    target, _, rest = ACTIVE.partition("-")
+    if target not in (operation, "store"):
+        return
+    kind, _, count = rest.partition(":")
     if kind not in ("error", "busy"):
         return
     if count != "always" and _failures["n"] >= int(count or 1):

@@ -337,6 +337,8 @@ class PersistentQueue:
         if seconds <= 0:
             raise ValueError(f"seconds must be > 0, got {seconds!r}")
         pairs = [(message.id, message.lease_token) for message in messages]
+        if _failpoints.ACTIVE:
+            _failpoints.fail("extend")
         expires = self.store.extend_leases(self.name, pairs, seconds, wait=wait)
         for message, expires_at in zip(messages, expires, strict=True):
             if expires_at is not None:

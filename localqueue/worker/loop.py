@@ -240,6 +240,8 @@ class Loop:
                     leased += more
                 return leased
             leased = self._settle(want) if settle else self._lease(want)
+            if settle and not want and self.want():  # a failed commit held leasing up
+                leased = self._lease(self.want())
         except StoreReplacedError:
             raise  # its file is gone: only a fresh start sees the new one
         except (StoreLockedError, StoreError) as exc:

@@ -5,11 +5,10 @@ result, or end with work undone. Real worker processes, real jobs, real signals.
 
 from __future__ import annotations
 
+import itertools
 import json
-import os
 import signal
 import sqlite3
-import subprocess
 import time
 from pathlib import Path
 
@@ -43,11 +42,12 @@ def _wait_until(check, what: str, timeout: float = 30) -> None:
         time.sleep(0.02)
 
 
-def _job_logging(log: Path, seconds: float) -> str:
-    """A job that logs its start and its end (also when stopped by SIGTERM)."""
+def _job_logging(log: Path, seconds: float | str) -> str:
+    """A job that logs its start and its end (also when stopped by SIGTERM) and sleeps
+    ``seconds`` between (``"$value"``: as many as its message's value says)."""
     stamp = f'"$LOCALQUEUE_MESSAGE_ID $LOCALQUEUE_ATTEMPT $(date +%s.%N)" >> {log}'
     return (
-        f"echo start {stamp}; trap 'echo end {stamp}; exit 143' TERM;"
+        f"read value; echo start {stamp}; trap 'echo end {stamp}; exit 143' TERM;"
         f" sleep {seconds} & wait $!; echo end {stamp}"
     )
 
@@ -87,7 +87,7 @@ def test_a_worker_stopped_past_its_lease_never_runs_one_message_twice_at_once(
     finally:
         worker.kill()
     runs = sorted(_intervals(log)[message])
-    for (_, end), (start, _) in zip(runs, runs[1:]):
+    for (_, end), (start, _) in itertools.pairwise(runs):
         assert end <= start, f"two deliveries of {message} ran at once: {runs}"
     lines = _outcomes(out)
     # The truth: acked once, after however many deliveries it took; nothing left over.
@@ -102,24 +102,26 @@ def test_a_block_worker_idle_for_a_while_keeps_the_lease_of_its_next_long_job(
     tmp_path: Path,
 ) -> None:
     log = tmp_path / "log"
+    _add(tmp_path, [0])  # quick
     worker = popen(
-        tmp_path, "queue", "exec", "q", "--block", "--max-jobs", "2", "--lease-timeout", "1",
-        *_stores(tmp_path), "--", "sh", "-c", _job_logging(log, "$(cat)"),
+        tmp_path, "queue", "exec", "q", "--block", "--lease-timeout", "1",
+        *_stores(tmp_path), "--", "sh", "-c", _job_logging(log, "$value"),
     )  # fmt: skip
+    assert worker.stdout is not None
     try:
-        _add(tmp_path, [0])  # quick
-        _wait_until(lambda: log.exists() and "end" in log.read_text(), "first job")
+        quick = json.loads(worker.stdout.readline())
         time.sleep(2)  # idle: the heartbeat has nothing to extend
         [slow] = _add(tmp_path, [2.5])  # outlasts its 1 s lease twice over
+        settled = json.loads(worker.stdout.readline())
+        worker.send_signal(signal.SIGTERM)
         out, err = worker.communicate(timeout=60)
     finally:
         worker.kill()
     assert worker.returncode == 0, err
-    assert len(_intervals(log)[slow]) == 1  # ran once
-    assert [(line["status"], line["attempts"]) for line in _outcomes(out)] == [
-        ("acked", 1),
-        ("acked", 1),
-    ]
+    assert len(_intervals(log)[slow]) == 1, log.read_text()  # ran once, never again
+    assert (quick["status"], quick["attempts"]) == ("acked", 1)
+    assert (settled["id"], settled["status"], settled["attempts"]) == (slow, "acked", 1)
+    assert out == ""
 
 
 HANDLER = """
@@ -177,15 +179,13 @@ def test_a_failed_commit_is_tried_again_and_every_job_is_acked_once(
 @pytest.mark.slow
 def test_a_commit_failing_past_the_lease_exits_1_naming_the_message(tmp_path: Path) -> None:
     [message] = _add(tmp_path, [1])
-    env = clean_env(tmp_path, LOCALQUEUE_TESTING="1", LOCALQUEUE_FAILPOINT="settle-error:always")
-    # The heartbeat keeps the lease while the commit is retried; stop the heartbeat's
-    # store too by holding its write lock, so the lease runs out.
+    # Every commit fails, the heartbeat's too: the lease runs out while the worker
+    # still holds the finished job's outcome.
+    env = clean_env(tmp_path, LOCALQUEUE_TESTING="1", LOCALQUEUE_FAILPOINT="store-error:always")
     done = run(
         tmp_path, "queue", "exec", "q", "--lease-timeout", "1", *_stores(tmp_path), "--",
         "true", env=env, timeout=120,
     )  # fmt: skip
-    # The settle keeps failing while the heartbeat keeps the lease: it tries on; this
-    # run ends only because the failing failpoint is also the lease's end... see below.
     assert done.returncode == 1, done.stderr
     assert f"could not settle {message}" in done.stderr
     assert "it will be delivered again" in done.stderr
@@ -211,6 +211,7 @@ def test_python_handlers_that_finish_within_the_grace_of_a_second_signal_are_ack
     try:
         _wait_until(lambda: len(list(tmp_path.glob("started-*"))) == 3, "three handlers")
         worker.send_signal(signal.SIGINT)
+        wait_for(worker.stderr, "finishing 3 running job(s)")  # (two at once may merge)
         worker.send_signal(signal.SIGINT)
         (tmp_path / "go").touch()  # they finish within the grace
         out, err = worker.communicate(timeout=60)
@@ -274,7 +275,3 @@ def test_a_drain_of_a_store_that_does_not_exist_still_exits_1(tmp_path: Path) ->
     assert done.returncode == 1
     assert f"no such store: {missing}" in done.stderr
     assert not missing.exists()
-
-
-def _unused() -> None:  # keep imports used by helpers above honest
-    _ = (os, subprocess)
