@@ -51,6 +51,7 @@ class Heartbeat:
         self._lost: set[DeliveryKey] = set()
         self._thread: threading.Thread | None = None
         self._generation = 0  # a thread whose generation is past stops
+        self._wakes_at = float("inf")  # when the thread looks next (inf: when told)
 
     def hold(self, message: QueueMessage) -> None:
         """Keep ``message``'s lease (this delivery of it) alive until :meth:`drop`. Its
@@ -68,9 +69,10 @@ class Heartbeat:
                     daemon=True,
                 )  # fmt: skip
                 start_quietly(self._thread)
-            else:
-                # The thread may be asleep on an empty table, or until a later beat: the
-                # new lease may be due first.
+            elif due < self._wakes_at:
+                # The thread sleeps on an empty table (it was idle), or until a later
+                # beat: wake it for this one. (Otherwise it is left alone: a job a
+                # millisecond long costs no thread switch.)
                 self._cond.notify()
 
     def drop(self, message: QueueMessage) -> bool:
@@ -104,12 +106,15 @@ class Heartbeat:
         while generation == self._generation:
             now = time.monotonic()
             if not self._held:
+                self._wakes_at = float("inf")
                 self._cond.wait()
                 continue
             first = min(due for _, due in self._held.values())
             if first > now:
+                self._wakes_at = first
                 self._cond.wait(first - now)
                 continue
+            self._wakes_at = now  # busy: it looks again before it sleeps
             horizon = now + self.interval / 2
             return [message for message, due in self._held.values() if due <= horizon]
         return []

@@ -7,13 +7,13 @@ change.
 
 One function at a time (concurrency 1) runs in the thread that called ``run()``, as in a
 program of its own: it may install signal handlers or use thread-local state, and a
-second signal interrupts it. A handler that can be stopped (``queue exec``'s, which has
-``cancel``) still gets a thread, so that settling overlaps its run.
+second signal interrupts it. That costs no thread switch per job: ``queue exec -j 1``
+runs this way too (its job runs in a process of its own, and the handler's ``started``
+hook lets the loop settle while it runs; see :class:`~localqueue.worker.loop.Loop`).
 """
 
 from __future__ import annotations
 
-import asyncio
 import queue as stdlib_queue
 import threading
 import time
@@ -24,6 +24,7 @@ from localqueue.worker.delivery import Delivery, DeliveryKey, key_of
 from localqueue.worker.engine import Finished
 
 if TYPE_CHECKING:
+    from asyncio import AbstractEventLoop
     from concurrent.futures import Future
 
     from localqueue.message import QueueMessage
@@ -43,10 +44,9 @@ class Slots:
         self.worker, self.n, self.events = worker, n, events
         self._inbox: stdlib_queue.SimpleQueue[Delivery | None] = stdlib_queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop: AbstractEventLoop | None = None
         self._tasks: dict[DeliveryKey, Future[Finished]] = {}  # async deliveries
-        handler = worker.handler
-        self.inline = n == 1 and not worker.is_async and not hasattr(handler, "cancel")
+        self.inline = n == 1 and not worker.is_async
         self.inline_running = False
 
     def submit(self, delivery: Delivery) -> None:
@@ -87,6 +87,8 @@ class Slots:
             self._execute(delivery)
 
     def _submit_async(self, delivery: Delivery) -> None:
+        import asyncio  # only where coroutines run (28 ms of a worker's start-up)
+
         if self._loop is None:
             ready = threading.Event()
 

@@ -5,6 +5,7 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -37,8 +38,8 @@ each one finishes. The command is looked up on PATH once, when the worker starts
 Without --forever or --block, handles what is ready and exits (cron mode): 0 when every
 message was acked, 5 when one was dead-lettered, 6 when some were released for a later
 attempt. SIGINT or SIGTERM: start nothing more, let the running commands finish, exit 0;
-a second one kills them, releases their messages without spending an attempt and exits
-130."""
+a second one kills them, releases their messages without spending their retry budget
+and exits 130. Each job's output is shown under a header line naming its message."""
 
 
 def check_command(argv: list[str]) -> str:
@@ -81,6 +82,9 @@ class Handler:
         self._lock = threading.Lock()
         self._show_lock = threading.Lock()
         self._sealed = False  # seal_descriptors() runs before this handler's first job
+        #: Set by the worker loop when this handler runs in its thread: called once a
+        #: job has started, so the loop can settle while the job runs.
+        self.started: Callable[[], object] | None = None
 
     def __call__(self, message: "QueueMessage") -> Any:
         """None, or with ``to`` the values the job printed, or with ``--output json``
@@ -108,6 +112,8 @@ class Handler:
                     self._jobs.pop(delivery, None)
                 else:
                     self._jobs[delivery] = job
+            if job is not None and self.started is not None:
+                self.started()
 
         try:
             payload = encode(message.value) + b"\n"

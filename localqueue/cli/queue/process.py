@@ -18,12 +18,12 @@ acks the message; raising releases it for another attempt (after the retry wait)
 --max-tries attempts are spent, then dead-letters it. -j N runs up to N calls at once
 (threads; tasks on one event loop for an async function). What the handler prints goes
 to stderr: stdout carries one JSON line per handled message: {"id", "queue", "status":
-"acked"|"released"|"dead", "attempts", "error"}.
+"acked"|"released"|"dead", "attempts", "error", "finished_at", "duration"}.
 
 Without --forever or --block, handles what is ready and exits (cron mode): 0 when every
 message was acked, 5 when one was dead-lettered, 6 when some were released for a later
 attempt. SIGINT or SIGTERM: start nothing more, let the running calls finish, exit 0; a
-second one releases their messages without spending an attempt and exits 130."""
+second one releases their messages without spending their retry budget and exits 130."""
 
 
 def load_handler(spec: str) -> Callable[[Any], Any]:
