@@ -289,6 +289,51 @@ def test_async_worker_blocking_lease_with_timeout(queue: PersistentQueue) -> Non
     asyncio.run(main())
 
 
+def test_a_cancelled_async_call_releases_what_its_lease_got_meanwhile(
+    queue: PersistentQueue,
+) -> None:
+    ran: list[Any] = []
+
+    @persistent_async_worker(queue, config=config(block=True))
+    async def handler(value: Any) -> None:
+        ran.append(value)
+
+    async def main() -> None:
+        call = asyncio.ensure_future(handler())
+        await asyncio.sleep(0.2)  # its lease waits in a thread on the empty queue
+        call.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await call
+        queue.put("arrives after the cancel")  # that thread leases it...
+
+    asyncio.run(main())
+    deadline = time.monotonic() + 10
+    while [(m.state, m.attempts) for m in queue.peek()] != [("ready", 1)]:
+        assert time.monotonic() < deadline, queue.peek()  # ...and gives it back
+        time.sleep(0.02)
+    assert ran == []
+
+
+def test_the_async_retry_wait_stops_when_the_lease_is_lost(tmp_path: Path) -> None:
+    path = tmp_path / "q.sqlite3"
+    queue = PersistentQueue("jobs", path, lease_timeout=0.3)
+    thief = PersistentQueue("jobs", path, lease_timeout=60)
+    message = queue.put("job")
+    calls = 0
+
+    # A wait far beyond the test's timeout (pytest-timeout): only cutting it short passes.
+    @persistent_async_worker(queue, config=config(max_tries=5, wait=wait_fixed(3600)))
+    async def handler(value: str) -> None:
+        nonlocal calls
+        calls += 1
+        await asyncio.to_thread(_steal, queue, message.id, thief)
+        raise ConnectionError("down")
+
+    with pytest.raises(LeaseLostError):
+        asyncio.run(handler())
+    assert calls == 1
+
+
 def test_coroutine_handlers_need_the_async_decorators(queue: PersistentQueue) -> None:
     # (persistent_retry on an async def picks the async retryer, as tenacity.retry does:
     # tests/retry/test_tenacity_compat.py)

@@ -20,11 +20,13 @@ import asyncio
 import contextlib
 import functools
 import inspect
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any, ParamSpec, Protocol, TypeVar
 
+from localqueue._signals import start_quietly
 from localqueue.errors import Empty, LeaseLostError
 from localqueue.message import QueueMessage
 from localqueue.queue import PersistentQueue
@@ -177,20 +179,29 @@ async def _lease(worker: Worker) -> QueueMessage:
 
 async def _lease_once(worker: Worker, block: bool, timeout: float | None) -> QueueMessage:
     """One ``get_message`` in a thread. A task cancelled meanwhile cannot stop that
-    thread: whatever it leases is released, not left to wait out its lease."""
-    config = worker.config
-    lease = asyncio.ensure_future(
-        asyncio.to_thread(worker.queue.get_message, block, timeout, leased_by=config.worker_id)
-    )
+    thread: whatever it leases is released, not left to wait out its lease (by the
+    thread, when it sees the cancel; else once its result arrives)."""
+    cancelled = threading.Event()
+
+    def lease() -> QueueMessage:
+        message = worker.queue.get_message(block, timeout, leased_by=worker.config.worker_id)
+        if cancelled.is_set():
+            _give_back(worker, message)
+            raise Empty
+        return message
+
+    # A future, not a task: asyncio.run's end cancels tasks, not what a thread computes.
+    future = asyncio.get_running_loop().run_in_executor(None, lease)
     try:
-        return await asyncio.shield(lease)
+        return await asyncio.shield(future)
     except asyncio.CancelledError:
-        lease.add_done_callback(functools.partial(_release_leased, worker))
+        cancelled.set()
+        future.add_done_callback(functools.partial(_release_leased, worker))
         raise
 
 
 def _release_leased(worker: Worker, lease: asyncio.Future[QueueMessage]) -> None:
     if lease.cancelled() or lease.exception() is not None:
-        return
-    message = lease.result()
-    asyncio.get_running_loop().run_in_executor(None, _give_back, worker, message)
+        return  # nothing leased, or the thread gave it back itself
+    # A thread of its own: the loop's executor may be shutting down (asyncio.run ends).
+    start_quietly(threading.Thread(target=_give_back, args=(worker, lease.result())))
