@@ -7,7 +7,7 @@ asyncio with them: 28 ms of its start-up)."""
 
 from localqueue._lazy import lazy_exports
 
-TYPE_CHECKING = False
+from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from localqueue.worker.config import PersistentWorkerConfig
     from localqueue.worker.decorators import (
