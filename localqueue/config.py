@@ -106,9 +106,10 @@ SETTINGS: dict[str, Setting] = {
         Setting(
             "retry_store_path",
             "LOCALQUEUE_RETRY_STORE_PATH",
-            "./localqueue_retries.sqlite3",
+            None,  # kept with the queue store: StoreAddress.attempts
             _path,
-            "SQLite file holding the retry budgets of `queue process` and `queue exec`",
+            "retry store: where `queue process` and `queue exec` count attempts (a SQLite"
+            " file, lmdb://DIR or postgresql://...)",
         ),
         Setting(
             "durability",
@@ -138,14 +139,16 @@ SETTINGS: dict[str, Setting] = {
 
 
 class Settings:
-    """The effective settings of one command line."""
+    """The effective settings of one command line. The stores' paths are parsed once,
+    here: ``store`` and ``retry_store`` are their addresses, ``retry_store`` derived from
+    ``store`` (kept with the queues) when no retry store is set."""
 
     __slots__ = (
         "config_file",
         "durability",
         "lease_timeout",
-        "retry_store_path",
-        "store_path",
+        "retry_store",
+        "store",
         "strict",
     )
 
@@ -153,14 +156,20 @@ class Settings:
         self,
         *,
         store_path: str,
-        retry_store_path: str,
+        retry_store_path: str | None,
         durability: str,
         lease_timeout: float,
         strict: bool,
         config_file: str,
     ) -> None:
-        self.store_path = store_path
-        self.retry_store_path = retry_store_path
+        from localqueue.backends import StoreAddress
+
+        self.store = StoreAddress.parse(store_path)
+        self.retry_store = (
+            self.store.attempts()
+            if retry_store_path is None
+            else StoreAddress.parse(retry_store_path)
+        )
         self.durability = durability
         self.lease_timeout = lease_timeout
         self.strict = strict
@@ -168,6 +177,14 @@ class Settings:
 
     def __repr__(self) -> str:
         return f"Settings({self.to_dict()!r})"
+
+    @property
+    def store_path(self) -> str:
+        return str(self.store)
+
+    @property
+    def retry_store_path(self) -> str:
+        return str(self.retry_store)
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -66,7 +66,9 @@ EXEC_ENVIRONMENT = {
 
 FILES = {
     "./localqueue_queue.sqlite3": "The default queue store (SQLite, WAL mode, created mode 0600).",
-    "./localqueue_retries.sqlite3": "The default retry store of queue process and queue exec.",
+    "localqueue_retries.sqlite3": "The default retry store of queue process and queue exec,"
+    " in the directory of a SQLite queue store (an LMDB or PostgreSQL store keeps the retry"
+    " budgets itself).",
     "$XDG_CONFIG_HOME/localqueue/config.yaml": "The config file (YAML; read only when it exists).",
 }
 

@@ -175,25 +175,34 @@ def test_worker_id_is_recorded_on_the_lease(queue: PersistentQueue) -> None:
 
 
 def test_default_retry_store_follows_the_queue(tmp_path: Path, monkeypatch: Any) -> None:
-    monkeypatch.chdir(tmp_path)
+    elsewhere, app = tmp_path / "elsewhere", tmp_path / "app"
+    elsewhere.mkdir()
+    app.mkdir()
+    monkeypatch.chdir(elsewhere)
     memory_queue = PersistentQueue("jobs", store=MemoryQueueStore())
 
     @persistent_worker(memory_queue, block=False)
     def a(value: Any) -> None: ...
 
     assert isinstance(a.worker.attempt_store, MemoryAttemptStore)  # type: ignore[attr-defined]
-    file_queue = PersistentQueue("jobs", tmp_path / "q.sqlite3")
+    file_queue = PersistentQueue("jobs", app / "q.sqlite3")
+    file_queue.put("poison")
 
-    @persistent_worker(file_queue, block=False)
-    def b(value: Any) -> None: ...
+    @persistent_worker(file_queue, block=False, max_tries=2, dead_letter_on_failure=True)
+    def b(value: Any) -> None:
+        raise RuntimeError(value)
 
+    with pytest.raises(PersistentRetryExhausted):
+        b()
     store = b.worker.attempt_store  # type: ignore[attr-defined]
     assert isinstance(store, SQLiteAttemptStore)
-    assert store.path == Path("localqueue_retries.sqlite3")
+    assert store.path == app / "localqueue_retries.sqlite3"
+    assert file_queue.stats().dead == 1
+    assert list(elsewhere.iterdir()) == []  # nothing written where the worker runs
     path_store = persistent_worker(file_queue, retry_store_path=tmp_path / "r.sqlite3")(
         lambda v: None
     )
-    assert isinstance(path_store.worker.attempt_store, SQLiteAttemptStore)  # type: ignore[attr-defined]
+    assert path_store.worker.attempt_store.path == tmp_path / "r.sqlite3"  # type: ignore[attr-defined]
 
 
 def _steal(queue: PersistentQueue, message_id: str, thief: PersistentQueue) -> None:

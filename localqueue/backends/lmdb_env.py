@@ -55,7 +55,8 @@ _RESIZE_RETRIES = 8
 @dataclass(frozen=True)
 class Schema:
     """What an environment holds: ``kind`` names the store type in ``meta``; ``dbs`` are
-    the sub-databases besides ``meta``."""
+    the sub-databases besides ``meta``. A store may also live in the environment of
+    another kind whose ``dbs`` include its own (its host: see :func:`acquire`)."""
 
     kind: bytes
     version: int
@@ -70,12 +71,14 @@ class SharedEnv:
         path: str,
         schema: Schema,
         *,
+        host: Schema | None = None,
         map_size: int,
         max_map_size: int,
         durability: Durability,
     ) -> None:
         self.path = path
         self.schema = schema
+        self.host = host
         self.map_size = map_size
         self.max_map_size = max_map_size
         self.durability = durability
@@ -121,7 +124,7 @@ class SharedEnv:
                 self.path,
                 map_size=self.map_size,
                 subdir=True,
-                max_dbs=len(self.schema.dbs) + 1,
+                max_dbs=max(len(s.dbs) for s in (self.schema, self.host) if s) + 1,
                 max_readers=_MAX_READERS,
                 sync=True,
                 metasync=self.durability == "full",
@@ -152,6 +155,8 @@ class SharedEnv:
                     raise self._refuse("not a localqueue store (foreign LMDB databases)")
                 meta = env.open_db(META_DB, txn=txn)
                 kind = txn.get(b"kind", db=meta)
+                if self.host is not None and kind == self.host.kind:
+                    schema = self.schema = self.host  # this store lives in its host's
                 if kind is None:
                     txn.put(b"kind", schema.kind, db=meta)
                     txn.put(b"version", str(schema.version).encode(), db=meta)
@@ -262,12 +267,17 @@ def acquire(
     path: str | os.PathLike[str],
     schema: Schema,
     *,
+    host: Schema | None = None,
     map_size: int,
     max_map_size: int,
     durability: Durability,
 ) -> SharedEnv:
     """The shared environment of directory ``path`` (opened now, so a bad directory fails
-    here), with one more user. The first store to open a directory sets its options."""
+    here), with one more user. The first store to open a directory sets its options.
+
+    An environment that holds a ``host`` store (a queue store, for the attempt store) is
+    used with the host's schema: the store keeps its sub-databases there, beside the
+    host's. Any other environment, a new one included, is a ``schema`` store."""
     if not HAVE_LMDB:
         raise StoreError(INSTALL_HINT)
     name = os.path.realpath(os.fspath(path))
@@ -275,9 +285,14 @@ def acquire(
         shared = _REGISTRY.get(name)
         if shared is None:
             shared = SharedEnv(
-                name, schema, map_size=map_size, max_map_size=max_map_size, durability=durability
+                name,
+                schema,
+                host=host,
+                map_size=map_size,
+                max_map_size=max_map_size,
+                durability=durability,
             )
-        elif shared.schema != schema:
+        elif shared.schema not in (schema, host):
             raise StoreError(f"LMDB store {name}: already open here as {shared.schema.kind!r}")
         with shared.lock:
             shared._opened()

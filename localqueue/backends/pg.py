@@ -33,10 +33,17 @@ from psycopg import errors as pg_errors
 from psycopg import sql
 from psycopg.pq import TransactionStatus
 
-from localqueue.backends import backend_of, process
+from localqueue.backends import StoreAddress, process
 from localqueue.errors import LocalQueueError, StoreError, StoreLockedError
 
-__all__ = ["DEFAULT_SCHEMA", "PgSession", "redact", "split_schema", "validate_schema"]
+__all__ = [
+    "DEFAULT_SCHEMA",
+    "PgSession",
+    "redact",
+    "split_schema",
+    "validate_schema",
+    "with_schema",
+]
 
 DEFAULT_SCHEMA = "localqueue"
 
@@ -72,14 +79,33 @@ def split_schema(dsn: str, schema: str | None) -> tuple[str, str]:
     if not isinstance(dsn, str) or not dsn:
         raise ValueError("a PostgreSQL connection string is required")
     from_url = None
-    if backend_of(dsn)[0] == "postgres":  # a URL; else key=value pairs
-        parts = urllib.parse.urlsplit(dsn)
-        query = urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
+    if StoreAddress.parse(dsn).kind == "postgres":  # a URL; else key=value pairs
+        base, query = _url_query(dsn)
         kept = [(key, value) for key, value in query if key != "schema"]
         if len(kept) != len(query):
             from_url = [value for key, value in query if key == "schema"][-1]
-            dsn = urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(kept)))
+            dsn = base + ("?" + urllib.parse.urlencode(kept) if kept else "")
     return dsn, validate_schema(schema or from_url or DEFAULT_SCHEMA)
+
+
+def _url_query(url: str) -> tuple[str, list[tuple[str, str]]]:
+    """A URL's text before ``?`` and its query parameters. (Not ``urlunsplit``, which
+    drops the ``//`` of a URL without a host: ``postgresql:///db`` for a Unix socket.)"""
+    base, _, query = url.partition("?")
+    return base, urllib.parse.parse_qsl(query, keep_blank_values=True)
+
+
+def with_schema(dsn: str, schema: str) -> str:
+    """The inverse of :func:`split_schema`: a ``postgresql://`` URL of the connection
+    string ``dsn`` (a URL, or key=value pairs, each of which a URL takes as a parameter)
+    with ``schema=NAME`` in its query."""
+    if StoreAddress.parse(dsn).kind == "postgres":
+        base, query = _url_query(dsn)
+    else:
+        base = "postgresql://"
+        query = [(key, str(value)) for key, value in psycopg.conninfo.conninfo_to_dict(dsn).items()]
+    kept = [(key, value) for key, value in query if key != "schema"]
+    return base + "?" + urllib.parse.urlencode([*kept, ("schema", schema)])
 
 
 def redact(text: str, password: str | None = None) -> str:
@@ -199,6 +225,11 @@ class PgSession:
             {key: sql.Identifier(self.schema, table) for key, table in self._tables.items()}
         )
         return sql.SQL(template).format(**names).as_bytes(None)
+
+    def url(self) -> str:
+        """A ``postgresql://`` URL that opens this database and schema again (with its
+        password: for opening, not for messages)."""
+        return with_schema(self.dsn, self.schema)
 
     def describe(self) -> str:
         """Where this session connects, without the password."""

@@ -15,6 +15,7 @@ TYPE_CHECKING = False  # typing costs start-up time; mypy still reads these impo
 if TYPE_CHECKING:
     from typing import Any, TextIO
 
+    from localqueue.backends import StoreAddress
     from localqueue.queue import PersistentQueue
     from localqueue.stores.base import QueueStore
 
@@ -61,46 +62,38 @@ def open_queue(
     usage error (exit 2) before the store is looked at, whether it exists or not."""
     from localqueue.queue import PersistentQueue
 
-    codec.validate_queue_name(name)
-    require_backend(conf.store_path)
-    if not create:
-        require_store(conf.store_path)
-    queue = PersistentQueue(
-        name,
-        conf.store_path,
-        lease_timeout=conf.lease_timeout if lease_timeout is None else lease_timeout,
-        durability="normal" if conf.durability == "normal" else "full",
-    )
-    if not create:
-        try:
-            require_server_store(queue.store, conf.store_path)
-            check_queue_known(queue.store, queue.name, conf)
-        except BaseException:
-            queue.close()
-            raise
+    codec.validate_queue_name(name)  # before a store is opened, or created
+    store = open_store(conf, create=create)
+    try:
+        queue = PersistentQueue(
+            name,
+            store=store,
+            lease_timeout=conf.lease_timeout if lease_timeout is None else lease_timeout,
+        )
+        if not create:
+            check_queue_known(store, queue.name, conf)
+    except BaseException:
+        store.close()
+        raise
     return queue
 
 
-def store_exists(path: str) -> bool:
-    """Whether the store ``path`` names exists: the SQLite file, the LMDB environment's
+def store_exists(address: StoreAddress) -> bool:
+    """Whether the store at ``address`` exists: the SQLite file, the LMDB environment's
     directory. A PostgreSQL URL passes here: :func:`require_server_store` asks the
     server once the store is open."""
-    from localqueue.backends import backend_of
-
-    kind, where = backend_of(path)
-    return kind == "postgres" or os.path.lexists(where)
+    return address.kind == "postgres" or os.path.lexists(address.where)
 
 
-def require_backend(path: str) -> None:
-    """A usage error (exit 2) naming the install when the store ``path`` names needs an
+def require_backend(address: StoreAddress) -> None:
+    """A usage error (exit 2) naming the install when the store at ``address`` needs an
     optional dependency that cannot be imported (``pip install "localqueue[postgres]"``)."""
-    from localqueue.backends import OPTIONAL, backend_of
+    from localqueue.backends import OPTIONAL
 
-    kind, _ = backend_of(path)
-    if kind not in OPTIONAL:
+    if address.kind not in OPTIONAL:
         return
-    module, extra, what = OPTIONAL[kind]
-    scheme = path.partition("://")[0]
+    module, extra, what = OPTIONAL[address.kind]
+    scheme = str(address).partition("://")[0]
     import importlib
 
     try:
@@ -114,23 +107,21 @@ def require_backend(path: str) -> None:
         ) from None
 
 
-def require_server_store(store: QueueStore, path: str) -> None:
+def require_server_store(store: QueueStore, address: StoreAddress) -> None:
     """For a PostgreSQL store: exit 1 with ``no such store`` unless its schema holds a
     queue store already (any other use would create it: a typo in ``?schema=``)."""
-    from localqueue.backends import backend_of
-
-    if backend_of(path)[0] != "postgres":
+    if address.kind != "postgres":
         return
     from localqueue.stores.postgres import PostgresQueueStore
 
     if isinstance(store, PostgresQueueStore) and not store.exists():
-        raise NoSuchStore(f"no such store: {store_label(path)} (schema {store.schema})")
+        raise NoSuchStore(f"no such store: {store_label(str(address))} (schema {store.schema})")
 
 
-def require_store(path: str) -> None:
+def require_store(address: StoreAddress) -> None:
     """Exit 1 with ``no such store: PATH`` unless the store exists (see :func:`store_exists`)."""
-    if not store_exists(path):
-        raise NoSuchStore(f"no such store: {path}")
+    if not store_exists(address):
+        raise NoSuchStore(f"no such store: {address}")
 
 
 def store_label(path: str) -> str:
@@ -227,19 +218,20 @@ def stdout_is_tty() -> bool:
         return False
 
 
-def open_store(conf: config.Settings) -> QueueStore:
-    """Open the store itself (for commands about every queue in it); it must exist."""
-    from localqueue.backends import backend_of
+def open_store(conf: config.Settings, *, create: bool = False) -> QueueStore:
+    """Open the store the settings name. Only a command that enqueues (``create``) may
+    create it: for every other one it must exist (exit 1, nothing created)."""
     from localqueue.stores import open_store as open_any
 
-    require_backend(conf.store_path)
-    require_store(conf.store_path)
-    if backend_of(conf.store_path)[0] == "sqlite":
-        return open_any(conf.store_path, durability=conf.durability)
-    store = open_any(conf.store_path)
-    try:
-        require_server_store(store, conf.store_path)
-    except BaseException:
-        store.close()
-        raise
+    address = conf.store
+    require_backend(address)
+    if not create:
+        require_store(address)
+    store = open_any(address, durability=conf.durability)
+    if not create:
+        try:
+            require_server_store(store, address)
+        except BaseException:
+            store.close()
+            raise
     return store

@@ -436,14 +436,14 @@ def store_file(values: dict[str, str]) -> str | None:
     destination), or None (no such file, another kind of store, or settings that do not
     resolve)."""
     from localqueue import config
-    from localqueue.backends import backend_of
 
     try:
-        path = config.resolve({"store_path": values.get("store_path")}).store_path
+        store = config.resolve({"store_path": values.get("store_path")}).store
     except Exception as exc:
         debug(f"settings: {exc}")
         return None
-    if backend_of(path)[0] != "sqlite":
+    path = str(store)
+    if store.kind != "sqlite":
         debug(f"{path}: only SQLite stores are read to complete queue names and ids")
         return None
     if not os.path.isfile(path):

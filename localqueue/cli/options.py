@@ -62,7 +62,9 @@ def retry_store_path() -> Any:
     return typer.Option(
         "--retry-store-path",
         metavar="PATH",
-        help=_env_help("retry_store_path") + " [default: ./localqueue_retries.sqlite3]",
+        help=_env_help("retry_store_path")
+        + " [default: kept with the queue store: localqueue_retries.sqlite3 in a SQLite"
+        " store's directory; an LMDB or PostgreSQL store itself]",
         show_default=False,
     )
 

@@ -223,8 +223,8 @@ def serve(
         progress.tick()
 
     try:
-        require_backend(conf.retry_store_path)  # a missing extra names its install
-        attempts = open_attempt_store(conf.retry_store_path, durability=conf.durability)
+        require_backend(conf.retry_store)  # a missing extra names its install
+        attempts = open_attempt_store(conf.retry_store, durability=conf.durability)
         try:
             config = flags.config()
             worker = Worker(

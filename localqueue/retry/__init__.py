@@ -34,7 +34,7 @@ if TYPE_CHECKING:
         persistent_retry,
     )
     from localqueue.retry.sqlite import SQLiteAttemptStore
-    from localqueue.retry.stores import open_attempt_store
+    from localqueue.retry.stores import attempt_store_beside, open_attempt_store
 
 __all__ = [
     # stores
@@ -51,6 +51,7 @@ __all__ = [
     "PersistentRetrying",
     "RecordedAttemptError",
     "SQLiteAttemptStore",
+    "attempt_store_beside",
     # keys
     "idempotency_key_from_id",
     "key_from_argument",
@@ -77,6 +78,7 @@ _LAZY = {
     "persistent_async_retry": "localqueue.retry.retrying",
     "persistent_retry": "localqueue.retry.retrying",
     "SQLiteAttemptStore": "localqueue.retry.sqlite",
+    "attempt_store_beside": "localqueue.retry.stores",
     "open_attempt_store": "localqueue.retry.stores",
 }
 

@@ -1,4 +1,5 @@
-"""LMDBAttemptStore: retry budgets in one LMDB environment directory (``localqueue[lmdb]``).
+"""LMDBAttemptStore: retry budgets in one LMDB environment directory (``localqueue[lmdb]``),
+its own or a queue store's (an ``attempts`` sub-database beside the queues).
 
 The environment handling is the queue store's (:mod:`localqueue.backends.lmdb_env`): one
 environment per directory per process, shared by every store on it; never used across
@@ -18,6 +19,8 @@ from typing import Any
 from localqueue.backends import lmdb_env
 from localqueue.backends.lmdb_env import Durability, Schema
 from localqueue.retry.base import AttemptRecord, AttemptStore
+from localqueue.stores.lmdb import ATTEMPTS as _ATTEMPTS
+from localqueue.stores.lmdb import SCHEMA as QUEUE_SCHEMA
 
 if not lmdb_env.HAVE_LMDB:
     raise ImportError(f"LMDBAttemptStore: {lmdb_env.INSTALL_HINT}")
@@ -26,7 +29,6 @@ __all__ = ["LMDBAttemptStore"]
 
 DEFAULT_MAP_SIZE = 16 * 1024**2
 DEFAULT_MAX_MAP_SIZE = 4 * 1024**3
-_ATTEMPTS = b"attempts"
 SCHEMA = Schema(b"localqueue-attempts", 1, (_ATTEMPTS,))
 # attempts, first_attempt_at, last_attempt_at, exhausted, has_error; then the error bytes.
 _HEADER = struct.Struct("<qddBB")
@@ -60,8 +62,10 @@ def _db_key(key: str) -> bytes:
 
 class LMDBAttemptStore(AttemptStore):
     """Attempt records in the LMDB environment directory ``path`` (created 0700, files
-    0600). A directory holding anything else, or another kind of localqueue store, is
-    refused with StoreError. ``durability`` and the map sizes work as for LMDBQueueStore."""
+    0600): beside the queues when it holds an LMDBQueueStore (where its workers keep
+    their budgets by default), else in an environment of its own. A directory holding
+    anything else, or an attempt store's environment opened as a queue store, is refused
+    with StoreError. ``durability`` and the map sizes work as for LMDBQueueStore."""
 
     def __init__(
         self,
@@ -79,7 +83,7 @@ class LMDBAttemptStore(AttemptStore):
             "durability": durability,
         }
         self._shared: lmdb_env.SharedEnv | None = lmdb_env.acquire(
-            self.path, SCHEMA, **self._options
+            self.path, SCHEMA, host=QUEUE_SCHEMA, **self._options
         )
 
     def __repr__(self) -> str:
@@ -88,7 +92,9 @@ class LMDBAttemptStore(AttemptStore):
     def _env(self) -> lmdb_env.SharedEnv:
         shared = self._shared
         if shared is None:  # used again after close()
-            shared = self._shared = lmdb_env.acquire(self.path, SCHEMA, **self._options)
+            shared = self._shared = lmdb_env.acquire(
+                self.path, SCHEMA, host=QUEUE_SCHEMA, **self._options
+            )
         return shared
 
     def get(self, key: str) -> AttemptRecord | None:

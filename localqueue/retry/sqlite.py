@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
+from localqueue.backends import DEFAULT_ATTEMPT_FILE
 from localqueue.backends.sqlite_file import SQLiteFile
 from localqueue.retry.base import AttemptRecord, AttemptStore
 
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
 
 __all__ = ["DEFAULT_RETRY_STORE_PATH", "SQLiteAttemptStore"]
 
-DEFAULT_RETRY_STORE_PATH = "localqueue_retries.sqlite3"
+DEFAULT_RETRY_STORE_PATH = DEFAULT_ATTEMPT_FILE
 SCHEMA_VERSION = 1
 APPLICATION_ID = 0x6C715231  # "lqR1": marks a localqueue attempt store
 

@@ -1,13 +1,19 @@
-"""Choosing an attempt store from a path or URL, with clear errors for missing extras."""
+"""Choosing an attempt store from a path or URL, or the one beside a queue store, with clear
+errors for missing extras."""
 
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
+from localqueue.backends import StoreAddress
 from localqueue.errors import StoreError
 from localqueue.retry.base import AttemptStore
 
-__all__ = ["lmdb_attempt_store", "open_attempt_store"]
+if TYPE_CHECKING:
+    from localqueue.stores.base import QueueStore
+
+__all__ = ["attempt_store_beside", "lmdb_attempt_store", "open_attempt_store"]
 
 
 def lmdb_attempt_store(path: str | os.PathLike[str]) -> AttemptStore:
@@ -22,16 +28,18 @@ def lmdb_attempt_store(path: str | os.PathLike[str]) -> AttemptStore:
     return LMDBAttemptStore(path)
 
 
-def open_attempt_store(path: str | os.PathLike[str], **options: object) -> AttemptStore:
-    """Open the attempt store ``path`` names, the way the CLI's ``retry_store_path`` does.
+def open_attempt_store(
+    path: str | os.PathLike[str] | StoreAddress, **options: object
+) -> AttemptStore:
+    """Open the attempt store ``path`` (or its parsed :class:`StoreAddress`) names, the
+    way the CLI's ``retry_store_path`` does.
 
     * ``postgresql://...`` (or ``postgres://``): PostgresAttemptStore (``localqueue[postgres]``);
-    * ``lmdb://DIR``: LMDBAttemptStore on the environment directory DIR (``localqueue[lmdb]``);
+    * ``lmdb://DIR``: LMDBAttemptStore on the environment directory DIR (``localqueue[lmdb]``;
+      a queue store's environment keeps the counts beside its queues);
     * anything else: a SQLite file (``options`` such as ``durability`` apply to it).
     """
-    from localqueue.backends import backend_of
-
-    kind, where = backend_of(path)
+    kind, where = StoreAddress.parse(path)
     if kind == "postgres":
         try:
             from localqueue.retry.postgres import PostgresAttemptStore  # type: ignore[import-not-found,unused-ignore]
@@ -47,3 +55,23 @@ def open_attempt_store(path: str | os.PathLike[str], **options: object) -> Attem
     from localqueue.retry.sqlite import SQLiteAttemptStore
 
     return SQLiteAttemptStore(where, **options)  # type: ignore[arg-type]
+
+
+def attempt_store_beside(store: QueueStore, **options: object) -> AttemptStore:
+    """The attempt store where workers of the queue store ``store`` count attempts when
+    they are given none: the one its address derives (:meth:`StoreAddress.attempts`:
+    ``localqueue_retries.sqlite3`` beside a SQLite file, the LMDB environment itself, the
+    PostgreSQL schema itself). A MemoryAttemptStore for a MemoryQueueStore; for a store
+    of your own without an ``address``, ``./localqueue_retries.sqlite3``."""
+    address = store.address
+    if address is not None:
+        return open_attempt_store(address.attempts(), **options)
+    from localqueue.stores.memory import MemoryQueueStore
+
+    if isinstance(store, MemoryQueueStore):
+        from localqueue.retry.memory import MemoryAttemptStore
+
+        return MemoryAttemptStore()
+    from localqueue.retry.sqlite import SQLiteAttemptStore
+
+    return SQLiteAttemptStore(**options)  # type: ignore[arg-type]

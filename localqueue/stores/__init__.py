@@ -14,6 +14,7 @@ TYPE_CHECKING = False  # typing costs start-up time; mypy still reads these impo
 if TYPE_CHECKING:
     from typing import Any
 
+    from localqueue.backends import StoreAddress
     from localqueue.stores.lmdb import LMDBQueueStore
     from localqueue.stores.memory import MemoryQueueStore
     from localqueue.stores.postgres import PostgresQueueStore
@@ -47,8 +48,8 @@ def __getattr__(name: str) -> Any:
     return getattr(importlib.import_module(module), name)
 
 
-def open_store(path: str | os.PathLike[str], **options: Any) -> QueueStore:
-    """Open the queue store that ``path`` names.
+def open_store(path: str | os.PathLike[str] | StoreAddress, **options: Any) -> QueueStore:
+    """Open the queue store that ``path`` (or its parsed :class:`StoreAddress`) names.
 
     * ``postgresql://...`` (or ``postgres://``): PostgresQueueStore (``localqueue[postgres]``);
     * ``lmdb://DIR``: LMDBQueueStore on the environment directory DIR (``localqueue[lmdb]``;
@@ -56,9 +57,9 @@ def open_store(path: str | os.PathLike[str], **options: Any) -> QueueStore:
     * anything else: a SQLite file (``options`` such as ``durability`` and ``busy_timeout``
       apply to it).
     """
-    from localqueue.backends import backend_of
+    from localqueue.backends import StoreAddress
 
-    kind, where = backend_of(path)
+    kind, where = StoreAddress.parse(path)
     if kind == "postgres":
         from localqueue.stores.postgres import PostgresQueueStore
 

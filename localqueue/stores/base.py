@@ -73,6 +73,7 @@ TYPE_CHECKING = False  # typing costs start-up time; mypy still reads these impo
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
+    from localqueue.backends import StoreAddress
     from localqueue.outcome import Settlement
 
 __all__ = [
@@ -113,6 +114,13 @@ class QueueStore(ABC):
 
     #: Seconds since the epoch, as this store sees them.
     clock: Callable[[], float] = staticmethod(time.time)
+
+    @property
+    def address(self) -> StoreAddress | None:
+        """The address that opens this store again (``stores.open_store``), from which
+        its workers' attempt store is derived (``StoreAddress.attempts``); None for a
+        store that has none (in memory)."""
+        return None
 
     # -- writing ---------------------------------------------------------------------
 

@@ -26,7 +26,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from localqueue import _failpoints
-from localqueue.backends import lmdb_env
+from localqueue.backends import StoreAddress, lmdb_env
 from localqueue.backends.lmdb_env import Durability, Schema
 from localqueue.errors import Full, LeaseLostError, MessageNotFoundError, StoreError
 from localqueue.message import QueueStats
@@ -42,7 +42,10 @@ __all__ = ["DEFAULT_MAP_SIZE", "DEFAULT_MAX_MAP_SIZE", "LMDBQueueStore"]
 DEFAULT_MAP_SIZE = 64 * 1024**2
 DEFAULT_MAX_MAP_SIZE = 16 * 1024**3
 _RECORDS, _VISIBLE, _DEAD, _COUNTS = b"records", b"visible", b"dead", b"counts"
-SCHEMA = Schema(b"localqueue-queue", 1, (_RECORDS, _VISIBLE, _DEAD, _COUNTS))
+#: The retry budgets of this store's workers (:mod:`localqueue.retry.lmdb`), kept with
+#: the queues so that every worker of the environment spends one budget per message.
+ATTEMPTS = b"attempts"
+SCHEMA = Schema(b"localqueue-queue", 1, (_RECORDS, _VISIBLE, _DEAD, _COUNTS, ATTEMPTS))
 
 
 class _Tx:
@@ -193,6 +196,10 @@ class LMDBQueueStore(QueueStore):
 
     def __repr__(self) -> str:
         return f"LMDBQueueStore({self.path!r})"
+
+    @property
+    def address(self) -> StoreAddress:
+        return StoreAddress("lmdb", self.path)
 
     def _env(self) -> lmdb_env.SharedEnv:
         shared = self._shared

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 
 from localqueue import _failpoints
+from localqueue.backends import StoreAddress
 from localqueue.backends.pg import PgSession
 from localqueue.backends.pg_listen import PgListener
 from localqueue.errors import Full, LeaseLostError, MessageNotFoundError
@@ -97,6 +98,11 @@ class PostgresQueueStore(QueueStore):
 
     def __repr__(self) -> str:
         return f"PostgresQueueStore({self._session.describe()!r})"
+
+    @property
+    def address(self) -> StoreAddress:
+        """A ``postgresql://`` URL naming the database and this store's schema."""
+        return StoreAddress("postgres", self._session.url())
 
     # -- helpers -----------------------------------------------------------------------
 

@@ -14,6 +14,7 @@ import sqlite3
 import time
 
 from localqueue import errors
+from localqueue.backends import StoreAddress
 from localqueue.backends.sqlite_file import SQLiteFile
 from localqueue.errors import LeaseLostError, MessageNotFoundError
 from localqueue.message import QueueStats
@@ -92,6 +93,10 @@ class SQLiteQueueStore(QueueStore):
         from pathlib import Path
 
         return Path(self._file.path)
+
+    @property
+    def address(self) -> StoreAddress:
+        return StoreAddress("sqlite", self._file.path)
 
     @property
     def durability(self) -> str:

@@ -27,8 +27,10 @@ class PersistentWorkerConfig:
     extends every held lease each third of it.
 
     The attempt store is ``retry_store``, else ``retry_store_path`` (a SQLite file,
-    ``lmdb://DIR`` or ``postgresql://...``), else ``./localqueue_retries.sqlite3`` (a
-    MemoryAttemptStore when the queue itself lives in memory).
+    ``lmdb://DIR`` or ``postgresql://...``), else the one kept with the queue's store
+    (``localqueue.retry.attempt_store_beside``): ``localqueue_retries.sqlite3`` in a
+    SQLite store's directory, the LMDB environment, the PostgreSQL schema; a
+    MemoryAttemptStore when the queue itself lives in memory.
 
     ``concurrency`` handlers run at once in :class:`~localqueue.Worker` (threads for a
     function, tasks on one event loop for a coroutine function). ``block`` and

@@ -497,20 +497,10 @@ def _described(error: BaseException | str) -> dict[str, Any] | None:
 
 
 def _open_attempt_store(queue: PersistentQueue, config: PersistentWorkerConfig) -> AttemptStore:
+    from localqueue.retry.stores import attempt_store_beside, open_attempt_store
+
     path = config.retry_store_path
-    if path is not None:
-        from localqueue.retry.stores import open_attempt_store
-
-        return open_attempt_store(path)
-    from localqueue.stores.memory import MemoryQueueStore
-
-    if isinstance(queue.store, MemoryQueueStore):
-        from localqueue.retry.memory import MemoryAttemptStore
-
-        return MemoryAttemptStore()
-    from localqueue.retry.sqlite import SQLiteAttemptStore
-
-    return SQLiteAttemptStore()
+    return attempt_store_beside(queue.store) if path is None else open_attempt_store(path)
 
 
 def _default_log(text: str) -> None:

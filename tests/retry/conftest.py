@@ -35,6 +35,17 @@ def _lmdb(tmp_path: Path) -> AttemptStore:
     return LMDBAttemptStore(tmp_path / "retries.lmdb")
 
 
+def _lmdb_beside_queues(tmp_path: Path) -> AttemptStore:
+    """In a queue store's environment, where workers keep their budgets by default."""
+    try:
+        from localqueue.retry.lmdb import LMDBAttemptStore
+        from localqueue.stores.lmdb import LMDBQueueStore
+    except ImportError as exc:
+        unavailable(f"LMDB attempt store not importable: {exc}")
+    LMDBQueueStore(tmp_path / "queue.lmdb").close()
+    return LMDBAttemptStore(tmp_path / "queue.lmdb")
+
+
 def _postgres(tmp_path: Path) -> AttemptStore:
     url = postgres_url()
     try:
@@ -51,11 +62,12 @@ ATTEMPT_STORE_FACTORIES: dict[str, Callable[[Path], AttemptStore]] = {
     "sqlite": _sqlite,
     "memory": _memory,
     "lmdb": _lmdb,
+    "lmdb-beside-queues": _lmdb_beside_queues,
     "postgres": _postgres,
 }
 
 #: Backends whose records outlive the process (and are shared between processes).
-PERSISTENT_KINDS = ("sqlite", "lmdb", "postgres")
+PERSISTENT_KINDS = ("sqlite", "lmdb", "lmdb-beside-queues", "postgres")
 
 
 @pytest.fixture(params=list(ATTEMPT_STORE_FACTORIES))

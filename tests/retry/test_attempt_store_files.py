@@ -127,13 +127,34 @@ def test_lmdb_refuses_a_directory_of_other_files(tmp_path: Path) -> None:
     assert os.listdir(tmp_path / "photos") == ["cat.jpg"]
 
 
-def test_lmdb_refuses_a_queue_environment(tmp_path: Path) -> None:
+def test_lmdb_counts_beside_the_queues_of_a_queue_environment(tmp_path: Path) -> None:
     lmdb_store(tmp_path / "probe").close()  # skips without lmdb
+    from localqueue import PersistentQueue
     from localqueue.stores.lmdb import LMDBQueueStore
 
-    LMDBQueueStore(tmp_path / "queue.lmdb").close()
-    with pytest.raises(StoreError, match="queue"):
-        lmdb_store(tmp_path / "queue.lmdb")
+    queue = PersistentQueue("jobs", store=LMDBQueueStore(tmp_path / "queue.lmdb"))
+    queue.put(1)
+    attempts = lmdb_store(tmp_path / "queue.lmdb")  # shares the open environment
+    assert attempts.record_attempt("k", 5.0).attempts == 1
+    assert queue.get_message(block=False).value == 1  # the queue still works beside it
+    attempts.close()
+    queue.close()
+    again = open_attempt_store(f"lmdb://{tmp_path / 'queue.lmdb'}")  # opened first now
+    record = again.get("k")
+    assert record is not None and record.attempts == 1
+    reopened = LMDBQueueStore(tmp_path / "queue.lmdb")  # and the queue store beside it
+    assert reopened.stats("jobs").inflight == 1
+    reopened.close()
+    again.close()
+    assert sorted(os.listdir(tmp_path / "queue.lmdb")) == ["data.mdb", "lock.mdb"]
+
+
+def test_lmdb_attempt_environment_is_not_a_queue_store(tmp_path: Path) -> None:
+    lmdb_store(tmp_path / "retries.lmdb").close()  # skips without lmdb
+    from localqueue.stores.lmdb import LMDBQueueStore
+
+    with pytest.raises(StoreError, match="localqueue-attempts"):
+        LMDBQueueStore(tmp_path / "retries.lmdb")
 
 
 def test_lmdb_directory_is_private_and_records_survive(tmp_path: Path) -> None:

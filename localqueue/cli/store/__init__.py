@@ -15,24 +15,23 @@ def open_sqlite(store_path: str | None, durability: str | None) -> "SQLiteQueueS
     """The SQLite store the settings name; a usage error (exit 2) for any other kind."""
     import os
 
-    from localqueue.backends import backend_of
     from localqueue.cli.common import settings
     from localqueue.cli.exit_codes import CliError, UsageError
     from localqueue.stores.sqlite import SQLiteQueueStore
 
     conf = settings(store_path=store_path, durability=durability)
-    backend = backend_of(conf.store_path)[0]
+    backend, where = conf.store
     if backend != "sqlite":
         kind = "an LMDB" if backend == "lmdb" else "a PostgreSQL"
         raise UsageError(
             f"'localqueue store' works on SQLite store files; {conf.store_path.split('://')[0]}://"
             f" is {kind} store (use that system's own tools)"
         )
-    if not os.path.exists(conf.store_path):
-        raise CliError(f"{conf.store_path}: no such store file")
+    if not os.path.exists(where):
+        raise CliError(f"{where}: no such store file")
     if conf.durability == "normal":
-        return SQLiteQueueStore(conf.store_path, durability="normal")
-    return SQLiteQueueStore(conf.store_path)
+        return SQLiteQueueStore(where, durability="normal")
+    return SQLiteQueueStore(where)
 
 
 def build() -> "typer.Typer":

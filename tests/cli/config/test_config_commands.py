@@ -57,6 +57,33 @@ def test_init_writes_absolute_store_paths_and_refuses_to_overwrite(cli, home):
     assert show(cli)["store_path"] == f"lmdb://{cli.cwd / 'envdir'}"
 
 
+@pytest.mark.parametrize(
+    ("store_path", "retry_store_path"),
+    [
+        ("app/jobs.sqlite3", "{cwd}/app/localqueue_retries.sqlite3"),
+        ("lmdb://envdir", "lmdb://{cwd}/envdir"),
+        ("postgresql://u@db.example/jobs", "postgresql://u@db.example/jobs"),
+    ],
+)
+def test_init_writes_the_retry_store_kept_with_the_queue_store(
+    cli, home, store_path, retry_store_path
+):
+    [written] = cli.json("config", "init", "--store-path", store_path, store=False)
+    expected = retry_store_path.format(cwd=cli.cwd)
+    assert written["retry_store_path"] == expected
+    assert f"retry_store_path: {expected}" in config_file(home).read_text()
+    assert show(cli, cwd=home)["retry_store_path"] == expected
+
+
+def test_show_derives_the_retry_store_from_the_store_in_effect(cli, monkeypatch):
+    monkeypatch.setenv("LOCALQUEUE_STORE_PATH", "/srv/app/q.sqlite3")
+    assert show(cli)["retry_store_path"] == "/srv/app/localqueue_retries.sqlite3"
+    monkeypatch.setenv("LOCALQUEUE_STORE_PATH", "lmdb:///srv/app/env")
+    assert show(cli)["retry_store_path"] == "lmdb:///srv/app/env"
+    monkeypatch.setenv("LOCALQUEUE_RETRY_STORE_PATH", "r.sqlite3")  # set: used as it is
+    assert show(cli)["retry_store_path"] == "r.sqlite3"
+
+
 def test_set_checks_keys_and_types(cli, home):
     cli.json("config", "set", "durability", "normal", store=False)
     cli.json("config", "set", "lease_timeout", "12.5", store=False)
