@@ -5,9 +5,10 @@ decorators that run it one message per call (:func:`persistent_worker`,
 Names load on first use: a ``queue exec`` worker never imports the decorators (and
 asyncio with them: 28 ms of its start-up)."""
 
+from typing import TYPE_CHECKING
+
 from localqueue._lazy import lazy_exports
 
-from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from localqueue.worker.config import PersistentWorkerConfig
     from localqueue.worker.decorators import (
