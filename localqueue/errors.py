@@ -22,6 +22,7 @@ __all__ = [
     "Empty",
     "Full",
     "InvalidQueueNameError",
+    "KeyHeldError",
     "LeaseLostError",
     "LocalQueueError",
     "MessageNotFoundError",
@@ -53,6 +54,19 @@ class MessageNotFoundError(LocalQueueError, KeyError):
 
     def __str__(self) -> str:  # KeyError would repr() the message
         return str(self.args[0]) if self.args else "message not found"
+
+
+class KeyHeldError(LocalQueueError):
+    """A deduplication key is held by another message of the queue (one that is ready,
+    delayed or inflight): raised by ``put(..., on_conflict="error")`` and by
+    ``requeue_dead`` of a dead letter whose key was taken meanwhile. Nothing was written.
+    ``key`` is the key, ``message_id`` the id of the message holding it (None when the
+    clash is between two dead letters being requeued together)."""
+
+    def __init__(self, message: str, key: str, message_id: str | None = None) -> None:
+        super().__init__(message)
+        self.key = key
+        self.message_id = message_id
 
 
 class StoreError(LocalQueueError):

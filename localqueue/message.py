@@ -40,15 +40,21 @@ Row = namedtuple(  # typing.NamedTuple would cost typing's import time
         "last_error",  # bytes | None: the JSON-encoded error
         "failed_at",  # float | None
         "dead_at",  # float | None
+        "key",  # str | None: the deduplication key given at enqueue
+        "priority",  # int: higher is leased first (0 unless given)
     ],
 )
 FIELDS: tuple[str, ...] = Row._fields
 
 
 class QueueMessage:
-    """One message as the store last saw it. ``value`` is the decoded JSON value."""
+    """One message as the store last saw it. ``value`` is the decoded JSON value.
 
-    __slots__ = FIELDS
+    ``duplicate`` is True on what ``put`` returns for a value it did not write because
+    its key was held (the message holding it); it is not part of :meth:`to_dict`.
+    """
+
+    __slots__ = (*FIELDS, "duplicate")
 
     def __init__(
         self,
@@ -66,6 +72,8 @@ class QueueMessage:
         last_error: dict[str, Any] | None = None,
         failed_at: float | None = None,
         dead_at: float | None = None,
+        key: str | None = None,
+        priority: int = 0,
     ) -> None:
         self.id = id
         self.queue = queue
@@ -81,6 +89,9 @@ class QueueMessage:
         self.last_error = last_error
         self.failed_at = failed_at
         self.dead_at = dead_at
+        self.key = key
+        self.priority = priority
+        self.duplicate = False
 
     def to_dict(self) -> dict[str, Any]:
         """The SPEC shape, field for field, in a stable order."""
@@ -99,6 +110,8 @@ class QueueMessage:
             "last_error": self.last_error,
             "failed_at": self.failed_at,
             "dead_at": self.dead_at,
+            "key": self.key,
+            "priority": self.priority,
         }
 
     def __eq__(self, other: object) -> bool:

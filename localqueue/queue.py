@@ -17,10 +17,11 @@ from localqueue.message import AFTER_VALUE, QueueMessage, QueueStats
 TYPE_CHECKING = False  # typing costs start-up time; mypy still reads these imports
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Sequence
+    from datetime import datetime
     from typing import Any, Literal, TypeAlias
 
     from localqueue.outcome import Outcome, Settlement
-    from localqueue.stores.base import QueueStore, Row
+    from localqueue.stores.base import OnConflict, QueueStore, Row
 
     Durability: TypeAlias = Literal["full", "normal"]
 
@@ -55,6 +56,52 @@ def _messages_holding(rows: Sequence[Row], values: Sequence[Any]) -> list[QueueM
         QueueMessage(row.id, row.queue, value, *row[AFTER_VALUE])
         for row, value in zip(rows, values, strict=True)
     ]
+
+
+def _keyed_messages(
+    rows: Sequence[Row], duplicates: Sequence[bool], values: Sequence[Any]
+) -> list[QueueMessage]:
+    """The messages of a keyed put: a written one holds the caller's value; a duplicate
+    is the message holding the key, as stored, marked ``duplicate``."""
+    messages = []
+    for row, duplicate, value in zip(rows, duplicates, values, strict=True):
+        if duplicate:
+            message = message_from_row(row)
+            message.duplicate = True
+        else:
+            message = QueueMessage(row.id, row.queue, value, *row[AFTER_VALUE])
+        messages.append(message)
+    return messages
+
+
+class _Batch:
+    """What one put call enqueues: values (and their JSON), keys and their rule."""
+
+    __slots__ = ("encoded", "keys", "on_conflict", "priority", "values")
+
+    def __init__(
+        self,
+        values: list[Any],
+        encoded: list[bytes],
+        keys: Sequence[str | None] | None,
+        on_conflict: OnConflict,
+        priority: int,
+    ) -> None:
+        self.values, self.encoded, self.priority = values, encoded, priority
+        self.keys, self.on_conflict = keys, on_conflict
+
+
+def _delay_until(delay: float, at: datetime | None, clock: Callable[[], float]) -> float:
+    """The delay of a put: ``delay`` seconds, or until ``at`` (aware; a past time: 0) by
+    the store's ``clock``, the one its messages' times are kept on."""
+    _non_negative("delay", delay)
+    if at is None:
+        return delay
+    if delay:
+        raise ValueError("give delay or at, not both")
+    if at.tzinfo is None or at.utcoffset() is None:
+        raise ValueError(f"at must be a timezone-aware datetime, got the naive {at!r}")
+    return max(0.0, at.timestamp() - clock())
 
 
 def settle_while_leased(
@@ -139,64 +186,121 @@ class PersistentQueue:
     # -- producing -------------------------------------------------------------------
 
     def put(
-        self, value: Any, block: bool = True, timeout: float | None = None, *, delay: float = 0
+        self,
+        value: Any,
+        block: bool = True,
+        timeout: float | None = None,
+        *,
+        delay: float = 0,
+        at: datetime | None = None,
+        key: str | None = None,
+        on_conflict: OnConflict = "skip",
+        priority: int = 0,
     ) -> QueueMessage:
         """Persist ``value`` (committed before this returns) and return its message.
 
-        With ``maxsize`` and a full queue, waits for room like ``queue.Queue.put``
-        (``block=False`` or an elapsed ``timeout`` raises ``queue.Full``).
+        ``at`` (a timezone-aware datetime, instead of ``delay``) delivers it no sooner
+        than then; a time past is now. ``priority``: higher is leased first. With a
+        ``key`` that another message of the queue holds (see :meth:`put_many`), the
+        message returned holds that key and has ``duplicate`` set. With ``maxsize`` and
+        a full queue, waits for room like ``queue.Queue.put`` (``block=False`` or an
+        elapsed ``timeout`` raises ``queue.Full``).
         """
-        _non_negative("delay", delay)
         _non_negative("timeout", timeout)
+        delay = _delay_until(delay, at, self.store.clock)
         data = codec.encode(value)
-        if self.maxsize <= 0:  # never full: no waiting for room (the common case, kept lean)
-            row = self.store.put(self.name, [data], delay=delay)[0]
+        if self.maxsize <= 0 and key is None:  # the common case, kept lean
+            row = self.store.put(self.name, [data], delay=delay, priority=priority)[0]
             # _messages_holding inline: its list and zip were 600 ns of a 24 us put
             return QueueMessage(row.id, row.queue, value, *row[AFTER_VALUE])
-        return self._put_rows([value], [data], delay, block, timeout)[0]
+        keys = None if key is None else [key]
+        batch = _Batch([value], [data], keys, on_conflict, priority)
+        return self._put_rows(batch, delay, block, timeout)[0]
 
     def put_nowait(self, value: Any, *, delay: float = 0) -> QueueMessage:
         return self.put(value, block=False, delay=delay)
 
-    def put_many(self, values: Iterable[Any], *, delay: float = 0) -> list[QueueMessage]:
+    def put_many(
+        self,
+        values: Iterable[Any],
+        *,
+        delay: float = 0,
+        at: datetime | None = None,
+        keys: Sequence[str | None] | None = None,
+        on_conflict: OnConflict = "skip",
+        priority: int = 0,
+    ) -> list[QueueMessage]:
         """Persist every value in ONE transaction: all of them or, on any bad value or
-        error, none. Values are checked before anything is written."""
-        _non_negative("delay", delay)
+        error, none. Values are checked before anything is written.
+
+        ``keys`` (one per value; None for no key) deduplicates: a key is held while a
+        message with it is ready, delayed or inflight. For a value whose key is held,
+        ``on_conflict`` ``"skip"`` writes nothing and returns the holder marked
+        ``duplicate``; ``"error"`` raises KeyHeldError and writes nothing of the call;
+        ``"replace"`` gives a waiting holder this value, priority and availability
+        (keeping its id), and leaves a leased one as it is (returned as a duplicate).
+        A key given twice in one call meets its own first message."""
+        delay = _delay_until(delay, at, self.store.clock)
         values = list(values)
         encoded = codec.encode_batch(values)
         if not encoded:
             return []
-        return self._put_rows(values, encoded, delay, block=False, timeout=None)
+        batch = _Batch(values, encoded, keys, on_conflict, priority)
+        return self._put_rows(batch, delay, block=False, timeout=None)
 
-    def put_encoded(self, data: Sequence[bytes], *, delay: float = 0) -> list[Row]:
+    def put_encoded(
+        self,
+        data: Sequence[bytes],
+        *,
+        delay: float = 0,
+        priority: int = 0,
+        keys: Sequence[str | None] | None = None,
+        on_conflict: OnConflict = "skip",
+    ) -> tuple[list[Row], list[bool]]:
         """Persist values given as their JSON, as :func:`localqueue.codec.encode` wrote
-        them, in ONE transaction; return the store's rows (values still JSON). For a
-        producer that holds JSON already and prints what it stored without decoding it
-        (``localqueue queue add``). With ``maxsize`` and no room, raises ``queue.Full``
-        at once and writes nothing."""
+        them, in ONE transaction; return the store's rows (values still JSON) and which
+        are duplicates (as :meth:`put_many`). For a producer that holds JSON already and
+        prints what it stored without decoding it (``localqueue queue add``). With
+        ``maxsize`` and no room, raises ``queue.Full`` at once and writes nothing."""
         _non_negative("delay", delay)
-        return self.store.put(self.name, data, delay=delay, maxsize=self.maxsize)
+        if keys is None:
+            rows = self.store.put(
+                self.name, data, delay=delay, maxsize=self.maxsize, priority=priority
+            )
+            return rows, [False] * len(rows)
+        return self.store.put_keyed(
+            self.name,
+            data,
+            keys,
+            on_conflict=on_conflict,
+            delay=delay,
+            maxsize=self.maxsize,
+            priority=priority,
+        )
 
     def _put_rows(
-        self,
-        values: list[Any],
-        encoded: list[bytes],
-        delay: float,
-        block: bool,
-        timeout: float | None,
+        self, batch: _Batch, delay: float, block: bool, timeout: float | None
     ) -> list[QueueMessage]:
         deadline = None if timeout is None else time.monotonic() + timeout
         pause = _POLL_MIN
         while True:
             try:
-                rows = self.store.put(self.name, encoded, delay=delay, maxsize=self.maxsize)
+                rows, duplicates = self.put_encoded(
+                    batch.encoded,
+                    delay=delay,
+                    priority=batch.priority,
+                    keys=batch.keys,
+                    on_conflict=batch.on_conflict,
+                )
             except errors.Full:  # looked up only when something is raised
                 if not block or (deadline is not None and time.monotonic() >= deadline):
                     raise
                 time.sleep(pause)
                 pause = min(pause * 2, _POLL_MAX)
                 continue
-            return _messages_holding(rows, values)
+            if batch.keys is None:
+                return _messages_holding(rows, batch.values)
+            return _keyed_messages(rows, duplicates, batch.values)
 
     # -- consuming -------------------------------------------------------------------
 
@@ -409,7 +513,8 @@ class PersistentQueue:
 
     def peek(self, state: str | None = None, limit: int | None = None) -> list[QueueMessage]:
         """Messages in ``state`` (``"ready"``, ``"delayed"``, ``"inflight"``, ``"dead"``;
-        None: all), in enqueue order, at most ``limit``, without leasing them."""
+        None: all), highest priority first and in enqueue order within one priority, at
+        most ``limit``, without leasing them."""
         if limit is not None and limit < 0:
             raise ValueError(f"limit must be >= 0, got {limit!r}")
         rows = self.store.peek(self.name, state=state, limit=limit)

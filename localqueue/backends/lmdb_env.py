@@ -27,7 +27,7 @@ import os
 import secrets
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
 from localqueue.backends import process
@@ -56,11 +56,16 @@ _RESIZE_RETRIES = 8
 class Schema:
     """What an environment holds: ``kind`` names the store type in ``meta``; ``dbs`` are
     the sub-databases besides ``meta``. A store may also live in the environment of
-    another kind whose ``dbs`` include its own (its host: see :func:`acquire`)."""
+    another kind whose ``dbs`` include its own (its host: see :func:`acquire`).
+    ``migrations[n]`` takes an environment of format version ``n`` to ``n + 1`` (called
+    with the open write transaction and every sub-database); an older environment runs
+    each step it needs, in the one write transaction that opens it, so a crash leaves it
+    at its old version."""
 
     kind: bytes
     version: int
     dbs: tuple[bytes, ...]
+    migrations: Mapping[int, Work[None]] = field(default_factory=dict)
 
 
 class SharedEnv:
@@ -157,6 +162,7 @@ class SharedEnv:
                 kind = txn.get(b"kind", db=meta)
                 if self.host is not None and kind == self.host.kind:
                     schema = self.schema = self.host  # this store lives in its host's
+                version = schema.version
                 if kind is None:
                     txn.put(b"kind", schema.kind, db=meta)
                     txn.put(b"version", str(schema.version).encode(), db=meta)
@@ -172,6 +178,12 @@ class SharedEnv:
                         )
                 dbs = {name: env.open_db(name, txn=txn) for name in schema.dbs}
                 dbs[META_DB] = meta
+                for step in range(version, schema.version):
+                    if step not in schema.migrations:
+                        raise self._refuse(f"no migration from schema version {step}")
+                    schema.migrations[step](txn, dbs)
+                if version < schema.version:
+                    txn.put(b"version", str(schema.version).encode(), db=meta)
                 return dbs
         except lmdb.Error as exc:
             raise self._refuse(f"cannot initialise the environment: {exc}") from None

@@ -34,7 +34,7 @@ OK = 0
 ERROR = 1  # runtime error
 USAGE = 2  # bad flags, invalid queue name, unimportable handler, missing command
 EMPTY = 3  # nothing to pop, or --timeout elapsed
-NOT_FOUND = 4  # unknown message id, wrong state, stale --lease-token
+NOT_FOUND = 4  # unknown message id, wrong state, stale --lease-token, a key already held
 JOBS_DEAD = 5  # a draining worker dead-lettered at least one message it handled
 JOBS_RETRYING = 6  # a draining worker released failed messages for a later attempt (none dead)
 OUTPUT_LOST = 7  # the messages were committed, but their output could not be written
@@ -67,7 +67,7 @@ def code_for(exc: BaseException) -> int | None:
         return exc.code
     if isinstance(exc, errors.Empty):
         return EMPTY
-    if isinstance(exc, errors.LeaseLostError | errors.MessageNotFoundError):
+    if isinstance(exc, errors.LeaseLostError | errors.MessageNotFoundError | errors.KeyHeldError):
         return NOT_FOUND
     if isinstance(exc, errors.StoreLockedError):
         return STORE_BUSY

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # Every queue name the schema has held, also after its last message is gone (version
 # 2): a statement-level trigger records the names each INSERT into the messages brings.
@@ -30,6 +30,15 @@ _KNOWN_QUEUES_DDL = (
         REFERENCING NEW TABLE AS new_rows
         FOR EACH STATEMENT EXECUTE FUNCTION {schema}.remember_queues()""",
 )
+
+# Version 3 (issue 26): priorities and keys. The live messages are indexed highest
+# priority first; a key is held by at most one live (not dead) message of its queue.
+_PRIORITY_INDEX = (
+    "CREATE INDEX messages_visible_idx ON {m} (queue, priority DESC, visible_at, seq)"
+    " WHERE NOT dead"
+)
+_KEY_HOLDERS = "key IS NOT NULL AND NOT dead"
+_KEY_INDEX = f"CREATE UNIQUE INDEX messages_key_idx ON {{m}} (queue, key) WHERE {_KEY_HOLDERS}"
 
 CREATE = (
     """CREATE TABLE {m} (
@@ -48,18 +57,28 @@ CREATE = (
         lease_token text,
         last_error bytea,
         failed_at float8,
-        dead_at float8
+        dead_at float8,
+        priority bigint NOT NULL DEFAULT 0,
+        key text
     )""",
-    "CREATE INDEX messages_visible_idx ON {m} (queue, visible_at, seq) WHERE NOT dead",
+    _PRIORITY_INDEX,
     "CREATE INDEX messages_dead_idx ON {m} (queue, dead_at, seq) WHERE dead",
+    _KEY_INDEX,
     *_KNOWN_QUEUES_DDL,
 )
 
-# Every statement that takes schema version N to N + 1.
+# Every step: the statements that take schema version N to N + 1 (docs/schema.md).
 MIGRATIONS: dict[int, Sequence[str]] = {
     1: (
         *_KNOWN_QUEUES_DDL,
         "INSERT INTO {q} (name) SELECT DISTINCT queue FROM {m} ON CONFLICT DO NOTHING",
+    ),
+    2: (  # a message of an older schema has priority 0 and no key
+        "ALTER TABLE {m} ADD COLUMN priority bigint NOT NULL DEFAULT 0",
+        "ALTER TABLE {m} ADD COLUMN key text",
+        "DROP INDEX {schema}.messages_visible_idx",
+        _PRIORITY_INDEX,
+        _KEY_INDEX,
     ),
 }
 
@@ -75,7 +94,7 @@ _STATE = (
 _COLS = (
     f"m.seq, m.queue, m.value, {_STATE}, m.attempts, m.enqueued_at, m.available_at, "
     "m.leased_at, m.lease_expires_at, m.leased_by, m.lease_token, m.last_error, "
-    "m.failed_at, m.dead_at"
+    "m.failed_at, m.dead_at, m.key, m.priority"
 )
 _HELD = (
     "m.seq = %(seq)s AND m.queue = %(queue)s AND m.inflight "
@@ -107,14 +126,47 @@ PENDING = "SELECT count(*) FROM {m} WHERE queue = %(queue)s AND NOT dead AND NOT
 
 PUT = f"""WITH t AS MATERIALIZED (SELECT {_NOW} AS now),
 u AS (
-    INSERT INTO {{m}} (queue, value, enqueued_at, available_at, visible_at)
-    SELECT %(queue)s, v.value, t.now, t.now + %(delay)s, t.now + %(delay)s
+    INSERT INTO {{m}} (queue, value, enqueued_at, available_at, visible_at, priority)
+    SELECT %(queue)s, v.value, t.now, t.now + %(delay)s, t.now + %(delay)s, %(priority)s
     FROM t, unnest(%(values)s::bytea[]) WITH ORDINALITY AS v(value, ord)
     ORDER BY v.ord
     RETURNING *
 ),
 {_NOTIFY}
 SELECT {_COLS} FROM u AS m CROSS JOIN t CROSS JOIN n ORDER BY m.seq"""
+
+# One value of a keyed put (the store runs one per value, in one transaction): the
+# unique index on held keys decides; a concurrent put of the same key waits for the
+# other transaction and then finds the key held. "skip" and "error" insert nothing for
+# a held key (the store then reads its holder, KEY_HOLDER); "replace" gives a waiting
+# holder the new value, priority and availability and leaves a leased one alone.
+_PUT_KEYED = f"""WITH t AS MATERIALIZED (SELECT {_NOW} AS now),
+u AS (
+    INSERT INTO {{m}} AS m (queue, value, enqueued_at, available_at, visible_at, priority, key)
+    SELECT %(queue)s, %(value)s, t.now, t.now + %(delay)s, t.now + %(delay)s, %(priority)s,
+        %(key)s
+    FROM t
+    ON CONFLICT (queue, key) WHERE {_KEY_HOLDERS} {{conflict}}
+    RETURNING m.*
+),
+{_NOTIFY}
+SELECT {_COLS} FROM u AS m CROSS JOIN t CROSS JOIN n"""
+PUT_KEYED = _PUT_KEYED.replace("{conflict}", "DO NOTHING")
+PUT_REPLACING = _PUT_KEYED.replace(
+    "{conflict}",
+    """DO UPDATE SET value = excluded.value, priority = excluded.priority,
+        available_at = excluded.available_at, visible_at = excluded.visible_at
+        WHERE NOT m.inflight""",
+)
+KEY_HOLDER = f"""SELECT {_COLS} FROM {{m}} AS m, {_T}
+WHERE m.queue = %(queue)s AND m.key = %(key)s AND NOT m.dead"""
+# Why a requeue broke the key index: a dead letter whose key a live message holds.
+DEAD_KEY_HELD = """SELECT d.key, h.seq FROM {m} AS d JOIN {m} AS h
+    ON h.queue = d.queue AND h.key = d.key AND NOT h.dead
+    WHERE d.queue = %(queue)s AND d.dead AND (%(seq)s::bigint IS NULL OR d.seq = %(seq)s)
+    LIMIT 1"""
+DEAD_KEY_TWICE = """SELECT key FROM {m} WHERE queue = %(queue)s AND dead AND key IS NOT NULL
+    GROUP BY key HAVING count(*) > 1 LIMIT 1"""
 
 LEASE = f"""UPDATE {{m}} AS m
 SET inflight = true, attempts = m.attempts + 1, leased_at = t.now,
@@ -124,7 +176,7 @@ FROM {_T}, {_RELAXED}
 WHERE m.seq = (
     SELECT c.seq FROM {{m}} AS c
     WHERE c.queue = %(queue)s AND NOT c.dead AND c.visible_at <= {_NOW}
-    ORDER BY c.visible_at, c.seq
+    ORDER BY c.priority DESC, c.visible_at, c.seq
     LIMIT 1
     FOR UPDATE SKIP LOCKED
 )
@@ -194,7 +246,7 @@ GET = f"SELECT {_COLS} FROM {{m}} AS m, {_T} WHERE m.seq = %(seq)s AND m.queue =
 
 PEEK = f"""SELECT {_COLS} FROM {{m}} AS m, {_T}
 WHERE m.queue = %(queue)s AND (%(state)s::text IS NULL OR {_STATE} = %(state)s::text)
-ORDER BY m.seq
+ORDER BY m.priority DESC, m.seq
 LIMIT %(limit)s"""
 
 DELETE_MANY = "DELETE FROM {m} WHERE queue = %(queue)s AND seq = ANY(%(seqs)s) RETURNING seq"
@@ -237,15 +289,17 @@ _HELD_S = (
 # Up to %(lease)s visible messages, locked (others skip them), numbered in lease order;
 # %(held)s are the seqs being settled in the same statement, left alone.
 _LEASE_CTES = f"""cand AS MATERIALIZED (
-    SELECT c.seq, c.visible_at FROM {{m}} AS c
+    SELECT c.seq, c.priority, c.visible_at FROM {{m}} AS c
     WHERE c.queue = %(queue)s AND NOT c.dead AND c.visible_at <= {_NOW}
         AND NOT (c.seq = ANY(%(held)s::bigint[]))
-    ORDER BY c.visible_at, c.seq
+    ORDER BY c.priority DESC, c.visible_at, c.seq
     LIMIT %(lease)s
     FOR UPDATE SKIP LOCKED
 ),
 numbered AS (
-    SELECT cand.seq, row_number() OVER (ORDER BY cand.visible_at, cand.seq) AS k FROM cand
+    SELECT cand.seq,
+        row_number() OVER (ORDER BY cand.priority DESC, cand.visible_at, cand.seq) AS k
+    FROM cand
 ),
 leased AS (
     UPDATE {{m}} AS m

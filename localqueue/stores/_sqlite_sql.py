@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
     Rows = Callable[[str, Any], list[Any]]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 APPLICATION_ID = 0x6C715131  # "lqQ1": marks a localqueue queue store
 
 # Every queue name the store has held, also after its last message is gone (version 2).
@@ -40,6 +40,17 @@ _IN_STATE = {
     "inflight": "AND state = 1 AND visible_at > :now",
     "dead": "AND state = 2",
 }
+# Version 3: the live messages by priority, then visibility time (then seq, the rowid).
+# Every query that looks for the next message walks the queue's priority levels from the
+# highest down (LEVELS: one index probe each), so delayed messages and live leases of a
+# higher priority are stepped over, never scanned.
+_VISIBLE_INDEX = (
+    "CREATE INDEX messages_visible ON messages (queue, priority, visible_at) WHERE state < 2"
+)
+# A key is held while its message waits or is leased (state < 2): a dead letter keeps
+# its key for the record but holds nothing, and an acked, deleted or purged one is gone.
+_KEY_HOLDERS = "key IS NOT NULL AND state < 2"
+_KEY_INDEX = f"CREATE UNIQUE INDEX messages_key ON messages (queue, key) WHERE {_KEY_HOLDERS}"
 DELETE_ONE = "DELETE FROM messages WHERE seq = :seq AND nonce = :nonce AND queue = :queue"
 
 SCHEMA = (
@@ -63,31 +74,74 @@ SCHEMA = (
         lease_timeout REAL,
         last_error BLOB,
         failed_at REAL,
-        dead_at REAL
+        dead_at REAL,
+        priority INTEGER NOT NULL DEFAULT 0,
+        key TEXT
     )""",
-    """CREATE INDEX messages_visible ON messages (queue, visible_at) WHERE state < 2""",
     """CREATE INDEX messages_dead ON messages (queue, visible_at) WHERE state = 2""",
     *_KNOWN_QUEUES_SCHEMA,
+    _VISIBLE_INDEX,
+    _KEY_INDEX,
 )
-# Every statement that takes schema version N to N + 1.
+# Every step: the statements that take schema version N to N + 1 (docs/schema.md).
 MIGRATIONS = {
     1: (*_KNOWN_QUEUES_SCHEMA, "INSERT OR IGNORE INTO queues (name) SELECT queue FROM messages"),
+    2: (  # issue 26: keys and priorities; a message of an older store has priority 0
+        "ALTER TABLE messages ADD COLUMN priority INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE messages ADD COLUMN key TEXT",
+        "DROP INDEX messages_visible",
+        _VISIBLE_INDEX,
+        _KEY_INDEX,
+    ),
 }
 
 COLUMNS = (
     "seq, nonce, queue, value, state, visible_at, attempts, enqueued_at, available_at, leased_at,"
-    " lease_expires_at, leased_by, lease_token, last_error, failed_at, dead_at"
+    " lease_expires_at, leased_by, lease_token, last_error, failed_at, dead_at, key, priority"
 )
 INSERT = (
-    "INSERT INTO messages (nonce, queue, value, state, visible_at, enqueued_at, available_at)"
-    " VALUES (?, ?, ?, 0, ?, ?, ?)"
+    "INSERT INTO messages"
+    " (nonce, queue, value, state, visible_at, enqueued_at, available_at, priority)"
+    " VALUES (?, ?, ?, 0, ?, ?, ?, ?)"
 )
+# A keyed put, one value at a time: the unique index on the held keys decides, inside
+# the put's own transaction. "skip" and "error" insert nothing when the key is held (the
+# store then reads the holder); "replace" gives a waiting holder the new value,
+# priority and availability, and leaves a leased one alone (RETURNING nothing).
+_INSERT_KEYED = f"""INSERT INTO messages (nonce, queue, value, state, visible_at, enqueued_at,
+        available_at, priority, key)
+    VALUES (:nonce, :queue, :value, 0, :available, :now, :available, :priority, :key)
+    ON CONFLICT (queue, key) WHERE {_KEY_HOLDERS}"""
+INSERT_KEYED = {
+    "skip": f"{_INSERT_KEYED} DO NOTHING RETURNING {COLUMNS}",
+    "error": f"{_INSERT_KEYED} DO NOTHING RETURNING {COLUMNS}",
+    "replace": f"""{_INSERT_KEYED} DO UPDATE SET value = excluded.value,
+        priority = excluded.priority, available_at = excluded.available_at,
+        visible_at = excluded.visible_at WHERE state = 0
+    RETURNING {COLUMNS}""",
+}
+KEY_HOLDER = (
+    f"SELECT {COLUMNS} FROM messages WHERE queue = :queue AND key = :key AND {_KEY_HOLDERS}"
+)
+# The queue's priority levels among live messages, highest first, one index probe each.
+_LEVELS = """WITH RECURSIVE levels(p) AS (
+        SELECT max(priority) FROM messages WHERE queue = :queue AND state < 2
+        UNION ALL
+        SELECT (SELECT max(priority) FROM messages
+                WHERE queue = :queue AND state < 2 AND priority < levels.p)
+        FROM levels WHERE levels.p IS NOT NULL)"""
+# The next message to lease: the highest priority with a visible message, and in it the
+# smallest visibility time, then the oldest.
+_NEXT = f"""{_LEVELS}
+    SELECT s FROM (SELECT (SELECT seq FROM messages
+            WHERE queue = :queue AND state < 2 AND priority = levels.p AND visible_at <= :now
+            ORDER BY visible_at, seq LIMIT 1) AS s
+        FROM levels WHERE levels.p IS NOT NULL)
+    WHERE s IS NOT NULL LIMIT 1"""
 LEASE = f"""UPDATE messages
     SET state = 1, attempts = attempts + 1, leased_at = :now, lease_expires_at = :expires,
         visible_at = :expires, leased_by = :by, lease_token = :token, lease_timeout = :timeout
-    WHERE seq = (SELECT seq FROM messages
-                 WHERE queue = :queue AND state < 2 AND visible_at <= :now
-                 ORDER BY visible_at, seq LIMIT 1)
+    WHERE seq = ({_NEXT})
     RETURNING {COLUMNS}"""
 # Fencing: every settle statement matches only the current holder's row.
 _MESSAGE = "seq = :seq AND nonce = :nonce AND queue = :queue"
@@ -106,7 +160,7 @@ DEAD_LETTER = f"""UPDATE messages
 EXTEND = f"""UPDATE messages
     SET lease_expires_at = :expires, visible_at = :expires, lease_timeout = :timeout
     WHERE {_HELD} RETURNING {COLUMNS}"""
-PEEK = "SELECT 1 FROM messages WHERE queue = :queue AND state < 2 AND visible_at <= :now LIMIT 1"
+PEEK = _NEXT  # a read: is there anything to lease? (a row, or none)
 _STRETCHED = """queue = :queue AND state < 2 AND visible_at > :now + 1
       AND state = 1 AND visible_at > :now + lease_timeout + 1"""
 REBASE = f"""UPDATE messages
@@ -115,14 +169,22 @@ REBASE = f"""UPDATE messages
 ANY_STRETCHED = f"SELECT 1 FROM messages WHERE {_STRETCHED} LIMIT 1"
 REVIVE = """UPDATE messages SET state = 0, visible_at = :available, available_at = :available,
     dead_at = NULL WHERE queue = :queue AND state = 2"""
+# Why requeueing dead letters broke the key index: a dead letter whose key a live
+# message holds, or (when none) two dead letters of one key.
+DEAD_KEY_HELD = """SELECT d.key, h.seq, h.nonce FROM messages AS d JOIN messages AS h
+    ON h.queue = d.queue AND h.key = d.key AND h.state < 2
+    WHERE d.queue = :queue AND d.state = 2 AND d.key IS NOT NULL LIMIT 1"""
+DEAD_KEY_TWICE = """SELECT key FROM messages
+    WHERE queue = :queue AND state = 2 AND key IS NOT NULL
+    GROUP BY key HAVING count(*) > 1 LIMIT 1"""
 REVIVE_ONE = f"{REVIVE} AND {_MESSAGE} RETURNING {COLUMNS}"
 PURGE = "DELETE FROM messages WHERE queue = ?"
 PURGE_DEAD = f"{PURGE} AND state = 2"
 GET = f"SELECT {COLUMNS} FROM messages WHERE {_MESSAGE}"
-# peek, by state (None: all)
+# peek, by state (None: all): highest priority first, oldest first within one
 PEEK_ROWS = {
     state: f"""SELECT {COLUMNS} FROM messages WHERE queue = :queue {condition}
-    ORDER BY seq LIMIT :limit"""
+    ORDER BY priority DESC, seq LIMIT :limit"""
     for state, condition in _IN_STATE.items()
 }
 DEAD_LETTERS = f"""SELECT {COLUMNS} FROM messages WHERE queue = ? AND state = 2
@@ -133,7 +195,10 @@ STATS_EXPIRED = """SELECT count(*) FROM messages
     WHERE queue = :queue AND state < 2 AND visible_at <= :now AND state = 1"""
 DEAD_COUNT = "SELECT count(*) FROM messages WHERE queue = ? AND state = 2"
 QUEUE_NAMES = "SELECT DISTINCT queue FROM messages ORDER BY queue"
-NEXT_VISIBLE = "SELECT min(visible_at) FROM messages WHERE queue = ? AND state < 2"
+NEXT_VISIBLE = f"""{_LEVELS}
+    SELECT min((SELECT min(visible_at) FROM messages
+            WHERE queue = :queue AND state < 2 AND priority = levels.p))
+    FROM levels WHERE levels.p IS NOT NULL"""
 PENDING = "SELECT count(*) FROM messages WHERE queue = ? AND state = 0"
 
 
@@ -158,10 +223,11 @@ def chunks(count: int) -> list[int]:
 def insert_many(rows: int) -> str:
     """An INSERT of ``rows`` values in one statement: executemany steps the statement once
     per row from Python, which costs three times as much as the insert itself."""
-    values = ",".join(f"(?{5 + i})" for i in range(rows))
+    values = ",".join(f"(?{6 + i})" for i in range(rows))
     return (
-        "INSERT INTO messages (nonce, queue, value, state, visible_at, enqueued_at, available_at)"
-        f" SELECT ?1, ?2, column1, 0, ?3, ?4, ?3 FROM (VALUES {values})"
+        "INSERT INTO messages"
+        " (nonce, queue, value, state, visible_at, enqueued_at, available_at, priority)"
+        f" SELECT ?1, ?2, column1, 0, ?3, ?4, ?3, ?5 FROM (VALUES {values})"
     )
 
 
@@ -192,8 +258,9 @@ _COMPLETION_QUEUES = f"""WITH RECURSIVE
         UNION ALL SELECT (SELECT min(queue) FROM messages WHERE state = {DEAD} AND queue > d.q)
         FROM d WHERE d.q IS NOT NULL AND substr(d.q, 1, length(:prefix)) = :prefix)
     SELECT q FROM w WHERE q IS NOT NULL UNION SELECT q FROM d WHERE q IS NOT NULL"""
+# In the index's order (by visibility time within each priority level since version 3).
 _COMPLETION_IDS_LIVE = f"""SELECT seq, nonce FROM messages INDEXED BY messages_visible
-    WHERE queue = ? AND {_LIVE} ORDER BY visible_at LIMIT ?"""
+    WHERE queue = ? AND {_LIVE} LIMIT ?"""
 # Live leases are visible again only in the future (with the delayed messages): a short
 # index range. Expired leases hide among the ready messages: looked for while time is left.
 _COMPLETION_IDS_LEASED = f"""SELECT seq, nonce FROM messages INDEXED BY messages_visible

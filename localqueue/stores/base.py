@@ -26,11 +26,27 @@ The store reads its own clock (:attr:`QueueStore.clock`, ``time.time`` by defaul
 server's ``now()`` for PostgreSQL) and callers pass *durations* (delays, lease
 timeouts), never absolute times, so hosts with skewed clocks agree.
 
+Keys and priorities
+-------------------
+A message may carry a deduplication ``key`` (given at enqueue, never changed). A key is
+*held* while a message with that key is **ready, delayed or inflight** (stored state
+waiting or leased, an expired lease included) in that queue, and by at most one such
+message; it is free again once that message is acked, dead-lettered, deleted or purged.
+A dead letter keeps its key for inspection but holds nothing: requeueing it raises
+:class:`~localqueue.errors.KeyHeldError` while another message holds the key. Every
+store enforces this inside the enqueue's own transaction (a unique index, or the LMDB
+key sub-database written in the same write transaction), so racing producers cannot
+both enqueue one key and a crash cannot leave a key held without its message.
+
+A message's ``priority`` is an integer (0 by default, and for every message of a store
+migrated from before priorities existed); it is kept across leases and releases.
+
 Leasing and fencing
 -------------------
-``lease`` hands out the message with the smallest visibility time (``available_at``
-for a ready message, ``lease_expires_at`` for an expired lease), ties broken by enqueue
-order, increments ``attempts`` and gives it a brand-new ``lease_token``. ``ack``,
+``lease`` hands out, among the visible messages, one of the highest ``priority``; among
+those, the one with the smallest visibility time (``available_at`` for a ready message,
+``lease_expires_at`` for an expired lease), ties broken by enqueue order. It
+increments ``attempts`` and gives it a brand-new ``lease_token``. ``ack``,
 ``release``, ``dead_letter`` and ``extend_lease`` take the token the caller holds: when
 it is not the message's current token (the message was leased again, or already
 acked/released/dead-lettered) they raise :class:`~localqueue.errors.LeaseLostError` and
@@ -66,25 +82,32 @@ from __future__ import annotations
 import time
 from abc import ABC, abstractmethod
 
-from localqueue.errors import LeaseLostError, MessageNotFoundError
+from localqueue.errors import KeyHeldError, LeaseLostError, MessageNotFoundError
 from localqueue.message import FIELDS, QueueStats, Row
 
 TYPE_CHECKING = False  # typing costs start-up time; mypy still reads these imports
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
+    from typing import Literal, TypeAlias
 
     from localqueue.backends import StoreAddress
     from localqueue.outcome import Settlement
 
+    OnConflict: TypeAlias = Literal["skip", "error", "replace"]
+
 __all__ = [
     "DEAD",
     "INFLIGHT",
+    "ON_CONFLICT",
     "PEEK_STATES",
     "ROW_FIELDS",
     "WAITING",
+    "OnConflict",
     "QueueStore",
     "Row",
+    "check_keyed",
     "effective_state",
+    "key_held",
 ]
 
 #: The effective states :meth:`QueueStore.peek` can select.
@@ -95,6 +118,29 @@ ROW_FIELDS = FIELDS
 
 #: Stored state codes: waiting (ready or delayed), leased (live or expired), dead.
 WAITING, INFLIGHT, DEAD = 0, 1, 2
+
+
+#: What a keyed put does with a value whose key is held (:meth:`QueueStore.put_keyed`).
+ON_CONFLICT = ("skip", "error", "replace")
+
+
+def check_keyed(values: Sequence[bytes], keys: Sequence[str | None], on_conflict: str) -> None:
+    """The argument checks every store's :meth:`QueueStore.put_keyed` starts with."""
+    if on_conflict not in ON_CONFLICT:
+        raise ValueError(
+            f"on_conflict must be one of {', '.join(ON_CONFLICT)}, got {on_conflict!r}"
+        )
+    if len(keys) != len(values):
+        raise ValueError(f"{len(keys)} keys for {len(values)} values: give one key per value")
+
+
+def key_held(queue: str, key: str | None, holder: str | None) -> KeyHeldError:
+    """The error of a put (``on_conflict="error"``) or a requeue that met a held key."""
+    if holder is None:
+        text = f"two dead letters of queue {queue!r} have the key {key!r}"
+    else:
+        text = f"key {key!r} of queue {queue!r} is held by message {holder}"
+    return KeyHeldError(text, key or "", holder)
 
 
 def effective_state(stored: int, visible_at: float, now: float) -> str:
@@ -126,15 +172,51 @@ class QueueStore(ABC):
 
     @abstractmethod
     def put(
-        self, queue: str, values: Sequence[bytes], *, delay: float = 0.0, maxsize: int = 0
+        self,
+        queue: str,
+        values: Sequence[bytes],
+        *,
+        delay: float = 0.0,
+        maxsize: int = 0,
+        priority: int = 0,
     ) -> list[Row]:
         """Append ``values`` to ``queue`` in ONE transaction and return their rows, in order.
 
         Each message gets a new unique id (never reused, even after it is acked),
-        ``attempts`` 0, ``enqueued_at`` now and ``available_at`` now + ``delay`` (state
-        ``delayed`` when ``delay`` > 0). With ``maxsize`` > 0, raises ``queue.Full`` and
-        writes nothing when pending messages (ready + delayed) plus ``len(values)``
-        would exceed it. An empty ``values`` writes nothing and returns ``[]``.
+        ``attempts`` 0, ``enqueued_at`` now, ``available_at`` now + ``delay`` (state
+        ``delayed`` when ``delay`` > 0), ``priority`` and no key. With ``maxsize`` > 0,
+        raises ``queue.Full`` and writes nothing when pending messages (ready + delayed)
+        plus ``len(values)`` would exceed it. An empty ``values`` writes nothing and
+        returns ``[]``.
+        """
+
+    @abstractmethod
+    def put_keyed(
+        self,
+        queue: str,
+        values: Sequence[bytes],
+        keys: Sequence[str | None],
+        *,
+        on_conflict: OnConflict = "skip",
+        delay: float = 0.0,
+        maxsize: int = 0,
+        priority: int = 0,
+    ) -> tuple[list[Row], list[bool]]:
+        """:meth:`put` of ``values`` with one deduplication key each (None: no key), in
+        ONE transaction, taken in order (so a key given twice meets its own first
+        message). Returns one row per value and whether each is a *duplicate*: a value
+        that was not written because its key is held (see the module doc), its row
+        being the message holding the key. For a held key, ``on_conflict``:
+
+        * ``"skip"``: write nothing for that value; its row is the holder's;
+        * ``"error"``: raise :class:`~localqueue.errors.KeyHeldError` naming the key and
+          write nothing of the whole call;
+        * ``"replace"``: a holder that waits (ready or delayed) keeps its id, attempts
+          and enqueue time and takes the new value, ``priority`` and ``available_at``
+          (not a duplicate); a leased holder is left as it is (a duplicate).
+
+        ``maxsize`` counts every value, duplicates included. ValueError when ``keys`` and
+        ``values`` differ in length or ``on_conflict`` is none of :data:`ON_CONFLICT`.
         """
 
     @abstractmethod
@@ -267,13 +349,16 @@ class QueueStore(ABC):
     @abstractmethod
     def requeue_dead(self, queue: str, message_id: str, *, delay: float = 0.0) -> Row:
         """Make one dead letter deliverable again after ``delay`` (``dead_at`` cleared;
-        ``attempts`` and ``last_error`` kept for the record). Raises MessageNotFoundError
-        when there is no dead letter with that id."""
+        ``attempts``, ``last_error``, key and priority kept). Raises MessageNotFoundError
+        when there is no dead letter with that id, and KeyHeldError (changing nothing)
+        when another message holds its key."""
 
     @abstractmethod
     def requeue_all_dead(self, queue: str, *, delay: float = 0.0) -> int:
         """:meth:`requeue_dead` every dead letter of ``queue`` in one transaction;
-        returns how many (0 when there were none)."""
+        returns how many (0 when there were none). Raises KeyHeldError and requeues
+        nothing when that would hold a key twice (a live message holds one of their
+        keys, or two of them share one)."""
 
     @abstractmethod
     def delete(self, queue: str, message_ids: Sequence[str]) -> int:
@@ -297,7 +382,8 @@ class QueueStore(ABC):
     @abstractmethod
     def peek(self, queue: str, *, state: str | None = None, limit: int | None = None) -> list[Row]:
         """Messages of ``queue`` whose effective state is ``state`` (one of
-        :data:`PEEK_STATES`; None: every state), in enqueue order, at most ``limit``,
+        :data:`PEEK_STATES`; None: every state), highest ``priority`` first and in
+        enqueue order within one priority, at most ``limit``,
         read without leasing or changing them; ``[]`` when none. An unknown ``state``
         is a ValueError."""
 

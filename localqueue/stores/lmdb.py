@@ -30,12 +30,31 @@ from localqueue.backends import StoreAddress, lmdb_env
 from localqueue.backends.lmdb_env import Durability, Schema
 from localqueue.errors import Full, LeaseLostError, MessageNotFoundError, StoreError
 from localqueue.message import QueueStats
-from localqueue.stores._lmdb_format import KIND, Counts, Record, key_time, queue_prefix
-from localqueue.stores.base import DEAD, PEEK_STATES, WAITING, QueueStore, Row
+from localqueue.stores._lmdb_format import (
+    KIND,
+    Counts,
+    Record,
+    key_entry,
+    key_time,
+    level_after,
+    queue_prefix,
+)
+from localqueue.stores.base import (
+    DEAD,
+    PEEK_STATES,
+    WAITING,
+    QueueStore,
+    Row,
+    check_keyed,
+    key_held,
+)
 from localqueue.stores.record import held
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from localqueue.outcome import Settlement
+    from localqueue.stores.base import OnConflict
 
 __all__ = ["DEFAULT_MAP_SIZE", "DEFAULT_MAX_MAP_SIZE", "LMDBQueueStore"]
 
@@ -45,13 +64,33 @@ _RECORDS, _VISIBLE, _DEAD, _COUNTS = b"records", b"visible", b"dead", b"counts"
 #: The retry budgets of this store's workers (:mod:`localqueue.retry.lmdb`), kept with
 #: the queues so that every worker of the environment spends one budget per message.
 ATTEMPTS = b"attempts"
-SCHEMA = Schema(b"localqueue-queue", 1, (_RECORDS, _VISIBLE, _DEAD, _COUNTS, ATTEMPTS))
+_KEYS = b"keys"
+_LEVEL = 8  # bytes of the priority level after a queue's prefix in ``visible``
+
+
+def _migrate_1(txn: Any, dbs: Mapping[bytes, Any]) -> None:
+    """Format 1 -> 2: index every live message under its priority level (0: the records
+    of version 1 have none) and give it an empty ``keys`` (they have no keys)."""
+    txn.drop(dbs[_VISIBLE], delete=False)
+    for raw_id, data in txn.cursor(db=dbs[_RECORDS]):
+        record = Record.unpack(raw_id.decode(), data)
+        dead, key = record.index_entry()
+        if not dead:
+            txn.put(key, KIND[record.state] + raw_id, db=dbs[_VISIBLE])
+
+
+SCHEMA = Schema(
+    b"localqueue-queue",
+    2,
+    (_RECORDS, _VISIBLE, _DEAD, _COUNTS, ATTEMPTS, _KEYS),
+    {1: _migrate_1},
+)
 
 
 class _Tx:
     """One transaction's view of the store: records, indexes and counts kept in step."""
 
-    __slots__ = ("counts", "dead", "meta", "records", "txn", "visible")
+    __slots__ = ("counts", "dead", "keys", "meta", "records", "txn", "visible")
 
     def __init__(self, txn: Any, dbs: Mapping[bytes, Any]) -> None:
         self.txn = txn
@@ -59,6 +98,7 @@ class _Tx:
         self.visible = dbs[_VISIBLE]
         self.dead = dbs[_DEAD]
         self.counts = dbs[_COUNTS]
+        self.keys = dbs[_KEYS]
         self.meta = dbs[lmdb_env.META_DB]
 
     # -- records --------------------------------------------------------------------
@@ -87,8 +127,11 @@ class _Tx:
         raw_id = record.id.encode()
         if dead:
             self.txn.put(key, raw_id, db=self.dead)
+            self.let_go(record)
         else:
             self.txn.put(key, KIND[record.state] + raw_id, db=self.visible)
+            if record.key is not None and old_state in (None, DEAD):  # now holds its key
+                self.txn.put(key_entry(record.queue, record.key), raw_id, db=self.keys)
         self.txn.put(raw_id, record.pack(), db=self.records)
         if old_state != record.state:
             counts = self.load_counts(record.queue)
@@ -97,7 +140,20 @@ class _Tx:
             counts.add(record.state, 1)
             self.store_counts(record.queue, counts)
 
+    def holder(self, queue: str, key: str) -> Record | None:
+        """The message holding ``key`` in ``queue``, or None when the key is free."""
+        raw_id = self.txn.get(key_entry(queue, key), db=self.keys)
+        return None if raw_id is None else self.find(queue, raw_id.decode())
+
+    def let_go(self, record: Record) -> None:
+        """``record`` holds its key no more (dead-lettered or deleted)."""
+        if record.key is not None:
+            entry = key_entry(record.queue, record.key)
+            if self.txn.get(entry, db=self.keys) == record.id.encode():
+                self.txn.delete(entry, db=self.keys)
+
     def delete(self, record: Record) -> None:
+        self.let_go(record)
         state = self.unindex(record)
         self.txn.delete(record.id.encode(), db=self.records)
         counts = self.load_counts(record.queue)
@@ -113,13 +169,35 @@ class _Tx:
         # Kept at zero too: the counts' keys are every queue the store has held.
         self.txn.put(queue.encode(), counts.pack(), db=self.counts)
 
-    def head(self, queue: str) -> tuple[float, str] | None:
-        """(visible_at, id) of the queue's next message, dead letters aside."""
+    def levels(self, queue: str) -> Iterator[tuple[bytes, Any]]:
+        """The first ``visible`` entry of each of the queue's priority levels, highest
+        first: (its key, a cursor on it), one seek per level."""
         prefix = queue_prefix(queue)
         cursor = self.txn.cursor(db=self.visible)
-        if not cursor.set_range(prefix) or not cursor.key().startswith(prefix):
-            return None
-        return key_time(cursor.key(), len(prefix)), cursor.value()[1:].decode()
+        seek = prefix
+        while cursor.set_range(seek) and cursor.key().startswith(prefix):
+            key = cursor.key()
+            yield key, cursor
+            after = level_after(key[len(prefix) : len(prefix) + _LEVEL])
+            if after is None:
+                return
+            seek = prefix + after
+
+    def head(self, queue: str, now: float) -> tuple[float, str] | None:
+        """(visible_at, id) of the message ``lease`` hands out next at ``now``: the first
+        visible one of the highest level that has one. None when none is visible."""
+        start = len(queue_prefix(queue)) + _LEVEL
+        for key, cursor in self.levels(queue):
+            when = key_time(key, start)
+            if when <= now:
+                return when, cursor.value()[1:].decode()
+        return None
+
+    def earliest(self, queue: str) -> float | None:
+        """The smallest visibility time of the queue's live messages (None: none)."""
+        start = len(queue_prefix(queue)) + _LEVEL
+        times = [key_time(key, start) for key, _ in self.levels(queue)]
+        return min(times) if times else None
 
     def entries(self, db: Any, queue: str, limit: int | None = None) -> list[tuple[bytes, bytes]]:
         """The first ``limit`` (all by default) (key, value) of ``queue`` in index ``db``."""
@@ -135,16 +213,21 @@ class _Tx:
 
     def stats(self, queue: str, now: float) -> QueueStats:
         """Stored counts, split by the clock: only entries not yet visible are read
-        (delayed messages and live leases), walking the index back from its end."""
+        (delayed messages and live leases), walking each level back from its end."""
         counts = self.load_counts(queue)
         prefix = queue_prefix(queue)
-        cursor = self.txn.cursor(db=self.visible)
-        positioned = cursor.set_range(queue.encode() + b"\x01")
-        positioned = cursor.prev() if positioned else cursor.last()
+        start = len(prefix) + _LEVEL
         delayed = live = 0
-        if positioned:
+        tops = [key[: len(prefix) + _LEVEL] for key, _ in self.levels(queue)]
+        cursor = self.txn.cursor(db=self.visible)
+        for top in tops:
+            after = level_after(top[len(prefix) :])
+            positioned = after is not None and cursor.set_range(prefix + after)
+            positioned = cursor.prev() if positioned else cursor.last()
+            if not positioned:
+                continue
             for key, value in cursor.iterprev():
-                if not key.startswith(prefix) or key_time(key, len(prefix)) <= now:
+                if not key.startswith(top) or key_time(key, start) <= now:
                     break
                 if value[:1] == KIND[WAITING]:
                     delayed += 1
@@ -224,7 +307,13 @@ class LMDBQueueStore(QueueStore):
     # -- writing ---------------------------------------------------------------------
 
     def put(
-        self, queue: str, values: Sequence[bytes], *, delay: float = 0.0, maxsize: int = 0
+        self,
+        queue: str,
+        values: Sequence[bytes],
+        *,
+        delay: float = 0.0,
+        maxsize: int = 0,
+        priority: int = 0,
     ) -> list[Row]:
         if not values:
             return []
@@ -232,15 +321,77 @@ class LMDBQueueStore(QueueStore):
         def work(txn: Any, dbs: Mapping[bytes, Any]) -> list[Row]:
             tx = _Tx(txn, dbs)
             now = self.clock()
-            if maxsize > 0 and tx.load_counts(queue).pending + len(values) > maxsize:
-                raise Full
-            return self._insert(tx, queue, values, now, delay)
+            self._check_room(tx, queue, len(values), maxsize)
+            return self._insert(tx, queue, values, now, delay, priority)
 
         return self._env().write(work)
 
     @staticmethod
+    def _check_room(tx: _Tx, queue: str, count: int, maxsize: int) -> None:
+        if maxsize > 0 and tx.load_counts(queue).pending + count > maxsize:
+            raise Full
+
+    def put_keyed(
+        self,
+        queue: str,
+        values: Sequence[bytes],
+        keys: Sequence[str | None],
+        *,
+        on_conflict: OnConflict = "skip",
+        delay: float = 0.0,
+        maxsize: int = 0,
+        priority: int = 0,
+    ) -> tuple[list[Row], list[bool]]:
+        check_keyed(values, keys, on_conflict)
+        if not values:
+            return [], []
+
+        def work(txn: Any, dbs: Mapping[bytes, Any]) -> tuple[list[Row], list[bool]]:
+            tx = _Tx(txn, dbs)
+            now = self.clock()
+            self._check_room(tx, queue, len(values), maxsize)
+            rows: list[Row] = []
+            duplicates: list[bool] = []
+            for value, key in zip(values, keys, strict=True):
+                holder = None if key is None else tx.holder(queue, key)
+                if holder is None:
+                    record = self._new(tx, queue, value, now, delay, priority)
+                    record.key = key
+                    tx.save(record, None)
+                    rows.append(record.row(now))
+                    duplicates.append(False)
+                elif on_conflict == "error":  # aborts the transaction: nothing is written
+                    raise key_held(queue, key, holder.id)
+                elif on_conflict == "replace" and holder.state == WAITING:
+                    old_state = tx.unindex(holder)
+                    holder.replace(bytes(value), priority, now + delay)
+                    tx.save(holder, old_state)
+                    rows.append(holder.row(now))
+                    duplicates.append(False)
+                else:
+                    rows.append(holder.row(now))
+                    duplicates.append(True)
+            return rows, duplicates
+
+        return self._env().write(work)
+
+    @staticmethod
+    def _new(tx: _Tx, queue: str, value: bytes, now: float, delay: float, priority: int) -> Record:
+        tag, number = tx.next_seq(1)
+        record = Record(
+            f"{tag}-{number}", queue, bytes(value), WAITING, 0, number, now, now + delay
+        )
+        record.priority = priority
+        return record
+
+    @staticmethod
     def _insert(
-        tx: _Tx, queue: str, values: Sequence[bytes], now: float, delay: float
+        tx: _Tx,
+        queue: str,
+        values: Sequence[bytes],
+        now: float,
+        delay: float,
+        priority: int = 0,
     ) -> list[Row]:
         """Append ``values`` to ``queue`` inside the caller's write transaction."""
         tag, seq = tx.next_seq(len(values))
@@ -250,6 +401,7 @@ class LMDBQueueStore(QueueStore):
             record = Record(
                 f"{tag}-{number}", queue, bytes(value), WAITING, 0, number, now, now + delay
             )
+            record.priority = priority
             tx.save(record, None)
             rows.append(record.row(now))
         return rows
@@ -265,8 +417,7 @@ class LMDBQueueStore(QueueStore):
             return []
         env = self._env()
         # Peek in a read transaction first: an idle poller never takes the write lock.
-        head = env.read(lambda txn, dbs: _Tx(txn, dbs).head(queue))
-        if head is None or head[0] > self.clock():
+        if env.read(lambda txn, dbs: _Tx(txn, dbs).head(queue, self.clock())) is None:
             return []
 
         def work(txn: Any, dbs: Mapping[bytes, Any]) -> list[Row]:
@@ -281,8 +432,8 @@ class LMDBQueueStore(QueueStore):
         """Lease up to ``n`` messages inside the caller's write transaction."""
         rows: list[Row] = []
         while len(rows) < n:
-            head = tx.head(queue)
-            if head is None or head[0] > now:
+            head = tx.head(queue, now)
+            if head is None:
                 break
             record = tx.find(queue, head[1])
             assert record is not None, "index entry without a record"
@@ -439,6 +590,12 @@ class LMDBQueueStore(QueueStore):
 
     @staticmethod
     def _revive(tx: _Tx, record: Record, now: float, delay: float) -> None:
+        """A dead letter back to waiting; KeyHeldError (the caller's transaction then
+        aborts) when another message holds its key meanwhile."""
+        if record.key is not None:
+            holder = tx.holder(record.queue, record.key)
+            if holder is not None:
+                raise key_held(record.queue, record.key, holder.id)
         old_state = tx.unindex(record)
         record.revive(now, delay)
         tx.save(record, old_state)
@@ -512,7 +669,9 @@ class LMDBQueueStore(QueueStore):
             raw_ids = [value[1:] for _, value in tx.entries(tx.visible, queue)]
             raw_ids += [raw_id for _, raw_id in tx.entries(tx.dead, queue)]
             records = [tx.find(queue, raw_id.decode()) for raw_id in raw_ids]
-            found = sorted((r for r in records if r is not None), key=lambda r: r.seq)
+            found = sorted(
+                (r for r in records if r is not None), key=lambda r: (-r.priority, r.seq)
+            )
             rows = [r.row(now) for r in found]
             return [row for row in rows if state is None or row.state == state]
 
@@ -564,7 +723,7 @@ class LMDBQueueStore(QueueStore):
 
     def next_visible_in(self, queue: str) -> float | None:
         def work(txn: Any, dbs: Mapping[bytes, Any]) -> float | None:
-            head = _Tx(txn, dbs).head(queue)
-            return None if head is None else max(0.0, head[0] - self.clock())
+            earliest = _Tx(txn, dbs).earliest(queue)
+            return None if earliest is None else max(0.0, earliest - self.clock())
 
         return self._env().read(work)

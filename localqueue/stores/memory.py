@@ -14,11 +14,20 @@ from typing import TYPE_CHECKING
 
 from localqueue.errors import Full, MessageNotFoundError
 from localqueue.message import QueueStats
-from localqueue.stores.base import DEAD, PEEK_STATES, WAITING, QueueStore, Row
+from localqueue.stores.base import (
+    DEAD,
+    PEEK_STATES,
+    WAITING,
+    QueueStore,
+    Row,
+    check_keyed,
+    key_held,
+)
 from localqueue.stores.record import StoredMessage, held
 
 if TYPE_CHECKING:
     from localqueue.outcome import Settlement
+    from localqueue.stores.base import OnConflict
 
 __all__ = ["MemoryQueueStore"]
 
@@ -31,6 +40,7 @@ class MemoryQueueStore(QueueStore):
         self._lock = threading.RLock()
         self._records: dict[str, StoredMessage] = {}
         self._known: set[str] = set()  # every queue name put to, also once drained
+        self._holders: dict[tuple[str, str], StoredMessage] = {}  # (queue, key): holder
         self._seq = itertools.count(1)
         self._tag = secrets.token_hex(4)
 
@@ -45,28 +55,82 @@ class MemoryQueueStore(QueueStore):
         return held(self._find(queue, message_id), queue, message_id, token)
 
     def put(
-        self, queue: str, values: Sequence[bytes], *, delay: float = 0.0, maxsize: int = 0
+        self,
+        queue: str,
+        values: Sequence[bytes],
+        *,
+        delay: float = 0.0,
+        maxsize: int = 0,
+        priority: int = 0,
     ) -> list[Row]:
         with self._lock:
             now = self.clock()
-            if maxsize > 0:
-                pending = sum(
-                    1 for r in self._records.values() if r.queue == queue and r.state == WAITING
-                )
-                if pending + len(values) > maxsize:
-                    raise Full
-            rows = []
-            for value in values:
-                seq = next(self._seq)
-                message_id = f"{self._tag}-{seq}"
-                record = StoredMessage(
-                    message_id, queue, bytes(value), WAITING, 0, seq, now, now + delay
-                )
-                self._records[record.id] = record
-                rows.append(record.row(now))
-            if values:
-                self._known.add(queue)
-            return rows
+            self._check_room(queue, len(values), maxsize)
+            return [
+                self._add(queue, value, now, delay, priority, None).row(now) for value in values
+            ]
+
+    def _check_room(self, queue: str, count: int, maxsize: int) -> None:
+        if maxsize > 0:
+            pending = sum(
+                1 for r in self._records.values() if r.queue == queue and r.state == WAITING
+            )
+            if pending + count > maxsize:
+                raise Full
+
+    def _add(
+        self, queue: str, value: bytes, now: float, delay: float, priority: int, key: str | None
+    ) -> StoredMessage:
+        seq = next(self._seq)
+        record = StoredMessage(
+            f"{self._tag}-{seq}", queue, bytes(value), WAITING, 0, seq, now, now + delay
+        )
+        record.key, record.priority = key, priority
+        self._records[record.id] = record
+        self._known.add(queue)
+        if key is not None:
+            self._holders[queue, key] = record
+        return record
+
+    def _let_go(self, record: StoredMessage) -> None:
+        """``record`` no longer holds its key (acked, dead-lettered, deleted, purged)."""
+        if record.key is not None and self._holders.get((record.queue, record.key)) is record:
+            del self._holders[record.queue, record.key]
+
+    def put_keyed(
+        self,
+        queue: str,
+        values: Sequence[bytes],
+        keys: Sequence[str | None],
+        *,
+        on_conflict: OnConflict = "skip",
+        delay: float = 0.0,
+        maxsize: int = 0,
+        priority: int = 0,
+    ) -> tuple[list[Row], list[bool]]:
+        check_keyed(values, keys, on_conflict)
+        with self._lock:
+            now = self.clock()
+            self._check_room(queue, len(values), maxsize)
+            rows: list[Row] = []
+            duplicates: list[bool] = []
+            added: list[StoredMessage] = []
+            for value, key in zip(values, keys, strict=True):
+                holder = None if key is None else self._holders.get((queue, key))
+                duplicate = holder is not None
+                if holder is None:
+                    holder = self._add(queue, value, now, delay, priority, key)
+                    added.append(holder)
+                elif on_conflict == "error":
+                    for record in added:  # the whole put is undone
+                        self._let_go(self._records.pop(record.id))
+                    raise key_held(queue, key, holder.id)
+                elif on_conflict == "replace" and holder.state == WAITING:
+                    holder.replace(bytes(value), priority, now + delay)
+                    duplicate = False
+                rows.append(holder.row(now))
+                duplicates.append(duplicate)
+            return rows, duplicates
 
     def settle_many(
         self,
@@ -109,13 +173,13 @@ class MemoryQueueStore(QueueStore):
             ]
             if not visible:
                 return None
-            record = min(visible, key=lambda r: (r.visible_at(), r.seq))
+            record = min(visible, key=StoredMessage.lease_order)
             record.lease(now, lease_timeout, leased_by, secrets.token_hex(16))
             return record.row(now)
 
     def ack(self, queue: str, message_id: str, lease_token: str | None) -> None:
         with self._lock:
-            self._held(queue, message_id, lease_token)
+            self._let_go(self._held(queue, message_id, lease_token))
             del self._records[message_id]
 
     def release(
@@ -140,6 +204,7 @@ class MemoryQueueStore(QueueStore):
             record = self._held(queue, message_id, lease_token)
             now = self.clock()
             record.bury(now, error)
+            self._let_go(record)
             return record.row(now)
 
     def extend_lease(
@@ -156,16 +221,34 @@ class MemoryQueueStore(QueueStore):
             record = self._find(queue, message_id)
             if record is None or record.state != DEAD:
                 raise MessageNotFoundError(f"no dead letter {message_id!r} in queue {queue!r}")
+            self._check_free([record])
             now = self.clock()
-            record.revive(now, delay)
+            self._revive(record, now, delay)
             return record.row(now)
+
+    def _check_free(self, dead: list[StoredMessage]) -> None:
+        """Raise KeyHeldError when reviving ``dead`` would hold a key twice."""
+        keys: set[str] = set()
+        for record in dead:
+            if record.key is None:
+                continue
+            holder = self._holders.get((record.queue, record.key))
+            if holder is not None or record.key in keys:
+                raise key_held(record.queue, record.key, None if holder is None else holder.id)
+            keys.add(record.key)
+
+    def _revive(self, record: StoredMessage, now: float, delay: float) -> None:
+        record.revive(now, delay)
+        if record.key is not None:
+            self._holders[record.queue, record.key] = record
 
     def requeue_all_dead(self, queue: str, *, delay: float = 0.0) -> int:
         with self._lock:
             now = self.clock()
             dead = [r for r in self._records.values() if r.queue == queue and r.state == DEAD]
+            self._check_free(dead)
             for record in dead:
-                record.revive(now, delay)
+                self._revive(record, now, delay)
             return len(dead)
 
     def purge(self, queue: str, *, dead_only: bool = False) -> int:
@@ -176,7 +259,7 @@ class MemoryQueueStore(QueueStore):
                 if r.queue == queue and (r.state == DEAD or not dead_only)
             ]
             for message_id in doomed:
-                del self._records[message_id]
+                self._let_go(self._records.pop(message_id))
             return len(doomed)
 
     def get(self, queue: str, message_id: str) -> Row | None:
@@ -218,7 +301,8 @@ class MemoryQueueStore(QueueStore):
         with self._lock:
             now = self.clock()
             found = sorted(
-                (r for r in self._records.values() if r.queue == queue), key=lambda r: r.seq
+                (r for r in self._records.values() if r.queue == queue),
+                key=lambda r: (-r.priority, r.seq),
             )
             rows = [r.row(now) for r in found if state is None or r.effective_state(now) == state]
         return rows if limit is None else rows[:limit]
@@ -232,7 +316,7 @@ class MemoryQueueStore(QueueStore):
                     f"no message {', '.join(map(repr, missing))} in queue {queue!r}"
                 )
             for message_id in ids:
-                del self._records[message_id]
+                self._let_go(self._records.pop(message_id))
         return len(ids)
 
     def known_queues(self) -> list[str]:

@@ -39,10 +39,11 @@ from localqueue.backends.pg_listen import PgListener
 from localqueue.errors import Full, LeaseLostError, MessageNotFoundError
 from localqueue.message import QueueStats
 from localqueue.stores import _pg_sql as q
-from localqueue.stores.base import PEEK_STATES, QueueStore, Row
+from localqueue.stores.base import PEEK_STATES, QueueStore, Row, check_keyed, key_held
 
 if TYPE_CHECKING:
     from localqueue.outcome import Settlement
+    from localqueue.stores.base import OnConflict
 
 __all__ = ["PostgresQueueStore"]
 
@@ -162,7 +163,13 @@ class PostgresQueueStore(QueueStore):
     # -- writing -----------------------------------------------------------------------
 
     def put(
-        self, queue: str, values: Sequence[bytes], *, delay: float = 0.0, maxsize: int = 0
+        self,
+        queue: str,
+        values: Sequence[bytes],
+        *,
+        delay: float = 0.0,
+        maxsize: int = 0,
+        priority: int = 0,
     ) -> list[Row]:
         if not values:
             return []
@@ -170,6 +177,7 @@ class PostgresQueueStore(QueueStore):
             "queue": queue,
             "values": [bytes(value) for value in values],
             "delay": float(delay),
+            "priority": priority,
             "channel": self.channel,
             "lock": f"localqueue:{self.schema}:{queue}",
         }
@@ -179,14 +187,75 @@ class PostgresQueueStore(QueueStore):
                 rows = conn.execute(self._sql["PUT"], params).fetchall()
             else:
                 with conn.transaction():
-                    conn.execute(self._sql["LOCK_QUEUE"], params)
-                    pending = self._one(conn, "PENDING", params)[0]
-                    if pending + len(values) > maxsize:
-                        raise Full
+                    self._check_room(conn, params, len(values), maxsize)
                     rows = conn.execute(self._sql["PUT"], params).fetchall()
             return [self._row(raw) for raw in rows]
 
         return self._session.run("put", op, retry=False)
+
+    def _check_room(
+        self, conn: psycopg.Connection[Any], params: dict[str, Any], count: int, maxsize: int
+    ) -> None:
+        """Inside the caller's transaction: Full unless ``count`` more fit (the queue's
+        advisory lock held till the commit, so two puts cannot both take the last room)."""
+        if maxsize > 0:
+            conn.execute(self._sql["LOCK_QUEUE"], params)
+            if self._one(conn, "PENDING", params)[0] + count > maxsize:
+                raise Full
+
+    def put_keyed(
+        self,
+        queue: str,
+        values: Sequence[bytes],
+        keys: Sequence[str | None],
+        *,
+        on_conflict: OnConflict = "skip",
+        delay: float = 0.0,
+        maxsize: int = 0,
+        priority: int = 0,
+    ) -> tuple[list[Row], list[bool]]:
+        check_keyed(values, keys, on_conflict)
+        if not values:
+            return [], []
+        statement = self._sql["PUT_REPLACING" if on_conflict == "replace" else "PUT_KEYED"]
+        params: dict[str, Any] = {
+            "queue": queue,
+            "delay": float(delay),
+            "priority": priority,
+            "channel": self.channel,
+            "lock": f"localqueue:{self.schema}:{queue}",
+        }
+
+        def op(conn: psycopg.Connection[Any]) -> tuple[list[Row], list[bool]]:
+            rows: list[Row] = []
+            duplicates: list[bool] = []
+            with conn.transaction():
+                self._check_room(conn, params, len(values), maxsize)
+                for value, key in zip(values, keys, strict=True):
+                    params["value"], params["key"] = bytes(value), key
+                    raw, duplicate = self._put_one(conn, statement, params)
+                    row = self._row(raw)
+                    if duplicate and on_conflict == "error":  # rolls the whole put back
+                        raise key_held(queue, key, row.id)
+                    rows.append(row)
+                    duplicates.append(duplicate)
+            return rows, duplicates
+
+        return self._session.run("put", op, retry=False)
+
+    def _put_one(
+        self, conn: psycopg.Connection[Any], statement: bytes, params: dict[str, Any]
+    ) -> tuple[Any, bool]:
+        """Insert one keyed value: (its row, False), or (the holder's row, True) when its
+        key is held. A holder that is gone by the time it is read (acked meanwhile)
+        makes the insert run again."""
+        while True:
+            raw = conn.execute(statement, params).fetchone()
+            if raw is not None:
+                return raw, False
+            holder = self._one(conn, "KEY_HOLDER", params)
+            if holder is not None:
+                return holder, True
 
     def lease(self, queue: str, *, lease_timeout: float, leased_by: str | None) -> Row | None:
         params = {
@@ -361,7 +430,7 @@ class PostgresQueueStore(QueueStore):
         def op(conn: psycopg.Connection[Any]) -> Row:
             seq = self._seq(message_id)
             params = {"seq": seq, "queue": queue, "delay": float(delay), "channel": self.channel}
-            raw = None if seq is None else self._one(conn, "REQUEUE_DEAD", params)
+            raw = None if seq is None else self._revive(conn, "REQUEUE_DEAD", params)
             if raw is None:
                 raise MessageNotFoundError(f"no dead letter {message_id!r} in queue {queue!r}")
             return self._row(raw)
@@ -369,8 +438,27 @@ class PostgresQueueStore(QueueStore):
         return self._session.run("requeue_dead", op, retry=False)
 
     def requeue_all_dead(self, queue: str, *, delay: float = 0.0) -> int:
-        params = {"queue": queue, "delay": float(delay), "channel": self.channel}
-        return int(self._count("requeue_all_dead", "REQUEUE_ALL_DEAD", params))
+        params = {"queue": queue, "seq": None, "delay": float(delay), "channel": self.channel}
+
+        def op(conn: psycopg.Connection[Any]) -> int:
+            return int(self._revive(conn, "REQUEUE_ALL_DEAD", params)[0])
+
+        return self._session.run("requeue_all_dead", op, retry=False)
+
+    def _revive(self, conn: psycopg.Connection[Any], name: str, params: dict[str, Any]) -> Any:
+        """Run a requeue statement; KeyHeldError (nothing requeued) when it would hold a
+        key twice."""
+        try:
+            with conn.transaction():
+                return self._one(conn, name, params)
+        except psycopg.errors.UniqueViolation:
+            pass
+        queue = params["queue"]
+        held = self._one(conn, "DEAD_KEY_HELD", params)
+        if held is not None:
+            raise key_held(queue, held[0], f"{self._tag}-{held[1]}")
+        twice = self._one(conn, "DEAD_KEY_TWICE", params)
+        raise key_held(queue, None if twice is None else twice[0], None)
 
     def purge(self, queue: str, *, dead_only: bool = False) -> int:
         name = "PURGE_DEAD" if dead_only else "PURGE"

@@ -36,6 +36,16 @@ class StoredMessage:
     last_error: bytes | None = None
     failed_at: float | None = None
     dead_at: float | None = None
+    key: str | None = None
+    priority: int = 0
+
+    def lease_order(self) -> tuple[int, float, int]:
+        """Sorts visible messages the way ``lease`` hands them out (see the contract)."""
+        return (-self.priority, self.visible_at(), self.seq)
+
+    def replace(self, value: bytes, priority: int, available_at: float) -> None:
+        """What ``put_keyed(on_conflict="replace")`` does to a waiting holder."""
+        self.value, self.priority, self.available_at = value, priority, available_at
 
     def visible_at(self) -> float:
         """When ``lease`` may hand this message out (not meaningful for a dead one)."""
@@ -90,6 +100,8 @@ class StoredMessage:
             self.last_error,
             self.failed_at,
             self.dead_at,
+            self.key,
+            self.priority,
         )
 
 

@@ -19,7 +19,14 @@ from localqueue.backends.sqlite_file import SQLiteFile
 from localqueue.errors import LeaseLostError, MessageNotFoundError
 from localqueue.message import QueueStats
 from localqueue.stores import _sqlite_sql as sql
-from localqueue.stores.base import PEEK_STATES, QueueStore, Row, effective_state
+from localqueue.stores.base import (
+    PEEK_STATES,
+    QueueStore,
+    Row,
+    check_keyed,
+    effective_state,
+    key_held,
+)
 
 TYPE_CHECKING = False  # typing costs start-up time; mypy still reads these imports
 if TYPE_CHECKING:
@@ -28,6 +35,7 @@ if TYPE_CHECKING:
     from typing import Any, Literal
 
     from localqueue.outcome import Settlement
+    from localqueue.stores.base import OnConflict
 
 __all__ = ["SQLiteQueueStore"]
 
@@ -156,7 +164,13 @@ class SQLiteQueueStore(QueueStore):
     # -- writing ----------------------------------------------------------------------
 
     def put(
-        self, queue: str, values: Sequence[bytes], *, delay: float = 0.0, maxsize: int = 0
+        self,
+        queue: str,
+        values: Sequence[bytes],
+        *,
+        delay: float = 0.0,
+        maxsize: int = 0,
+        priority: int = 0,
     ) -> list[Row]:
         count = len(values)
         if not count:
@@ -168,25 +182,68 @@ class SQLiteQueueStore(QueueStore):
             available = now + delay
             if count == 1 and maxsize <= 0:
                 value = values[0]
+                params = (nonce, queue, value, available, now, available, priority)
                 with self._file.atomic(conn, "put"):
-                    seq = conn.execute(sql.INSERT, (nonce, queue, value, available, now, available))
+                    seq = conn.execute(sql.INSERT, params)
                 state = "delayed" if delay > 0 else "ready"
                 message_id = f"{seq.lastrowid}-{nonce:012x}"
-                return [_new_row(Row, (message_id, queue, value, state, 0, now, available, *_NEW))]
+                fields = (message_id, queue, value, state, 0, now, available, *_NEW, None, priority)
+                return [_new_row(Row, fields)]
             else:
                 with self._file.transaction(conn, "put"):
-                    if maxsize > 0:
-                        (pending,) = conn.execute(sql.PENDING, (queue,)).fetchone()
-                        if pending + count > maxsize:
-                            raise errors.Full
-                    last = self._insert(conn, nonce, queue, values, now, available)
+                    self._check_room(conn, queue, count, maxsize)
+                    last = self._insert(conn, nonce, queue, values, now, available, priority)
         first = last - count + 1
         suffix = f"-{nonce:012x}"
-        head = ("delayed" if delay > 0 else "ready", 0, now, available, *_NEW)
+        head = ("delayed" if delay > 0 else "ready", 0, now, available, *_NEW, None, priority)
         return [
             _new_row(Row, (f"{first + i}{suffix}", queue, value, *head))
             for i, value in enumerate(values)
         ]
+
+    @staticmethod
+    def _check_room(conn: sqlite3.Connection, queue: str, count: int, maxsize: int) -> None:
+        if maxsize > 0:
+            (pending,) = conn.execute(sql.PENDING, (queue,)).fetchone()
+            if pending + count > maxsize:
+                raise errors.Full
+
+    def put_keyed(
+        self,
+        queue: str,
+        values: Sequence[bytes],
+        keys: Sequence[str | None],
+        *,
+        on_conflict: OnConflict = "skip",
+        delay: float = 0.0,
+        maxsize: int = 0,
+        priority: int = 0,
+    ) -> tuple[list[Row], list[bool]]:
+        check_keyed(values, keys, on_conflict)
+        rows: list[Row] = []
+        duplicates: list[bool] = []
+        insert = sql.INSERT_KEYED[on_conflict]
+        with self._file.session as conn:
+            now = self.clock()
+            params: dict[str, Any] = {
+                "queue": queue,
+                "now": now,
+                "available": now + delay,
+                "priority": priority,
+            }
+            with self._file.transaction(conn, "put"):
+                self._check_room(conn, queue, len(values), maxsize)
+                for value, key in zip(values, keys, strict=True):
+                    params["value"], params["key"], params["nonce"] = value, key, _nonce()
+                    found = conn.execute(insert, params).fetchone()
+                    duplicate = found is None
+                    if duplicate:  # the key is held: its holder is the answer
+                        found = conn.execute(sql.KEY_HOLDER, params).fetchone()
+                        if on_conflict == "error":  # rolls the whole put back
+                            raise key_held(queue, key, self._row(found, now).id)
+                    rows.append(self._row(found, now))
+                    duplicates.append(duplicate)
+        return rows, duplicates
 
     @staticmethod
     def _insert(
@@ -196,9 +253,10 @@ class SQLiteQueueStore(QueueStore):
         values: Sequence[bytes],
         now: float,
         available: float,
+        priority: int = 0,
     ) -> int:
         """Insert ``values`` (inside a transaction); returns the last one's rowid."""
-        constants = (nonce, queue, available, now)
+        constants = (nonce, queue, available, now, priority)
         done = 0
         for size in sql.chunks(len(values)):
             chunk = values[done : done + size]
@@ -407,8 +465,14 @@ class SQLiteQueueStore(QueueStore):
             now = self.clock()
             if key is not None:
                 key["available"] = now + delay
-                with self._file.atomic(conn, "requeue"):
-                    found = conn.execute(sql.REVIVE_ONE, key).fetchone()
+                try:
+                    with self._file.atomic(conn, "requeue"):
+                        found = conn.execute(sql.REVIVE_ONE, key).fetchone()
+                except sqlite3.IntegrityError:  # its key is held again
+                    dead = self._row(conn.execute(sql.GET, key).fetchone(), now)
+                    params = {"queue": queue, "key": dead.key}
+                    holder = self._row(conn.execute(sql.KEY_HOLDER, params).fetchone(), now)
+                    raise key_held(queue, dead.key, holder.id) from None
         if found is None:
             raise MessageNotFoundError(f"no dead letter {message_id!r} in queue {queue!r}")
         return self._row(found, now)
@@ -416,9 +480,16 @@ class SQLiteQueueStore(QueueStore):
     def requeue_all_dead(self, queue: str, *, delay: float = 0.0) -> int:
         with self._file.session as conn:
             now = self.clock()
-            with self._file.atomic(conn, "requeue"):
-                params = {"available": now + delay, "queue": queue}
-                return conn.execute(sql.REVIVE, params).rowcount
+            params = {"available": now + delay, "queue": queue}
+            try:
+                with self._file.atomic(conn, "requeue"):
+                    return conn.execute(sql.REVIVE, params).rowcount
+            except sqlite3.IntegrityError:  # nothing was requeued: say which key clashed
+                held = conn.execute(sql.DEAD_KEY_HELD, params).fetchone()
+                if held is not None:
+                    raise key_held(queue, held[0], f"{held[1]}-{held[2]:012x}") from None
+                (twice,) = conn.execute(sql.DEAD_KEY_TWICE, params).fetchone()
+                raise key_held(queue, twice, None) from None
 
     def delete(self, queue: str, message_ids: Sequence[str]) -> int:
         ids = list(dict.fromkeys(message_ids))
@@ -502,7 +573,7 @@ class SQLiteQueueStore(QueueStore):
                 # also catches a step back that happened while no process of ours ran
                 self._rebase_leases(conn, queue, now)
                 self._rebased_at = now
-            (earliest,) = conn.execute(sql.NEXT_VISIBLE, (queue,)).fetchone()
+            (earliest,) = conn.execute(sql.NEXT_VISIBLE, {"queue": queue}).fetchone()
         return None if earliest is None else max(0.0, earliest - now)
 
     # -- maintenance ------------------------------------------------------------------

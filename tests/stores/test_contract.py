@@ -39,6 +39,8 @@ SPEC_FIELDS = [
     "last_error",
     "failed_at",
     "dead_at",
+    "key",
+    "priority",
 ]
 # Seconds: a lease or delay that tests move the clock past. Real time on PostgreSQL, so
 # long enough that it does not run out between two statements of a test.
@@ -568,7 +570,7 @@ def test_qsize_empty_full_and_maxsize(store: QueueStore) -> None:
 
 def test_put_encoded_stores_json_as_given_and_returns_its_rows(store: QueueStore) -> None:
     q = PersistentQueue("encoded", store=store, maxsize=2)
-    rows = q.put_encoded([b'{"a":1}', b"[2]"], delay=0)
+    rows, _ = q.put_encoded([b'{"a":1}', b"[2]"], delay=0)
     assert [row.value for row in rows] == [b'{"a":1}', b"[2]"]
     assert [m.value for m in q.peek()] == [{"a": 1}, [2]]
     assert [m.id for m in q.peek()] == [row.id for row in rows]

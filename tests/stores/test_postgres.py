@@ -24,7 +24,9 @@ psycopg = pytest.importorskip("psycopg", reason="psycopg (localqueue[postgres]) 
 
 from localqueue.retry.postgres import PostgresAttemptStore  # noqa: E402
 from localqueue.stores import open_store  # noqa: E402
+from localqueue.stores._pg_sql import SCHEMA_VERSION  # noqa: E402
 from localqueue.stores.postgres import PostgresQueueStore  # noqa: E402
+from tests.stores.test_migration import create_release_0_3_schema  # noqa: E402
 
 
 def with_params(url: str, **params: str) -> str:
@@ -242,7 +244,7 @@ def test_schema_is_created_once_and_versioned(
     for thread in threads:
         thread.join()
     meta = dict(admin.execute(f'SELECT key, value FROM "{schema}".meta').fetchall())
-    assert meta["queue_version"] == "2"
+    assert meta["queue_version"] == str(SCHEMA_VERSION)
     assert len(meta["queue_tag"]) == 8
 
 
@@ -261,19 +263,18 @@ def test_newer_schema_version_is_refused(
 def test_a_version_1_schema_is_migrated_and_remembers_its_queues(
     make_store: Callable[..., Any], admin: Any, schema: str
 ) -> None:
-    PersistentQueue("jobs", store=make_store()).put(1)
-    PersistentQueue("hooks", store=make_store()).put(2)
+    create_release_0_3_schema(admin, schema)  # version 2
     # what a version 1 schema was: no table of queue names, no trigger filling it
     admin.execute(f'DROP TABLE "{schema}".queues')
     admin.execute(f'DROP FUNCTION "{schema}".remember_queues CASCADE')
     admin.execute(f"UPDATE \"{schema}\".meta SET value = '1' WHERE key = 'queue_version'")
     store = make_store()
-    assert store.known_queues() == ["hooks", "jobs"]
-    PersistentQueue("hooks", store=store).purge()
+    assert store.known_queues() == ["jobs", "other"]
+    PersistentQueue("other", store=store).purge()
     PersistentQueue("new", store=store).put(3)
-    assert store.known_queues() == ["hooks", "jobs", "new"]
+    assert store.known_queues() == ["jobs", "new", "other"]
     version = admin.execute(f"SELECT value FROM \"{schema}\".meta WHERE key = 'queue_version'")
-    assert version.fetchone() == ("2",)
+    assert version.fetchone() == (str(SCHEMA_VERSION),)
 
 
 def test_ids_stay_unique_across_a_recreated_schema(make_store: Callable[..., Any]) -> None:

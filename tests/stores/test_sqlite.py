@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sqlite3
 import stat
 from pathlib import Path
@@ -10,8 +11,10 @@ from pathlib import Path
 import pytest
 
 from localqueue import Empty, PersistentQueue, StoreError
+from localqueue.stores import _sqlite_sql as sql
 from localqueue.stores._sqlite_sql import APPLICATION_ID
 from localqueue.stores.sqlite import SQLiteQueueStore
+from tests.stores.test_migration import RELEASE_0_3
 
 
 def _bytes(path: Path) -> bytes:
@@ -54,20 +57,19 @@ def test_newer_schema_version_is_refused_and_untouched(tmp_path: Path) -> None:
 
 def test_a_version_1_file_is_migrated_and_remembers_its_queues(tmp_path: Path) -> None:
     path = tmp_path / "v1.sqlite3"
-    PersistentQueue("jobs", path).put(1)
-    PersistentQueue("hooks", path).put(2)
+    shutil.copyfile(RELEASE_0_3 / "queue.sqlite3", path)  # a version 2 file
     conn = sqlite3.connect(path)  # what a version 1 file was: no table of queue names
     conn.executescript("DROP TABLE queues; DROP TRIGGER messages_queue_known")
     conn.execute("PRAGMA user_version = 1")
     conn.close()
     store = SQLiteQueueStore(path)
-    assert store.known_queues() == ["hooks", "jobs"]
-    PersistentQueue("hooks", store=store).purge()
+    assert store.known_queues() == ["jobs", "other"]
+    PersistentQueue("other", store=store).purge()
     PersistentQueue("new", store=store).put(3)
-    assert store.known_queues() == ["hooks", "jobs", "new"]
+    assert store.known_queues() == ["jobs", "new", "other"]
     store.close()
     conn = sqlite3.connect(path)
-    assert conn.execute("PRAGMA user_version").fetchone() == (2,)
+    assert conn.execute("PRAGMA user_version").fetchone() == (sql.SCHEMA_VERSION,)
     conn.close()
 
 
@@ -206,7 +208,7 @@ def test_check_backup_and_vacuum(tmp_path: Path) -> None:
     assert isinstance(store, SQLiteQueueStore)
     report = store.check()
     assert report["ok"] is True and report["integrity"] == "ok"
-    assert report["schema_version"] == 2 and report["messages"] == 500
+    assert report["schema_version"] == sql.SCHEMA_VERSION and report["messages"] == 500
     assert report["queues"]["jobs"]["dead"] == 1
 
     backup = store.backup(tmp_path / "copy.sqlite3")

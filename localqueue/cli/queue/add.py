@@ -214,7 +214,7 @@ def run(
     try:  # what the store returns is printed without decoding it again
         if not conf.strict:
             warn_if_typo(queue.store, queue.name)
-        rows = queue.put_encoded(encoded, delay=delay)
+        rows, _ = queue.put_encoded(encoded, delay=delay)
     finally:
         queue.close()
     if not quiet:

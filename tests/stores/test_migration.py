@@ -1,0 +1,133 @@
+"""Stores written by the previous release (0.3.0, commit 1c6803a) migrate in place: the
+schema version goes up, every message keeps its state, value, attempts and error, and
+gets priority 0 and no key; then keys and priorities work on them.
+
+``data/release-0.3.0/`` holds a SQLite file, an LMDB environment and the SQL of a
+PostgreSQL schema that ``make.py`` there wrote with that release (see its docstring):
+queue ``jobs`` holds two ready messages (one released once with an error), one delayed
+for ten years, one leased for ten years and one dead letter; queue ``other`` one ready."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from localqueue import KeyHeldError, PersistentQueue, QueueStats
+from localqueue.stores import _sqlite_sql
+from localqueue.stores.base import QueueStore
+from localqueue.stores.sqlite import SQLiteQueueStore
+from tests.conftest import fresh_schema, postgres_url
+
+RELEASE_0_3 = Path(__file__).parent / "data" / "release-0.3.0"
+
+
+def _check_migrated(store: QueueStore) -> None:
+    q = PersistentQueue("jobs", store=store)
+    assert q.stats() == QueueStats(ready=2, delayed=1, inflight=1, dead=1)
+    assert store.known_queues() == ["jobs", "other"]
+    messages = {m.value["n"]: m for m in q.peek()}
+    assert sorted(messages) == [1, 2, 3, 4, 5]
+    assert all(m.priority == 0 and m.key is None for m in messages.values())
+    assert messages[1].attempts == 1 and messages[1].last_error is not None
+    assert messages[1].last_error["message"] == "first try failed"
+    assert (messages[2].state, messages[2].last_error["message"]) == ("dead", "poison")
+    assert messages[3].state == "inflight" and messages[3].lease_token
+    assert messages[4].state == "delayed"
+    # The old messages lease as before (oldest visible first), after a new urgent one.
+    urgent = q.put({"n": 6}, priority=1, key="urgent")
+    assert q.put({"n": 7}, key="urgent").duplicate
+    assert [q.get_message(block=False).value["n"] for _ in range(3)] == [6, 5, 1]
+    # The old inflight message is still fenced by its token, and can be acked with it.
+    q.ack(messages[3])
+    # An old dead letter (no key) requeues; a keyed one is refused while its key is held.
+    assert q.requeue_dead(messages[2]).state == "ready"
+    q.dead_letter(q.get_message(block=False))
+    assert q.dead_letters()[0].key is None
+    assert urgent.key == "urgent"
+    q.put({"n": 8}, key="k")
+    with pytest.raises(KeyHeldError):
+        q.put({"n": 9}, key="k", on_conflict="error")
+
+
+def test_a_sqlite_file_of_the_previous_release_migrates_in_place(tmp_path: Path) -> None:
+    path = tmp_path / "queue.sqlite3"
+    shutil.copyfile(RELEASE_0_3 / "queue.sqlite3", path)
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone() == (2,)
+    conn.close()
+    store = SQLiteQueueStore(path)
+    try:
+        assert store.check()["schema_version"] == _sqlite_sql.SCHEMA_VERSION == 3
+        _check_migrated(store)
+        assert store.check()["ok"]
+    finally:
+        store.close()
+    with sqlite3.connect(path) as conn:
+        indexes = {name for (name,) in conn.execute("SELECT name FROM sqlite_master")}
+        assert {"messages_visible", "messages_key"} <= indexes
+    conn.close()
+
+
+def create_release_0_3_schema(conn: Any, schema: str) -> None:
+    """Create ``schema`` as release 0.3.0 made it (version 2), holding its test messages,
+    over the psycopg connection ``conn`` (autocommit)."""
+    text = (RELEASE_0_3 / "postgres.sql").read_text()
+    for statement in text.replace('"lq_release_0_3"', f'"{schema}"').split(";\n"):
+        if statement.strip():
+            conn.execute(statement)
+
+
+def test_a_postgres_schema_of_the_previous_release_migrates_in_place() -> None:
+    psycopg = pytest.importorskip("psycopg", reason="psycopg (localqueue[postgres]) is missing")
+    from localqueue.stores import _pg_sql
+    from localqueue.stores.postgres import PostgresQueueStore
+
+    url = postgres_url()
+    schema = fresh_schema()
+    with psycopg.connect(url, autocommit=True) as admin:
+        create_release_0_3_schema(admin, schema)
+        store = PostgresQueueStore(url, schema=schema)
+        try:
+            _check_migrated(store)
+            version = admin.execute(
+                f"SELECT value FROM \"{schema}\".meta WHERE key = 'queue_version'"
+            ).fetchone()
+            assert version == (str(_pg_sql.SCHEMA_VERSION),) == ("3",)
+        finally:
+            store.drop_schema()
+            store.close()
+
+
+def test_version_names_the_schema_versions_it_writes() -> None:
+    out = subprocess.run(
+        [str(Path(sys.executable).parent / "localqueue"), "--version"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert f"SQLite {_sqlite_sql.SCHEMA_VERSION}, LMDB 2, PostgreSQL 3)" in out
+
+
+def test_an_lmdb_environment_of_the_previous_release_migrates_in_place(tmp_path: Path) -> None:
+    from localqueue.stores.lmdb import SCHEMA, LMDBQueueStore
+
+    path = tmp_path / "queue.lmdb"
+    shutil.copytree(RELEASE_0_3 / "queue.lmdb", path)
+    store = LMDBQueueStore(path)
+    try:
+        _check_migrated(store)
+    finally:
+        store.close()
+    import lmdb
+
+    env = lmdb.open(str(path), max_dbs=8, readonly=True, lock=False)
+    with env.begin() as txn:
+        meta = env.open_db(b"meta", txn=txn, create=False)
+        assert txn.get(b"version", db=meta) == str(SCHEMA.version).encode() == b"2"
+    env.close()
