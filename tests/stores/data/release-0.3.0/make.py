@@ -2,7 +2,7 @@
 migrates: run it with that release first on the path,
 
     git worktree add /tmp/old 1c6803a
-    PYTHONPATH=/tmp/old python tests/stores/data/release-0.3.0/make.py tests/stores/data/release-0.3.0
+    cd tests/stores/data/release-0.3.0 && PYTHONPATH=/tmp/old python make.py .
 
 It writes ``queue.sqlite3`` and ``queue.lmdb/`` (queue ``jobs``: two ready messages, one
 released once with an error; one delayed for ten years; one leased for ten years; one
@@ -11,10 +11,11 @@ dead letter; queue ``other``: one ready) and ``postgres.sql``: that release's sc
 
 import sys
 
+from psycopg import sql
+
 from localqueue import LMDBQueueStore, PersistentQueue, SQLiteQueueStore
 from localqueue.backends.pg import META_DDL
 from localqueue.stores import _pg_sql
-from psycopg import sql
 
 TEN_YEARS = 10 * 365 * 86400
 
