@@ -253,6 +253,7 @@ class PersistentQueue:
         data: Sequence[bytes],
         *,
         delay: float = 0,
+        at: datetime | None = None,
         priority: int = 0,
         keys: Sequence[str | None] | None = None,
         on_conflict: OnConflict = "skip",
@@ -262,6 +263,8 @@ class PersistentQueue:
         are duplicates (as :meth:`put_many`). For a producer that holds JSON already and
         prints what it stored without decoding it (``localqueue queue add``). With
         ``maxsize`` and no room, raises ``queue.Full`` at once and writes nothing."""
+        if at is not None:
+            delay = _delay_until(delay, at, self.store.clock)
         _non_negative("delay", delay)
         if keys is None:
             rows = self.store.put(

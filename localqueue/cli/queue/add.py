@@ -6,6 +6,7 @@ from localqueue.cli.exit_codes import DATA_ERROR, OUTPUT_LOST, CliError, UsageEr
 
 TYPE_CHECKING = False  # typing costs start-up time on the fast path
 if TYPE_CHECKING:
+    from datetime import datetime
     from typing import Any
 
     import typer
@@ -16,6 +17,13 @@ HELP = """Enqueue one message (--value) or one per non-blank line of JSON Lines 
 Creates the store when it does not exist (the only queue command that does).
 
 All lines go in ONE transaction: a bad line enqueues nothing and exits 65 naming the line.
+--key KEY (or --key-field PATH, a dotted path into each value) enqueues a value only if
+no message of the queue with that key is ready, delayed or inflight; otherwise
+--on-conflict says what happens: skip (the default) prints the message holding the key
+with "duplicate": true and exits 0; error exits 4 and writes nothing; replace gives a
+waiting holder the new value, priority and time (a leased one is left as it is, and
+reported as a duplicate). --priority N: higher is leased first. --at TIME: ISO 8601 with
+a timezone, or @EPOCH.
 Prints each enqueued message as a JSON line (--ids: only the ids, one per line; -q:
 nothing). After the commit, a reader that stops reading (| head -1) is no failure (exit
 0); any other failure to write the output exits 7: committed, output lost (do not retry).
@@ -137,7 +145,7 @@ def warn_if_typo(store: "QueueStore", name: str) -> None:
         warning(f"queue {name!r} is new: did you mean {close[0]!r}? (--strict refuses new queues)")
 
 
-def _print(rows: "list[Any]", ids: bool) -> None:
+def _print(rows: "list[Any]", ids: bool, duplicates: list[bool]) -> None:
     """Print what was committed. A reader that left ends quietly (exit 0); any other
     failure to write exits OUTPUT_LOST, so that a script does not enqueue them again."""
     from localqueue.cli.common import emit_raw
@@ -146,9 +154,14 @@ def _print(rows: "list[Any]", ids: bool) -> None:
     try:
         for start in range(0, len(rows), 256):  # small chunks: memory is reused
             chunk = rows[start : start + 256]
-            emit_raw(
-                b"".join(f"{row.id}\n".encode() for row in chunk) if ids else json_lines(chunk)
-            )
+            if ids:
+                emit_raw(b"".join(f"{row.id}\n".encode() for row in chunk))
+            elif any(duplicates):
+                from localqueue.cli.enqueue import mark_duplicates
+
+                emit_raw(mark_duplicates(json_lines(chunk), duplicates[start : start + 256]))
+            else:
+                emit_raw(json_lines(chunk))
     except BrokenPipeError:
         return  # | head -1: the consumer stopped reading, which is not a failure
     except CliError as exc:
@@ -168,6 +181,11 @@ def run(
     quiet: bool = False,
     ids: bool = False,
     strict: bool = False,
+    key: str | None = None,
+    key_field: str | None = None,
+    on_conflict: str | None = None,
+    priority: int = 0,
+    at: str | None = None,
 ) -> None:
     """The behaviour of ``queue add`` (no Typer here: the fast path calls it directly)."""
     from localqueue.cli.common import check_seconds, open_queue, settings
@@ -177,6 +195,7 @@ def run(
     check_seconds("--delay", delay)
     if quiet and ids:
         raise UsageError("give --quiet or --ids, not both")
+    when = _check_enqueue_options(key, key_field, on_conflict, raw, delay, at)
     if sys.stdout is None and not quiet:  # started with >&-: say so before writing anything
         raise CliError("stdout is closed: nowhere to write the output (use --quiet)")
     conf = settings(store_path=store_path, durability=durability, strict=strict or None)
@@ -194,7 +213,7 @@ def run(
         from localqueue.codec import encode_lines
 
         data = sys.stdin.buffer.read()
-        encoded = None if raw else encode_lines(data)
+        encoded = None if raw or key_field is not None else encode_lines(data)
         values, numbers = ([], []) if encoded is not None else read_values(data, raw)
     if encoded is None:
         from localqueue.codec import encode_batch
@@ -209,16 +228,61 @@ def run(
 
             warning("no messages on stdin; nothing enqueued")
         return
+    keys: list[str | None] | None = None
+    if key is not None:
+        keys = [key] * len(encoded)
+    elif key_field is not None:  # checked before the store is opened: nothing written
+        from localqueue.cli.enqueue import keys_for
+
+        keys = keys_for(values, numbers, key_field)
     # --strict: a queue the store never held is refused as the readers refuse it
     queue = open_queue(name, conf, create=not conf.strict)
     try:  # what the store returns is printed without decoding it again
         if not conf.strict:
             warn_if_typo(queue.store, queue.name)
-        rows, _ = queue.put_encoded(encoded, delay=delay)
+        rows, duplicates = queue.put_encoded(
+            encoded,
+            delay=delay,
+            at=when,
+            priority=priority,
+            keys=keys,
+            on_conflict=on_conflict or "skip",  # type: ignore[arg-type]
+        )
     finally:
         queue.close()
     if not quiet:
-        _print(rows, ids)
+        _print(rows, ids, duplicates)
+
+
+def _check_enqueue_options(
+    key: str | None,
+    key_field: str | None,
+    on_conflict: str | None,
+    raw: bool,
+    delay: float,
+    at: str | None,
+) -> "datetime | None":
+    """Usage errors of --key, --key-field, --on-conflict and --at; the --at time."""
+    if key is not None and key_field is not None:
+        raise UsageError("give --key or --key-field, not both")
+    if key_field is not None and raw:
+        raise UsageError("--key-field looks into JSON values: it cannot go with --raw")
+    if on_conflict is not None:
+        from localqueue.stores.base import ON_CONFLICT
+
+        if key is None and key_field is None:
+            raise UsageError("--on-conflict is for a keyed add: give --key or --key-field")
+        if on_conflict not in ON_CONFLICT:
+            raise UsageError(
+                f"--on-conflict must be one of {', '.join(ON_CONFLICT)}, got {on_conflict!r}"
+            )
+    if at is None:
+        return None
+    if delay:
+        raise UsageError("give --delay or --at, not both")
+    from localqueue.cli.enqueue import parse_at
+
+    return parse_at(at)
 
 
 def register(group: "typer.Typer") -> None:
@@ -259,5 +323,63 @@ def register(group: "typer.Typer") -> None:
             bool, typer.Option("--ids", help="Print only the new ids, one per line.")
         ] = False,
         strict: Annotated[bool, options.strict()] = False,
+        key: Annotated[
+            str | None,
+            typer.Option(
+                "--key",
+                metavar="KEY",
+                help="Deduplication key: add only if no message with it is ready, delayed"
+                " or inflight.",
+                show_default=False,
+            ),
+        ] = None,
+        key_field: Annotated[
+            str | None,
+            typer.Option(
+                "--key-field",
+                metavar="PATH",
+                help="Take each value's key from this dotted path into it (account.id).",
+                show_default=False,
+            ),
+        ] = None,
+        on_conflict: Annotated[
+            str | None,
+            typer.Option(
+                "--on-conflict",
+                metavar="skip|error|replace",
+                help="When the key is held: print the holder as a duplicate (skip, the"
+                " default), exit 4 writing nothing (error), or update a waiting holder"
+                " (replace).",
+                show_default=False,
+            ),
+        ] = None,
+        priority: Annotated[
+            int,
+            typer.Option("--priority", metavar="N", help="Higher is leased first."),
+        ] = 0,
+        at: Annotated[
+            str | None,
+            typer.Option(
+                "--at",
+                metavar="TIME",
+                help="Deliver no sooner than TIME: ISO 8601 with a timezone, or @EPOCH.",
+                show_default=False,
+            ),
+        ] = None,
     ) -> None:
-        run(name, value, raw, delay, store_path, durability, quiet, ids, strict)
+        run(
+            name,
+            value,
+            raw,
+            delay,
+            store_path,
+            durability,
+            quiet,
+            ids,
+            strict,
+            key=key,
+            key_field=key_field,
+            on_conflict=on_conflict,
+            priority=priority,
+            at=at,
+        )

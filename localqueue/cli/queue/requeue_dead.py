@@ -7,7 +7,8 @@ if TYPE_CHECKING:
 
 HELP = """Make a dead letter (ID) or every dead letter (--all) deliverable again after
 --delay seconds. Prints the requeued message, or {"queue", "requeued": N} with --all.
-Exit 4 when ID is not a dead letter of the queue."""
+Exit 4 when ID is not a dead letter of the queue, or when requeueing would take a
+deduplication key that another message holds now (nothing is requeued)."""
 
 
 def run(

@@ -135,4 +135,6 @@ def test_inspect_prints_the_full_message_shape(cli):
         "last_error",
         "failed_at",
         "dead_at",
+        "key",
+        "priority",
     ]
