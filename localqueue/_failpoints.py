@@ -8,7 +8,8 @@ test then SIGKILLs it and checks that nothing was half written.
 
 Names: ``<operation>-before-commit`` with operation one of put, lease, ack, release,
 dead_letter, extend, requeue, settle (``settle_many``: SQLite, LMDB and PostgreSQL, where
-it runs the one statement in a transaction so that there is a moment to stop in).
+it runs the one statement in a transaction so that there is a moment to stop in). A keyed
+put (``put_keyed``) reaches ``put-before-commit`` on SQLite, LMDB and PostgreSQL.
 
 A failpoint can also make an operation fail instead of blocking: ``settle-error:N`` makes
 the first N commits of ``settle_many`` raise StoreError, ``settle-busy:N``

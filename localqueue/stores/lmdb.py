@@ -371,6 +371,8 @@ class LMDBQueueStore(QueueStore):
                 else:
                     rows.append(holder.row(now))
                     duplicates.append(True)
+            if _failpoints.ACTIVE:
+                _failpoints.reached("put-before-commit")
             return rows, duplicates
 
         return self._env().write(work)

@@ -239,6 +239,8 @@ class PostgresQueueStore(QueueStore):
                         raise key_held(queue, key, row.id)
                     rows.append(row)
                     duplicates.append(duplicate)
+                if _failpoints.ACTIVE:
+                    _failpoints.reached("put-before-commit")
             return rows, duplicates
 
         return self._session.run("put", op, retry=False)
