@@ -5,6 +5,8 @@ durability level asked for, and prints the median of the rounds as a table, or J
 ``--json``:
 
 * ``put``, ``put_many``, ``get_ack``, ``roundtrip`` (put+get+ack): msgs/s in one process;
+  ``put_key``: ``put`` with a fresh deduplication key each; ``get_ack_prio``: ``get_ack``
+  of messages spread over 10 priority levels;
 * ``mp``: 2 producer and 2 consumer processes on one file, msgs/s from a common start to
   the last ack (a run that loses or duplicates a message fails);
 * ``cli``: the ``localqueue`` command: ``queue add --value`` against ``python -c pass``,
@@ -21,7 +23,9 @@ durability level asked for, and prints the median of the rounds as a table, or J
   ``--exec-sleep``, ``--exec-concurrency``);
 * ``exec_true_parallel``: a ``queue exec -j 4 -- true`` drain against ``-j 1``, in
   jobs/s (``--exec-true-jobs``): on two cores, what group commit (several acks per
-  fsync at full) buys when the jobs themselves cost nothing.
+  fsync at full) buys when the jobs themselves cost nothing;
+* ``cli_keys``: ``queue add --key-field id`` of ``--cli-lines`` JSON Lines on stdin (each
+  a fresh key) against the same lines without a key, in msgs/s, rounds interleaved.
 
 The exec workloads run their rounds interleaved (each N, then xargs, then parallel,
 in turn) so that a shared machine's load falls on all of them alike.
@@ -51,9 +55,10 @@ __all__ = ["main", "run_cli", "run_workload"]
 
 WORKLOADS = (
     "put", "put_many", "get_ack", "roundtrip", "mp", "cli", "sql_put", "sql_get_ack",
-    "sql_roundtrip", "exec_parallel", "exec_true_parallel",
+    "sql_roundtrip", "exec_parallel", "exec_true_parallel", "put_key", "get_ack_prio",
+    "cli_keys",
 )  # fmt: skip
-EXEC_WORKLOADS = ("cli", "exec_parallel", "exec_true_parallel")  # reported apart
+EXEC_WORKLOADS = ("cli", "exec_parallel", "exec_true_parallel", "cli_keys")  # reported apart
 
 
 def _payload(i: int) -> dict[str, Any]:
@@ -77,6 +82,24 @@ def _put_many(q: PersistentQueue, n: int, batch: int) -> float:
 def _get_ack(q: PersistentQueue, n: int, batch: int) -> float:
     for first in range(0, n, batch):  # untimed preload
         q.put_many([_payload(i) for i in range(first, min(first + batch, n))])
+    started = time.perf_counter()
+    for _ in range(n):
+        q.ack(q.get_message(block=False))
+    return time.perf_counter() - started
+
+
+def _put_key(q: PersistentQueue, n: int, batch: int) -> float:
+    started = time.perf_counter()
+    for i in range(n):
+        q.put(_payload(i), key=f"key-{i}")
+    return time.perf_counter() - started
+
+
+def _get_ack_prio(q: PersistentQueue, n: int, batch: int) -> float:
+    for level in range(10):  # untimed preload: message i at priority i % 10
+        ids = list(range(level, n, 10))
+        for first in range(0, len(ids), batch):
+            q.put_many([_payload(i) for i in ids[first : first + batch]], priority=level)
     started = time.perf_counter()
     for _ in range(n):
         q.ack(q.get_message(block=False))
@@ -155,6 +178,8 @@ _RUNNERS: dict[str, Callable[[PersistentQueue, int, int], float]] = {
     "put_many": _put_many,
     "get_ack": _get_ack,
     "roundtrip": _roundtrip,
+    "put_key": _put_key,
+    "get_ack_prio": _get_ack_prio,
 }
 
 
@@ -263,6 +288,27 @@ def run_cli(lines: int, jobs: int, *, durability: str, runs: int = 20) -> dict[s
         "spawn_ms": spawn_ms,
         "exec_ratio": exec_ms / spawn_ms,
     }
+
+
+def run_cli_keys(lines: int, *, durability: str, rounds: int) -> dict[str, float]:
+    """``queue add`` of ``lines`` JSON Lines on stdin with ``--key-field id`` (a fresh key
+    each) against the same lines without keys: median msgs/s of each and their ratio,
+    each run on a fresh store, the two kinds of run taking turns."""
+    command = _command()
+    env = {**os.environ, "LOCALQUEUE_DURABILITY": durability}
+    data = b"".join(orjson.dumps(_payload(i)) + b"\n" for i in range(lines))
+    variants = {"stdin": [], "key_field": ["--key-field", "id"]}
+    samples: dict[str, list[float]] = {name: [] for name in variants}
+    with tempfile.TemporaryDirectory() as tmp:
+        for round_ in range(rounds):
+            for name, extra in variants.items():
+                store = str(Path(tmp) / f"{name}-{round_}.sqlite3")
+                argv = [str(command), "queue", "add", "lines", "--store-path", store, *extra]
+                started = time.perf_counter()
+                subprocess.run(argv, input=data, capture_output=True, env=env, check=True)
+                samples[name].append(lines / (time.perf_counter() - started))
+    stdin, keyed = statistics.median(samples["stdin"]), statistics.median(samples["key_field"])
+    return {"stdin_msgs_per_s": stdin, "key_field_msgs_per_s": keyed, "ratio": keyed / stdin}
 
 
 def _exec_drain(jobs: int, concurrency: int, job: list[str], durability: str) -> float:
@@ -426,8 +472,13 @@ def main(argv: list[str] | None = None) -> int:
     cli: dict[str, dict[str, float]] = {}
     parallel: dict[str, dict[str, Any]] = {}
     true_parallel: dict[str, dict[str, float]] = {}
+    cli_keys: dict[str, dict[str, float]] = {}
     for level in levels:
         for workload in workloads:
+            if workload == "cli_keys":
+                cli_keys[level] = run_cli_keys(args.cli_lines, durability=level, rounds=args.rounds)
+                print(f"  {level:6} {_keys_line(args.cli_lines, cli_keys[level])}", file=sys.stderr)
+                continue
             if workload == "exec_parallel":
                 parallel[level] = run_exec_parallel(
                     args.exec_jobs, concurrency, durability=level, sleep=args.exec_sleep,
@@ -473,6 +524,7 @@ def main(argv: list[str] | None = None) -> int:
             "cli": cli,
             "exec_parallel": parallel,
             "exec_true_parallel": true_parallel,
+            "cli_keys": cli_keys,
         }
         sys.stdout.write(orjson.dumps(report).decode() + "\n")
         return 0
@@ -494,7 +546,17 @@ def main(argv: list[str] | None = None) -> int:
         _show_parallel(level, report)
     for level, figures in true_parallel.items():
         print(f"exec_true_parallel, {level}: {_true_line(figures)}")
+    for level, figures in cli_keys.items():
+        print(f"cli_keys, {level}: {_keys_line(args.cli_lines, figures)}")
     return 0
+
+
+def _keys_line(lines: int, figures: dict[str, float]) -> str:
+    return (
+        f"queue add of {lines:,} lines --key-field id {figures['key_field_msgs_per_s']:,.0f}"
+        f" msgs/s against {figures['stdin_msgs_per_s']:,.0f} without keys:"
+        f" {figures['ratio']:.2f}x"
+    )
 
 
 def _show_parallel(level: str, report: dict[str, Any]) -> None:

@@ -276,12 +276,14 @@ def decode_input(data: bytes | str) -> Any:
     return line_parser(raw)(raw)
 
 
-def encode_lines(data: bytes) -> list[bytes] | None:
+def encode_lines(data: bytes, values: list[Any] | None = None) -> list[bytes] | None:
     """The stored form of each non-blank JSON line of ``data``, in one pass that keeps no
-    decoded value alive (bench ``cli``, stdin); None when some line needs the careful
-    path, :func:`decode_input` then :func:`encode` line by line, which names the line
-    (integers beyond 64 bits, a bad line, a value :func:`encode` refuses). Uses orjson
-    also in the one-shot mode: input on stdin may be any number of lines."""
+    decoded value alive (bench ``cli``, stdin) unless ``values`` is given (each decoded
+    value is appended to it: ``queue add --key-field`` reads keys from them); None when
+    some line needs the careful path, :func:`decode_input` then :func:`encode` line by
+    line, which names the line (integers beyond 64 bits, a bad line, a value
+    :func:`encode` refuses). Uses orjson also in the one-shot mode: input on stdin may be
+    any number of lines."""
     if _may_hold_long_integers(data):
         return None
     orjson = _orjson or _load_orjson()
@@ -289,9 +291,16 @@ def encode_lines(data: bytes) -> list[bytes] | None:
     encoded: list[bytes] = []
     append = encoded.append
     try:
-        for line in data.split(b"\n"):
-            if line and not line.isspace():
-                append(compact(dumps(loads(line))))  # orjson input has no NaN or infinities
+        if values is None:
+            for line in data.split(b"\n"):
+                if line and not line.isspace():
+                    append(compact(dumps(loads(line))))  # orjson input has no NaN or inf
+        else:
+            keep = values.append
+            for line in data.split(b"\n"):
+                if line and not line.isspace():
+                    keep(value := loads(line))
+                    append(compact(dumps(value)))
     except (ValueError, TypeError):  # bad JSON, or nesting orjson will not write
         return None
     if encoded and max(map(len, encoded)) > MAX_VALUE_BYTES:

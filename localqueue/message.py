@@ -191,6 +191,9 @@ _VALUE, _ERROR = FIELDS.index("value"), FIELDS.index("last_error")
 AFTER_VALUE = slice(_VALUE + 1, None)
 _BETWEEN = slice(_VALUE + 1, _ERROR)
 _AFTER_ERROR = slice(_ERROR + 1, None)
+_KEY = FIELDS.index("key")
+_BEFORE_KEY = slice(_VALUE + 1, _KEY)
+_AFTER_KEY = slice(_KEY + 1, None)
 
 
 def json_lines(rows: Sequence[Row]) -> bytes:
@@ -211,6 +214,24 @@ def json_lines(rows: Sequence[Row]) -> bytes:
     same = first.last_error is None and all(
         row.queue == queue and row[AFTER_VALUE] == rest for row in rows
     )
+    if not same and first.last_error is None and first.key is not None:
+        # A keyed put: only ids, values and keys differ (each key its own JSON string).
+        before, after = first[_BEFORE_KEY], first[_AFTER_KEY]
+        same_but_keys = all(
+            row.queue == queue and row[_BEFORE_KEY] == before and row[_AFTER_KEY] == after
+            for row in rows
+        )
+        if same_but_keys and _PLAIN.issuperset("".join(ids)):
+            head = b'","queue":' + dumps_line(queue)[:-1] + b',"value":'
+            middle = b"," + _members(first, _BEFORE_KEY) + b',"key":'
+            tail = b"," + _members(first, _AFTER_KEY) + b"}\n"
+            return b"".join(
+                [
+                    b'{"id":"' + i.encode() + head + row.value + middle
+                    + dumps_line(row.key)[:-1] + tail
+                    for i, row in zip(ids, rows, strict=True)
+                ]
+            )  # fmt: skip
     if same and _PLAIN.issuperset("".join(ids)):
         # Only ids and values differ (a put): b'{"id":"' + id + head + value + tail, each.
         head = b'","queue":' + dumps_line(queue)[:-1] + b',"value":'

@@ -38,6 +38,15 @@ def keys_for(values: list[object], numbers: list[int], key_field: str) -> list[s
     each (a list index is a number: ``items.0.id``). A value without one is a data
     error naming its line (``numbers``; 0 for --value)."""
     path = key_field.split(".")
+    if len(path) == 1:  # the common case, one field of each object, without a call each
+        name = path[0]
+        try:
+            found = [value[name] for value in values]  # type: ignore[index]
+        except (KeyError, TypeError, IndexError):
+            pass
+        else:
+            if all(type(key) is str for key in found):
+                return found
     return [
         _field(value, path, key_field, number)
         for value, number in zip(values, numbers, strict=True)
@@ -56,7 +65,9 @@ def _field(value: object, path: list[str], key_field: str, number: int) -> str:
             raise CliError(f"{where}: no --key-field {key_field!r} in the value", DATA_ERROR)
     if isinstance(found, str):
         return found
-    if isinstance(found, int | float) and not isinstance(found, bool):
+    if isinstance(found, int) and not isinstance(found, bool):
+        return str(found)
+    if isinstance(found, float):
         from localqueue.codec import encode
 
         return encode(found).decode()

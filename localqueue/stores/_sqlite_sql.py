@@ -104,22 +104,18 @@ INSERT = (
     " (nonce, queue, value, state, visible_at, enqueued_at, available_at, priority)"
     " VALUES (?, ?, ?, 0, ?, ?, ?, ?)"
 )
-# A keyed put, one value at a time: the unique index on the held keys decides, inside
-# the put's own transaction. "skip" and "error" insert nothing when the key is held (the
-# store then reads the holder); "replace" gives a waiting holder the new value,
-# priority and availability, and leaves a leased one alone (RETURNING nothing).
+# A keyed put with on_conflict "replace", one value at a time: the unique index on the
+# held keys decides, inside the put's own transaction. A waiting holder gets the new
+# value, priority and availability; a leased one is left alone (RETURNING nothing: the
+# store then reads the holder). "skip" and "error" use insert_keyed_many.
 _INSERT_KEYED = f"""INSERT INTO messages (nonce, queue, value, state, visible_at, enqueued_at,
         available_at, priority, key)
     VALUES (:nonce, :queue, :value, 0, :available, :now, :available, :priority, :key)
     ON CONFLICT (queue, key) WHERE {_KEY_HOLDERS}"""
-INSERT_KEYED = {
-    "skip": f"{_INSERT_KEYED} DO NOTHING RETURNING {COLUMNS}",
-    "error": f"{_INSERT_KEYED} DO NOTHING RETURNING {COLUMNS}",
-    "replace": f"""{_INSERT_KEYED} DO UPDATE SET value = excluded.value,
+INSERT_REPLACING = f"""{_INSERT_KEYED} DO UPDATE SET value = excluded.value,
         priority = excluded.priority, available_at = excluded.available_at,
         visible_at = excluded.visible_at WHERE state = 0
-    RETURNING {COLUMNS}""",
-}
+    RETURNING {COLUMNS}"""
 KEY_HOLDER = (
     f"SELECT {COLUMNS} FROM messages WHERE queue = :queue AND key = :key AND {_KEY_HOLDERS}"
 )
@@ -228,6 +224,20 @@ def insert_many(rows: int) -> str:
         "INSERT INTO messages"
         " (nonce, queue, value, state, visible_at, enqueued_at, available_at, priority)"
         f" SELECT ?1, ?2, column1, 0, ?3, ?4, ?3, ?5 FROM (VALUES {values})"
+    )
+
+
+@functools.lru_cache(maxsize=16)
+def insert_keyed_many(rows: int) -> str:
+    """:func:`insert_many` with a key per value (``?6, ?7`` the first value and key, ...)
+    that skips each value whose key is held, also by a value earlier in the statement
+    (rows are inserted in order); returns the seq and key of each value inserted."""
+    values = ",".join(f"(?{6 + 2 * i}, ?{7 + 2 * i})" for i in range(rows))
+    return (
+        "INSERT INTO messages"
+        " (nonce, queue, value, state, visible_at, enqueued_at, available_at, priority, key)"
+        f" SELECT ?1, ?2, column1, 0, ?3, ?4, ?3, ?5, column2 FROM (VALUES {values}) WHERE true"
+        f" ON CONFLICT (queue, key) WHERE {_KEY_HOLDERS} DO NOTHING RETURNING seq, key"
     )
 
 

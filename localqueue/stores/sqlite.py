@@ -220,29 +220,108 @@ class SQLiteQueueStore(QueueStore):
         priority: int = 0,
     ) -> tuple[list[Row], list[bool]]:
         check_keyed(values, keys, on_conflict)
-        rows: list[Row] = []
-        duplicates: list[bool] = []
-        insert = sql.INSERT_KEYED[on_conflict]
+        if not values:
+            return [], []
         with self._file.session as conn:
             now = self.clock()
-            params: dict[str, Any] = {
-                "queue": queue,
-                "now": now,
-                "available": now + delay,
-                "priority": priority,
-            }
             with self._file.transaction(conn, "put"):
                 self._check_room(conn, queue, len(values), maxsize)
-                for value, key in zip(values, keys, strict=True):
-                    params["value"], params["key"], params["nonce"] = value, key, _nonce()
-                    found = conn.execute(insert, params).fetchone()
-                    duplicate = found is None
-                    if duplicate:  # the key is held: its holder is the answer
-                        found = conn.execute(sql.KEY_HOLDER, params).fetchone()
-                        if on_conflict == "error":  # rolls the whole put back
-                            raise key_held(queue, key, self._row(found, now).id)
-                    rows.append(self._row(found, now))
-                    duplicates.append(duplicate)
+                if on_conflict == "replace":
+                    return self._put_replacing(conn, queue, values, keys, now, delay, priority)
+                return self._put_skipping(
+                    conn, queue, values, keys, now, delay, priority, on_conflict == "error"
+                )
+
+    def _put_skipping(
+        self,
+        conn: sqlite3.Connection,
+        queue: str,
+        values: Sequence[bytes],
+        keys: Sequence[str | None],
+        now: float,
+        delay: float,
+        priority: int,
+        error: bool,
+    ) -> tuple[list[Row], list[bool]]:
+        """A keyed put that skips held keys (``error``: raises on the first), in chunks
+        of one multi-row INSERT each, as :meth:`put`; inside the caller's transaction."""
+        nonce = _nonce()
+        available = now + delay
+        inserted: list[tuple[int, str | None]] = []
+        done = 0
+        for size in sql.chunks(len(values)):
+            pairs = [
+                x
+                for pair in zip(values[done : done + size], keys[done : done + size], strict=True)
+                for x in pair
+            ]
+            params = (nonce, queue, available, now, priority, *pairs)
+            inserted += conn.execute(sql.insert_keyed_many(size), params).fetchall()
+            done += size
+        # Inserted rows got ascending rowids in the order of the values: the first value
+        # of each key not held before, and every keyless one.
+        inserted.sort()
+        suffix = f"-{nonce:012x}"
+        state = "delayed" if delay > 0 else "ready"
+        if len(inserted) == len(values):  # no key was held: every value is new
+            head = (state, 0, now, available, *_NEW)
+            return [
+                _new_row(Row, (f"{seq}{suffix}", queue, value, *head, key, priority))
+                for (seq, key), value in zip(inserted, values, strict=True)
+            ], [False] * len(values)
+        fresh = {key for _, key in inserted}
+        news = iter(inserted)
+        rows: list[Row] = []
+        duplicates: list[bool] = []
+        holders: dict[str, Row] = {}
+        for value, key in zip(values, keys, strict=True):
+            if key is None or (key in fresh and key not in holders):
+                seq, _ = next(news)
+                fields = (f"{seq}{suffix}", queue, value, state, 0, now, available, *_NEW)
+                row = _new_row(Row, (*fields, key, priority))
+                if key is not None:
+                    holders[key] = row
+                rows.append(row)
+                duplicates.append(False)
+                continue
+            holder = holders.get(key)
+            if holder is None:
+                found = conn.execute(sql.KEY_HOLDER, {"queue": queue, "key": key}).fetchone()
+                holder = holders[key] = self._row(found, now)
+            if error:  # rolls the whole put back
+                raise key_held(queue, key, holder.id)
+            rows.append(holder)
+            duplicates.append(True)
+        return rows, duplicates
+
+    def _put_replacing(
+        self,
+        conn: sqlite3.Connection,
+        queue: str,
+        values: Sequence[bytes],
+        keys: Sequence[str | None],
+        now: float,
+        delay: float,
+        priority: int,
+    ) -> tuple[list[Row], list[bool]]:
+        """A keyed put that replaces waiting holders, one value at a time (a value may
+        replace one given earlier in the same put), inside the caller's transaction."""
+        params: dict[str, Any] = {
+            "queue": queue,
+            "now": now,
+            "available": now + delay,
+            "priority": priority,
+        }
+        rows: list[Row] = []
+        duplicates: list[bool] = []
+        for value, key in zip(values, keys, strict=True):
+            params["value"], params["key"], params["nonce"] = value, key, _nonce()
+            found = conn.execute(sql.INSERT_REPLACING, params).fetchone()
+            duplicate = found is None
+            if duplicate:  # a leased holder: left as it is
+                found = conn.execute(sql.KEY_HOLDER, params).fetchone()
+            rows.append(self._row(found, now))
+            duplicates.append(duplicate)
         return rows, duplicates
 
     @staticmethod

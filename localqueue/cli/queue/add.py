@@ -213,8 +213,16 @@ def run(
         from localqueue.codec import encode_lines
 
         data = sys.stdin.buffer.read()
-        encoded = None if raw or key_field is not None else encode_lines(data)
-        values, numbers = ([], []) if encoded is not None else read_values(data, raw)
+        values, numbers = [], []
+        if key_field is not None:  # keys come from the decoded values: keep them
+            encoded = encode_lines(data, values)
+            if encoded is not None:
+                lines = enumerate(data.split(b"\n"), 1)
+                numbers = [number for number, line in lines if line and not line.isspace()]
+        else:
+            encoded = None if raw else encode_lines(data)
+        if encoded is None:
+            values, numbers = read_values(data, raw)
     if encoded is None:
         from localqueue.codec import encode_batch
 

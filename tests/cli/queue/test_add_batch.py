@@ -66,6 +66,17 @@ def test_printed_lines_of_a_put_are_the_messages(tmp_path, delay):
     store.close()
 
 
+def test_printed_lines_of_a_keyed_put_are_the_messages(tmp_path):
+    store = SQLiteQueueStore(tmp_path / "q.sqlite3")
+    values = [codec.encode({"i": i}) for i in range(300)]
+    keys = [None if i % 7 == 0 else f'key "{i % 200}" \u00e9' for i in range(300)]
+    rows, duplicates = store.put_keyed("emails", values, keys, priority=-4)
+    assert sum(duplicates) == 71  # i and i + 200 share a key unless either is keyless
+    lines = json_lines(rows).splitlines()
+    assert [json.loads(line) for line in lines] == [_expected(row) for row in rows]
+    store.close()
+
+
 def test_printed_lines_of_rows_that_differ_are_the_messages():
     store = MemoryQueueStore()
     store.put("q", [b'{"a":1}', b"[2]"])
