@@ -112,6 +112,8 @@ _INSERT_KEYED = f"""INSERT INTO messages (nonce, queue, value, state, visible_at
         available_at, priority, key)
     VALUES (:nonce, :queue, :value, 0, :available, :now, :available, :priority, :key)
     ON CONFLICT (queue, key) WHERE {_KEY_HOLDERS}"""
+# One value that skips a held key (a put of one value: one statement, no BEGIN).
+INSERT_SKIPPING = f"{_INSERT_KEYED} DO NOTHING"  # inserted: rowcount 1, lastrowid
 INSERT_REPLACING = f"""{_INSERT_KEYED} DO UPDATE SET value = excluded.value,
         priority = excluded.priority, available_at = excluded.available_at,
         visible_at = excluded.visible_at WHERE state = 0

@@ -224,6 +224,10 @@ class SQLiteQueueStore(QueueStore):
             return [], []
         with self._file.session as conn:
             now = self.clock()
+            if len(values) == 1 and maxsize <= 0 and on_conflict != "replace":
+                return self._put_one(
+                    conn, queue, values[0], keys[0], now, delay, priority, on_conflict
+                )
             with self._file.transaction(conn, "put"):
                 self._check_room(conn, queue, len(values), maxsize)
                 if on_conflict == "replace":
@@ -231,6 +235,38 @@ class SQLiteQueueStore(QueueStore):
                 return self._put_skipping(
                     conn, queue, values, keys, now, delay, priority, on_conflict == "error"
                 )
+
+    def _put_one(
+        self,
+        conn: sqlite3.Connection,
+        queue: str,
+        value: bytes,
+        key: str | None,
+        now: float,
+        delay: float,
+        priority: int,
+        on_conflict: str,
+    ) -> tuple[list[Row], list[bool]]:
+        """A keyed put of one value that skips (or refuses) a held key: one statement,
+        which SQLite runs as its own transaction, then a read of the holder when the
+        key was held (again when that holder is gone by then)."""
+        available = now + delay
+        nonce = _nonce()
+        params = {"nonce": nonce, "queue": queue, "value": value, "key": key, "now": now}
+        params.update(available=available, priority=priority)
+        while True:
+            with self._file.atomic(conn, "put"):
+                done = conn.execute(sql.INSERT_SKIPPING, params)
+            if done.rowcount == 1:
+                state = "delayed" if delay > 0 else "ready"
+                fields = (f"{done.lastrowid}-{nonce:012x}", queue, value, state, 0, now, available)
+                return [_new_row(Row, (*fields, *_NEW, key, priority))], [False]
+            holder = conn.execute(sql.KEY_HOLDER, params).fetchone()
+            if holder is not None:
+                row = self._row(holder, now)
+                if on_conflict == "error":
+                    raise key_held(queue, key, row.id)
+                return [row], [True]
 
     def _put_skipping(
         self,
