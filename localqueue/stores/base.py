@@ -70,6 +70,13 @@ are registered): a child never uses, and never closes, the files, environments a
 connections its parent opened; it opens its own on first use, so a store object
 inherited across ``fork()`` just works in the child and leaves the parent undisturbed.
 
+Schemas
+-------
+Each persistent store versions its schema and migrates an older store in place, one
+versioned step at a time (SQLite ``PRAGMA user_version``, LMDB ``meta`` ``version``,
+PostgreSQL ``meta`` ``queue_version``); ``docs/schema.md`` lists the steps, the plan for
+the ones to come, and what each store keeps.
+
 Errors
 ------
 Every write is all or nothing. A store raises :class:`~localqueue.errors.StoreLockedError`

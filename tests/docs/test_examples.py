@@ -152,6 +152,12 @@ def test_documented_shell_block(block: str, checkout):
         assert installed.read_bytes() == (REPO / "completions/localqueue.bash").read_bytes()
         assert f"wrote {installed}" in result.stderr
         assert "localqueue queue add [OPTIONS] NAME" in result.stdout
+    elif "--key account-42" in block:  # enqueue once: the second add is a duplicate
+        assert [m["key"] for m in out] == ["account-42", "account-42", "account-7"]
+        assert "duplicate" not in out[0] and out[1] == {**out[0], "duplicate": True}
+        assert out[2]["priority"] == 10 and out[2]["state"] == "ready"
+        size = run([LOCALQUEUE, "queue", "size", "sync"], env, work)
+        assert size.stdout == "2\n"
     elif block.startswith("echo"):  # the opening lines: a message in, an empty queue drained
         assert out[0]["queue"] == "emails" and out[0]["value"] == {"to": "a@b.c"}
         size = run([LOCALQUEUE, "queue", "size", "emails"], env, work)
