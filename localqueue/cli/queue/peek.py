@@ -5,9 +5,9 @@ from typing import TYPE_CHECKING, Annotated
 if TYPE_CHECKING:
     import typer
 
-HELP = """Print the queue's messages in enqueue order, one JSON line each, without leasing
-or changing them: --state ready|delayed|inflight|dead selects one state (default all),
---limit N at most N."""
+HELP = """Print the queue's messages, highest priority first and in enqueue order within
+one priority, one JSON line each, without leasing or changing them: --state
+ready|delayed|inflight|dead selects one state (default all), --limit N at most N."""
 
 STATES = ("all", "ready", "delayed", "inflight", "dead")
 
