@@ -204,7 +204,7 @@ def _sql_floor(workload: str, n: int, durability: str) -> float:
         for value in values:
             now = time.time()
             if put:
-                conn.execute(insert, (1, "bench", value, now, now, now))
+                conn.execute(insert, (1, "bench", value, now, now, now, 0))
             if take:
                 params["now"], params["expires"] = now, now + 30.0
                 with relaxed(conn):  # as the store leases: no fsync of its own at full

@@ -82,3 +82,18 @@ def test_unknown_workload_is_a_usage_error():
     )  # fmt: skip
     assert result.returncode == 2
     assert "teleport" in result.stderr
+
+
+def test_key_and_priority_workloads_run_and_report(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "localqueue.bench", "-n", "60", "--rounds", "1", "--json",
+         "--workloads", "put_key,get_ack_prio,cli_keys", "--durability", "normal",
+         "--cli-lines", "50"],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert set(report["msgs_per_s"]["normal"]) == {"put_key", "get_ack_prio"}
+    keys = report["cli_keys"]["normal"]
+    assert set(keys) == {"stdin_msgs_per_s", "key_field_msgs_per_s", "ratio"}
+    assert all(value > 0 for value in keys.values())

@@ -30,8 +30,8 @@ def test_version(cli):
     from localqueue.stores import _sqlite_sql
 
     line = cli("--version", store=False).stdout
-    assert line.startswith(f"localqueue {__version__} (store schema: SQLite 2, LMDB 1, ")
-    assert _sqlite_sql.SCHEMA_VERSION == 2 and line.endswith(", PostgreSQL 2)\n")
+    assert line.startswith(f"localqueue {__version__} (store schema: SQLite 3, LMDB 2, ")
+    assert _sqlite_sql.SCHEMA_VERSION == 3 and line.endswith(", PostgreSQL 3)\n")
 
 
 @pytest.mark.parametrize(

@@ -7,6 +7,7 @@ import os
 import sqlite3
 import stat
 
+from localqueue.stores._sqlite_sql import SCHEMA_VERSION
 from tests.cli.conftest import SUBPROCESS
 
 pytestmark = SUBPROCESS
@@ -19,7 +20,7 @@ def test_check_reports_integrity_schema_and_counts(cli):
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["ok"] is True and report["integrity"] == "ok"
-    assert report["schema_version"] == 2 and report["messages"] == 3
+    assert report["schema_version"] == SCHEMA_VERSION and report["messages"] == 3
     assert report["queues"]["a"]["ready"] == 2 and report["queues"]["b"]["total"] == 1
 
 
