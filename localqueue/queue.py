@@ -91,6 +91,22 @@ class _Batch:
         self.keys, self.on_conflict = keys, on_conflict
 
 
+_PRIORITY_RANGE = range(-(2**63), 2**63)  # what every store keeps exactly
+
+
+def _check_enqueue(priority: int, keys: Sequence[str | None] | None) -> None:
+    """TypeError or ValueError for a priority that is not a 64-bit integer, or a key that
+    is not a string (None: no key)."""
+    if type(priority) is not int:  # bool too: True is no priority
+        raise TypeError(f"priority must be an int, got {priority!r}")
+    if priority not in _PRIORITY_RANGE:
+        raise ValueError(f"priority must fit in 64 bits (signed), got {priority}")
+    if keys is not None:
+        for key in keys:
+            if key is not None and type(key) is not str:
+                raise TypeError(f"a key must be a str (or None), got {key!r}")
+
+
 def _delay_until(delay: float, at: datetime | None, clock: Callable[[], float]) -> float:
     """The delay of a put: ``delay`` seconds, or until ``at`` (aware; a past time: 0) by
     the store's ``clock``, the one its messages' times are kept on."""
@@ -208,6 +224,8 @@ class PersistentQueue:
         """
         _non_negative("timeout", timeout)
         delay = _delay_until(delay, at, self.store.clock)
+        if priority or key is not None:
+            _check_enqueue(priority, None if key is None else [key])
         data = codec.encode(value)
         if self.maxsize <= 0 and key is None:  # the common case, kept lean
             row = self.store.put(self.name, [data], delay=delay, priority=priority)[0]
@@ -246,6 +264,7 @@ class PersistentQueue:
         (keeping its id), and leaves a leased one as it is (returned as a duplicate).
         A key given twice in one call meets its own first message."""
         delay = _delay_until(delay, at, self.store.clock)
+        _check_enqueue(priority, keys)
         values = list(values)
         encoded = codec.encode_batch(values)
         if not encoded:
@@ -271,6 +290,7 @@ class PersistentQueue:
         if at is not None:
             delay = _delay_until(delay, at, self.store.clock)
         _non_negative("delay", delay)
+        _check_enqueue(priority, keys)
         if keys is None:
             rows = self.store.put(
                 self.name, data, delay=delay, maxsize=self.maxsize, priority=priority

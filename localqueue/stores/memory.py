@@ -115,6 +115,7 @@ class MemoryQueueStore(QueueStore):
             rows: list[Row] = []
             duplicates: list[bool] = []
             added: list[StoredMessage] = []
+            known = queue in self._known
             for value, key in zip(values, keys, strict=True):
                 holder = None if key is None else self._holders.get((queue, key))
                 duplicate = holder is not None
@@ -124,6 +125,8 @@ class MemoryQueueStore(QueueStore):
                 elif on_conflict == "error":
                     for record in added:  # the whole put is undone
                         self._let_go(self._records.pop(record.id))
+                    if not known:
+                        self._known.discard(queue)
                     raise key_held(queue, key, holder.id)
                 elif on_conflict == "replace" and holder.state == WAITING:
                     holder.replace(bytes(value), priority, now + delay)

@@ -265,3 +265,18 @@ def test_at_must_be_aware_and_is_exclusive_with_delay(q: PersistentQueue) -> Non
     with pytest.raises(ValueError, match="not both"):
         q.put("x", delay=5, at=datetime(2030, 1, 1, tzinfo=UTC))
     assert q.peek() == []
+
+
+def test_a_priority_must_be_a_64_bit_int_and_a_key_a_string(q: PersistentQueue) -> None:
+    with pytest.raises(TypeError):
+        q.put(1, priority=1.5)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        q.put(1, priority=True)
+    with pytest.raises(ValueError, match="64 bits"):
+        q.put_many([1], priority=2**63)
+    with pytest.raises(TypeError):
+        q.put(1, key=42)  # type: ignore[arg-type]
+    assert q.peek() == []
+    assert q.put(1, priority=2**63 - 1).priority == 2**63 - 1
+    assert q.put(2, priority=-(2**63)).priority == -(2**63)
+    assert [m.value for m in q.peek()] == [1, 2]
