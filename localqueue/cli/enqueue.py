@@ -54,7 +54,7 @@ def keys_for(values: list[object], numbers: list[int], key_field: str) -> list[s
 
 
 def _field(value: object, path: list[str], key_field: str, number: int) -> str:
-    where = "--value" if number == 0 else f"line {number}"
+    where = "--value" if number == 0 else f"stdin line {number}"
     found = value
     for step in path:
         if isinstance(found, dict) and step in found:
