@@ -223,7 +223,10 @@ class PersistentQueue:
         elapsed ``timeout`` raises ``queue.Full``).
         """
         _non_negative("timeout", timeout)
-        delay = _delay_until(delay, at, self.store.clock)
+        if at is None:  # the common case, kept lean
+            _non_negative("delay", delay)
+        else:
+            delay = _delay_until(delay, at, self.store.clock)
         if priority or key is not None:
             _check_enqueue(priority, None if key is None else [key])
         data = codec.encode(value)
