@@ -95,6 +95,9 @@ class Loop:
         # (its lease was lost): it starts, in the same slot, once that job has ended.
         self.parked: dict[str, Delivery] = {}
         self.unsettled: list[Delivery] = []  # finished, kept until their commit succeeds
+        # Leased and counted while the job before them ran (see _job_started): they start
+        # as soon as it ends, or are given back if the run stops first.
+        self.next_up: list[Delivery] = []
         self.settle_failures = 0
         self.settle_at = 0.0  # monotonic: when to try a failed commit again
         self.started = 0  # messages started (max_jobs counts these)
@@ -110,8 +113,8 @@ class Loop:
         # and the worker share the CPU (measured: queue exec -- true, 0.82 ms a job).
         # A handler running in this thread leaves nothing to overlap, unless it runs its
         # job in a process of its own and says when that started (``started``, queue
-        # exec's): the commit is made then, while the job runs (bench `cli`, exec --
-        # true at full durability: 1.84 ms a job with a slot thread, ... ms this way).
+        # exec's): the commit, and the lease of the next message, are made then, while
+        # the job runs (see _job_started).
         handler: Any = worker.handler
         tells_start = self.slots.inline and hasattr(handler, "started")
         if tells_start:
@@ -165,19 +168,35 @@ class Loop:
 
     def _job_started(self) -> None:
         """Called by a handler running in this thread once its job runs in a process of
-        its own: settle what finished before it, the commit overlapping the job."""
-        if not self.overlap or not self.unsettled or time.monotonic() < self.settle_at:
+        its own: settle what finished before it and lease (and count) the next message,
+        in one commit, while the job runs; the next job then starts as soon as this one
+        ends, with no store work between them."""
+        settle = bool(self.unsettled) and time.monotonic() >= self.settle_at
+        ahead = self._ahead()
+        if not settle and not ahead:
             return
         self.slots.inline_running = False  # a second signal must not cut into the commit
         try:
-            self._settle()
-        except StoreError as exc:  # its file was replaced: the run ends after this job
+            leased = self._settle(ahead) if settle else self._lease(ahead)
+            self._start(leased, now=False)
+        except StoreReplacedError as exc:  # its file is gone: the run ends after this job
             if self.failure is None:
                 self.failure = exc
+        except (StoreLockedError, StoreError):
+            pass  # leasing ahead can wait: the loop leases (and backs off) on its own
         finally:
             self.slots.inline_running = True
         if self.worker.signals >= 2:  # it came during the commit: stop the job now
             raise ColdStop
+
+    def _ahead(self) -> int:
+        """How many messages to lease while the running job runs (at most one: the next
+        job of a worker that runs one at a time)."""
+        if self.next_up or self.parked or not self._may_lease():
+            return 0
+        if self.max_jobs is not None and self.started >= self.max_jobs:
+            return 0
+        return 1
 
     def _on_lost(self, message: QueueMessage) -> None:
         """From the heartbeat's thread: stop that delivery's job now, tell the loop."""
@@ -186,24 +205,29 @@ class Loop:
 
     # the cycle
 
-    def want(self) -> int:
-        """How many messages to lease now."""
-        if (
+    def _may_lease(self) -> bool:
+        """No stop, failure or failed report holds leasing up."""
+        return not (
             self.worker.signals
             or self.stop_leasing
             or self.failure is not None
             or self.summary.report_error is not None
             or self.settle_failures
-        ):
+        )
+
+    def want(self) -> int:
+        """How many messages to lease now."""
+        if not self._may_lease():
             return 0
-        free = self.worker.config.concurrency - len(self.running) - len(self.parked)
+        held = len(self.running) + len(self.parked) + len(self.next_up)
+        free = self.worker.config.concurrency - held
         if self.max_jobs is not None:
-            free = min(free, self.max_jobs - self.started)
+            free = min(free, self.max_jobs - self.started - len(self.next_up))
         return max(free, 0)
 
     def busy(self) -> bool:
-        """Whether anything of this run is still running or unsettled."""
-        return bool(self.running or self.parked or self.unsettled)
+        """Whether anything of this run is still running, waiting to start or unsettled."""
+        return bool(self.running or self.parked or self.next_up or self.unsettled)
 
     def run(self) -> RunSummary:
         worker = self.worker
@@ -235,6 +259,7 @@ class Loop:
                     continue
                 self._wait(leased)
         finally:
+            self._give_back_counted()  # (an error ended the run before they started)
             self._restore()
             self.slots.close()
             worker.heartbeat.close()
@@ -247,6 +272,15 @@ class Loop:
     def _cycle(self) -> list[QueueMessage]:
         """Settle what finished and start new jobs in the free slots; returns what it
         leased."""
+        if self.next_up:
+            if self.running or self.parked:
+                return []  # the job before them still runs
+            if not self._may_lease():
+                self._give_back_counted()
+            else:
+                ahead, self.next_up = self.next_up, []
+                self._launch(ahead)  # its job settles what finished meanwhile
+                return []
         want = self.want()
         settle = bool(self.unsettled) and time.monotonic() >= self.settle_at
         if not settle and not want:
@@ -385,9 +419,10 @@ class Loop:
 
     # starting
 
-    def _start(self, leased: list[QueueMessage]) -> None:
+    def _start(self, leased: list[QueueMessage], *, now: bool = True) -> None:
         """Hold the leased messages' leases and start their jobs (a message whose
-        earlier delivery still runs here waits for it)."""
+        earlier delivery still runs here waits for it); with ``now`` false, count their
+        attempts and keep them in :attr:`next_up` instead."""
         if self.draining and any(m.id in self.spent for m in leased):
             # Released with a fresh budget by this drain: it must not loop on them.
             self._give_back([m for m in leased if m.id in self.spent])
@@ -404,10 +439,11 @@ class Loop:
                 self.parked[message.id] = delivery
             else:
                 runnable.append(delivery)
-        self._run(runnable)
+        self._run(runnable, now=now)
 
-    def _run(self, deliveries: list[Delivery]) -> None:
-        """Count the deliveries' attempts (one commit) and hand them to the slots."""
+    def _run(self, deliveries: list[Delivery], *, now: bool = True) -> None:
+        """Count the deliveries' attempts (one commit) and hand them to the slots (or,
+        unless ``now``, keep them in :attr:`next_up`)."""
         if not deliveries:
             return
         clear, self.to_clear = self.to_clear, []
@@ -420,16 +456,36 @@ class Loop:
                 exc, StoreLockedError | StoreError
             ):
                 raise
-            self._lease_failed(exc)  # a busy attempt store, backed off like the queue's
+            if now:  # (ahead of time, the loop's own lease will meet it again)
+                self._lease_failed(exc)  # a busy attempt store, backed off like the queue's
             return
         self.store_failures = 0
         for delivery, record in zip(deliveries, records, strict=True):
             delivery.record = record
+        if now:
+            self._launch(deliveries)
+        else:
+            self.next_up.extend(deliveries)
+
+    def _launch(self, deliveries: list[Delivery]) -> None:
+        """Hand counted deliveries to the slots."""
+        for delivery in deliveries:
             delivery.started_at = time.time()
             self.running[delivery.id] = delivery
             self.started += 1
             self.slots.submit(delivery)
         self.pause = _POLL_MIN
+
+    def _give_back_counted(self) -> None:
+        """Give back the deliveries leased ahead (:attr:`next_up`) that will not start:
+        released, their attempts not spent."""
+        ahead, self.next_up = self.next_up, []
+        if not ahead:
+            return
+        self._give_back([d.message for d in ahead])
+        with contextlib.suppress(LocalQueueError):
+            for delivery in ahead:
+                self.worker.attempt_store.uncount_attempt(delivery.id)
 
     def _give_back(self, messages: list[QueueMessage]) -> None:
         """Release messages whose jobs never started (nothing was counted)."""
@@ -489,6 +545,11 @@ class Loop:
         if parked is not None and parked.key == key:
             del self.parked[message.id]
             self._lose(parked, "it expired before the job could start")
+        for delivery in self.next_up:
+            if delivery.key == key:
+                self.next_up.remove(delivery)
+                self._lose(delivery, "it expired before the job could start")
+                return
 
     def _ended(self, delivery: Delivery) -> None:
         """A job ended: free its slot (starting a delivery that waited for it), then
@@ -563,6 +624,7 @@ class Loop:
         without spending their attempts; a job that finished before its stop took effect
         is settled as it finished."""
         self.summary.interrupted = True
+        self._give_back_counted()
         waiting = list(self.parked.values())
         self.parked.clear()
         self._give_back([d.message for d in waiting])  # never started: nothing counted
