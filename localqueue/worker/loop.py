@@ -14,22 +14,19 @@ long as the lease lasts. Outcomes are reported after their commit; a report that
 Where a commit waits on the disk or a server, new jobs are leased and started first and
 the finished ones settled while they run; finished messages are collected together, so
 one commit settles several. Signals only count (and wake the loop): the first stops
-leasing, the second stops the running jobs and gives only their messages back.
+leasing, the second stops the running jobs and gives only their messages back (see
+:mod:`localqueue.worker.stopping`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import queue as stdlib_queue
-import signal
-import threading
 import time
-from types import FrameType
 from typing import Any, NamedTuple
 
 import tenacity
 
-from localqueue._signals import start_quietly
 from localqueue.errors import (
     Empty,
     LocalQueueError,
@@ -40,13 +37,13 @@ from localqueue.errors import (
 from localqueue.message import QueueMessage
 from localqueue.outcome import Outcome
 from localqueue.worker.delivery import Delivery, State, key_of
-from localqueue.worker.engine import Cancelled, Finished, RunSummary, Settled, Worker
+from localqueue.worker.engine import Cancelled, Finished, RunSummary, Worker
 from localqueue.worker.slots import ColdStop, Slots
+from localqueue.worker.stopping import Stopping
 
 __all__ = ["Loop"]
 
 IDLE_SLICE = 0.25  # an idle worker looks at its stop flag at least this often
-COLD_GRACE = 2.0  # after a second signal, seconds a cancelled job gets before it is forced
 _POLL_MIN, _POLL_MAX = 0.002, 0.1  # a blocking worker with free slots looks for work so often
 # A worker whose store keeps failing while it looks for work pauses this long (0.25 s,
 # doubling up to 30 s) before looking again.
@@ -122,49 +119,8 @@ class Loop:
         self.overlap = getattr(self.queue.store, "durability", None) != "normal" and (
             not self.slots.inline or tells_start
         )
-        self._previous: dict[int, Any] = {}
-        self._notices: stdlib_queue.SimpleQueue[int | None] | None = None
+        self.stopping = Stopping(self)
         self._retrying = tenacity.Retrying()  # what the back-off states point to
-
-    # signals: the handler only counts and wakes the loop
-
-    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
-        self.worker.signals += 1
-        self.events.put(None)  # SimpleQueue.put is reentrant: safe in a signal handler
-        if not self.slots.inline_running:
-            return
-        # A handler runs in this (the main) thread: the loop cannot act until it returns.
-        # The second signal interrupts it (as documented); the first is announced by
-        # the notice thread, since a signal handler must not write.
-        if self.worker.signals >= 2:
-            self.slots.inline_running = False
-            raise ColdStop
-        if self._notices is not None:
-            self._notices.put(1)
-
-    def _speak(self, notices: stdlib_queue.SimpleQueue[int | None]) -> None:
-        while notices.get() is not None:
-            self.worker.log("finishing 1 running job(s); press Ctrl-C again to stop them")
-
-    def _install(self) -> None:
-        if threading.current_thread() is not threading.main_thread():
-            return
-        if self.slots.inline:
-            self._notices = stdlib_queue.SimpleQueue()
-            thread = threading.Thread(
-                target=self._speak, args=(self._notices,), name="localqueue-notices", daemon=True
-            )
-            start_quietly(thread)
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            self._previous[signum] = signal.signal(signum, self._on_signal)
-
-    def _restore(self) -> None:
-        for signum, handler in self._previous.items():
-            signal.signal(signum, handler)
-        self._previous.clear()
-        if self._notices is not None:
-            self._notices.put(None)
-            self._notices = None
 
     def _job_started(self) -> None:
         """Called by a handler running in this thread once its job runs in a process of
@@ -233,12 +189,12 @@ class Loop:
         worker = self.worker
         worker.attempt_store  # noqa: B018 - open it first: a broken store leases nothing
         worker.heartbeat.on_lost = self._on_lost
-        self._install()
+        self.stopping.install()
         try:
             warned = False
             while True:
                 if worker.signals >= 2:
-                    self._cold_stop()
+                    self.stopping.cold_stop()
                     break
                 if worker.signals and not warned:
                     warned = True
@@ -250,7 +206,7 @@ class Loop:
                 try:
                     leased = self._cycle()
                 except ColdStop:  # raised into a handler running in this thread
-                    self._cold_stop()
+                    self.stopping.cold_stop()
                     break
                 if not self.busy():
                     if self.draining or not self.want():
@@ -260,7 +216,7 @@ class Loop:
                 self._wait(leased)
         finally:
             self._give_back_counted()  # (an error ended the run before they started)
-            self._restore()
+            self.stopping.restore()
             self.slots.close()
             worker.heartbeat.close()
             worker.heartbeat.on_lost = None
@@ -617,100 +573,6 @@ class Loop:
         self.worker.log(f"{exc}; looking for work again in {pause:g}s")
         self._sleep(pause)
 
-    # the second signal
-
-    def _cold_stop(self) -> None:
-        """The second signal: stop the running jobs and give only their messages back,
-        without spending their attempts; a job that finished before its stop took effect
-        is settled as it finished."""
-        self.summary.interrupted = True
-        self._give_back_counted()
-        waiting = list(self.parked.values())
-        self.parked.clear()
-        self._give_back([d.message for d in waiting])  # never started: nothing counted
-        stopping = list(self.running.values())
-        if self.slots.inline:
-            for delivery in stopping:  # interrupted in this thread already
-                delivery.stop_requested = True
-                self._ended_or_stopped(delivery)
-            self.running.clear()
-        else:
-            self.summary.abandoned = self._stop_jobs(stopping)
-        self._settle_before_exit()
-        stopped = [d for d in stopping if d.state is State.CANCELLED]
-        if not stopped:
-            return
-        for delivery in stopped:
-            self.worker.heartbeat.drop(delivery.message)
-        self.queue.settle_many([Outcome(d.message, "released") for d in stopped])
-        for delivery in stopped:
-            self.worker.attempt_store.uncount_attempt(delivery.id)
-        self.summary.released_ids = [d.id for d in stopped]
-        now = time.time()
-        for delivery in stopped:
-            if self.summary.report_error is None and self.worker.on_outcome is not None:
-                try:
-                    self.worker.on_outcome(
-                        Settled(delivery.message, "released", None, None, delivery.started_at, now)
-                    )
-                except Exception as exc:
-                    self.summary.report_error = exc
-
-    def _stop_jobs(self, stopping: list[Delivery]) -> int:
-        """Ask every running job to stop; wait ``COLD_GRACE`` for them, then force them
-        and wait a little more. A job still running after that is abandoned (returns
-        how many were)."""
-        for delivery in stopping:
-            delivery.stop_requested = True
-            self.slots.cancel(delivery.message, False)
-        deadline = time.monotonic() + COLD_GRACE
-        forced = False
-        while self.running:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                if forced:
-                    break  # a Python handler that cannot be interrupted: leave it
-                forced = True
-                for delivery in self.running.values():
-                    self.slots.cancel(delivery.message, True)
-                deadline = time.monotonic() + 0.5
-                continue
-            try:
-                event = self.events.get(timeout=left)
-            except stdlib_queue.Empty:
-                continue
-            if isinstance(event, Delivery) and event.stop_requested:
-                if self.running.get(event.id) is event:
-                    del self.running[event.id]
-                self._ended_or_stopped(event)
-            else:
-                self._apply(event)
-        abandoned = len(self.running)
-        for delivery in self.running.values():
-            delivery.state = State.CANCELLED
-        self.running.clear()
-        return abandoned
-
-    def _ended_or_stopped(self, delivery: Delivery) -> None:
-        """After a stop request: a verdict the handler reached on its own is settled as
-        it is; a job stopped by the request is cancelled."""
-        verdict = delivery.verdict
-        if delivery.state is State.LOST:
-            return
-        if verdict is None or verdict.outcome is None or _stopped_by_request(verdict):
-            delivery.state = State.CANCELLED
-            return
-        delivery.state = State.FINISHED
-        self.unsettled.append(delivery)
-
-    def _settle_before_exit(self) -> None:
-        """Settle what finished, trying again while the store fails and the leases last."""
-        while self.unsettled:
-            self._settle()
-            if not self.unsettled:
-                return
-            time.sleep(max(self.settle_at - time.monotonic(), 0.0))
-
     def _forget_settled(self) -> None:
         clear, self.to_clear = self.to_clear, []
         if clear:
@@ -726,8 +588,3 @@ def _verdict(delivery: Delivery) -> Finished:
 def _status(delivery: Delivery) -> str | None:
     outcome = _verdict(delivery).outcome
     return None if outcome is None else outcome.status
-
-
-def _stopped_by_request(verdict: Finished) -> bool:
-    """A failure caused by the stop itself (a job killed by it), not the handler's."""
-    return isinstance(verdict.error, Cancelled)
