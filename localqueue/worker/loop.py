@@ -143,7 +143,9 @@ class Loop:
         finally:
             self.slots.inline_running = True
         if self.worker.signals >= 2:  # it came during the commit: stop the job now
-            raise ColdStop
+            if not self.slots.stoppable:
+                raise ColdStop
+            self.stop_running()
 
     def _ahead(self) -> int:
         """How many messages to lease while the running job runs (at most one: the next
@@ -153,6 +155,13 @@ class Loop:
         if self.max_jobs is not None and self.started >= self.max_jobs:
             return 0
         return 1
+
+    def stop_running(self) -> None:
+        """Ask every running job to stop (from any thread: the notice thread does it for
+        a stoppable handler running in the main thread)."""
+        for delivery in list(self.running.values()):
+            delivery.stop_requested = True
+            self.slots.cancel(delivery.message, False)
 
     def _on_lost(self, message: QueueMessage) -> None:
         """From the heartbeat's thread: stop that delivery's job now, tell the loop."""
@@ -518,6 +527,9 @@ class Loop:
         verdict = _verdict(delivery)
         if delivery.state is State.LOST:
             return  # its result is discarded: the message will be delivered again
+        if delivery.stop_requested:  # by a second signal: the stop settles or gives it back
+            self.stopping.ended_or_stopped(delivery)
+            return
         if verdict.outcome is None:
             if self.worker.heartbeat.is_lost(delivery.message):
                 self._lose(delivery, "it expired while the job ran")

@@ -48,6 +48,10 @@ class Slots:
         self._tasks: dict[DeliveryKey, Future[Finished]] = {}  # async deliveries
         self.inline = n == 1 and not worker.is_async
         self.inline_running = False
+        # A handler that can stop its own job (queue exec's ``cancel``) is asked to, even
+        # in the main thread: an exception raised into it could land between its spawn
+        # and its bookkeeping, and leave the job running.
+        self.stoppable = hasattr(worker.handler, "cancel")
 
     def submit(self, delivery: Delivery) -> None:
         if self.worker.is_async:

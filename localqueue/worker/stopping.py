@@ -40,6 +40,7 @@ class Stopping:
         self.loop = loop
         self._previous: dict[int, Any] = {}
         self._notices: stdlib_queue.SimpleQueue[int | None] | None = None
+        self.cancelled: list[Delivery] = []  # stopped before they finished: given back
 
     def on_signal(self, signum: int, frame: FrameType | None) -> None:
         self.loop.worker.signals += 1
@@ -49,15 +50,21 @@ class Stopping:
         # A handler runs in this (the main) thread: the loop cannot act until it returns.
         # The second signal interrupts it (as documented); the first is announced by
         # the notice thread, since a signal handler must not write.
-        if self.loop.worker.signals >= 2:
+        if self.loop.worker.signals >= 2 and not self.loop.slots.stoppable:
             self.loop.slots.inline_running = False
             raise ColdStop
         if self._notices is not None:
-            self._notices.put(1)
+            self._notices.put(self.loop.worker.signals)
 
     def _speak(self, notices: stdlib_queue.SimpleQueue[int | None]) -> None:
-        while notices.get() is not None:
-            self.loop.worker.log("finishing 1 running job(s); press Ctrl-C again to stop them")
+        """The notice thread: says what the first signal does, and stops a job that
+        can be stopped (``queue exec``'s) on the second; the handler running in the
+        main thread then returns, and the loop settles or gives back its delivery."""
+        while (signals := notices.get()) is not None:
+            if signals == 1:
+                self.loop.worker.log("finishing 1 running job(s); press Ctrl-C again to stop them")
+            else:
+                self.loop.stop_running()
 
     def install(self) -> None:
         if threading.current_thread() is not threading.main_thread():
@@ -90,14 +97,14 @@ class Stopping:
         self.loop._give_back([d.message for d in waiting])  # never started: nothing counted
         stopping = list(self.loop.running.values())
         if self.loop.slots.inline:
-            for delivery in stopping:  # interrupted in this thread already
+            for delivery in stopping:  # its handler has returned, or was interrupted
                 delivery.stop_requested = True
-                self._ended_or_stopped(delivery)
+                self.ended_or_stopped(delivery)
             self.loop.running.clear()
         else:
             self.loop.summary.abandoned = self._stop_jobs(stopping)
         self._settle_before_exit()
-        stopped = [d for d in stopping if d.state is State.CANCELLED]
+        stopped = self.cancelled
         if not stopped:
             return
         for delivery in stopped:
@@ -142,16 +149,17 @@ class Stopping:
             if isinstance(event, Delivery) and event.stop_requested:
                 if self.loop.running.get(event.id) is event:
                     del self.loop.running[event.id]
-                self._ended_or_stopped(event)
+                self.ended_or_stopped(event)
             else:
                 self.loop._apply(event)
         abandoned = len(self.loop.running)
         for delivery in self.loop.running.values():
             delivery.state = State.CANCELLED
+            self.cancelled.append(delivery)
         self.loop.running.clear()
         return abandoned
 
-    def _ended_or_stopped(self, delivery: Delivery) -> None:
+    def ended_or_stopped(self, delivery: Delivery) -> None:
         """After a stop request: a verdict the handler reached on its own is settled as
         it is; a job stopped by the request is cancelled."""
         verdict = delivery.verdict
@@ -159,6 +167,7 @@ class Stopping:
             return
         if verdict is None or verdict.outcome is None or _stopped_by_request(verdict):
             delivery.state = State.CANCELLED
+            self.cancelled.append(delivery)
             return
         delivery.state = State.FINISHED
         self.loop.unsettled.append(delivery)

@@ -110,9 +110,12 @@ class Handler:
             with self._lock:
                 if job is None:
                     self._jobs.pop(delivery, None)
-                else:
-                    self._jobs[delivery] = job
-            if job is not None and self.started is not None:
+                    return
+                self._jobs[delivery] = job
+                stop = delivery in self._stopped  # asked to stop before it had a job
+            if stop:
+                self._stop(delivery, job, force=False)
+            elif self.started is not None:
                 self.started()
 
         try:
@@ -197,10 +200,11 @@ class Handler:
         delivery = (message.id, message.lease_token)
         with self._lock:
             job = self._jobs.get(delivery)
-            if job is not None:
-                self._stopped.add(delivery)
-        if job is None:
-            return
+            self._stopped.add(delivery)  # (no job yet: it is stopped as it starts)
+        if job is not None:
+            self._stop(delivery, job, force)
+
+    def _stop(self, delivery: tuple[str, str | None], job: Job, force: bool) -> None:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(job.pid, signal.SIGKILL if force else signal.SIGTERM)
         if not force:
