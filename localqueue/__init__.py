@@ -22,7 +22,7 @@ if TYPE_CHECKING:
         StoreError,
         StoreLockedError,
     )
-    from localqueue.message import QueueMessage, QueueStats
+    from localqueue.message import QueueMessage, QueueSettings, QueueStats
     from localqueue.outcome import Outcome
     from localqueue.queue import PersistentQueue
     from localqueue.stores.lmdb import LMDBQueueStore
@@ -56,6 +56,7 @@ __all__ = [
     "PersistentWorkerConfig",
     "PostgresQueueStore",
     "QueueMessage",
+    "QueueSettings",
     "QueueStats",
     "RunSummary",
     "SQLiteQueueStore",
@@ -72,6 +73,7 @@ _LAZY = {
     "PersistentQueue": "localqueue.queue",
     "Outcome": "localqueue.outcome",
     "QueueMessage": "localqueue.message",
+    "QueueSettings": "localqueue.message",
     "QueueStats": "localqueue.message",
     # errors
     "Empty": "localqueue.errors",

@@ -18,7 +18,15 @@ if TYPE_CHECKING:
 
     MessageState: TypeAlias = Literal["ready", "delayed", "inflight", "dead"]
 
-__all__ = ["AFTER_VALUE", "FIELDS", "QueueMessage", "QueueStats", "Row", "json_lines"]
+__all__ = [
+    "AFTER_VALUE",
+    "FIELDS",
+    "QueueMessage",
+    "QueueSettings",
+    "QueueStats",
+    "Row",
+    "json_lines",
+]
 
 #: One message as a store returns it (see :mod:`localqueue.stores.base`). Its fields
 #: are a message's fields, in the order of ``to_dict()``; ``value`` and ``last_error`` are
@@ -45,6 +53,11 @@ Row = namedtuple(  # typing.NamedTuple would cost typing's import time
     ],
 )
 FIELDS: tuple[str, ...] = Row._fields
+
+#: A queue's settings, kept in the store and obeyed by every worker and ``pop`` at each
+#: lease (see :mod:`localqueue.stores.base`). ``paused``: the queue leases nothing.
+#: A queue never given settings has the defaults. ``_asdict()`` is its JSON shape.
+QueueSettings = namedtuple("QueueSettings", ["paused"], defaults=[False])
 
 
 class QueueMessage:

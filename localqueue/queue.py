@@ -12,7 +12,7 @@ import time
 
 from localqueue import _failpoints, codec, errors
 from localqueue.errors import Empty
-from localqueue.message import AFTER_VALUE, QueueMessage, QueueStats
+from localqueue.message import AFTER_VALUE, QueueMessage, QueueSettings, QueueStats
 
 TYPE_CHECKING = False  # typing costs start-up time; mypy still reads these imports
 if TYPE_CHECKING:
@@ -562,6 +562,21 @@ class PersistentQueue:
 
     def stats(self) -> QueueStats:
         return self.store.stats(self.name)
+
+    def pause(self) -> QueueSettings:
+        """Pause the queue for every worker and ``pop`` that uses its store: nothing is
+        leased until :meth:`resume` (running jobs still settle; ``put`` still works).
+        Kept in the store; returns the queue's settings."""
+        return self.store.set_paused(self.name, True)
+
+    def resume(self) -> QueueSettings:
+        """Undo :meth:`pause`: leasing starts again (waiting workers wake where the store
+        notifies them). Returns the queue's settings."""
+        return self.store.set_paused(self.name, False)
+
+    def settings(self) -> QueueSettings:
+        """The queue's settings as the store keeps them (``paused``)."""
+        return self.store.settings(self.name)
 
     def qsize(self) -> int:
         """Messages that could be leased now (``QueueStats.ready``)."""

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 # Every queue name the schema has held, also after its last message is gone (version
 # 2): a statement-level trigger records the names each INSERT into the messages brings.
@@ -39,6 +39,14 @@ _PRIORITY_INDEX = (
 )
 _KEY_HOLDERS = "key IS NOT NULL AND NOT dead"
 _KEY_INDEX = f"CREATE UNIQUE INDEX messages_key_idx ON {{m}} (queue, key) WHERE {_KEY_HOLDERS}"
+
+# Version 4 (issue 27): the settings of the queues that were given any; every lease
+# statement reads its queue's row in its own query (no extra round trip).
+_SETTINGS_DDL = """CREATE TABLE {s} (
+        queue text PRIMARY KEY,
+        paused boolean NOT NULL DEFAULT false
+    )"""
+_PAUSED = "EXISTS (SELECT FROM {s} WHERE queue = %(queue)s AND paused)"
 
 CREATE = (
     """CREATE TABLE {m} (
@@ -65,6 +73,7 @@ CREATE = (
     "CREATE INDEX messages_dead_idx ON {m} (queue, dead_at, seq) WHERE dead",
     _KEY_INDEX,
     *_KNOWN_QUEUES_DDL,
+    _SETTINGS_DDL,
 )
 
 # Every step: the statements that take schema version N to N + 1 (docs/schema.md).
@@ -80,6 +89,7 @@ MIGRATIONS: dict[int, Sequence[str]] = {
         _PRIORITY_INDEX,
         _KEY_INDEX,
     ),
+    3: (_SETTINGS_DDL,),  # no queue of an older schema has settings
 }
 
 KNOWN_QUEUES = "SELECT name FROM {q} ORDER BY name"
@@ -175,7 +185,7 @@ SET inflight = true, attempts = m.attempts + 1, leased_at = t.now,
 FROM {_T}, {_RELAXED}
 WHERE m.seq = (
     SELECT c.seq FROM {{m}} AS c
-    WHERE c.queue = %(queue)s AND NOT c.dead AND c.visible_at <= {_NOW}
+    WHERE c.queue = %(queue)s AND NOT c.dead AND c.visible_at <= {_NOW} AND NOT {_PAUSED}
     ORDER BY c.priority DESC, c.visible_at, c.seq
     LIMIT 1
     FOR UPDATE SKIP LOCKED
@@ -276,6 +286,14 @@ GROUP BY m.queue"""
 NEXT_VISIBLE_IN = f"""SELECT (SELECT min(visible_at) FROM {{m}}
     WHERE queue = %(queue)s AND NOT dead) - {_NOW}"""
 
+SETTINGS = "SELECT paused FROM {s} WHERE queue = %(queue)s"
+# Resuming wakes the queue's waiters (they lease at once).
+SET_PAUSED = """WITH u AS (
+    INSERT INTO {s} (queue, paused) VALUES (%(queue)s, %(paused)s)
+    ON CONFLICT (queue) DO UPDATE SET paused = excluded.paused
+    RETURNING paused
+)
+SELECT u.paused, CASE WHEN NOT u.paused THEN pg_notify(%(channel)s, %(queue)s) END FROM u"""
 CLOCK = "SELECT extract(epoch FROM clock_timestamp())::float8"
 
 # -- batches: one statement each (one round trip, one commit) ---------------------------
@@ -291,7 +309,7 @@ _HELD_S = (
 _LEASE_CTES = f"""cand AS MATERIALIZED (
     SELECT c.seq, c.priority, c.visible_at FROM {{m}} AS c
     WHERE c.queue = %(queue)s AND NOT c.dead AND c.visible_at <= {_NOW}
-        AND NOT (c.seq = ANY(%(held)s::bigint[]))
+        AND NOT (c.seq = ANY(%(held)s::bigint[])) AND NOT {_PAUSED}
     ORDER BY c.priority DESC, c.visible_at, c.seq
     LIMIT %(lease)s
     FOR UPDATE SKIP LOCKED

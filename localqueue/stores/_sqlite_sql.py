@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
     Rows = Callable[[str, Any], list[Any]]
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 APPLICATION_ID = 0x6C715131  # "lqQ1": marks a localqueue queue store
 
 # Every queue name the store has held, also after its last message is gone (version 2).
@@ -51,6 +51,17 @@ _VISIBLE_INDEX = (
 # its key for the record but holds nothing, and an acked, deleted or purged one is gone.
 _KEY_HOLDERS = "key IS NOT NULL AND state < 2"
 _KEY_INDEX = f"CREATE UNIQUE INDEX messages_key ON messages (queue, key) WHERE {_KEY_HOLDERS}"
+# Version 4 (issue 27): the settings of the queues that were given any; every lease reads
+# its queue's row inside its own statement (a queue without one: a primary-key probe
+# that finds nothing).
+_SETTINGS_SCHEMA = """CREATE TABLE queue_settings (
+        queue TEXT PRIMARY KEY,
+        paused INTEGER NOT NULL DEFAULT 0
+    ) WITHOUT ROWID"""
+_PAUSED = "EXISTS (SELECT 1 FROM queue_settings WHERE queue = :queue AND paused)"
+SETTINGS = "SELECT paused FROM queue_settings WHERE queue = ?"
+SET_PAUSED = """INSERT INTO queue_settings (queue, paused) VALUES (:queue, :paused)
+    ON CONFLICT (queue) DO UPDATE SET paused = excluded.paused RETURNING paused"""
 DELETE_ONE = "DELETE FROM messages WHERE seq = :seq AND nonce = :nonce AND queue = :queue"
 
 SCHEMA = (
@@ -82,6 +93,7 @@ SCHEMA = (
     *_KNOWN_QUEUES_SCHEMA,
     _VISIBLE_INDEX,
     _KEY_INDEX,
+    _SETTINGS_SCHEMA,
 )
 # Every step: the statements that take schema version N to N + 1 (docs/schema.md).
 MIGRATIONS = {
@@ -93,6 +105,7 @@ MIGRATIONS = {
         _VISIBLE_INDEX,
         _KEY_INDEX,
     ),
+    3: (_SETTINGS_SCHEMA,),  # issue 27: queue settings; an older store's queues have none
 }
 
 COLUMNS = (
@@ -129,13 +142,13 @@ _LEVELS = """WITH RECURSIVE levels(p) AS (
                 WHERE queue = :queue AND state < 2 AND priority < levels.p)
         FROM levels WHERE levels.p IS NOT NULL)"""
 # The next message to lease: the highest priority with a visible message, and in it the
-# smallest visibility time, then the oldest.
+# smallest visibility time, then the oldest; none while the queue is paused.
 _NEXT = f"""{_LEVELS}
     SELECT s FROM (SELECT (SELECT seq FROM messages
             WHERE queue = :queue AND state < 2 AND priority = levels.p AND visible_at <= :now
             ORDER BY visible_at, seq LIMIT 1) AS s
         FROM levels WHERE levels.p IS NOT NULL)
-    WHERE s IS NOT NULL LIMIT 1"""
+    WHERE s IS NOT NULL AND NOT {_PAUSED} LIMIT 1"""
 LEASE = f"""UPDATE messages
     SET state = 1, attempts = attempts + 1, leased_at = :now, lease_expires_at = :expires,
         visible_at = :expires, leased_by = :by, lease_token = :token, lease_timeout = :timeout

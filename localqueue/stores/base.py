@@ -53,6 +53,15 @@ acked/released/dead-lettered) they raise :class:`~localqueue.errors.LeaseLostErr
 change nothing. A ``None`` token skips fencing (the CLI without ``--lease-token``) but
 the message must still be inflight.
 
+Queue settings
+--------------
+Each queue has :class:`~localqueue.message.QueueSettings`, kept in the store (so every
+worker on every host obeys the same ones, across restarts) and read by every lease
+inside its own statement or transaction. A **paused** queue leases nothing to anyone:
+:meth:`QueueStore.lease` returns None and the batch methods lease nothing (their
+settlements still apply); ``put`` and everything else work as usual. A queue never
+given settings has the defaults and costs the lease nothing more.
+
 Batches
 -------
 A worker with N jobs in flight settles finished messages and leases new ones together:
@@ -90,7 +99,7 @@ import time
 from abc import ABC, abstractmethod
 
 from localqueue.errors import KeyHeldError, LeaseLostError, MessageNotFoundError
-from localqueue.message import FIELDS, QueueStats, Row
+from localqueue.message import FIELDS, QueueSettings, QueueStats, Row
 
 TYPE_CHECKING = False  # typing costs start-up time; mypy still reads these imports
 if TYPE_CHECKING:
@@ -412,6 +421,16 @@ class QueueStore(ABC):
         ``[]`` for a store nothing was ever put to. The default knows only the queues
         that hold messages now; every store of this package remembers them all."""
         return list(self.queues())
+
+    @abstractmethod
+    def settings(self, queue: str) -> QueueSettings:
+        """The settings of ``queue`` (the defaults for a queue never given any)."""
+
+    @abstractmethod
+    def set_paused(self, queue: str, paused: bool) -> QueueSettings:
+        """Pause (``paused`` True) or resume ``queue`` for every worker, committed before
+        returning, keeping its other settings; returns its settings. Resuming wakes the
+        waiters of :meth:`wait` where the store notifies them."""
 
     @abstractmethod
     def next_visible_in(self, queue: str) -> float | None:

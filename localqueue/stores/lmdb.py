@@ -29,7 +29,7 @@ from localqueue import _failpoints
 from localqueue.backends import StoreAddress, lmdb_env
 from localqueue.backends.lmdb_env import Durability, Schema
 from localqueue.errors import Full, LeaseLostError, MessageNotFoundError, StoreError
-from localqueue.message import QueueStats
+from localqueue.message import QueueSettings, QueueStats
 from localqueue.stores._lmdb_format import (
     KIND,
     Counts,
@@ -65,6 +65,9 @@ _RECORDS, _VISIBLE, _DEAD, _COUNTS = b"records", b"visible", b"dead", b"counts"
 #: the queues so that every worker of the environment spends one budget per message.
 ATTEMPTS = b"attempts"
 _KEYS = b"keys"
+#: Format 3 (issue 27): queue name -> the settings of a queue that was given any
+#: (:func:`_pack_settings`), read by every lease in its own transaction.
+_SETTINGS = b"settings"
 _LEVEL = 8  # bytes of the priority level after a queue's prefix in ``visible``
 
 
@@ -79,18 +82,32 @@ def _migrate_1(txn: Any, dbs: Mapping[bytes, Any]) -> None:
             txn.put(key, KIND[record.state] + raw_id, db=dbs[_VISIBLE])
 
 
+def _migrate_2(txn: Any, dbs: Mapping[bytes, Any]) -> None:
+    """Format 2 -> 3: the ``settings`` sub-database (opened, empty, by the step's
+    transaction): no queue of an older environment has settings."""
+
+
+def _pack_settings(settings: QueueSettings) -> bytes:
+    """One byte per setting, in field order (``paused``: 0 or 1)."""
+    return bytes([int(settings.paused)])
+
+
+def _unpack_settings(data: bytes | None) -> QueueSettings:
+    return QueueSettings() if data is None else QueueSettings(paused=bool(data[0]))
+
+
 SCHEMA = Schema(
     b"localqueue-queue",
-    2,
-    (_RECORDS, _VISIBLE, _DEAD, _COUNTS, ATTEMPTS, _KEYS),
-    {1: _migrate_1},
+    3,
+    (_RECORDS, _VISIBLE, _DEAD, _COUNTS, ATTEMPTS, _KEYS, _SETTINGS),
+    {1: _migrate_1, 2: _migrate_2},
 )
 
 
 class _Tx:
     """One transaction's view of the store: records, indexes and counts kept in step."""
 
-    __slots__ = ("counts", "dead", "keys", "meta", "records", "txn", "visible")
+    __slots__ = ("counts", "dead", "keys", "meta", "records", "settings", "txn", "visible")
 
     def __init__(self, txn: Any, dbs: Mapping[bytes, Any]) -> None:
         self.txn = txn
@@ -99,6 +116,7 @@ class _Tx:
         self.dead = dbs[_DEAD]
         self.counts = dbs[_COUNTS]
         self.keys = dbs[_KEYS]
+        self.settings = dbs[_SETTINGS]
         self.meta = dbs[lmdb_env.META_DB]
 
     # -- records --------------------------------------------------------------------
@@ -185,13 +203,19 @@ class _Tx:
 
     def head(self, queue: str, now: float) -> tuple[float, str] | None:
         """(visible_at, id) of the message ``lease`` hands out next at ``now``: the first
-        visible one of the highest level that has one. None when none is visible."""
+        visible one of the highest level that has one. None when none is visible, or
+        the queue is paused."""
+        if self.queue_settings(queue).paused:
+            return None
         start = len(queue_prefix(queue)) + _LEVEL
         for key, cursor in self.levels(queue):
             when = key_time(key, start)
             if when <= now:
                 return when, cursor.value()[1:].decode()
         return None
+
+    def queue_settings(self, queue: str) -> QueueSettings:
+        return _unpack_settings(self.txn.get(queue.encode(), db=self.settings))
 
     def earliest(self, queue: str) -> float | None:
         """The smallest visibility time of the queue's live messages (None: none)."""
@@ -722,6 +746,17 @@ class LMDBQueueStore(QueueStore):
             return [raw.decode() for raw in cursor.iternext(values=False)]
 
         return self._env().read(work)
+
+    def settings(self, queue: str) -> QueueSettings:
+        return self._env().read(lambda txn, dbs: _Tx(txn, dbs).queue_settings(queue))
+
+    def set_paused(self, queue: str, paused: bool) -> QueueSettings:
+        def work(txn: Any, dbs: Mapping[bytes, Any]) -> QueueSettings:
+            settings = _Tx(txn, dbs).queue_settings(queue)._replace(paused=paused)
+            txn.put(queue.encode(), _pack_settings(settings), db=dbs[_SETTINGS])
+            return settings
+
+        return self._env().write(work)
 
     def next_visible_in(self, queue: str) -> float | None:
         def work(txn: Any, dbs: Mapping[bytes, Any]) -> float | None:

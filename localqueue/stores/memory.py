@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from localqueue.errors import Full, MessageNotFoundError
-from localqueue.message import QueueStats
+from localqueue.message import QueueSettings, QueueStats
 from localqueue.stores.base import (
     DEAD,
     PEEK_STATES,
@@ -41,6 +41,7 @@ class MemoryQueueStore(QueueStore):
         self._records: dict[str, StoredMessage] = {}
         self._known: set[str] = set()  # every queue name put to, also once drained
         self._holders: dict[tuple[str, str], StoredMessage] = {}  # (queue, key): holder
+        self._settings: dict[str, QueueSettings] = {}  # queues given settings
         self._seq = itertools.count(1)
         self._tag = secrets.token_hex(4)
 
@@ -168,6 +169,8 @@ class MemoryQueueStore(QueueStore):
 
     def lease(self, queue: str, *, lease_timeout: float, leased_by: str | None) -> Row | None:
         with self._lock:
+            if queue in self._settings and self._settings[queue].paused:
+                return None
             now = self.clock()
             visible = [
                 r
@@ -325,6 +328,15 @@ class MemoryQueueStore(QueueStore):
     def known_queues(self) -> list[str]:
         with self._lock:
             return sorted(self._known)
+
+    def settings(self, queue: str) -> QueueSettings:
+        with self._lock:
+            return self._settings.get(queue, QueueSettings())
+
+    def set_paused(self, queue: str, paused: bool) -> QueueSettings:
+        with self._lock:
+            settings = self._settings[queue] = self.settings(queue)._replace(paused=paused)
+            return settings
 
     def next_visible_in(self, queue: str) -> float | None:
         with self._lock:

@@ -37,7 +37,7 @@ from localqueue.backends import StoreAddress
 from localqueue.backends.pg import PgSession
 from localqueue.backends.pg_listen import PgListener
 from localqueue.errors import Full, LeaseLostError, MessageNotFoundError
-from localqueue.message import QueueStats
+from localqueue.message import QueueSettings, QueueStats
 from localqueue.stores import _pg_sql as q
 from localqueue.stores.base import PEEK_STATES, QueueStore, Row, check_keyed, key_held
 
@@ -79,7 +79,7 @@ class PostgresQueueStore(QueueStore):
             schema=schema,
             component="queue",
             version=q.SCHEMA_VERSION,
-            tables={"m": "messages", "q": "queues"},
+            tables={"m": "messages", "q": "queues", "s": "queue_settings"},
             create=q.CREATE,
             migrations=q.MIGRATIONS,
             meta_init=_new_tag,
@@ -544,6 +544,22 @@ class PostgresQueueStore(QueueStore):
             return [name for (name,) in conn.execute(self._sql["KNOWN_QUEUES"])]
 
         return self._session.run("known_queues", op)
+
+    def settings(self, queue: str) -> QueueSettings:
+        def op(conn: psycopg.Connection[Any]) -> QueueSettings:
+            found = self._one(conn, "SETTINGS", {"queue": queue})
+            return QueueSettings() if found is None else QueueSettings(paused=found[0])
+
+        return self._session.run("settings", op)
+
+    def set_paused(self, queue: str, paused: bool) -> QueueSettings:
+        params = {"queue": queue, "paused": paused, "channel": self.channel}
+
+        def op(conn: psycopg.Connection[Any]) -> QueueSettings:
+            (now_paused, _) = self._one(conn, "SET_PAUSED", params)
+            return QueueSettings(paused=now_paused)
+
+        return self._session.run("set_paused", op)
 
     def next_visible_in(self, queue: str) -> float | None:
         def op(conn: psycopg.Connection[Any]) -> float | None:

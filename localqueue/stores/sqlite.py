@@ -17,7 +17,7 @@ from localqueue import errors
 from localqueue.backends import StoreAddress
 from localqueue.backends.sqlite_file import SQLiteFile
 from localqueue.errors import LeaseLostError, MessageNotFoundError
-from localqueue.message import QueueStats
+from localqueue.message import QueueSettings, QueueStats
 from localqueue.stores import _sqlite_sql as sql
 from localqueue.stores.base import (
     PEEK_STATES,
@@ -680,6 +680,16 @@ class SQLiteQueueStore(QueueStore):
                 return [name for (name,) in conn.execute(sql.KNOWN_QUEUES)]
             except sqlite3.OperationalError:  # a version 1 file opened read-only: no table
                 return [name for (name,) in conn.execute(sql.QUEUE_NAMES)]
+
+    def settings(self, queue: str) -> QueueSettings:
+        with self._file.session as conn:
+            found = conn.execute(sql.SETTINGS, (queue,)).fetchone()
+        return QueueSettings() if found is None else QueueSettings(paused=bool(found[0]))
+
+    def set_paused(self, queue: str, paused: bool) -> QueueSettings:
+        with self._file.session as conn, self._file.atomic(conn, "settings"):
+            conn.execute(sql.SET_PAUSED, {"queue": queue, "paused": int(paused)}).fetchone()
+        return self.settings(queue)
 
     def next_visible_in(self, queue: str) -> float | None:
         self._file.check_identity()  # idle workers call this between polls

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from localqueue import KeyHeldError, PersistentQueue, QueueStats
+from localqueue import Empty, KeyHeldError, PersistentQueue, QueueSettings, QueueStats
 from localqueue.stores import _sqlite_sql
 from localqueue.stores.base import QueueStore
 from localqueue.stores.sqlite import SQLiteQueueStore
@@ -53,6 +53,13 @@ def _check_migrated(store: QueueStore) -> None:
     q.put({"n": 8}, key="k")
     with pytest.raises(KeyHeldError):
         q.put({"n": 9}, key="k", on_conflict="error")
+    # Queue settings (issue 27): none on a migrated queue; pausing one holds its leases.
+    assert q.settings() == QueueSettings(paused=False)
+    q.pause()
+    with pytest.raises(Empty):
+        q.get_message(block=False)
+    q.resume()
+    assert q.get_message(block=False).value["n"] == 8
 
 
 def test_a_sqlite_file_of_the_previous_release_migrates_in_place(tmp_path: Path) -> None:
@@ -63,7 +70,7 @@ def test_a_sqlite_file_of_the_previous_release_migrates_in_place(tmp_path: Path)
     conn.close()
     store = SQLiteQueueStore(path)
     try:
-        assert store.check()["schema_version"] == _sqlite_sql.SCHEMA_VERSION == 3
+        assert store.check()["schema_version"] == _sqlite_sql.SCHEMA_VERSION == 4
         _check_migrated(store)
         assert store.check()["ok"]
     finally:
@@ -98,7 +105,7 @@ def test_a_postgres_schema_of_the_previous_release_migrates_in_place() -> None:
             version = admin.execute(
                 f"SELECT value FROM \"{schema}\".meta WHERE key = 'queue_version'"
             ).fetchone()
-            assert version == (str(_pg_sql.SCHEMA_VERSION),) == ("3",)
+            assert version == (str(_pg_sql.SCHEMA_VERSION),) == ("4",)
         finally:
             store.drop_schema()
             store.close()
@@ -111,7 +118,7 @@ def test_version_names_the_schema_versions_it_writes() -> None:
         text=True,
         check=True,
     ).stdout
-    assert f"SQLite {_sqlite_sql.SCHEMA_VERSION}, LMDB 2, PostgreSQL 3)" in out
+    assert f"SQLite {_sqlite_sql.SCHEMA_VERSION}, LMDB 3, PostgreSQL 4)" in out
 
 
 def test_an_lmdb_environment_of_the_previous_release_migrates_in_place(tmp_path: Path) -> None:
@@ -129,5 +136,5 @@ def test_an_lmdb_environment_of_the_previous_release_migrates_in_place(tmp_path:
     env = lmdb.open(str(path), max_dbs=8, readonly=True, lock=False)
     with env.begin() as txn:
         meta = env.open_db(b"meta", txn=txn, create=False)
-        assert txn.get(b"version", db=meta) == str(SCHEMA.version).encode() == b"2"
+        assert txn.get(b"version", db=meta) == str(SCHEMA.version).encode() == b"3"
     env.close()
