@@ -219,6 +219,8 @@ class Loop:
                     break
                 if not self.busy():
                     if self.draining or not self.want():
+                        if self.draining and self.want():
+                            self._say_if_paused()
                         break
                     self._idle()
                     continue
@@ -233,6 +235,16 @@ class Loop:
         if self.failure is not None:
             raise self.failure
         return self.summary
+
+    def _say_if_paused(self) -> None:
+        """A drain found nothing more to lease: when that is because the queue is
+        paused (``queue pause``), say so (the drain still ends, exit 0)."""
+        try:
+            paused = self.queue.settings().paused
+        except (StoreLockedError, StoreError):
+            return  # only a diagnostic
+        if paused:
+            self.worker.log(f"queue {self.queue.name!r} is paused; leaving its messages")
 
     def _cycle(self) -> list[QueueMessage]:
         """Settle what finished and start new jobs in the free slots; returns what it

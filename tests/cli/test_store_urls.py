@@ -24,7 +24,15 @@ def test_lmdb_store_and_retry_store_through_the_cli(cli, home):
     lines = cli.json("queue", "process", "q", "tests_handlers:fail", "--max-tries", "1")
     assert [(line["id"], line["status"]) for line in lines] == [(second, "dead"), (third, "dead")]
     assert cli.json("queue", "list") == [
-        {"queue": "q", "ready": 0, "delayed": 0, "inflight": 0, "dead": 2, "total": 2}
+        {
+            "queue": "q",
+            "ready": 0,
+            "delayed": 0,
+            "inflight": 0,
+            "dead": 2,
+            "total": 2,
+            "paused": False,
+        }
     ]
     assert (home / "queue.lmdb").is_dir() and (home / "retries.lmdb").is_dir()
 

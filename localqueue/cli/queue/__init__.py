@@ -22,6 +22,8 @@ COMMANDS = (
     "delete",
     "purge",
     "wait",
+    "pause",
+    "resume",
 )
 
 

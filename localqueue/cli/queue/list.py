@@ -6,7 +6,8 @@ if TYPE_CHECKING:
     import typer
 
 HELP = """Print every queue the store has held, drained ones too (with zeros), one JSON line
-each: {"queue", "ready", "delayed", "inflight", "dead", "total"}, sorted by name."""
+each: {"queue", "ready", "delayed", "inflight", "dead", "total", "paused"}, sorted by
+name."""
 
 
 def run(store_path: str | None = None) -> None:

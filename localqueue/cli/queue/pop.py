@@ -7,7 +7,8 @@ if TYPE_CHECKING:
 
 HELP = """Lease the next message and print it (with its lease_token). Settle it later with
 `queue ack` or `queue release`, or it is delivered again when the lease expires.
-Exit 3 when nothing is ready (with --block, when --timeout elapses)."""
+Exit 3 when nothing is ready (with --block, when --timeout elapses), saying so when the
+queue is paused (`queue pause`)."""
 
 
 def run(
@@ -33,9 +34,24 @@ def run(
         durability=durability,
         lease_timeout=lease_timeout,
     )
+    from localqueue.errors import Empty
+
     with open_queue(name, conf) as queue:
-        message = queue.get_message(block, timeout, leased_by=worker_id)
+        try:
+            message = queue.get_message(block, timeout, leased_by=worker_id)
+        except Empty:
+            if queue.settings().paused:  # why nothing came: read only then
+                raise paused(name) from None
+            raise
     emit(message.to_dict())
+
+
+def paused(name: str) -> Exception:
+    """The error (exit 3) of a command that found nothing to lease because the queue
+    is paused."""
+    from localqueue.cli.exit_codes import EMPTY, CliError
+
+    return CliError(f"queue {name!r} is paused (`localqueue queue resume {name}`)", EMPTY)
 
 
 def register(group: "typer.Typer") -> None:

@@ -11,7 +11,8 @@ if TYPE_CHECKING:
 
     from localqueue.stores.base import QueueStore
 
-HELP = """Print a queue's counts (ready, delayed, inflight, dead, total) as one JSON line;
+HELP = """Print a queue's counts (ready, delayed, inflight, dead, total) and whether it is
+paused (`queue pause`) as one JSON line;
 without NAME, one line per queue the store has held (drained ones with zeros), or, when
 stdout is a terminal, one aligned table of them with the age of each queue's oldest
 ready message ("3m ago"; JSON keeps epoch seconds).
@@ -24,14 +25,18 @@ FORMATS = ("json", "prometheus")
 
 
 def collect(store: "QueueStore", name: str | None) -> dict[str, dict[str, int]]:
-    """The counts of queue ``name``, or of every queue the store has held (by name)."""
+    """The counts of queue ``name``, or of every queue the store has held (by name),
+    each with its ``paused`` setting."""
     if name is not None:
-        return {name: store.stats(name).to_dict()}
-    counts = {queue: stats.to_dict() for queue, stats in store.queues().items()}
-    if len(counts) == len(known := store.known_queues()):
-        return counts
-    zero = QueueStats(ready=0, delayed=0, inflight=0, dead=0).to_dict()
-    return {queue: counts.get(queue, zero) for queue in sorted({*counts, *known})}
+        counts = {name: store.stats(name).to_dict()}
+    else:
+        counts = {queue: stats.to_dict() for queue, stats in store.queues().items()}
+        if len(counts) != len(known := store.known_queues()):
+            zero = QueueStats(ready=0, delayed=0, inflight=0, dead=0).to_dict()
+            counts = {queue: counts.get(queue, zero) for queue in sorted({*counts, *known})}
+    return {
+        queue: {**stats, "paused": store.settings(queue).paused} for queue, stats in counts.items()
+    }
 
 
 def prometheus(counts: dict[str, dict[str, int]]) -> bytes:
@@ -76,6 +81,9 @@ def table(
     message's age ("3m ago")."""
     header: tuple[str, ...] = ("queue", "ready", "delayed", "inflight", "dead", "total")
     rows = [(queue, *(str(stats[key]) for key in header[1:])) for queue, stats in counts.items()]
+    if any(stats.get("paused") for stats in counts.values()):
+        header += ("paused",)
+        rows = [(*row, "yes" if counts[row[0]]["paused"] else "-") for row in rows]
     if oldest is not None:
         now = time.time()
         header += ("oldest ready",)

@@ -8,8 +8,9 @@ if TYPE_CHECKING:
     import typer
 
 HELP = """Wait until nothing in the queue is ready, delayed or inflight (dead letters do
-not count), then exit 0; exit 3 when --timeout elapses first. For Makefile and CI steps
-that must wait for workers to finish."""
+not count), then exit 0; exit 3 when --timeout elapses first (saying so when the queue
+is paused with messages ready). For Makefile and CI steps that must wait for workers to
+finish."""
 
 _POLL_MIN, _POLL_MAX = 0.01, 0.25
 
@@ -35,8 +36,12 @@ def run(
                 return
             now = time.monotonic()
             if deadline is not None and now >= deadline:
+                why = ""
+                if stats.ready and queue.settings().paused:
+                    why = f" (the queue is paused: `localqueue queue resume {name}`)"
                 raise CliError(
-                    f"timed out after {timeout:g}s: {pending} messages of {name!r} still pending",
+                    f"timed out after {timeout:g}s: {pending} messages of {name!r}"
+                    f" still pending{why}",
                     EMPTY,
                 )
             time.sleep(pause if deadline is None else min(pause, deadline - now))

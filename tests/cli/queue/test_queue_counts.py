@@ -29,6 +29,7 @@ def test_stats_counts_every_state(cli):
         "inflight": 1,
         "dead": 0,
         "total": 4,
+        "paused": False,
     }
 
 

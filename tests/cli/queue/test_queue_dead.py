@@ -47,6 +47,7 @@ def test_requeue_dead_one_and_all(cli):
         "inflight": 0,
         "dead": 0,
         "total": 3,
+        "paused": False,
     }
 
 

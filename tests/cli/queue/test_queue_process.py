@@ -219,6 +219,7 @@ def test_bad_handler_is_a_usage_error_before_anything_is_leased(cli, handler):
     assert result.stderr.startswith("localqueue: error:")
     assert cli.stats("q") == {
         "queue": "q", "ready": 1, "delayed": 0, "inflight": 0, "dead": 0, "total": 1,
+        "paused": False,
     }  # fmt: skip
 
 

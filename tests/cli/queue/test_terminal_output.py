@@ -75,6 +75,7 @@ def test_stats_watch_draws_a_table_on_a_terminal(cli):
         os.close(leader)
     assert first == {
         "queue": "emails", "ready": 1, "delayed": 0, "inflight": 0, "dead": 0, "total": 1,
+        "paused": False,
     }  # fmt: skip
     assert b"queue" in screen and b"ready" in screen
 
