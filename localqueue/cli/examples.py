@@ -98,6 +98,11 @@ EXAMPLES: dict[str, tuple[Example, ...]] = {
     "queue delete": (("", "localqueue queue delete emails 42-00a1b2c3d4e5 43-00a1b2c3d4e5"),),
     "queue purge": (("", "localqueue queue purge emails --dead-only --yes"),),
     "queue wait": (("", "localqueue queue wait emails --timeout 600 && echo drained"),),
+    "queue pause": (
+        ("Stop every worker, on every host, leasing from it:", "localqueue queue pause webhooks"),
+        ("", "localqueue queue stats webhooks | jq .paused"),
+    ),
+    "queue resume": (("", "localqueue queue resume webhooks"),),
     "store check": (("", "localqueue store check -s /var/lib/app/queue.sqlite3"),),
     "store backup": (("", "localqueue store backup /backup/queue-$(date +%F).sqlite3"),),
     "store vacuum": (("", "localqueue store vacuum"),),

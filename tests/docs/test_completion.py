@@ -73,7 +73,11 @@ def test_queue_names_from_the_store(shell, store, env, tmp_path):
 def test_commands_and_options(shell, env, tmp_path):
     top = ["completion", "man", "queue", "config", "store"]
     assert offered(shell, "localqueue ", env, tmp_path) == top
-    assert offered(shell, "localqueue queue re", env, tmp_path) == ["requeue-dead", "release"]
+    assert offered(shell, "localqueue queue re", env, tmp_path) == [
+        "requeue-dead",
+        "release",
+        "resume",
+    ]
     assert "--max-tries" in offered(shell, "localqueue queue exec q --max", env, tmp_path)
     durability = "localqueue queue add q --durability "
     assert offered(shell, durability, env, tmp_path) == ["full", "normal"]

@@ -1,6 +1,6 @@
 """``localqueue queue pause``: stop every worker and ``pop`` from leasing a queue's messages."""
 
-TYPE_CHECKING = False  # typing costs start-up time; mypy still reads these imports
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import typer

@@ -1,6 +1,6 @@
 """``localqueue queue resume``: let workers lease a paused queue's messages again."""
 
-TYPE_CHECKING = False  # typing costs start-up time; mypy still reads these imports
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import typer
