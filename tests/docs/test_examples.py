@@ -158,6 +158,10 @@ def test_documented_shell_block(block: str, checkout):
         assert out[2]["priority"] == 10 and out[2]["state"] == "ready"
         size = run([LOCALQUEUE, "queue", "size", "sync"], env, work)
         assert size.stdout == "2\n"
+    elif "queue pause webhooks" in block:  # the drain leases nothing while paused
+        assert "queue 'webhooks' is paused" in result.stderr
+        assert [m["paused"] for m in out] == [True, True, False]  # pause, stats, resume
+        assert out[1]["ready"] == 1
     elif block.startswith("echo"):  # the opening lines: a message in, an empty queue drained
         assert out[0]["queue"] == "emails" and out[0]["value"] == {"to": "a@b.c"}
         size = run([LOCALQUEUE, "queue", "size", "emails"], env, work)
