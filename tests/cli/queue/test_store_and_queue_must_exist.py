@@ -26,6 +26,8 @@ READERS = [
     ("queue", "wait", "q"),
     ("queue", "purge", "q", "--yes"),
     ("queue", "requeue-dead", "q", "--all"),
+    ("queue", "pause", "q"),
+    ("queue", "resume", "q"),
 ]
 WORKERS = [
     ("queue", "exec", "q", "--", "true"),
@@ -92,6 +94,7 @@ def _warning(cli, name):
         (("queue", "dead", "emials"), 0),
         (("queue", "wait", "emials", "--timeout", "1"), 0),
         (("queue", "pop", "emials"), 3),
+        (("queue", "pause", "emials"), 0),
         (("queue", "inspect", "emials", "1-000000000000"), 4),
         (("queue", "exec", "emials", "--", "true"), 0),
         (("queue", "process", "emials", "tests_handlers:ok"), 0),
