@@ -171,6 +171,8 @@ USAGE_ERRORS = {
     "queue size": ("queue", "size", ""),
     "queue stats": ("queue", "stats", "x" * 129),
     "queue wait": ("queue", "wait", ""),
+    "queue pause": ("queue", "pause", ""),
+    "queue resume": ("queue", "resume", "q/x"),
     "store backup": ("store", "backup", "copy.sqlite3", "--durability", "sometimes"),
     "store check": ("store", "check", "extra"),
     "store vacuum": ("store", "vacuum", "--durability", "sometimes"),
