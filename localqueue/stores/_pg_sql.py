@@ -284,7 +284,7 @@ FROM {{m}} AS m, {_T}
 GROUP BY m.queue"""
 
 NEXT_VISIBLE_IN = f"""SELECT (SELECT min(visible_at) FROM {{m}}
-    WHERE queue = %(queue)s AND NOT dead) - {_NOW}"""
+    WHERE queue = %(queue)s AND NOT dead AND NOT {_PAUSED}) - {_NOW}"""
 
 SETTINGS = "SELECT paused FROM {s} WHERE queue = %(queue)s"
 # Resuming wakes the queue's waiters (they lease at once).

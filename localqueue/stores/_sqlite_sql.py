@@ -209,7 +209,7 @@ QUEUE_NAMES = "SELECT DISTINCT queue FROM messages ORDER BY queue"
 NEXT_VISIBLE = f"""{_LEVELS}
     SELECT min((SELECT min(visible_at) FROM messages
             WHERE queue = :queue AND state < 2 AND priority = levels.p))
-    FROM levels WHERE levels.p IS NOT NULL"""
+    FROM levels WHERE levels.p IS NOT NULL AND NOT {_PAUSED}"""
 PENDING = "SELECT count(*) FROM messages WHERE queue = ? AND state = 0"
 
 

@@ -436,7 +436,9 @@ class QueueStore(ABC):
     def next_visible_in(self, queue: str) -> float | None:
         """Seconds until :meth:`lease` could next succeed: 0.0 when a message is visible
         now, the wait for the earliest delayed message or expiring lease otherwise, and
-        None when the queue holds nothing but dead letters (or nothing at all)."""
+        None when the queue holds nothing but dead letters (or nothing at all), or is
+        paused (a waiting consumer then polls at its slowest, or waits for the
+        notification of a resume)."""
 
     # -- waiting and lifetime --------------------------------------------------------
 

@@ -760,7 +760,8 @@ class LMDBQueueStore(QueueStore):
 
     def next_visible_in(self, queue: str) -> float | None:
         def work(txn: Any, dbs: Mapping[bytes, Any]) -> float | None:
-            earliest = _Tx(txn, dbs).earliest(queue)
+            tx = _Tx(txn, dbs)
+            earliest = None if tx.queue_settings(queue).paused else tx.earliest(queue)
             return None if earliest is None else max(0.0, earliest - self.clock())
 
         return self._env().read(work)

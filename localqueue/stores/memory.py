@@ -340,6 +340,8 @@ class MemoryQueueStore(QueueStore):
 
     def next_visible_in(self, queue: str) -> float | None:
         with self._lock:
+            if self.settings(queue).paused:
+                return None
             times = [
                 r.visible_at()
                 for r in self._records.values()

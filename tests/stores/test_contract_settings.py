@@ -33,6 +33,8 @@ def test_a_paused_queue_leases_nothing_by_any_lease_path(q: PersistentQueue) -> 
         q.get_message(timeout=0.05)
     assert q.get_messages(3) == []
     assert q.settle_many([], lease=3) == ([], [])
+    # A waiting consumer is told nothing is due, so it does not poll hard meanwhile.
+    assert q.store.next_visible_in("jobs") is None
     assert q.stats().ready == 3  # nothing was leased, nothing else changed
 
 
