@@ -239,12 +239,15 @@ class Loop:
     def _say_if_paused(self) -> None:
         """A drain found nothing more to lease: when that is because the queue is
         paused (``queue pause``), say so (the drain still ends, exit 0)."""
-        try:
-            paused = self.queue.settings().paused
-        except (StoreLockedError, StoreError):
-            return  # only a diagnostic
-        if paused:
+        if self._paused():
             self.worker.log(f"queue {self.queue.name!r} is paused; leaving its messages")
+
+    def _paused(self) -> bool:
+        """Whether the queue is paused now (False when the store cannot say)."""
+        try:
+            return self.queue.settings().paused
+        except (StoreLockedError, StoreError):
+            return False
 
     def _cycle(self) -> list[QueueMessage]:
         """Settle what finished and start new jobs in the free slots; returns what it
@@ -253,6 +256,9 @@ class Loop:
             if self.running or self.parked:
                 return []  # the job before them still runs
             if not self._may_lease():
+                self._give_back_counted()
+            elif time.time() - self.next_up[0].started_at > IDLE_SLICE and self._paused():
+                # Leased a while ago, ahead of a long job: the queue was paused since.
                 self._give_back_counted()
             else:
                 ahead, self.next_up = self.next_up, []
