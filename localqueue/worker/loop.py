@@ -245,7 +245,7 @@ class Loop:
     def _paused(self) -> bool:
         """Whether the queue is paused now (False when the store cannot say)."""
         try:
-            return self.queue.settings().paused
+            return bool(self.queue.settings().paused)
         except (StoreLockedError, StoreError):
             return False
 
