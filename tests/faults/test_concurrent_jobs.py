@@ -121,7 +121,7 @@ def test_four_workers_with_4_jobs_each_ack_every_message_once_on_postgres(
 ) -> None:
     url = postgres_url()
     schema = fresh_schema()
-    store = f"{url}{'&' if '?' in url else '?'}options=-csearch_path%3D{schema}"
+    store = f"{url}{'&' if '?' in url else '?'}schema={schema}"
     try:
         _many_workers_ack_each_message_once(
             tmp_path, ("--store-path", store, "--retry-store-path", store)
