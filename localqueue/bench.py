@@ -56,7 +56,7 @@ __all__ = ["main", "run_cli", "run_workload"]
 WORKLOADS = (
     "put", "put_many", "get_ack", "roundtrip", "mp", "cli", "sql_put", "sql_get_ack",
     "sql_roundtrip", "exec_parallel", "exec_true_parallel", "put_key", "get_ack_prio",
-    "cli_keys",
+    "cli_keys", "get_ack_keep", "roundtrip_keep",
 )  # fmt: skip
 EXEC_WORKLOADS = ("cli", "exec_parallel", "exec_true_parallel", "cli_keys")  # reported apart
 
@@ -180,6 +180,8 @@ _RUNNERS: dict[str, Callable[[PersistentQueue, int, int], float]] = {
     "roundtrip": _roundtrip,
     "put_key": _put_key,
     "get_ack_prio": _get_ack_prio,
+    "get_ack_keep": _get_ack,
+    "roundtrip_keep": _roundtrip,
 }
 
 
@@ -227,6 +229,8 @@ def run_workload(
         queue = PersistentQueue("bench", path, durability=durability)  # type: ignore[arg-type]
         try:
             queue.purge()
+            if workload.endswith("_keep"):
+                queue.keep(7 * 86400)
             if workload == "mp":
                 return _mp(path, n, durability)
             elapsed = _RUNNERS[workload](queue, n, batch)

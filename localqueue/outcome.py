@@ -29,6 +29,10 @@ class Settlement(NamedTuple):
     ``then_put`` values (JSON bytes) are appended to queue ``to`` in the same
     transaction, only if this settlement is applied: a crash can neither lose them nor
     put them twice for one settlement.
+
+    ``duration`` (seconds the attempt ran), ``exit_code`` and ``output`` (JSON bytes: the
+    tail of a command's output, or a handler's return value) go into the history record
+    of an acked or dead-lettered message while its queue keeps a history (``keep``).
     """
 
     message_id: str
@@ -38,13 +42,18 @@ class Settlement(NamedTuple):
     error: bytes | None = None
     then_put: tuple[bytes, ...] = ()
     to: str | None = None
+    duration: float | None = None
+    exit_code: int | None = None
+    output: bytes | None = None
 
 
 class Outcome(NamedTuple):
     """How a held message ends, for :meth:`PersistentQueue.settle_many`: ``status``
     ``"acked"``, ``"released"`` (visible again after ``delay`` seconds) or ``"dead"``;
     ``error`` becomes ``last_error`` (release, dead); ``then_put`` values go to queue
-    ``to`` (this queue when None) in the same transaction."""
+    ``to`` (this queue when None) in the same transaction. ``duration``, ``exit_code``
+    and ``output`` (any JSON value) are kept in the message's history record, if its
+    queue keeps a history."""
 
     message: QueueMessage | str
     status: str
@@ -52,3 +61,6 @@ class Outcome(NamedTuple):
     error: BaseException | dict[str, Any] | str | None = None
     then_put: Iterable[Any] = ()
     to: str | None = None
+    duration: float | None = None
+    exit_code: int | None = None
+    output: Any = None

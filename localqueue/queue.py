@@ -153,6 +153,15 @@ def settle_while_leased(
             pause = min(pause * 2, 1.0)
 
 
+def _encode_output(output: Any) -> bytes:
+    """A job's output or return value for its history record: as JSON, or as its
+    ``repr`` when it is not JSON (a handler may return anything)."""
+    try:
+        return codec.encode(output)
+    except (TypeError, ValueError):
+        return codec.encode(repr(output))
+
+
 def _encode_error(error: BaseException | dict[str, Any] | str | None) -> bytes | None:
     described = codec.error_to_dict(error)
     return None if described is None else codec.encode(described)
@@ -450,7 +459,19 @@ class PersistentQueue:
         then_put = tuple(codec.encode_batch(list(outcome.then_put)))
         to = None if outcome.to is None else codec.validate_queue_name(outcome.to)
         error = _encode_error(outcome.error)
-        return Settlement(message_id, token, status, outcome.delay, error, then_put, to)
+        output = None if outcome.output is None else _encode_output(outcome.output)
+        return Settlement(
+            message_id,
+            token,
+            status,
+            outcome.delay,
+            error,
+            then_put,
+            to,
+            outcome.duration,
+            outcome.exit_code,
+            output,
+        )
 
     def get_messages(self, n: int, *, leased_by: str | None = None) -> list[QueueMessage]:
         """Lease up to ``n`` available messages at once (one transaction where the store
@@ -536,6 +557,48 @@ class PersistentQueue:
     def inspect(self, message_id: str) -> QueueMessage | None:
         row = self.store.get(self.name, message_id)
         return None if row is None else message_from_row(row)
+
+    # -- history of finished messages ---------------------------------------------------
+
+    def keep(self, duration: float | None = None, count: int | None = None) -> None:
+        """Keep a history of this queue's finished (acked or dead-lettered) messages: each
+        record for ``duration`` seconds after its finish and/or only the newest ``count``
+        records. Neither: off (the default; what was kept is pruned away). Every worker
+        of the queue's store follows it from its next settlement."""
+        if duration is not None and not duration > 0:
+            raise ValueError(f"duration must be > 0, got {duration!r}")
+        if count is not None and (isinstance(count, bool) or count < 1):
+            raise ValueError(f"count must be >= 1, got {count!r}")
+        self.store.keep(self.name, seconds=duration, count=count)
+
+    def retention(self) -> tuple[float | None, int | None]:
+        """``(duration, count)`` as :meth:`keep` set them; ``(None, None)``: off."""
+        return self.store.retention(self.name)
+
+    def history(
+        self,
+        *,
+        status: str | None = None,
+        since: float | None = None,
+        key: str | None = None,
+        limit: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """Kept records of finished messages, newest first (see ``keep``): dicts of the
+        ``queue history`` shape, only of ``status`` ("acked" or "dead"), finished at or
+        after ``since`` (seconds since the epoch), of ``key``, at most ``limit``."""
+        from localqueue.history import HISTORY_STATUSES, history_dict
+
+        if status is not None and status not in HISTORY_STATUSES:
+            raise ValueError(f"status must be one of {HISTORY_STATUSES}, got {status!r}")
+        rows = self.store.history(self.name, status=status, since=since, key=key, limit=limit)
+        return [history_dict(row) for row in rows]
+
+    def finished(self, message_id: str) -> dict[str, Any] | None:
+        """The kept record of a finished message (``"state": "finished"``), or None."""
+        from localqueue.history import history_dict
+
+        row = self.store.history_record(self.name, message_id)
+        return None if row is None else history_dict(row)
 
     def dead_letters(self, limit: int | None = None) -> list[QueueMessage]:
         if limit is not None and limit < 0:

@@ -58,6 +58,15 @@ EXAMPLES: dict[str, tuple[Example, ...]] = {
     ),
     "queue list": (("", "localqueue queue list | jq -r .queue"),),
     "queue inspect": (("", "localqueue queue inspect emails 42-00a1b2c3d4e5 | jq .last_error"),),
+    "queue keep": (
+        ("Keep a week of finished jobs:", "localqueue queue keep webhooks 7d"),
+        ("", "localqueue queue keep webhooks --count 10000"),
+    ),
+    "queue history": (
+        ("", "localqueue queue history webhooks -n 20"),
+        ("", "localqueue queue history webhooks --status dead --since 1d | jq -r .id"),
+    ),
+    "queue log": (("", "localqueue queue log webhooks 812-00a1b2c3d4e5"),),
     "queue dead": (
         ("", "localqueue queue dead emails -n 10"),
         ("", "localqueue queue dead emails --watch | jq -c .last_error"),

@@ -1,6 +1,6 @@
 """Typer-free parsing of the command lines shell loops call most (``queue add``, ``pop``,
-``ack``, ``release``, ``size``, ``inspect``, ``wait``): importing Typer and building the
-command tree costs more than everything else such a command does. (The workers, ``queue
+``ack``, ``release``, ``size``, ``inspect``, ``wait``, ``history``): importing Typer and
+building the command tree costs more than everything else such a command does. (The workers, ``queue
 exec`` and ``queue process``, run for long: Typer parses them.)
 
 A fast path accepts only what it fully understands: long options from its table (``--opt
@@ -103,6 +103,18 @@ FAST_COMMANDS: dict[tuple[str, str], FastCommand] = {
             "--lease-token": ("lease_token", str),
             **_STRICT,
             **_STORE,
+        },
+    ),
+    ("queue", "history"): FastCommand(
+        "localqueue.cli.queue.history",
+        ("name",),
+        {
+            "--status": ("status", str),
+            "--since": ("since", str),
+            "--limit": ("limit", int),
+            "-n": ("limit", int),
+            "--key": ("key", str),
+            **_READ,
         },
     ),
     ("queue", "wait"): FastCommand(

@@ -13,6 +13,11 @@ Sub-databases (all in one environment):
   has no entry, so ``counts`` lists the queues;
 * ``keys`` (version 2): ``queue NUL key`` -> id of the message holding that key (waiting
   or leased; a dead letter holds none), written in the transaction that changes it;
+* ``settings`` (version 3): queue -> the settings of a queue given any (its pause);
+* ``retention`` (version 4): queue -> its retention and how many history records it
+  holds (:class:`Retention`), written by ``keep`` and by every settle that records;
+* ``history`` (version 4): ``queue NUL finished_at seq`` -> packed :class:`HistoryRow`,
+  oldest finish first, and ``history_ids``: message id -> its key in ``history``;
 * ``meta``: format name, schema version, the environment's id tag, the last sequence.
 
 Version 1 (release 0.3) had no ``keys`` and no level in ``visible``; its records (format
@@ -28,6 +33,7 @@ import struct
 from dataclasses import dataclass
 
 from localqueue.errors import StoreError
+from localqueue.history import HistoryRow
 from localqueue.stores.base import DEAD, INFLIGHT, WAITING
 from localqueue.stores.record import StoredMessage
 
@@ -37,12 +43,16 @@ __all__ = [
     "WAITING",
     "Counts",
     "Record",
+    "Retention",
+    "history_key",
     "index_key",
     "key_entry",
     "key_time",
     "level",
     "level_after",
+    "pack_history",
     "queue_prefix",
+    "unpack_history",
     "visible_key",
 ]
 
@@ -110,12 +120,24 @@ def key_entry(queue: str, key: str) -> bytes:
 # enqueued_at, available_at, leased_at, lease_expires_at, failed_at, dead_at; format 2
 # adds the priority. Then the fields queue, leased_by, lease_token, last_error (format
 # 2: and key), each a length (or _NONE) and its bytes, and the value to the end.
-_HEADS = {1: struct.Struct(">BBBQQ6d"), 2: struct.Struct(">BBBQQ6dq")}
-_FIELDS = {1: 4, 2: 5}
+# Format 3 adds a seventh time, first_started_at, and a sixth field, errors.
+_HEADS = {
+    1: struct.Struct(">BBBQQ6d"),
+    2: struct.Struct(">BBBQQ6dq"),
+    3: struct.Struct(">BBBQQ7dq"),
+}
+_FIELDS = {1: 4, 2: 5, 3: 6}
 _LEN = struct.Struct(">I")
 _NONE = 0xFFFFFFFF  # length that stands for None
-_FORMAT = 2
-_OPTIONAL_TIMES = ("available_at", "leased_at", "lease_expires_at", "failed_at", "dead_at")
+_FORMAT = 3
+_OPTIONAL_TIMES = (
+    "available_at",
+    "leased_at",
+    "lease_expires_at",
+    "failed_at",
+    "dead_at",
+    "first_started_at",
+)
 
 
 class Record(StoredMessage):
@@ -145,6 +167,7 @@ class Record(StoredMessage):
             parts.append(_field(None if text is None else text.encode()))
         parts.append(_field(self.last_error))
         parts.append(_field(None if self.key is None else self.key.encode()))
+        parts.append(_field(None if self.errors is None else _join(self.errors)))
         parts.append(self.value)
         return b"".join(parts)
 
@@ -166,6 +189,7 @@ class Record(StoredMessage):
         if state not in (WAITING, INFLIGHT, DEAD):
             raise StoreError(f"message {message_id!r} has an unknown state {state}")
         optional = [t if present & (1 << bit) else None for bit, t in enumerate(times)]
+        optional += [None] * (len(_OPTIONAL_TIMES) - len(optional))
         offset = head.size
         fields: list[bytes | None] = []
         for _ in range(_FIELDS[form]):
@@ -178,8 +202,9 @@ class Record(StoredMessage):
                 offset += length
         queue, leased_by, lease_token, last_error, *rest = fields
         key = rest[0] if rest else None
+        errors = rest[1] if len(rest) > 1 else None
         assert queue is not None
-        return cls(
+        record = cls(
             message_id,
             queue.decode(),
             bytes(data[offset:]),
@@ -198,6 +223,21 @@ class Record(StoredMessage):
             None if key is None else key.decode(),
             priority,
         )
+        record.first_started_at = optional[5]
+        record.errors = None if errors is None else _split(errors)
+        return record
+
+
+def _join(errors: list[bytes]) -> bytes:
+    """Every attempt's error as one JSON array."""
+    return b"[" + b",".join(errors) + b"]"
+
+
+def _split(joined: bytes) -> list[bytes]:
+    """The errors of a JSON array :func:`_join` made, each as its JSON bytes."""
+    from localqueue.codec import decode, encode
+
+    return [encode(error) for error in decode(joined)]
 
 
 def _field(raw: bytes | None) -> bytes:
@@ -236,3 +276,100 @@ class Counts:
     @property
     def total(self) -> int:
         return self.pending + self.inflight + self.dead
+
+
+# -- history (version 4) --------------------------------------------------------------
+
+_RETENTION = struct.Struct(">dqQ")  # keep_seconds (NaN: none), keep_count (-1: none), held
+
+
+@dataclass(slots=True)
+class Retention:
+    """A queue's ``retention`` entry: its retention and how many records it holds."""
+
+    seconds: float | None = None
+    count: int | None = None
+    held: int = 0
+
+    @property
+    def on(self) -> bool:
+        return self.seconds is not None or self.count is not None
+
+    @classmethod
+    def unpack(cls, data: bytes | None) -> Retention:
+        if data is None:
+            return cls()
+        seconds, count, held = _RETENTION.unpack(data)
+        return cls(None if seconds != seconds else seconds, None if count < 0 else count, held)
+
+    def pack(self) -> bytes:
+        seconds = float("nan") if self.seconds is None else self.seconds
+        return _RETENTION.pack(seconds, -1 if self.count is None else self.count, self.held)
+
+
+# format, flags (first start, duration, exit code present), attempts, exit code, then
+# enqueued_at, first_started_at, finished_at, duration; then id, queue, key, status,
+# worker, error, errors, output as fields, and the value to the end.
+_HISTORY_HEAD = struct.Struct(">BBIq4d")
+
+
+def history_key(queue: str, finished_at: float, seq: int) -> bytes:
+    return index_key(queue, finished_at, seq)
+
+
+def pack_history(row: HistoryRow) -> bytes:
+    flags = (
+        (row.first_started_at is not None)
+        | (row.duration is not None) << 1
+        | (row.exit_code is not None) << 2
+    )
+    head = _HISTORY_HEAD.pack(
+        1,
+        flags,
+        row.attempts,
+        row.exit_code or 0,
+        row.enqueued_at,
+        row.first_started_at or 0.0,
+        row.finished_at,
+        row.duration or 0.0,
+    )
+    texts = (row.id, row.queue, row.key, row.status, row.worker)
+    parts = [head, *(_field(None if t is None else t.encode()) for t in texts)]
+    parts += [_field(row.error), _field(row.errors), _field(row.output), row.value]
+    return b"".join(parts)
+
+
+def unpack_history(data: bytes) -> HistoryRow:
+    _, flags, attempts, exit_code, enqueued, first, finished, duration = _HISTORY_HEAD.unpack_from(
+        data
+    )
+    offset = _HISTORY_HEAD.size
+    fields: list[bytes | None] = []
+    for _ in range(8):
+        (length,) = _LEN.unpack_from(data, offset)
+        offset += _LEN.size
+        if length == _NONE:
+            fields.append(None)
+        else:
+            fields.append(bytes(data[offset : offset + length]))
+            offset += length
+    texts = [None if f is None else f.decode() for f in fields[:5]]
+    message_id, queue, key, status, worker = texts
+    error, errors, output = fields[5:]
+    return HistoryRow(
+        message_id,
+        queue,
+        key,
+        bytes(data[offset:]),
+        status,
+        attempts,
+        enqueued,
+        first if flags & 1 else None,
+        finished,
+        duration if flags & 2 else None,
+        worker,
+        exit_code if flags & 4 else None,
+        error,
+        errors,
+        output,
+    )

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 # Every queue name the schema has held, also after its last message is gone (version
 # 2): a statement-level trigger records the names each INSERT into the messages brings.
@@ -48,6 +48,38 @@ _SETTINGS_DDL = """CREATE TABLE {s} (
     )"""
 _PAUSED = "EXISTS (SELECT FROM {s} WHERE queue = %(queue)s AND paused)"
 
+# Version 5 (issue 28): a queue's retention (keep columns in its settings row), and the
+# history of finished messages (one record each, written by the statement that acks or
+# dead-letters the message).
+_HISTORY_DDL = (
+    "ALTER TABLE {s} ADD COLUMN keep_seconds float8",
+    "ALTER TABLE {s} ADD COLUMN keep_count bigint",
+    """CREATE TABLE {h} (
+        seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        queue text NOT NULL,
+        id text NOT NULL,
+        key text,
+        value bytea NOT NULL,
+        status text NOT NULL,
+        attempts integer NOT NULL,
+        enqueued_at float8 NOT NULL,
+        first_started_at float8,
+        finished_at float8 NOT NULL,
+        duration float8,
+        worker text,
+        exit_code integer,
+        error bytea,
+        errors bytea,
+        output bytea
+    )""",
+    "CREATE INDEX history_finished_idx ON {h} (queue, finished_at, seq)",
+    "CREATE INDEX history_id_idx ON {h} (id)",
+)
+_MESSAGE_HISTORY_COLUMNS = (
+    "ALTER TABLE {m} ADD COLUMN first_started_at float8",
+    "ALTER TABLE {m} ADD COLUMN errors bytea",  # a JSON array, while a history is kept
+)
+
 CREATE = (
     """CREATE TABLE {m} (
         seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -74,6 +106,8 @@ CREATE = (
     _KEY_INDEX,
     *_KNOWN_QUEUES_DDL,
     _SETTINGS_DDL,
+    *_MESSAGE_HISTORY_COLUMNS,
+    *_HISTORY_DDL,
 )
 
 # Every step: the statements that take schema version N to N + 1 (docs/schema.md).
@@ -90,6 +124,7 @@ MIGRATIONS: dict[int, Sequence[str]] = {
         _KEY_INDEX,
     ),
     3: (_SETTINGS_DDL,),  # no queue of an older schema has settings
+    4: (*_MESSAGE_HISTORY_COLUMNS, *_HISTORY_DDL),  # an older message: no first start, errors
 }
 
 KNOWN_QUEUES = "SELECT name FROM {q} ORDER BY name"
@@ -181,7 +216,8 @@ DEAD_KEY_TWICE = """SELECT key FROM {m} WHERE queue = %(queue)s AND dead AND key
 LEASE = f"""UPDATE {{m}} AS m
 SET inflight = true, attempts = m.attempts + 1, leased_at = t.now,
     lease_expires_at = t.now + %(timeout)s, visible_at = t.now + %(timeout)s,
-    leased_by = %(by)s, lease_token = %(token)s
+    leased_by = %(by)s, lease_token = %(token)s,
+    first_started_at = coalesce(m.first_started_at, t.now)
 FROM {_T}, {_RELAXED}
 WHERE m.seq = (
     SELECT c.seq FROM {{m}} AS c
@@ -192,7 +228,54 @@ WHERE m.seq = (
 )
 RETURNING {_COLS}"""
 
-ACK = f"DELETE FROM {{m}} AS m WHERE {_HELD} RETURNING m.seq"
+# History (version 5). _KEEP: the queue's retention while it is on (else no row).
+_KEEP = """keep AS MATERIALIZED (SELECT keep_seconds, keep_count FROM {s}
+    WHERE queue = %(queue)s AND (keep_seconds IS NOT NULL OR keep_count IS NOT NULL))"""
+
+
+def _append_error(errors: str, error: str) -> str:
+    """The JSON array ``errors`` (bytea, NULL: empty) with ``error`` appended, while the
+    queue keeps a history (else ``errors`` unchanged)."""
+    return f"""CASE WHEN {error} IS NULL OR NOT EXISTS (SELECT FROM keep) THEN {errors}
+        WHEN {errors} IS NULL THEN '\\x5b'::bytea || {error} || '\\x5d'::bytea
+        ELSE substring({errors} FROM 1 FOR length({errors}) - 1) || '\\x2c'::bytea
+            || {error} || '\\x5d'::bytea END"""
+
+
+_HISTORY_COLS = """queue, id, key, value, status, attempts, enqueued_at, first_started_at,
+    finished_at, duration, worker, exit_code, error, errors, output"""
+# The record of each finished message in ``f`` (its row as it was held, ``status``,
+# ``error``, ``duration``, ``exit_code``, ``output``), while the queue keeps a history.
+_RECORD = f"""recorded AS (
+    INSERT INTO {{h}} ({_HISTORY_COLS})
+    SELECT f.queue, %(tag)s || '-' || f.seq, f.key, f.value, f.status, f.attempts,
+        f.enqueued_at, f.first_started_at, t.now, f.duration, f.leased_by, f.exit_code,
+        CASE WHEN f.status = 'dead' THEN coalesce(f.error, f.last_error) END,
+        f.errors, f.output
+    FROM f, t WHERE EXISTS (SELECT FROM keep)
+)"""
+# Pruning, at most a batch per statement: past the age always, past the count when the
+# store asks (%(prune_count)s: finding the boundary walks the index).
+_PRUNE = """pruned_age AS (
+    DELETE FROM {h} WHERE seq IN (SELECT h.seq FROM {h} AS h, keep, t
+        WHERE h.queue = %(queue)s AND h.finished_at < t.now - keep.keep_seconds
+        ORDER BY h.finished_at LIMIT %(batch)s)
+),
+pruned_count AS (
+    DELETE FROM {h} WHERE %(prune_count)s AND seq IN (SELECT h.seq FROM {h} AS h
+        WHERE h.queue = %(queue)s
+            AND EXISTS (SELECT FROM keep WHERE keep_count IS NOT NULL)
+        ORDER BY h.finished_at DESC, h.seq DESC
+        OFFSET (SELECT keep_count FROM keep) LIMIT %(batch)s)
+)"""
+
+ACK = f"""WITH t AS MATERIALIZED (SELECT {_NOW} AS now), {_KEEP},
+d AS (DELETE FROM {{m}} AS m WHERE {_HELD} RETURNING m.*),
+f AS (SELECT d.*, 'acked' AS status, NULL::bytea AS error, NULL::float8 AS duration,
+    NULL::integer AS exit_code, NULL::bytea AS output FROM d),
+{_RECORD},
+{_PRUNE}
+SELECT seq FROM d"""
 
 # Why a settle statement matched nothing: the message's inflight flag, or no row.
 PROBE = "SELECT inflight FROM {m} WHERE seq = %(seq)s AND queue = %(queue)s"
@@ -203,21 +286,34 @@ _SET_ERROR = (
     "failed_at = CASE WHEN %(error)s::bytea IS NULL THEN m.failed_at ELSE t.now END"
 )
 
-RELEASE = f"""WITH t AS MATERIALIZED (SELECT {_NOW} AS now),
+RELEASE = f"""WITH t AS MATERIALIZED (SELECT {_NOW} AS now), {_KEEP},
 u AS (
     UPDATE {{m}} AS m
     SET inflight = false, available_at = t.now + %(delay)s, visible_at = t.now + %(delay)s,
-        {_CLEAR_LEASE}, {_SET_ERROR}
+        {_CLEAR_LEASE}, {_SET_ERROR},
+        errors = {_append_error("m.errors", "%(error)s::bytea")}
     FROM t WHERE {_HELD}
     RETURNING m.*
 ),
 {_NOTIFY}
 SELECT {_COLS} FROM u AS m CROSS JOIN t CROSS JOIN n"""
 
-DEAD_LETTER = f"""UPDATE {{m}} AS m
-SET inflight = false, dead = true, dead_at = t.now, {_CLEAR_LEASE}, {_SET_ERROR}
-FROM {_T} WHERE {_HELD}
-RETURNING {_COLS}"""
+# The record takes the holder from the row as the statement found it (``held``).
+DEAD_LETTER = f"""WITH t AS MATERIALIZED (SELECT {_NOW} AS now), {_KEEP},
+held AS (SELECT m.seq, m.leased_by FROM {{m}} AS m WHERE {_HELD}),
+u AS (
+    UPDATE {{m}} AS m
+    SET inflight = false, dead = true, dead_at = t.now, {_CLEAR_LEASE}, {_SET_ERROR},
+        errors = {_append_error("m.errors", "%(error)s::bytea")}
+    FROM t WHERE {_HELD}
+    RETURNING m.*
+),
+f AS (SELECT u.*, held.leased_by AS worker, 'dead' AS status, NULL::bytea AS error,
+    NULL::float8 AS duration, NULL::integer AS exit_code, NULL::bytea AS output
+    FROM u JOIN held ON held.seq = u.seq),
+{_RECORD.replace("f.leased_by", "f.worker")},
+{_PRUNE}
+SELECT {_COLS} FROM u AS m CROSS JOIN t"""
 
 EXTEND_LEASE = f"""UPDATE {{m}} AS m
 SET lease_expires_at = t.now + %(seconds)s, visible_at = t.now + %(seconds)s
@@ -323,7 +419,8 @@ leased AS (
     UPDATE {{m}} AS m
     SET inflight = true, attempts = m.attempts + 1, leased_at = t.now,
         lease_expires_at = t.now + %(timeout)s, visible_at = t.now + %(timeout)s,
-        leased_by = %(by)s, lease_token = (%(tokens)s::text[])[numbered.k]
+        leased_by = %(by)s, lease_token = (%(tokens)s::text[])[numbered.k],
+        first_started_at = coalesce(m.first_started_at, t.now)
     FROM numbered, t WHERE m.seq = numbered.seq
     RETURNING numbered.k, {_COLS}
 )"""
@@ -335,17 +432,20 @@ SELECT leased.* FROM leased, {_RELAXED} ORDER BY k"""
 # Settlements (unnested arrays, one element each), the values applied ones put on the
 # next queue, and the next leases, in ONE statement. The first row carries the
 # ordinals of the applied settlements; each row one leased message (NULLs when none).
-SETTLE_MANY = f"""WITH t AS MATERIALIZED (SELECT {_NOW} AS now),
+SETTLE_MANY = f"""WITH t AS MATERIALIZED (SELECT {_NOW} AS now), {_KEEP},
 s AS MATERIALIZED (
     SELECT * FROM unnest(
         %(seqs)s::bigint[], %(settle_tokens)s::text[], %(actions)s::text[],
-        %(delays)s::float8[], %(errors)s::bytea[]
-    ) WITH ORDINALITY AS s(seq, token, action, delay, error, ord)
+        %(delays)s::float8[], %(errors)s::bytea[], %(durations)s::float8[],
+        %(exit_codes)s::integer[], %(outputs)s::bytea[]
+    ) WITH ORDINALITY AS s(seq, token, action, delay, error, duration, exit_code, output, ord)
 ),
+held AS (SELECT m.seq, m.leased_by FROM {{m}} AS m JOIN s ON {_HELD_S}
+    WHERE s.action = 'dead' AND EXISTS (SELECT FROM keep)),
 acked AS (
     DELETE FROM {{m}} AS m USING s
     WHERE s.action = 'acked' AND {_HELD_S}
-    RETURNING s.ord
+    RETURNING s.ord, m.*
 ),
 settled AS (
     UPDATE {{m}} AS m
@@ -357,12 +457,27 @@ settled AS (
         visible_at = CASE WHEN s.action = 'dead' THEN m.visible_at ELSE t.now + s.delay END,
         {_CLEAR_LEASE},
         last_error = coalesce(s.error, m.last_error),
-        failed_at = CASE WHEN s.error IS NULL THEN m.failed_at ELSE t.now END
+        failed_at = CASE WHEN s.error IS NULL THEN m.failed_at ELSE t.now END,
+        errors = {_append_error("m.errors", "s.error")}
     FROM s, t
     WHERE s.action <> 'acked' AND {_HELD_S}
-    RETURNING s.ord, s.action
+    RETURNING s.ord, s.action, m.*
 ),
 done AS (SELECT ord FROM acked UNION ALL SELECT ord FROM settled),
+f AS (
+    SELECT a.seq, a.queue, a.key, a.value, a.attempts, a.enqueued_at, a.first_started_at,
+        a.leased_by, a.last_error, a.errors, 'acked' AS status, s.error, s.duration,
+        s.exit_code, s.output
+    FROM acked AS a JOIN s ON s.ord = a.ord
+    UNION ALL
+    SELECT d.seq, d.queue, d.key, d.value, d.attempts, d.enqueued_at, d.first_started_at,
+        held.leased_by, d.last_error, d.errors, 'dead', s.error, s.duration, s.exit_code,
+        s.output
+    FROM settled AS d JOIN s ON s.ord = d.ord JOIN held ON held.seq = d.seq
+    WHERE d.action = 'dead'
+),
+{_RECORD},
+{_PRUNE},
 p AS (
     SELECT * FROM unnest(%(put_ords)s::bigint[], %(put_queues)s::text[], %(put_values)s::bytea[])
         WITH ORDINALITY AS p(ord, queue, value, n)
@@ -397,3 +512,35 @@ UPDATE {{m}} AS m
 SET lease_expires_at = t.now + %(seconds)s, visible_at = t.now + %(seconds)s
 FROM s, t, {_RELAXED} WHERE {_HELD_S}
 RETURNING s.ord, m.lease_expires_at"""
+
+# -- history: settings, reads and pruning ----------------------------------------------
+
+KEEP = """INSERT INTO {s} (queue, keep_seconds, keep_count)
+    VALUES (%(queue)s, %(seconds)s, %(count)s)
+    ON CONFLICT (queue) DO UPDATE SET keep_seconds = excluded.keep_seconds,
+        keep_count = excluded.keep_count"""
+RETENTION = "SELECT keep_seconds, keep_count FROM {s} WHERE queue = %(queue)s"
+KEEPING_QUEUES = "SELECT queue FROM {s} ORDER BY queue"
+_HISTORY_ROW = """id, queue, key, value, status, attempts, enqueued_at, first_started_at,
+    finished_at, duration, worker, exit_code, error, errors, output"""
+HISTORY = f"""SELECT {_HISTORY_ROW} FROM {{h}}
+    WHERE queue = %(queue)s AND (%(since)s::float8 IS NULL OR finished_at >= %(since)s)
+        AND (%(status)s::text IS NULL OR status = %(status)s)
+        AND (%(key)s::text IS NULL OR key = %(key)s)
+    ORDER BY finished_at DESC, seq DESC LIMIT %(limit)s"""
+HISTORY_RECORD = f"SELECT {_HISTORY_ROW} FROM {{h}} WHERE id = %(id)s AND queue = %(queue)s"
+# One batch past the retention (off: of every record), in its own short statement.
+PRUNE_HISTORY = f"""WITH t AS MATERIALIZED (SELECT {_NOW} AS now),
+r AS (SELECT keep_seconds, coalesce(keep_count, CASE WHEN keep_seconds IS NULL THEN 0 END)
+        AS keep_count FROM {{s}} WHERE queue = %(queue)s),
+doomed AS (
+    (SELECT h.seq FROM {{h}} AS h, r, t WHERE h.queue = %(queue)s
+        AND h.finished_at < t.now - r.keep_seconds ORDER BY h.finished_at LIMIT %(batch)s)
+    UNION
+    (SELECT h.seq FROM {{h}} AS h WHERE h.queue = %(queue)s
+        AND EXISTS (SELECT FROM r WHERE r.keep_count IS NOT NULL)
+        ORDER BY h.finished_at DESC, h.seq DESC
+        OFFSET (SELECT keep_count FROM r) LIMIT %(batch)s)
+),
+d AS (DELETE FROM {{h}} WHERE seq IN (SELECT seq FROM doomed) RETURNING 1)
+SELECT count(*) FROM d"""

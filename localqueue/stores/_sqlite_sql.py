@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
     Rows = Callable[[str, Any], list[Any]]
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 APPLICATION_ID = 0x6C715131  # "lqQ1": marks a localqueue queue store
 
 # Every queue name the store has held, also after its last message is gone (version 2).
@@ -63,6 +63,35 @@ SETTINGS = "SELECT paused FROM queue_settings WHERE queue = ?"
 SET_PAUSED = """INSERT INTO queue_settings (queue, paused) VALUES (:queue, :paused)
     ON CONFLICT (queue) DO UPDATE SET paused = excluded.paused RETURNING paused"""
 DELETE_ONE = "DELETE FROM messages WHERE seq = :seq AND nonce = :nonce AND queue = :queue"
+# Version 5 (issue 28): retention, in the queue's settings row (keep finished messages
+# for keep_seconds and/or the newest keep_count of them; both NULL or no row: keep none),
+# and the history of finished messages, one record each, written by the settle transaction.
+_KEEP_COLUMNS = (
+    "ALTER TABLE queue_settings ADD COLUMN keep_seconds REAL",
+    "ALTER TABLE queue_settings ADD COLUMN keep_count INTEGER",
+)
+_HISTORY_SCHEMA = (
+    """CREATE TABLE history (
+        seq INTEGER PRIMARY KEY,
+        queue TEXT NOT NULL,
+        id TEXT NOT NULL,
+        key TEXT,
+        value BLOB NOT NULL,
+        status TEXT NOT NULL,
+        attempts INTEGER NOT NULL,
+        enqueued_at REAL NOT NULL,
+        first_started_at REAL,
+        finished_at REAL NOT NULL,
+        duration REAL,
+        worker TEXT,
+        exit_code INTEGER,
+        error BLOB,
+        errors BLOB,
+        output BLOB
+    )""",
+    "CREATE INDEX history_finished ON history (queue, finished_at)",
+    "CREATE INDEX history_id ON history (id)",
+)
 
 SCHEMA = (
     """CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID""",
@@ -87,13 +116,17 @@ SCHEMA = (
         failed_at REAL,
         dead_at REAL,
         priority INTEGER NOT NULL DEFAULT 0,
-        key TEXT
+        key TEXT,
+        first_started_at REAL,
+        errors BLOB
     )""",
     """CREATE INDEX messages_dead ON messages (queue, visible_at) WHERE state = 2""",
     *_KNOWN_QUEUES_SCHEMA,
     _VISIBLE_INDEX,
     _KEY_INDEX,
     _SETTINGS_SCHEMA,
+    *_KEEP_COLUMNS,
+    *_HISTORY_SCHEMA,
 )
 # Every step: the statements that take schema version N to N + 1 (docs/schema.md).
 MIGRATIONS = {
@@ -106,6 +139,12 @@ MIGRATIONS = {
         _KEY_INDEX,
     ),
     3: (_SETTINGS_SCHEMA,),  # issue 27: queue settings; an older store's queues have none
+    4: (  # issue 28: retention and history; an older message has no first start or errors
+        "ALTER TABLE messages ADD COLUMN first_started_at REAL",
+        "ALTER TABLE messages ADD COLUMN errors BLOB",
+        *_KEEP_COLUMNS,
+        *_HISTORY_SCHEMA,
+    ),
 }
 
 COLUMNS = (
@@ -151,6 +190,7 @@ _NEXT = f"""{_LEVELS}
     WHERE s IS NOT NULL AND NOT {_PAUSED} LIMIT 1"""
 LEASE = f"""UPDATE messages
     SET state = 1, attempts = attempts + 1, leased_at = :now, lease_expires_at = :expires,
+        first_started_at = coalesce(first_started_at, :now),
         visible_at = :expires, leased_by = :by, lease_token = :token, lease_timeout = :timeout
     WHERE seq = ({_NEXT})
     RETURNING {COLUMNS}"""
@@ -162,12 +202,53 @@ ACK = f"DELETE FROM messages WHERE {_HELD}"
 _END_LEASE = """leased_at = NULL, lease_expires_at = NULL, leased_by = NULL, lease_token = NULL,
         last_error = coalesce(:error, last_error),
         failed_at = CASE WHEN :error IS NULL THEN failed_at ELSE :now END"""
+# While the queue keeps a history, a release also appends its error to the message's
+# errors (a JSON array), so that its record holds every attempt's error.
+_KEEPING = """EXISTS (SELECT 1 FROM queue_settings WHERE queue = :queue
+        AND (keep_seconds IS NOT NULL OR keep_count IS NOT NULL))"""
+_ERRORS = "json_insert(coalesce(errors, '[]'), '$[#]', json(CAST(:error AS TEXT)))"
 RELEASE = f"""UPDATE messages
-    SET state = 0, visible_at = :available, available_at = :available, {_END_LEASE}
+    SET state = 0, visible_at = :available, available_at = :available, {_END_LEASE},
+        errors = CASE WHEN :error IS NOT NULL AND {_KEEPING} THEN {_ERRORS} ELSE errors END
     WHERE {_HELD} RETURNING {COLUMNS}"""
 DEAD_LETTER = f"""UPDATE messages
-    SET state = 2, visible_at = :now, dead_at = :now, {_END_LEASE}
+    SET state = 2, visible_at = :now, dead_at = :now, {_END_LEASE},
+        errors = CASE WHEN :error IS NOT NULL AND {_KEEPING} THEN {_ERRORS} ELSE errors END
     WHERE {_HELD} RETURNING {COLUMNS}"""
+# An ack of a queue that keeps no history: one statement, the setting read inside it
+# (matching nothing while the queue keeps one: the store then records and acks).
+ACK_UNKEPT = f"{ACK} AND NOT {_KEEPING}"
+# History (version 5). RETENTION: the queue's setting (no row: keep nothing). RECORD: the
+# history record of a held message that this settle ends, while its queue keeps a
+# history (before the ACK or DEAD_LETTER statement, in its transaction; fenced as they
+# are: rowcount 0 means not held, or no history kept).
+RETENTION = "SELECT keep_seconds, keep_count FROM queue_settings WHERE queue = ?"
+KEEP = """INSERT INTO queue_settings (queue, keep_seconds, keep_count) VALUES (?, ?, ?)
+    ON CONFLICT (queue) DO UPDATE SET keep_seconds = excluded.keep_seconds,
+        keep_count = excluded.keep_count"""
+RECORD = f"""INSERT INTO history (queue, id, key, value, status, attempts, enqueued_at,
+        first_started_at, finished_at, duration, worker, exit_code, error, errors, output)
+    SELECT queue, :id, key, value, :status, attempts, enqueued_at, first_started_at, :now,
+        :duration, leased_by, :exit_code,
+        CASE WHEN :status = 'dead' THEN coalesce(:error, last_error) END,
+        CASE WHEN :error IS NULL THEN errors ELSE {_ERRORS} END, :output
+    FROM messages WHERE {_HELD} AND {_KEEPING}"""
+HISTORY_COLUMNS = """id, queue, key, value, status, attempts, enqueued_at, first_started_at,
+    finished_at, duration, worker, exit_code, error, errors, output"""
+HISTORY = f"""SELECT {HISTORY_COLUMNS} FROM history
+    WHERE queue = :queue AND finished_at >= :since
+        AND (:status IS NULL OR status = :status) AND (:key IS NULL OR key = :key)
+    ORDER BY finished_at DESC, seq DESC LIMIT :limit"""
+HISTORY_RECORD = f"SELECT {HISTORY_COLUMNS} FROM history WHERE id = ? AND queue = ?"
+# Pruning, a batch at a time: records older than the retention, then the oldest past
+# its count (the count's boundary found by one walk down the index).
+PRUNE_AGE = """DELETE FROM history WHERE seq IN (SELECT seq FROM history
+    WHERE queue = :queue AND finished_at < :cutoff ORDER BY finished_at LIMIT :batch)"""
+PRUNE_COUNT = """DELETE FROM history WHERE seq IN (SELECT seq FROM history
+    WHERE queue = :queue ORDER BY finished_at DESC, seq DESC LIMIT :batch OFFSET :count)"""
+# Every queue with a settings row (a retention on, turned off with records left to prune,
+# or only paused: nothing to prune).
+KEEPING_QUEUES = "SELECT queue FROM queue_settings ORDER BY queue"
 EXTEND = f"""UPDATE messages
     SET lease_expires_at = :expires, visible_at = :expires, lease_timeout = :timeout
     WHERE {_HELD} RETURNING {COLUMNS}"""

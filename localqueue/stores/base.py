@@ -71,6 +71,20 @@ messages in ONE transaction, so one commit (one fsync, one round trip) covers th
 :meth:`QueueStore.extend_leases` is the heartbeat of all held leases in one call. A
 settlement whose lease was lost changes nothing and does not stop the others.
 
+History
+-------
+A queue may keep a history of its finished messages: :meth:`QueueStore.keep` sets its
+retention (a duration, a count, both, or neither: off, the default). While it is on,
+every message of the queue that is acked or dead-lettered leaves ONE
+:data:`~localqueue.history.HistoryRow` written in the same transaction as its
+settlement (so a crash before the commit leaves the message held, and its redelivery's
+settlement writes the one record), and every release with an error also appends that
+error to the message's kept errors, so the record holds every attempt's error. Records
+past the retention are deleted in batches of at most
+:data:`~localqueue.history.PRUNE_BATCH` by the settling workers (and by
+:meth:`QueueStore.prune_history`): the history grows past its bound by at most a batch
+or so per worker. A store that keeps no history says so from :meth:`keep`.
+
 Processes
 ---------
 A store object may be used by threads, and a process may fork while it is open. The fork
@@ -107,6 +121,7 @@ if TYPE_CHECKING:
     from typing import Literal, TypeAlias
 
     from localqueue.backends import StoreAddress
+    from localqueue.history import HistoryRow
     from localqueue.outcome import Settlement
 
     OnConflict: TypeAlias = Literal["skip", "error", "replace"]
@@ -439,6 +454,49 @@ class QueueStore(ABC):
         None when the queue holds nothing but dead letters (or nothing at all), or is
         paused (a waiting consumer then polls at its slowest, or waits for the
         notification of a resume)."""
+
+    # -- history (see module doc) ----------------------------------------------------
+
+    def keep(self, queue: str, *, seconds: float | None, count: int | None) -> None:
+        """Set ``queue``'s retention: keep a finished message's record for ``seconds``
+        after it finished and/or only the newest ``count`` records (both None: keep
+        none, today's records are pruned away). Every worker reads it when it settles.
+        StoreError for a store that keeps no history."""
+        from localqueue.errors import StoreError
+
+        raise StoreError(f"{type(self).__name__} keeps no history of finished messages")
+
+    def retention(self, queue: str) -> tuple[float | None, int | None]:
+        """``queue``'s retention as :meth:`keep` set it: ``(None, None)`` when off."""
+        return None, None
+
+    def history(
+        self,
+        queue: str,
+        *,
+        status: str | None = None,
+        since: float | None = None,
+        key: str | None = None,
+        limit: int | None = None,
+    ) -> list[HistoryRow]:
+        """``queue``'s kept records, newest finish first, at most ``limit``: only those of
+        ``status`` (``"acked"`` or ``"dead"``), finished at or after ``since`` (seconds
+        since the epoch), of ``key``, when given. ``[]`` when none."""
+        return []
+
+    def history_record(self, queue: str, message_id: str) -> HistoryRow | None:
+        """The kept record of message ``message_id`` of ``queue``, or None."""
+        return None
+
+    def prune_history(self, queue: str) -> int:
+        """Delete one batch (at most ``PRUNE_BATCH``) of ``queue``'s records past its
+        retention, in one short transaction; returns how many (0: nothing is past it)."""
+        return 0
+
+    def history_queues(self) -> list[str]:
+        """The queues that may hold history records to prune (any with a settings row on
+        SQLite and PostgreSQL: a retention on, turned off, or only a pause), sorted."""
+        return []
 
     # -- waiting and lifetime --------------------------------------------------------
 

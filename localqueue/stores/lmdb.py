@@ -20,6 +20,7 @@ Durability (LMDB's own guarantees):
 
 from __future__ import annotations
 
+import math
 import os
 import secrets
 from collections.abc import Mapping, Sequence
@@ -29,15 +30,20 @@ from localqueue import _failpoints
 from localqueue.backends import StoreAddress, lmdb_env
 from localqueue.backends.lmdb_env import Durability, Schema
 from localqueue.errors import Full, LeaseLostError, MessageNotFoundError, StoreError
+from localqueue.history import PRUNE_BATCH, HistoryRow
 from localqueue.message import QueueSettings, QueueStats
 from localqueue.stores._lmdb_format import (
     KIND,
     Counts,
     Record,
+    Retention,
+    history_key,
     key_entry,
     key_time,
     level_after,
+    pack_history,
     queue_prefix,
+    unpack_history,
 )
 from localqueue.stores.base import (
     DEAD,
@@ -68,6 +74,8 @@ _KEYS = b"keys"
 #: Format 3 (issue 27): queue name -> the settings of a queue that was given any
 #: (:func:`_pack_settings`), read by every lease in its own transaction.
 _SETTINGS = b"settings"
+#: Format 4 (issue 28): queue name -> its retention (:class:`Retention`), and the history.
+_RETENTION, _HISTORY, _HISTORY_IDS = b"retention", b"history", b"history_ids"
 _LEVEL = 8  # bytes of the priority level after a queue's prefix in ``visible``
 
 
@@ -87,6 +95,12 @@ def _migrate_2(txn: Any, dbs: Mapping[bytes, Any]) -> None:
     transaction): no queue of an older environment has settings."""
 
 
+def _migrate_3(txn: Any, dbs: Mapping[bytes, Any]) -> None:
+    """Format 3 -> 4: the ``retention``, ``history`` and ``history_ids`` sub-databases,
+    opened empty (no queue keeps a history yet); records of format 2 are read as they
+    are (no first start, no errors) and written in record format 3 when they next change."""
+
+
 def _pack_settings(settings: QueueSettings) -> bytes:
     """One byte per setting, in field order (``paused``: 0 or 1)."""
     return bytes([int(settings.paused)])
@@ -98,16 +112,39 @@ def _unpack_settings(data: bytes | None) -> QueueSettings:
 
 SCHEMA = Schema(
     b"localqueue-queue",
-    3,
-    (_RECORDS, _VISIBLE, _DEAD, _COUNTS, ATTEMPTS, _KEYS, _SETTINGS),
-    {1: _migrate_1, 2: _migrate_2},
+    4,
+    (
+        _RECORDS,
+        _VISIBLE,
+        _DEAD,
+        _COUNTS,
+        ATTEMPTS,
+        _KEYS,
+        _SETTINGS,
+        _RETENTION,
+        _HISTORY,
+        _HISTORY_IDS,
+    ),
+    {1: _migrate_1, 2: _migrate_2, 3: _migrate_3},
 )
 
 
 class _Tx:
     """One transaction's view of the store: records, indexes and counts kept in step."""
 
-    __slots__ = ("counts", "dead", "keys", "meta", "records", "settings", "txn", "visible")
+    __slots__ = (
+        "counts",
+        "dead",
+        "history",
+        "history_ids",
+        "keys",
+        "meta",
+        "records",
+        "retentions",
+        "settings",
+        "txn",
+        "visible",
+    )
 
     def __init__(self, txn: Any, dbs: Mapping[bytes, Any]) -> None:
         self.txn = txn
@@ -117,6 +154,9 @@ class _Tx:
         self.counts = dbs[_COUNTS]
         self.keys = dbs[_KEYS]
         self.settings = dbs[_SETTINGS]
+        self.retentions = dbs[_RETENTION]
+        self.history = dbs[_HISTORY]
+        self.history_ids = dbs[_HISTORY_IDS]
         self.meta = dbs[lmdb_env.META_DB]
 
     # -- records --------------------------------------------------------------------
@@ -259,6 +299,76 @@ class _Tx:
                     live += 1
         ready = counts.pending - delayed + counts.inflight - live
         return QueueStats(ready=ready, delayed=delayed, inflight=live, dead=counts.dead)
+
+    # -- history ----------------------------------------------------------------------
+
+    def retention(self, queue: str) -> Retention:
+        return Retention.unpack(self.txn.get(queue.encode(), db=self.retentions))
+
+    def record(
+        self,
+        retention: Retention,
+        record: Record,
+        status: str,
+        now: float,
+        settlement: Settlement | None = None,
+        error: bytes | None = None,
+    ) -> None:
+        """Write the history record of ``record``, acked or dead-lettered now (with what
+        ``settlement`` says of its last attempt); ``retention`` counts it."""
+        errors = list(record.errors or [])
+        if error is not None:
+            errors.append(error)
+        row = HistoryRow(
+            record.id,
+            record.queue,
+            record.key,
+            record.value,
+            status,
+            record.attempts,
+            record.enqueued_at,
+            record.first_started_at,
+            now,
+            None if settlement is None else settlement.duration,
+            record.leased_by,
+            None if settlement is None else settlement.exit_code,
+            None if status == "acked" else error or record.last_error,
+            b"[" + b",".join(errors) + b"]" if errors else None,
+            None if settlement is None else settlement.output,
+        )
+        _, seq = self.next_seq(1)
+        key = history_key(record.queue, now, seq)
+        self.txn.put(key, pack_history(row), db=self.history)
+        self.txn.put(record.id.encode(), key, db=self.history_ids)
+        retention.held += 1
+
+    def prune(self, queue: str, retention: Retention, now: float) -> int:
+        """Delete at most a batch of ``queue``'s oldest records past ``retention`` (off:
+        any); the caller stores ``retention`` (its count) afterwards."""
+        cutoff = -math.inf if retention.seconds is None else now - retention.seconds
+        over = retention.held - (retention.count if retention.count is not None else 0)
+        if retention.on and retention.count is None:
+            over = 0
+        prefix = queue_prefix(queue)
+        cursor = self.txn.cursor(db=self.history)
+        deleted = 0
+        while deleted < PRUNE_BATCH and cursor.set_range(prefix):
+            key = cursor.key()
+            if not key.startswith(prefix):
+                break
+            if deleted >= over and key_time(key, len(prefix)) >= cutoff:
+                break
+            message_id = unpack_history(cursor.value()).id
+            cursor.delete()
+            self.txn.delete(message_id.encode(), db=self.history_ids)
+            deleted += 1
+        retention.held -= deleted
+        return deleted
+
+    def finish(self, queue: str, retention: Retention, now: float) -> None:
+        """After a settle that recorded: prune a batch and store the queue's count."""
+        self.prune(queue, retention, now)
+        self.txn.put(queue.encode(), retention.pack(), db=self.retentions)
 
     def next_seq(self, how_many: int) -> tuple[str, int]:
         """The environment's id tag and the first of ``how_many`` fresh sequence numbers."""
@@ -472,7 +582,13 @@ class LMDBQueueStore(QueueStore):
     def ack(self, queue: str, message_id: str, lease_token: str | None) -> None:
         def work(txn: Any, dbs: Mapping[bytes, Any]) -> None:
             tx = _Tx(txn, dbs)
-            tx.delete(tx.held(queue, message_id, lease_token))
+            record = tx.held(queue, message_id, lease_token)
+            retention = tx.retention(queue)
+            if retention.on:
+                now = self.clock()
+                tx.record(retention, record, "acked", now)
+                tx.finish(queue, retention, now)
+            tx.delete(record)
 
         self._env().write(work)
 
@@ -490,15 +606,28 @@ class LMDBQueueStore(QueueStore):
             tx = _Tx(txn, dbs)
             record = tx.held(queue, message_id, lease_token)
             now = self.clock()
-            self._end_lease(tx, record, now, dead=dead, delay=delay, error=error)
+            retention = tx.retention(queue)
+            if dead and retention.on:
+                tx.record(retention, record, "dead", now, error=error)
+                tx.finish(queue, retention, now)
+            self._end_lease(tx, record, now, dead=dead, delay=delay, error=error, keep=retention.on)
             return record.row(now)
 
         return self._env().write(work)
 
     @staticmethod
     def _end_lease(
-        tx: _Tx, record: Record, now: float, *, dead: bool, delay: float, error: bytes | None
+        tx: _Tx,
+        record: Record,
+        now: float,
+        *,
+        dead: bool,
+        delay: float,
+        error: bytes | None,
+        keep: bool = False,
     ) -> None:
+        if keep and error is not None:  # a record will hold every attempt's error
+            record.errors = [*(record.errors or []), error]
         old_state = tx.unindex(record)
         if dead:
             record.bury(now, error)
@@ -525,12 +654,15 @@ class LMDBQueueStore(QueueStore):
         def work(txn: Any, dbs: Mapping[bytes, Any]) -> tuple[list[bool], list[Row]]:
             tx = _Tx(txn, dbs)
             now = self.clock()
+            retention = tx.retention(queue)
             applied: list[bool] = []
             for settlement in settlements:
-                done = self._settle_in(tx, queue, settlement, now)
+                done = self._settle_in(tx, queue, settlement, now, retention)
                 if done and settlement.then_put:
                     self._insert(tx, settlement.to or queue, settlement.then_put, now, 0.0)
                 applied.append(done)
+            if retention.on:
+                tx.finish(queue, retention, now)
             leased = self._lease_in(tx, queue, lease, now, lease_timeout, leased_by)
             if _failpoints.ACTIVE:
                 _failpoints.reached("settle-before-commit")
@@ -538,21 +670,32 @@ class LMDBQueueStore(QueueStore):
 
         return self._env().write(work)
 
-    def _settle_in(self, tx: _Tx, queue: str, settlement: Settlement, now: float) -> bool:
+    def _settle_in(
+        self, tx: _Tx, queue: str, settlement: Settlement, now: float, retention: Retention
+    ) -> bool:
         """Apply one settlement inside the caller's transaction; False (nothing changed)
-        when its lease was lost or the message is gone."""
+        when its lease was lost or the message is gone. While ``retention`` is on, an
+        ack or a dead-letter writes its history record."""
         if settlement.action not in ("acked", "released", "dead"):
             raise ValueError(f"unknown settle action {settlement.action!r}")
         try:
             record = tx.held(queue, settlement.message_id, settlement.lease_token)
         except (LeaseLostError, MessageNotFoundError):
             return False
+        if retention.on and settlement.action != "released":
+            tx.record(retention, record, settlement.action, now, settlement, settlement.error)
         if settlement.action == "acked":
             tx.delete(record)
         else:
             dead = settlement.action == "dead"
             self._end_lease(
-                tx, record, now, dead=dead, delay=settlement.delay, error=settlement.error
+                tx,
+                record,
+                now,
+                dead=dead,
+                delay=settlement.delay,
+                error=settlement.error,
+                keep=retention.on,
             )
         return True
 
@@ -763,5 +906,77 @@ class LMDBQueueStore(QueueStore):
             tx = _Tx(txn, dbs)
             earliest = None if tx.queue_settings(queue).paused else tx.earliest(queue)
             return None if earliest is None else max(0.0, earliest - self.clock())
+
+        return self._env().read(work)
+
+    # -- history ---------------------------------------------------------------------
+
+    def keep(self, queue: str, *, seconds: float | None, count: int | None) -> None:
+        def work(txn: Any, dbs: Mapping[bytes, Any]) -> None:
+            tx = _Tx(txn, dbs)
+            retention = tx.retention(queue)
+            retention.seconds, retention.count = seconds, count
+            txn.put(queue.encode(), retention.pack(), db=tx.retentions)
+
+        self._env().write(work)
+
+    def retention(self, queue: str) -> tuple[float | None, int | None]:
+        found = self._env().read(lambda txn, dbs: _Tx(txn, dbs).retention(queue))
+        return found.seconds, found.count
+
+    def history(
+        self,
+        queue: str,
+        *,
+        status: str | None = None,
+        since: float | None = None,
+        key: str | None = None,
+        limit: int | None = None,
+    ) -> list[HistoryRow]:
+        def work(txn: Any, dbs: Mapping[bytes, Any]) -> list[HistoryRow]:
+            prefix = queue_prefix(queue)
+            cursor = txn.cursor(db=dbs[_HISTORY])
+            found: list[HistoryRow] = []
+            # Newest first: from the queue's last entry backwards.
+            after = queue.encode() + b"\x01"
+            positioned = cursor.prev() if cursor.set_range(after) else cursor.last()
+            if not positioned:
+                return found
+            for entry, data in cursor.iterprev():
+                if not entry.startswith(prefix) or len(found) == limit:
+                    break
+                if since is not None and key_time(entry, len(prefix)) < since:
+                    break
+                row = unpack_history(data)
+                if (status is None or row.status == status) and (key is None or row.key == key):
+                    found.append(row)
+            return found
+
+        return self._env().read(work)
+
+    def history_record(self, queue: str, message_id: str) -> HistoryRow | None:
+        def work(txn: Any, dbs: Mapping[bytes, Any]) -> HistoryRow | None:
+            entry = txn.get(message_id.encode(), db=dbs[_HISTORY_IDS])
+            data = None if entry is None else txn.get(entry, db=dbs[_HISTORY])
+            row = None if data is None else unpack_history(data)
+            return row if row is not None and row.queue == queue else None
+
+        return self._env().read(work)
+
+    def prune_history(self, queue: str) -> int:
+        def work(txn: Any, dbs: Mapping[bytes, Any]) -> int:
+            tx = _Tx(txn, dbs)
+            retention = tx.retention(queue)
+            deleted = tx.prune(queue, retention, self.clock())
+            if deleted:
+                txn.put(queue.encode(), retention.pack(), db=tx.retentions)
+            return deleted
+
+        return self._env().write(work)
+
+    def history_queues(self) -> list[str]:
+        def work(txn: Any, dbs: Mapping[bytes, Any]) -> list[str]:
+            cursor = txn.cursor(db=dbs[_RETENTION])
+            return [raw.decode() for raw in cursor.iternext(values=False)]
 
         return self._env().read(work)

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from localqueue.errors import Full, MessageNotFoundError
+from localqueue.history import PRUNE_BATCH, HistoryRow
 from localqueue.message import QueueSettings, QueueStats
 from localqueue.stores.base import (
     DEAD,
@@ -44,6 +45,8 @@ class MemoryQueueStore(QueueStore):
         self._settings: dict[str, QueueSettings] = {}  # queues given settings
         self._seq = itertools.count(1)
         self._tag = secrets.token_hex(4)
+        self._retention: dict[str, tuple[float | None, int | None]] = {}
+        self._history: dict[str, list[HistoryRow]] = {}  # by queue, oldest finish first
 
     def __repr__(self) -> str:
         return "MemoryQueueStore()"
@@ -146,9 +149,50 @@ class MemoryQueueStore(QueueStore):
         leased_by: str | None = None,
     ) -> tuple[list[bool], list[Row]]:
         with self._lock:
-            return super().settle_many(
-                queue, settlements, lease=lease, lease_timeout=lease_timeout, leased_by=leased_by
+            self._settling = {s.message_id: s for s in settlements}
+            try:
+                return super().settle_many(
+                    queue,
+                    settlements,
+                    lease=lease,
+                    lease_timeout=lease_timeout,
+                    leased_by=leased_by,
+                )
+            finally:
+                self._settling = {}
+
+    _settling: dict[str, Settlement] = {}  # replaced per batch, never changed
+
+    def _finish(self, record: StoredMessage, status: str, error: bytes | None, now: float) -> None:
+        """The history record of ``record``, acked or dead-lettered now (while its queue
+        keeps a history), with what the settlement being applied says of the attempt."""
+        if self.retention(record.queue) == (None, None):
+            return
+        settlement = self._settling.get(record.id)
+        errors = list(record.errors or [])
+        if error is not None:
+            errors.append(error)
+        joined = b"[" + b",".join(errors) + b"]" if errors else None
+        self._history.setdefault(record.queue, []).append(
+            HistoryRow(
+                record.id,
+                record.queue,
+                record.key,
+                record.value,
+                status,
+                record.attempts,
+                record.enqueued_at,
+                record.first_started_at,
+                now,
+                None if settlement is None else settlement.duration,
+                record.leased_by,
+                None if settlement is None else settlement.exit_code,
+                None if status == "acked" else error or record.last_error,
+                joined,
+                None if settlement is None else settlement.output,
             )
+        )
+        self.prune_history(record.queue)  # as a settling worker does, a batch at most
 
     def lease_many(
         self, queue: str, n: int, *, lease_timeout: float, leased_by: str | None
@@ -185,7 +229,9 @@ class MemoryQueueStore(QueueStore):
 
     def ack(self, queue: str, message_id: str, lease_token: str | None) -> None:
         with self._lock:
-            self._let_go(self._held(queue, message_id, lease_token))
+            record = self._held(queue, message_id, lease_token)
+            self._finish(record, "acked", None, self.clock())
+            self._let_go(record)
             del self._records[message_id]
 
     def release(
@@ -200,8 +246,13 @@ class MemoryQueueStore(QueueStore):
         with self._lock:
             record = self._held(queue, message_id, lease_token)
             now = self.clock()
+            self._keep_error(record, error)
             record.release(now, delay, error)
             return record.row(now)
+
+    def _keep_error(self, record: StoredMessage, error: bytes | None) -> None:
+        if error is not None and self.retention(record.queue) != (None, None):
+            record.errors = [*(record.errors or []), error]
 
     def dead_letter(
         self, queue: str, message_id: str, lease_token: str | None, *, error: bytes | None = None
@@ -209,6 +260,8 @@ class MemoryQueueStore(QueueStore):
         with self._lock:
             record = self._held(queue, message_id, lease_token)
             now = self.clock()
+            self._finish(record, "dead", error, now)
+            self._keep_error(record, error)
             record.bury(now, error)
             self._let_go(record)
             return record.row(now)
@@ -350,3 +403,55 @@ class MemoryQueueStore(QueueStore):
             if not times:
                 return None
             return max(0.0, min(times) - self.clock())
+
+    # -- history ----------------------------------------------------------------------
+
+    def keep(self, queue: str, *, seconds: float | None, count: int | None) -> None:
+        with self._lock:
+            self._retention[queue] = (seconds, count)
+
+    def retention(self, queue: str) -> tuple[float | None, int | None]:
+        return self._retention.get(queue, (None, None))
+
+    def history(
+        self,
+        queue: str,
+        *,
+        status: str | None = None,
+        since: float | None = None,
+        key: str | None = None,
+        limit: int | None = None,
+    ) -> list[HistoryRow]:
+        with self._lock:
+            found = [
+                r
+                for r in reversed(self._history.get(queue, []))
+                if (status is None or r.status == status)
+                and (since is None or r.finished_at >= since)
+                and (key is None or r.key == key)
+            ]
+        return found[:limit] if limit else found
+
+    def history_record(self, queue: str, message_id: str) -> HistoryRow | None:
+        with self._lock:
+            return next((r for r in self._history.get(queue, []) if r.id == message_id), None)
+
+    def prune_history(self, queue: str) -> int:
+        with self._lock:
+            seconds, count = self.retention(queue)
+            kept = self._history.get(queue, [])
+            doomed = 0
+            if seconds is not None:
+                cutoff = self.clock() - seconds
+                doomed = sum(1 for r in kept if r.finished_at < cutoff)
+            if seconds is None and count is None:
+                doomed = len(kept)
+            if count is not None:
+                doomed = max(doomed, len(kept) - count)
+            doomed = min(doomed, PRUNE_BATCH)
+            del kept[:doomed]
+            return doomed
+
+    def history_queues(self) -> list[str]:
+        with self._lock:
+            return sorted(self._retention)

@@ -37,6 +37,7 @@ from localqueue.backends import StoreAddress
 from localqueue.backends.pg import PgSession
 from localqueue.backends.pg_listen import PgListener
 from localqueue.errors import Full, LeaseLostError, MessageNotFoundError
+from localqueue.history import PRUNE_BATCH, HistoryRow
 from localqueue.message import QueueSettings, QueueStats
 from localqueue.stores import _pg_sql as q
 from localqueue.stores.base import PEEK_STATES, QueueStore, Row, check_keyed, key_held
@@ -48,6 +49,10 @@ if TYPE_CHECKING:
 __all__ = ["PostgresQueueStore"]
 
 _MAX_SEQ_DIGITS = 18  # fits a bigint
+# A settling store prunes its queue's history past a count every this many messages it
+# acks or dead-letters (finding the count's boundary walks the index); past an age, on
+# every statement that settles.
+_PRUNE_COUNT_EVERY = 50
 
 
 def _new_tag() -> dict[str, str]:
@@ -79,7 +84,7 @@ class PostgresQueueStore(QueueStore):
             schema=schema,
             component="queue",
             version=q.SCHEMA_VERSION,
-            tables={"m": "messages", "q": "queues", "s": "queue_settings"},
+            tables={"m": "messages", "q": "queues", "s": "queue_settings", "h": "history"},
             create=q.CREATE,
             migrations=q.MIGRATIONS,
             meta_init=_new_tag,
@@ -96,6 +101,7 @@ class PostgresQueueStore(QueueStore):
             if name.isupper() and not name.startswith("_") and isinstance(text, str)
         }
         self._listener = PgListener(self._session.connect, self.channel)
+        self._finished = 0  # messages acked or dead-lettered since the last count pruning
 
     def __repr__(self) -> str:
         return f"PostgresQueueStore({self._session.describe()!r})"
@@ -128,6 +134,15 @@ class PostgresQueueStore(QueueStore):
     def _one(self, conn: psycopg.Connection[Any], name: str, params: dict[str, Any]) -> Any:
         return conn.execute(self._sql[name], params).fetchone()
 
+    def _history_params(self, finishing: int) -> dict[str, Any]:
+        """The parameters of a statement that acks or dead-letters ``finishing`` messages
+        (and so writes their records and prunes, while the queue keeps a history)."""
+        self._finished += finishing
+        prune_count = self._finished >= _PRUNE_COUNT_EVERY
+        if prune_count:
+            self._finished = 0
+        return {"tag": self._tag, "batch": PRUNE_BATCH, "prune_count": prune_count}
+
     def _settle(
         self,
         what: str,
@@ -144,6 +159,8 @@ class PostgresQueueStore(QueueStore):
             seq = self._seq(message_id)
             args = {"seq": seq, "queue": queue, "token": token, "channel": self.channel}
             args.update(params)
+            if name in ("ACK", "DEAD_LETTER"):
+                args.update(self._history_params(1))
             raw = None if seq is None else self._one(conn, name, args)
             if raw is not None:
                 return tuple(raw)
@@ -379,6 +396,9 @@ class PostgresQueueStore(QueueStore):
             actions=[s.action for s in settlements],
             delays=[float(s.delay) for s in settlements],
             errors=[s.error for s in settlements],
+            durations=[s.duration for s in settlements],
+            exit_codes=[s.exit_code for s in settlements],
+            outputs=[s.output for s in settlements],
             put_ords=put_ords,
             put_queues=put_queues,
             put_values=put_values,
@@ -389,6 +409,7 @@ class PostgresQueueStore(QueueStore):
             # ids parse against the schema's tag, known once the session is bootstrapped
             params["seqs"] = seqs = [self._seq(s.message_id) for s in settlements]
             params["held"] = [seq for seq in seqs if seq is not None]
+            params.update(self._history_params(sum(s.action != "released" for s in settlements)))
             if _failpoints.ACTIVE:  # the same statement, in a transaction to stop in
                 with conn.transaction():
                     rows = conn.execute(self._sql["SETTLE_MANY"], params).fetchall()
@@ -571,6 +592,52 @@ class PostgresQueueStore(QueueStore):
     def clock(self) -> float:
         """Seconds since the epoch on the server's clock (what leases are measured by)."""
         return float(self._session.run("clock", lambda conn: self._one(conn, "CLOCK", {})[0]))
+
+    # -- history -----------------------------------------------------------------------
+
+    def keep(self, queue: str, *, seconds: float | None, count: int | None) -> None:
+        params = {"queue": queue, "seconds": seconds, "count": count}
+        self._session.run("keep", lambda conn: conn.execute(self._sql["KEEP"], params))
+
+    def retention(self, queue: str) -> tuple[float | None, int | None]:
+        def op(conn: psycopg.Connection[Any]) -> tuple[float | None, int | None]:
+            found = self._one(conn, "RETENTION", {"queue": queue})
+            return (None, None) if found is None else (found[0], found[1])
+
+        return self._session.run("retention", op)
+
+    def history(
+        self,
+        queue: str,
+        *,
+        status: str | None = None,
+        since: float | None = None,
+        key: str | None = None,
+        limit: int | None = None,
+    ) -> list[HistoryRow]:
+        params = {"queue": queue, "status": status, "since": since, "key": key}
+        params["limit"] = limit or None
+
+        def op(conn: psycopg.Connection[Any]) -> list[HistoryRow]:
+            return [HistoryRow(*raw) for raw in conn.execute(self._sql["HISTORY"], params)]
+
+        return self._session.run("history", op)
+
+    def history_record(self, queue: str, message_id: str) -> HistoryRow | None:
+        def op(conn: psycopg.Connection[Any]) -> HistoryRow | None:
+            found = self._one(conn, "HISTORY_RECORD", {"queue": queue, "id": message_id})
+            return None if found is None else HistoryRow(*found)
+
+        return self._session.run("history_record", op)
+
+    def prune_history(self, queue: str) -> int:
+        return int(self._count("prune", "PRUNE_HISTORY", {"queue": queue, "batch": PRUNE_BATCH}))
+
+    def history_queues(self) -> list[str]:
+        def op(conn: psycopg.Connection[Any]) -> list[str]:
+            return [name for (name,) in conn.execute(self._sql["KEEPING_QUEUES"])]
+
+        return self._session.run("history_queues", op)
 
     # -- waiting and lifetime ----------------------------------------------------------
 

@@ -38,6 +38,8 @@ class StoredMessage:
     dead_at: float | None = None
     key: str | None = None
     priority: int = 0
+    first_started_at: float | None = None
+    errors: list[bytes] | None = None  # every attempt's error, while a history is kept
 
     def lease_order(self) -> tuple[int, float, int]:
         """Sorts visible messages the way ``lease`` hands them out (see the contract)."""
@@ -59,6 +61,8 @@ class StoredMessage:
     def lease(self, now: float, lease_timeout: float, leased_by: str | None, token: str) -> None:
         self.state = INFLIGHT
         self.attempts += 1
+        if self.first_started_at is None:
+            self.first_started_at = now
         self.leased_at, self.lease_expires_at = now, now + lease_timeout
         self.leased_by, self.lease_token = leased_by, token
 

@@ -9,6 +9,7 @@ the same with a million messages as with ten.
 
 from __future__ import annotations
 
+import math
 import os
 import sqlite3
 import time
@@ -17,6 +18,7 @@ from localqueue import errors
 from localqueue.backends import StoreAddress
 from localqueue.backends.sqlite_file import SQLiteFile
 from localqueue.errors import LeaseLostError, MessageNotFoundError
+from localqueue.history import PRUNE_BATCH, HistoryRow
 from localqueue.message import QueueSettings, QueueStats
 from localqueue.stores import _sqlite_sql as sql
 from localqueue.stores.base import (
@@ -37,6 +39,8 @@ if TYPE_CHECKING:
     from localqueue.outcome import Settlement
     from localqueue.stores.base import OnConflict
 
+    Retention = tuple[float | None, int | None]
+
 __all__ = ["SQLiteQueueStore"]
 
 
@@ -50,6 +54,15 @@ _KEYLESS = (None,) * 8  # ... and its key
 # Row(*fields) checks its 14 arguments in Python: tuple.__new__ makes the same Row at
 # half the cost, which was 5% of put_many and 20% of peek (bench put_many; peek of 5000).
 _new_row = tuple.__new__
+# A settling store prunes its queue's history (a batch past the age, and past the
+# count) every this many records it writes: half a batch, so that pruning keeps up.
+_PRUNE_EVERY = PRUNE_BATCH // 2
+
+
+def _history_row(r: tuple[Any, ...]) -> HistoryRow:
+    """The HistoryRow of a ``sql.HISTORY_COLUMNS`` result (``errors`` is JSON text there)."""
+    errors = r[13]
+    return _new_row(HistoryRow, (*r[:13], None if errors is None else errors.encode(), r[14]))
 
 
 class SQLiteQueueStore(QueueStore):
@@ -88,6 +101,8 @@ class SQLiteQueueStore(QueueStore):
         # polling an empty queue would hold producers up (2 producers + 2 consumers:
         # +7%), and would wait on, or fail under, a lock another process holds.
         self._found_none = True
+        self._recorded = 0  # history records written since the last pruning
+        self._kept: set[str] = set()  # queues whose last ack here found a history kept
 
     @staticmethod
     def _initialise(conn: sqlite3.Connection) -> None:
@@ -436,10 +451,16 @@ class SQLiteQueueStore(QueueStore):
         key = self._key(queue, message_id)
         with self._file.session as conn:
             if key is not None:
-                key["token"] = lease_token
-                with self._file.atomic(conn, "ack"):
-                    acked = conn.execute(sql.ACK, key).rowcount == 1
-                if acked:
+                if queue not in self._kept:  # one statement, while no history is kept
+                    key["token"] = lease_token
+                    with self._file.atomic(conn, "ack"):
+                        if conn.execute(sql.ACK_UNKEPT, key).rowcount == 1:
+                            return
+                with self._file.transaction(conn, "ack"):
+                    now = self.clock()
+                    done = self._end(conn, queue, message_id, lease_token, "acked", now, True)
+                    self._prune_due(conn, queue, now)
+                if done:
                     return
             raise self._lease_lost(conn, queue, message_id, key, lease_token)
 
@@ -465,31 +486,109 @@ class SQLiteQueueStore(QueueStore):
             params = self._lease_params(conn, queue, now, lease_timeout, leased_by)
             with self._file.transaction(conn, "settle"):
                 for settlement in settlements:
-                    done = self._settle_one(conn, queue, settlement, now)
+                    done = self._settle_one(conn, queue, settlement, now, queue in self._kept)
                     if done and settlement.then_put:
                         self._insert(
                             conn, _nonce(), settlement.to or queue, settlement.then_put, now, now
                         )
                     applied.append(done)
+                self._prune_due(conn, queue, now)
                 leased = self._lease_in(conn, params, lease, now)
         return applied, leased
 
+    @staticmethod
+    def _retention(conn: sqlite3.Connection, queue: str) -> Retention | None:
+        """``queue``'s retention, None when it keeps no history (one primary-key read)."""
+        found = conn.execute(sql.RETENTION, (queue,)).fetchone()
+        if found is None or found == (None, None):
+            return None
+        return found[0], found[1]
+
     def _settle_one(
-        self, conn: sqlite3.Connection, queue: str, settlement: Settlement, now: float
+        self,
+        conn: sqlite3.Connection,
+        queue: str,
+        settlement: Settlement,
+        now: float,
+        kept: bool,
     ) -> bool:
-        key = self._key(queue, settlement.message_id)
+        """Apply one settlement inside the caller's transaction (see :meth:`_end`)."""
+        s = settlement
+        return self._end(
+            conn, queue, s.message_id, s.lease_token, s.action, now, kept, s.error, s.delay,
+            s.duration, s.exit_code, s.output,
+        )  # fmt: skip
+
+    def _end(
+        self,
+        conn: sqlite3.Connection,
+        queue: str,
+        message_id: str,
+        token: str | None,
+        action: str,
+        now: float,
+        kept: bool,
+        error: bytes | None = None,
+        delay: float = 0.0,
+        duration: float | None = None,
+        exit_code: int | None = None,
+        output: bytes | None = None,
+    ) -> bool:
+        """End a held message's lease by ``action`` inside the caller's transaction;
+        False when it is not held. An ack or dead-letter of a queue that keeps a history
+        first writes its record (one statement that reads the setting and is fenced as
+        the settle is: it writes nothing otherwise). An ack of a queue not ``kept`` (this
+        store's last look) first tries the one statement of a queue without history,
+        and goes on to record only when that matched nothing."""
+        key = self._key(queue, message_id)
         if key is None:
             return False
-        params: dict[str, Any] = {**key, "token": settlement.lease_token, "now": now}
-        if settlement.action == "acked":
+        params: dict[str, Any] = {**key, "token": token, "now": now}
+        if action == "acked" and not kept and conn.execute(sql.ACK_UNKEPT, params).rowcount == 1:
+            return True
+        if action in ("acked", "dead"):
+            params.update(
+                id=message_id, status=action, duration=duration, exit_code=exit_code,
+                error=error, output=output,
+            )  # fmt: skip
+            if conn.execute(sql.RECORD, params).rowcount == 1:
+                self._recorded += 1
+                self._kept.add(queue)
+            else:
+                self._kept.discard(queue)
+        if action == "acked":
             return bool(conn.execute(sql.ACK, params).rowcount == 1)
-        params["error"] = settlement.error
-        if settlement.action == "released":
-            params["available"] = now + settlement.delay
+        params["error"] = error
+        if action == "released":
+            params["available"] = now + delay
             return conn.execute(sql.RELEASE, params).fetchone() is not None
-        if settlement.action == "dead":
+        if action == "dead":
             return conn.execute(sql.DEAD_LETTER, params).fetchone() is not None
-        raise ValueError(f"unknown settle action {settlement.action!r}")
+        raise ValueError(f"unknown settle action {action!r}")
+
+    def _prune_due(self, conn: sqlite3.Connection, queue: str, now: float) -> int:
+        """Prune a batch (see :meth:`_prune`) once this store object wrote
+        ``_PRUNE_EVERY`` records since it last did; nothing while the queue keeps no
+        history (``store vacuum`` deletes what it kept)."""
+        if self._recorded < _PRUNE_EVERY:
+            return 0
+        self._recorded = 0
+        retention = self._retention(conn, queue)
+        return 0 if retention is None else self._prune(conn, queue, retention, now)
+
+    def _prune(self, conn: sqlite3.Connection, queue: str, retention: Retention, now: float) -> int:
+        """Delete at most a batch of ``queue``'s records past its age and a batch past
+        its count (inside the caller's transaction)."""
+        seconds, count = retention
+        params: dict[str, Any] = {"queue": queue, "batch": PRUNE_BATCH}
+        deleted = 0
+        if seconds is not None:
+            params["cutoff"] = now - seconds
+            deleted += conn.execute(sql.PRUNE_AGE, params).rowcount
+        if count is not None:
+            params["count"] = count
+            deleted += conn.execute(sql.PRUNE_COUNT, params).rowcount
+        return deleted
 
     def _lease_in(
         self, conn: sqlite3.Connection, params: dict[str, Any], n: int, now: float
@@ -564,8 +663,15 @@ class SQLiteQueueStore(QueueStore):
     def dead_letter(
         self, queue: str, message_id: str, lease_token: str | None, *, error: bytes | None = None
     ) -> Row:
-        params = {"now": self.clock(), "error": error, "token": lease_token}
-        return self._held("dead_letter", sql.DEAD_LETTER, queue, message_id, params)
+        key = self._key(queue, message_id)
+        with self._file.session as conn:
+            if key is not None:
+                with self._file.transaction(conn, "dead_letter"):
+                    now = self.clock()
+                    if self._end(conn, queue, message_id, lease_token, "dead", now, True, error):
+                        self._prune_due(conn, queue, now)
+                        return self._row(conn.execute(sql.GET, key).fetchone(), now)
+            raise self._lease_lost(conn, queue, message_id, key, lease_token)
 
     def extend_lease(
         self, queue: str, message_id: str, lease_token: str | None, seconds: float
@@ -702,6 +808,46 @@ class SQLiteQueueStore(QueueStore):
             (earliest,) = conn.execute(sql.NEXT_VISIBLE, {"queue": queue}).fetchone()
         return None if earliest is None else max(0.0, earliest - now)
 
+    # -- history ----------------------------------------------------------------------
+
+    def keep(self, queue: str, *, seconds: float | None, count: int | None) -> None:
+        with self._file.session as conn, self._file.atomic(conn, "keep"):
+            conn.execute(sql.KEEP, (queue, seconds, count))
+
+    def retention(self, queue: str) -> tuple[float | None, int | None]:
+        with self._file.session as conn:
+            return self._retention(conn, queue) or (None, None)
+
+    def history(
+        self,
+        queue: str,
+        *,
+        status: str | None = None,
+        since: float | None = None,
+        key: str | None = None,
+        limit: int | None = None,
+    ) -> list[HistoryRow]:
+        params: dict[str, Any] = {"queue": queue, "status": status, "key": key}
+        params.update(since=-math.inf if since is None else since, limit=limit or -1)
+        with self._file.session as conn:
+            rows = conn.execute(sql.HISTORY, params).fetchall()
+        return [_history_row(r) for r in rows]
+
+    def history_record(self, queue: str, message_id: str) -> HistoryRow | None:
+        with self._file.session as conn:
+            found = conn.execute(sql.HISTORY_RECORD, (message_id, queue)).fetchone()
+        return None if found is None else _history_row(found)
+
+    def prune_history(self, queue: str) -> int:
+        with self._file.session as conn, self._file.transaction(conn, "prune"):
+            # Off: what was kept goes too, a batch at a time.
+            retention = self._retention(conn, queue) or (None, 0)
+            return self._prune(conn, queue, retention, self.clock())
+
+    def history_queues(self) -> list[str]:
+        with self._file.session as conn:
+            return [name for (name,) in conn.execute(sql.KEEPING_QUEUES)]
+
     # -- maintenance ------------------------------------------------------------------
 
     def check(self) -> dict[str, Any]:
@@ -731,12 +877,36 @@ class SQLiteQueueStore(QueueStore):
         return {"path": self._file.path, "backup": str(target), "ok": True, "messages": messages}
 
     def vacuum(self) -> dict[str, Any]:
-        """Rebuild the file to give back free pages; returns the size before and after."""
+        """Prune every queue's history past its retention (a batch per transaction, so
+        workers go on meanwhile), then rebuild the file to give back free pages; returns
+        the size before and after and how many history records were pruned."""
+        pruned = self.prune_expired()
         before = self._size()
         with self._file.session as conn:
             conn.execute("VACUUM")
             conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        return {"path": self._file.path, "bytes_before": before, "bytes_after": self._size()}
+        return {
+            "path": self._file.path,
+            "bytes_before": before,
+            "bytes_after": self._size(),
+            "history_pruned": pruned,
+        }
+
+    def prune_expired(self) -> int:
+        """Delete every queue's history records past its retention, a batch per
+        transaction, pausing after each as long as it took: the write lock is held at
+        most half the time, so other writers (whose busy wait backs off) are not starved
+        by a long pruning. Returns how many were deleted."""
+        pruned = 0
+        for queue in self.history_queues():
+            while True:
+                started = time.monotonic()
+                deleted = self.prune_history(queue)
+                if not deleted:
+                    break
+                pruned += deleted
+                time.sleep(time.monotonic() - started)
+        return pruned
 
     def _size(self) -> int:
         return sum(

@@ -78,6 +78,15 @@ class Finished(NamedTuple):
     spent: bool = False
 
 
+def timed(finished: Finished, started_at: float, finished_at: float) -> Finished:
+    """``finished`` with its outcome's ``duration`` (how long the job ran, kept in the
+    history record of an acked or dead-lettered message)."""
+    if finished.outcome is None:
+        return finished
+    duration = max(finished_at - started_at, 0.0)
+    return finished._replace(outcome=finished.outcome._replace(duration=duration))
+
+
 class Settled(NamedTuple):
     """What ``on_outcome`` is told once a settlement is committed: the message (as this
     delivery leased it), ``status`` ("acked", "released", "dead"), ``error`` (the
@@ -246,7 +255,9 @@ class Worker:
         """A final failure: dead-letter (or release with a fresh budget)."""
         described = _last_error(error)
         if self.config.dead_letter_on_failure:
-            return Finished(message, Outcome(message, "dead", error=described), error=error)
+            code = described.get("exit_code") if isinstance(described, dict) else None
+            outcome = Outcome(message, "dead", error=described, exit_code=code)
+            return Finished(message, outcome, error=error)
         outcome = Outcome(message, "released", self.config.release_delay, described)
         return Finished(message, outcome, error=error, spent=True)
 
@@ -266,8 +277,17 @@ class Worker:
         return values
 
     def succeed(self, message: QueueMessage, result: Any, values: list[Any]) -> Finished:
-        """Ack, with ``values`` put on ``config.to`` in the same transaction."""
-        outcome = Outcome(message, "acked", then_put=values, to=self.config.to)
+        """Ack, with ``values`` put on ``config.to`` in the same transaction. The
+        history record (if the queue keeps one) gets the handler's exit code and output
+        when it reports them (``job_report``: ``queue exec``), else its return value."""
+        exit_code, output = None, result
+        job_report = getattr(self.handler, "job_report", None)
+        if job_report is not None:
+            exit_code, output = job_report(message)
+        outcome = Outcome(
+            message, "acked", then_put=values, to=self.config.to, exit_code=exit_code,
+            output=output,
+        )  # fmt: skip
         return Finished(message, outcome, result)
 
     def _call(self, message: QueueMessage, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -428,6 +448,7 @@ class Worker:
         """Settle one message now (the decorators), retrying a busy or failing store
         until its lease ends; report it. False when the lease was lost."""
         finished_at = time.time()
+        finished = timed(finished, started_at, finished_at)
         applied: list[bool] = []
 
         def commit() -> None:

@@ -37,7 +37,7 @@ from localqueue.errors import (
 from localqueue.message import QueueMessage
 from localqueue.outcome import Outcome
 from localqueue.worker.delivery import Delivery, State, key_of
-from localqueue.worker.engine import Cancelled, Finished, RunSummary, Worker
+from localqueue.worker.engine import Cancelled, Finished, RunSummary, Worker, timed
 from localqueue.worker.slots import ColdStop, Slots
 from localqueue.worker.stopping import Stopping
 
@@ -323,7 +323,8 @@ class Loop:
         for delivery in batch:
             delivery.state = State.SETTLING
         try:
-            applied, leased = self.worker.commit([_verdict(d) for d in batch], lease)
+            verdicts = [timed(_verdict(d), d.started_at, d.finished_at) for d in batch]
+            applied, leased = self.worker.commit(verdicts, lease)
         except (StoreLockedError, StoreError) as exc:
             for delivery in batch:
                 delivery.state = State.FINISHED

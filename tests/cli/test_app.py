@@ -30,8 +30,8 @@ def test_version(cli):
     from localqueue.stores import _sqlite_sql
 
     line = cli("--version", store=False).stdout
-    assert line.startswith(f"localqueue {__version__} (store schema: SQLite 4, LMDB 3, ")
-    assert _sqlite_sql.SCHEMA_VERSION == 4 and line.endswith(", PostgreSQL 4)\n")
+    assert line.startswith(f"localqueue {__version__} (store schema: SQLite 5, LMDB 4, ")
+    assert _sqlite_sql.SCHEMA_VERSION == 5 and line.endswith(", PostgreSQL 5)\n")
 
 
 @pytest.mark.parametrize(

@@ -37,6 +37,7 @@ ARGUMENTS = {
     ("queue", "size"): ["q"],
     ("queue", "inspect"): ["q", "1-000000000000"],
     ("queue", "wait"): ["q", "--timeout", "0"],
+    ("queue", "history"): ["q", "--limit", "20"],
 }
 
 

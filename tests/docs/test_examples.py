@@ -162,6 +162,13 @@ def test_documented_shell_block(block: str, checkout):
         assert "queue 'webhooks' is paused" in result.stderr
         assert [m["paused"] for m in out] == [True, True, False]  # pause, stats, resume
         assert out[1]["ready"] == 1
+    elif "queue keep hooks 7d" in block:  # a kept history: the job's record, its output
+        added, keep, done, record = out
+        assert keep == {"queue": "hooks", "keep_seconds": 604800.0, "keep_count": None}
+        assert done["status"] == "acked" and record["id"] == added["id"] == done["id"]
+        assert record["state"] == "finished" and record["output"]["stdout"] == (
+            '{"event":"signup"}\n'
+        )
     elif block.startswith("echo"):  # the opening lines: a message in, an empty queue drained
         assert out[0]["queue"] == "emails" and out[0]["value"] == {"to": "a@b.c"}
         size = run([LOCALQUEUE, "queue", "size", "emails"], env, work)

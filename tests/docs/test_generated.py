@@ -115,4 +115,10 @@ def test_every_queue_argument_completes_queue_names_and_ids():
         arguments = tree[f"queue {command}"]["arguments"]
         assert arguments[:1] == ([] if command == "list" else ["queue"]), command
     ids = {path for path, node in tree.items() if "id" in node["arguments"]}
-    assert ids == {"queue inspect", "queue ack", "queue release", "queue requeue-dead"}
+    assert ids == {
+        "queue inspect",
+        "queue ack",
+        "queue release",
+        "queue requeue-dead",
+        "queue log",
+    }

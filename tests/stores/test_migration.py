@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from localqueue import Empty, KeyHeldError, PersistentQueue, QueueSettings, QueueStats
+from localqueue.outcome import Outcome
 from localqueue.stores import _sqlite_sql
 from localqueue.stores.base import QueueStore
 from localqueue.stores.sqlite import SQLiteQueueStore
@@ -59,7 +60,23 @@ def _check_migrated(store: QueueStore) -> None:
     with pytest.raises(Empty):
         q.get_message(block=False)
     q.resume()
-    assert q.get_message(block=False).value["n"] == 8
+    held = q.get_message(block=False)
+    assert held.value["n"] == 8
+    q.release(held)  # ready again, for the history check
+
+
+def _check_history_after_migration(store: QueueStore) -> None:
+    """A migrated store keeps a history once asked to, also of a message leased before
+    it was migrated (its first start unknown) and of one released after."""
+    q = PersistentQueue("jobs", store=store)
+    q.keep(3600)
+    old = q.peek("ready")[0]
+    q.release(q.get_message(block=False), error="again")
+    while messages := q.get_messages(10):
+        q.settle_many([Outcome(m, "acked") for m in messages])
+    records = {r["id"]: r for r in q.history()}
+    assert old.id in records and records[old.id]["status"] == "acked"
+    assert records[old.id]["errors"][-1]["message"] == "again"
 
 
 def test_a_sqlite_file_of_the_previous_release_migrates_in_place(tmp_path: Path) -> None:
@@ -70,14 +87,15 @@ def test_a_sqlite_file_of_the_previous_release_migrates_in_place(tmp_path: Path)
     conn.close()
     store = SQLiteQueueStore(path)
     try:
-        assert store.check()["schema_version"] == _sqlite_sql.SCHEMA_VERSION == 4
+        assert store.check()["schema_version"] == _sqlite_sql.SCHEMA_VERSION == 5
         _check_migrated(store)
+        _check_history_after_migration(store)
         assert store.check()["ok"]
     finally:
         store.close()
     with sqlite3.connect(path) as conn:
         indexes = {name for (name,) in conn.execute("SELECT name FROM sqlite_master")}
-        assert {"messages_visible", "messages_key"} <= indexes
+        assert {"messages_visible", "messages_key", "history_finished"} <= indexes
     conn.close()
 
 
@@ -102,10 +120,11 @@ def test_a_postgres_schema_of_the_previous_release_migrates_in_place() -> None:
         store = PostgresQueueStore(url, schema=schema)
         try:
             _check_migrated(store)
+            _check_history_after_migration(store)
             version = admin.execute(
                 f"SELECT value FROM \"{schema}\".meta WHERE key = 'queue_version'"
             ).fetchone()
-            assert version == (str(_pg_sql.SCHEMA_VERSION),) == ("4",)
+            assert version == (str(_pg_sql.SCHEMA_VERSION),) == ("5",)
         finally:
             store.drop_schema()
             store.close()
@@ -118,7 +137,7 @@ def test_version_names_the_schema_versions_it_writes() -> None:
         text=True,
         check=True,
     ).stdout
-    assert f"SQLite {_sqlite_sql.SCHEMA_VERSION}, LMDB 3, PostgreSQL 4)" in out
+    assert f"SQLite {_sqlite_sql.SCHEMA_VERSION}, LMDB 4, PostgreSQL 5)" in out
 
 
 def test_an_lmdb_environment_of_the_previous_release_migrates_in_place(tmp_path: Path) -> None:
@@ -129,12 +148,13 @@ def test_an_lmdb_environment_of_the_previous_release_migrates_in_place(tmp_path:
     store = LMDBQueueStore(path)
     try:
         _check_migrated(store)
+        _check_history_after_migration(store)
     finally:
         store.close()
     import lmdb
 
-    env = lmdb.open(str(path), max_dbs=8, readonly=True, lock=False)
+    env = lmdb.open(str(path), max_dbs=12, readonly=True, lock=False)
     with env.begin() as txn:
         meta = env.open_db(b"meta", txn=txn, create=False)
-        assert txn.get(b"version", db=meta) == str(SCHEMA.version).encode() == b"3"
+        assert txn.get(b"version", db=meta) == str(SCHEMA.version).encode() == b"4"
     env.close()

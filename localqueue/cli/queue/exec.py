@@ -79,6 +79,8 @@ class Handler:
         # earlier job still runs must not share that job's entry.
         self._jobs: dict[tuple[str, str | None], Job] = {}
         self._stopped: set[tuple[str, str | None]] = set()  # deliveries asked to stop
+        # Per delivery whose job exited 0: its exit code and output, for job_report.
+        self._reports: dict[tuple[str, str | None], tuple[int, dict[str, Any]]] = {}
         self._lock = threading.Lock()
         self._show_lock = threading.Lock()
         self._sealed = False  # seal_descriptors() runs before this handler's first job
@@ -150,6 +152,8 @@ class Handler:
         if stopped and result.exit_code != 0:
             raise Cancelled(f"{argv[0]} was stopped (exit status {result.exit_code})")
         if result.exit_code == 0:
+            with self._lock:
+                self._reports[delivery] = (0, kept_output(result, self.output_limit))
             if self.to:
                 return job_values(result)
             if self.output == "json":
@@ -170,6 +174,12 @@ class Handler:
                 "stderr": result.stderr,
             }
         )
+
+    def job_report(self, message: "QueueMessage") -> tuple[int | None, Any]:
+        """The exit code and output of this delivery's job that exited 0, for its
+        history record (the worker engine asks once, when it acks)."""
+        with self._lock:
+            return self._reports.pop((message.id, message.lease_token), (None, None))
 
     def _show(self, message: "QueueMessage", result: "ChildResult") -> None:
         """Write what the job printed to the worker's stderr, all of one job together
@@ -218,6 +228,21 @@ class Handler:
         if running:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(job.pid, signal.SIGKILL)
+
+
+def kept_output(result: "ChildResult", limit: int) -> dict[str, Any]:
+    """What a history record keeps of a job's output: the tail of its stdout and of its
+    stderr (at most ``limit`` bytes each, and at most the tail the child runner keeps),
+    and how many bytes each stream had, so that ``queue log`` can say what was cut."""
+    kept: dict[str, Any] = {}
+    for name, text, total in (
+        ("stdout", result.stdout, result.stdout_bytes),
+        ("stderr", result.stderr, result.stderr_bytes),
+    ):
+        tail = text.encode()[-limit:] if limit else b""
+        kept[name] = tail.decode("utf-8", "replace")
+        kept[f"{name}_bytes"] = total
+    return kept
 
 
 def _with_newline(data: bytes, total: int) -> bytes:

@@ -5,7 +5,9 @@ TYPE_CHECKING = False  # typing costs start-up time on the fast path
 if TYPE_CHECKING:
     import typer
 
-HELP = "Print one message (any state) as JSON. Exit 4 when the id is unknown."
+HELP = """Print one message (any state) as JSON; a finished one the queue keeps a record
+of (queue keep) prints that record, with "state": "finished". Exit 4 when the id is
+unknown."""
 
 
 def run(name: str, message_id: str, store_path: str | None = None, strict: bool = False) -> None:
@@ -14,9 +16,13 @@ def run(name: str, message_id: str, store_path: str | None = None, strict: bool 
 
     with open_queue(name, settings(strict=strict or None, store_path=store_path)) as queue:
         message = queue.inspect(message_id)
-    if message is None:
+        finished = None if message is not None else queue.finished(message_id)
+    if message is not None:
+        emit(message.to_dict())
+    elif finished is not None:
+        emit(finished)
+    else:
         raise MessageNotFoundError(f"no message {message_id!r} in queue {name!r}")
-    emit(message.to_dict())
 
 
 def register(group: "typer.Typer") -> None:

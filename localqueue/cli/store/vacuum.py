@@ -6,8 +6,10 @@ if TYPE_CHECKING:
     import typer
 
 HELP = """Rebuild the store file (VACUUM, then truncate the WAL) to give back the space
-of deleted messages; prints {"path", "bytes_before", "bytes_after"}. It holds the write
-lock while it runs, so other commands wait (or exit 75 past their busy timeout)."""
+of deleted messages; prints {"path", "bytes_before", "bytes_after", "history_pruned"}.
+It first deletes the history records past each queue's retention (queue keep), a small
+batch per transaction; the rebuild holds the write lock while it runs, so other
+commands wait (or exit 75 past their busy timeout)."""
 
 
 def run(store_path: str | None = None, durability: str | None = None) -> None:

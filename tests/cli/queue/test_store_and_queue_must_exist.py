@@ -20,6 +20,9 @@ READERS = [
     ("queue", "size", "q"),
     ("queue", "dead", "q"),
     ("queue", "inspect", "q", "1-000000000000"),
+    ("queue", "keep", "q"),
+    ("queue", "history", "q"),
+    ("queue", "log", "q", "1-000000000000"),
     ("queue", "pop", "q"),
     ("queue", "ack", "q", "1-000000000000"),
     ("queue", "release", "q", "1-000000000000"),
@@ -161,6 +164,9 @@ USAGE_ERRORS = {
     "queue delete": ("queue", "delete", "", "1-000000000000"),
     "queue exec": ("queue", "exec", "bad name", "--", "true"),
     "queue inspect": ("queue", "inspect", "", "1-000000000000"),
+    "queue keep": ("queue", "keep", "", "7d"),
+    "queue history": ("queue", "history", ""),
+    "queue log": ("queue", "log", "", "1-000000000000"),
     "queue list": ("queue", "list", "extra"),
     "queue peek": ("queue", "peek", "q/x"),
     "queue pop": ("queue", "pop", ""),
@@ -182,6 +188,8 @@ USAGE_ERRORS = {
     "queue release --delay": ("queue", "release", "q", "1-000000000000", "--delay", "-1"),
     "queue exec --timeout": ("queue", "exec", "q", "--timeout", "0", "--", "true"),
     "queue process handler": ("queue", "process", "q", "no_such_module:f"),
+    "queue keep DURATION": ("queue", "keep", "q", "7x"),
+    "queue history --since": ("queue", "history", "q", "--since", "yesterday"),
 }
 
 
