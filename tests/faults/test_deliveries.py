@@ -66,9 +66,13 @@ def _intervals(log: Path) -> dict[str, list[tuple[float, float]]]:
     return runs
 
 
+# Ten rounds: -j 2 (a free slot, where the worker can lease its own message again while
+# the old job runs: 6 of 10 rounds failed on the previous release) more often than -j 1.
+ROUNDS = [(1, r) for r in range(4)] + [(2, r) for r in range(6)]
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("concurrency", [1, 2])
-@pytest.mark.parametrize("round_", range(10))
+@pytest.mark.parametrize(("concurrency", "round_"), ROUNDS)
 def test_a_worker_stopped_past_its_lease_never_runs_one_message_twice_at_once(
     tmp_path: Path, concurrency: int, round_: int
 ) -> None:
