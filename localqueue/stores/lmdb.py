@@ -316,26 +316,7 @@ class _Tx:
     ) -> None:
         """Write the history record of ``record``, acked or dead-lettered now (with what
         ``settlement`` says of its last attempt); ``retention`` counts it."""
-        errors = list(record.errors or [])
-        if error is not None:
-            errors.append(error)
-        row = HistoryRow(
-            record.id,
-            record.queue,
-            record.key,
-            record.value,
-            status,
-            record.attempts,
-            record.enqueued_at,
-            record.first_started_at,
-            now,
-            None if settlement is None else settlement.duration,
-            record.leased_by,
-            None if settlement is None else settlement.exit_code,
-            None if status == "acked" else error or record.last_error,
-            b"[" + b",".join(errors) + b"]" if errors else None,
-            None if settlement is None else settlement.output,
-        )
+        row = record.history_row(status, now, settlement, error)
         _, seq = self.next_seq(1)
         key = history_key(record.queue, now, seq)
         self.txn.put(key, pack_history(row), db=self.history)

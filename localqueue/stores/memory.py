@@ -168,30 +168,8 @@ class MemoryQueueStore(QueueStore):
         keeps a history), with what the settlement being applied says of the attempt."""
         if self.retention(record.queue) == (None, None):
             return
-        settlement = self._settling.get(record.id)
-        errors = list(record.errors or [])
-        if error is not None:
-            errors.append(error)
-        joined = b"[" + b",".join(errors) + b"]" if errors else None
-        self._history.setdefault(record.queue, []).append(
-            HistoryRow(
-                record.id,
-                record.queue,
-                record.key,
-                record.value,
-                status,
-                record.attempts,
-                record.enqueued_at,
-                record.first_started_at,
-                now,
-                None if settlement is None else settlement.duration,
-                record.leased_by,
-                None if settlement is None else settlement.exit_code,
-                None if status == "acked" else error or record.last_error,
-                joined,
-                None if settlement is None else settlement.output,
-            )
-        )
+        row = record.history_row(status, now, self._settling.get(record.id), error)
+        self._history.setdefault(record.queue, []).append(row)
         self.prune_history(record.queue)  # as a settling worker does, a batch at most
 
     def lease_many(

@@ -9,10 +9,14 @@ shows depends on the clock.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from localqueue.errors import LeaseLostError, MessageNotFoundError
+from localqueue.history import HistoryRow
 from localqueue.stores.base import DEAD, INFLIGHT, WAITING, Row, effective_state
+
+if TYPE_CHECKING:
+    from localqueue.outcome import Settlement
 
 __all__ = ["StoredMessage", "held"]
 
@@ -87,6 +91,31 @@ class StoredMessage:
     def revive(self, now: float, delay: float) -> None:
         """A dead letter back to waiting after ``delay``."""
         self.state, self.dead_at, self.available_at = WAITING, None, now + delay
+
+    def history_row(
+        self, status: str, now: float, settlement: Settlement | None, error: bytes | None
+    ) -> HistoryRow:
+        """The history record of this message, acked or dead-lettered (``status``) now,
+        with what ``settlement`` says of its last attempt; ``error`` is that attempt's
+        (appended to the errors of the earlier ones)."""
+        errors = [*(self.errors or []), *([error] if error is not None else [])]
+        return HistoryRow(
+            self.id,
+            self.queue,
+            self.key,
+            self.value,
+            status,
+            self.attempts,
+            self.enqueued_at,
+            self.first_started_at,
+            now,
+            None if settlement is None else settlement.duration,
+            self.leased_by,
+            None if settlement is None else settlement.exit_code,
+            None if status == "acked" else error or self.last_error,
+            b"[" + b",".join(errors) + b"]" if errors else None,
+            None if settlement is None else settlement.output,
+        )
 
     def row(self, now: float) -> Row:
         return Row(
