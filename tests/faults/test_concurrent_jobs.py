@@ -221,7 +221,7 @@ def test_a_job_has_its_whole_value_even_when_its_worker_dies_before_it_reads(
 
 
 THREADS = """
-import asyncio, threading, time
+import asyncio, sys, threading, time
 lock = threading.Lock()
 running = peak = started = 0
 
@@ -243,7 +243,8 @@ def handle(value):
     with lock:
         peak = max(peak, running)
         running -= 1
-    print("peak", peak, flush=True)
+    sys.stdout.write(f"peak {peak}\\n")  # one write: threads never split a line
+    sys.stdout.flush()
 
 async def handle_async(value):
     global running, peak, started
@@ -256,7 +257,8 @@ async def handle_async(value):
     await asyncio.sleep(0.05)
     peak = max(peak, running)
     running -= 1
-    print("peak", peak, flush=True)
+    sys.stdout.write(f"peak {peak}\\n")  # one write: threads never split a line
+    sys.stdout.flush()
 """
 
 
