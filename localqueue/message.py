@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 __all__ = [
     "AFTER_VALUE",
     "FIELDS",
+    "LIMITS",
     "QueueMessage",
     "QueueSettings",
     "QueueStats",
@@ -50,14 +51,26 @@ Row = namedtuple(  # typing.NamedTuple would cost typing's import time
         "dead_at",  # float | None
         "key",  # str | None: the deduplication key given at enqueue
         "priority",  # int: higher is leased first (0 unless given)
+        "group",  # str | None: the group, whose inflight messages --per-group limits
     ],
 )
 FIELDS: tuple[str, ...] = Row._fields
 
 #: A queue's settings, kept in the store and obeyed by every worker and ``pop`` at each
-#: lease (see :mod:`localqueue.stores.base`). ``paused``: the queue leases nothing.
-#: A queue never given settings has the defaults. ``_asdict()`` is its JSON shape.
-QueueSettings = namedtuple("QueueSettings", ["paused"], defaults=[False])
+#: lease (see :mod:`localqueue.stores.base`, "Queue settings"). ``paused``: the queue
+#: leases nothing. ``max_inflight``: at most this many of its messages under a live lease
+#: at once. ``rate`` per ``rate_period`` seconds: at most that many leases started in any
+#: window of that length. ``per_group``: at most this many messages of one group under a
+#: live lease at once. None: no such limit. A queue never given settings has the
+#: defaults. ``_asdict()`` is its JSON shape.
+QueueSettings = namedtuple(
+    "QueueSettings",
+    ["paused", "max_inflight", "rate", "rate_period", "per_group"],
+    defaults=[False, None, None, None, None],
+)
+#: The limits of :class:`QueueSettings` (what ``set_limits`` sets), in the order a held
+#: back lease names them.
+LIMITS = ("max_inflight", "rate", "per_group")
 
 
 class QueueMessage:
@@ -87,6 +100,7 @@ class QueueMessage:
         dead_at: float | None = None,
         key: str | None = None,
         priority: int = 0,
+        group: str | None = None,
     ) -> None:
         self.id = id
         self.queue = queue
@@ -104,6 +118,7 @@ class QueueMessage:
         self.dead_at = dead_at
         self.key = key
         self.priority = priority
+        self.group = group
         self.duplicate = False
 
     def to_dict(self) -> dict[str, Any]:
@@ -125,6 +140,7 @@ class QueueMessage:
             "dead_at": self.dead_at,
             "key": self.key,
             "priority": self.priority,
+            "group": self.group,
         }
 
     def __eq__(self, other: object) -> bool:

@@ -12,6 +12,7 @@ import time
 
 from localqueue import _failpoints, codec, errors
 from localqueue.errors import Empty
+from localqueue.limits import KEEP, Keep, parse_rate
 from localqueue.message import AFTER_VALUE, QueueMessage, QueueSettings, QueueStats
 
 TYPE_CHECKING = False  # typing costs start-up time; mypy still reads these imports
@@ -77,7 +78,7 @@ def _keyed_messages(
 class _Batch:
     """What one put call enqueues: values (and their JSON), keys and their rule."""
 
-    __slots__ = ("encoded", "keys", "on_conflict", "priority", "values")
+    __slots__ = ("encoded", "groups", "keys", "on_conflict", "priority", "values")
 
     def __init__(
         self,
@@ -86,25 +87,30 @@ class _Batch:
         keys: Sequence[str | None] | None,
         on_conflict: OnConflict,
         priority: int,
+        groups: Sequence[str | None] | None = None,
     ) -> None:
         self.values, self.encoded, self.priority = values, encoded, priority
-        self.keys, self.on_conflict = keys, on_conflict
+        self.keys, self.on_conflict, self.groups = keys, on_conflict, groups
 
 
 _PRIORITY_RANGE = range(-(2**63), 2**63)  # what every store keeps exactly
 
 
-def _check_enqueue(priority: int, keys: Sequence[str | None] | None) -> None:
-    """TypeError or ValueError for a priority that is not a 64-bit integer, or a key that
-    is not a string (None: no key)."""
+def _check_enqueue(
+    priority: int,
+    keys: Sequence[str | None] | None,
+    groups: Sequence[str | None] | None = None,
+) -> None:
+    """TypeError or ValueError for a priority that is not a 64-bit integer, or a key or
+    group that is not a string (None: none)."""
     if type(priority) is not int:  # bool too: True is no priority
         raise TypeError(f"priority must be an int, got {priority!r}")
     if priority not in _PRIORITY_RANGE:
         raise ValueError(f"priority must fit in 64 bits (signed), got {priority}")
-    if keys is not None:
-        for key in keys:
-            if key is not None and type(key) is not str:
-                raise TypeError(f"a key must be a str (or None), got {key!r}")
+    for what, names in (("key", keys), ("group", groups)):
+        for name in names or ():
+            if name is not None and type(name) is not str:
+                raise TypeError(f"a {what} must be a str (or None), got {name!r}")
 
 
 def _delay_until(delay: float, at: datetime | None, clock: Callable[[], float]) -> float:
@@ -221,11 +227,13 @@ class PersistentQueue:
         key: str | None = None,
         on_conflict: OnConflict = "skip",
         priority: int = 0,
+        group: str | None = None,
     ) -> QueueMessage:
         """Persist ``value`` (committed before this returns) and return its message.
 
         ``at`` (a timezone-aware datetime, instead of ``delay``) delivers it no sooner
-        than then; a time past is now. ``priority``: higher is leased first. With a
+        than then; a time past is now. ``priority``: higher is leased first. ``group``:
+        the group that the queue's ``per_group`` limit counts it in. With a
         ``key`` that another message of the queue holds (see :meth:`put_many`), the
         message returned holds that key and has ``duplicate`` set. With ``maxsize`` and
         a full queue, waits for room like ``queue.Queue.put`` (``block=False`` or an
@@ -236,20 +244,21 @@ class PersistentQueue:
             _non_negative("delay", delay)
         else:
             delay = _delay_until(delay, at, self.store.clock)
-        if priority or key is not None:
-            _check_enqueue(priority, None if key is None else [key])
+        groups = None if group is None else [group]
+        if priority or key is not None or groups:
+            _check_enqueue(priority, None if key is None else [key], groups)
         data = codec.encode(value)
-        if self.maxsize <= 0 and key is None:  # the common case, kept lean
+        if self.maxsize <= 0 and key is None and groups is None:  # the common case, kept lean
             row = self.store.put(self.name, [data], delay=delay, priority=priority)[0]
             # _messages_holding inline: its list and zip were 600 ns of a 24 us put
             return QueueMessage(row.id, row.queue, value, *row[AFTER_VALUE])
-        if self.maxsize <= 0:  # a keyed put, as lean
+        if self.maxsize <= 0 and groups is None:  # a keyed put, as lean
             rows, duplicates = self.store.put_keyed(
                 self.name, [data], [key], on_conflict=on_conflict, delay=delay, priority=priority
             )
             return _keyed_messages(rows, duplicates, [value])[0]
         keys = None if key is None else [key]
-        batch = _Batch([value], [data], keys, on_conflict, priority)
+        batch = _Batch([value], [data], keys, on_conflict, priority, groups)
         return self._put_rows(batch, delay, block, timeout)[0]
 
     def put_nowait(self, value: Any, *, delay: float = 0) -> QueueMessage:
@@ -264,9 +273,11 @@ class PersistentQueue:
         keys: Sequence[str | None] | None = None,
         on_conflict: OnConflict = "skip",
         priority: int = 0,
+        groups: Sequence[str | None] | None = None,
     ) -> list[QueueMessage]:
         """Persist every value in ONE transaction: all of them or, on any bad value or
-        error, none. Values are checked before anything is written.
+        error, none. Values are checked before anything is written. ``groups``: one
+        group per value (None: none), as :meth:`put`'s ``group``.
 
         ``keys`` (one per value; None for no key) deduplicates: a key is held while a
         message with it is ready, delayed or inflight. For a value whose key is held,
@@ -276,12 +287,12 @@ class PersistentQueue:
         (keeping its id), and leaves a leased one as it is (returned as a duplicate).
         A key given twice in one call meets its own first message."""
         delay = _delay_until(delay, at, self.store.clock)
-        _check_enqueue(priority, keys)
+        _check_enqueue(priority, keys, groups)
         values = list(values)
         encoded = codec.encode_batch(values)
         if not encoded:
             return []
-        batch = _Batch(values, encoded, keys, on_conflict, priority)
+        batch = _Batch(values, encoded, keys, on_conflict, priority, groups)
         return self._put_rows(batch, delay, block=False, timeout=None)
 
     def put_encoded(
@@ -293,6 +304,7 @@ class PersistentQueue:
         priority: int = 0,
         keys: Sequence[str | None] | None = None,
         on_conflict: OnConflict = "skip",
+        groups: Sequence[str | None] | None = None,
     ) -> tuple[list[Row], list[bool]]:
         """Persist values given as their JSON, as :func:`localqueue.codec.encode` wrote
         them, in ONE transaction; return the store's rows (values still JSON) and which
@@ -302,10 +314,15 @@ class PersistentQueue:
         if at is not None:
             delay = _delay_until(delay, at, self.store.clock)
         _non_negative("delay", delay)
-        _check_enqueue(priority, keys)
+        _check_enqueue(priority, keys, groups)
         if keys is None:
             rows = self.store.put(
-                self.name, data, delay=delay, maxsize=self.maxsize, priority=priority
+                self.name,
+                data,
+                delay=delay,
+                maxsize=self.maxsize,
+                priority=priority,
+                groups=groups,
             )
             return rows, [False] * len(rows)
         return self.store.put_keyed(
@@ -316,6 +333,7 @@ class PersistentQueue:
             delay=delay,
             maxsize=self.maxsize,
             priority=priority,
+            groups=groups,
         )
 
     def _put_rows(
@@ -331,6 +349,7 @@ class PersistentQueue:
                     priority=batch.priority,
                     keys=batch.keys,
                     on_conflict=batch.on_conflict,
+                    groups=batch.groups,
                 )
             except errors.Full:  # looked up only when something is raised
                 if not block or (deadline is not None and time.monotonic() >= deadline):
@@ -638,8 +657,39 @@ class PersistentQueue:
         return self.store.set_paused(self.name, False)
 
     def settings(self) -> QueueSettings:
-        """The queue's settings as the store keeps them (``paused``)."""
+        """The queue's settings as the store keeps them (``paused`` and its limits)."""
         return self.store.settings(self.name)
+
+    def set_limits(
+        self,
+        *,
+        max_inflight: int | None | Keep = KEEP,
+        rate: str | tuple[int, float] | None | Keep = KEEP,
+        per_group: int | None | Keep = KEEP,
+    ) -> QueueSettings:
+        """Limit the queue for every worker and ``pop`` of its store (see
+        :mod:`localqueue.stores.base`, "Queue settings"): at most ``max_inflight``
+        messages under a live lease, at most ``rate`` lease starts in any window of its
+        period (``"10/s"``, ``"600/m"``, ``"100/h"`` or ``(count, seconds)``), at most
+        ``per_group`` messages of one group under a live lease. None lifts a limit; a
+        limit not given is kept. Kept in the store; returns the queue's settings."""
+        limits: dict[str, int | float | None] = {}
+        if not isinstance(max_inflight, Keep):
+            limits["max_inflight"] = max_inflight
+        if not isinstance(per_group, Keep):
+            limits["per_group"] = per_group
+        if not isinstance(rate, Keep):
+            count, period = (None, None) if rate is None else parse_rate(rate)
+            limits.update(rate=count, rate_period=period)
+        return self.store.set_limits(self.name, limits)
+
+    def limits(self) -> dict[str, int | float | None]:
+        """The queue's limits (:meth:`set_limits`): ``max_inflight``, ``rate`` (with
+        ``rate_period``, in seconds) and ``per_group``, None where there is none."""
+        settings = self.store.settings(self.name)._asdict()
+        return {
+            name: settings[name] for name in ("max_inflight", "rate", "rate_period", "per_group")
+        }
 
     def qsize(self) -> int:
         """Messages that could be leased now (``QueueStats.ready``)."""

@@ -62,6 +62,26 @@ inside its own statement or transaction. A **paused** queue leases nothing to an
 settlements still apply); ``put`` and everything else work as usual. A queue never
 given settings has the defaults and costs the lease nothing more.
 
+Its **limits** (:meth:`QueueStore.set_limits`) hold leases back the same way, counted
+by the store at each lease, in the lease's own statement or transaction, over every
+worker and ``pop`` of every host:
+
+* ``max_inflight`` N: a lease is handed out only while fewer than N messages of the
+  queue are under a *live* lease (an expired lease holds nothing: a killed worker's
+  messages free their slots when their lease ends);
+* ``rate`` N per ``rate_period`` P seconds: a lease is handed out only while fewer than
+  N leases of the queue started in the last P seconds (a log of lease starts kept in the
+  store; a released message's next lease is a new start), so no window of P seconds
+  holds more than N starts;
+* ``per_group`` N: a message of group G is handed out only while fewer than N messages
+  of G are under a live lease; a message without a group is not limited by it, and a
+  ready message of a group that is not full is handed out past the held ones (in lease
+  order otherwise). A delayed or released message holds nothing of its group.
+
+A message's ``group`` is given at enqueue (None: none) and never changes, except by a
+``"replace"`` put, which gives the waiting holder the new value's group too.
+:meth:`QueueStore.held_back` says which setting holds ready messages back, and how many.
+
 Batches
 -------
 A worker with N jobs in flight settles finished messages and leases new ones together:
@@ -117,7 +137,7 @@ from localqueue.message import FIELDS, QueueSettings, QueueStats, Row
 
 TYPE_CHECKING = False  # typing costs start-up time; mypy still reads these imports
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Callable, Mapping, Sequence
     from typing import Literal, TypeAlias
 
     from localqueue.backends import StoreAddress
@@ -136,7 +156,10 @@ __all__ = [
     "OnConflict",
     "QueueStore",
     "Row",
+    "check_groups",
     "check_keyed",
+    "hold",
+    "merged_limits",
     "effective_state",
     "key_held",
 ]
@@ -163,6 +186,55 @@ def check_keyed(values: Sequence[bytes], keys: Sequence[str | None], on_conflict
         )
     if len(keys) != len(values):
         raise ValueError(f"{len(keys)} keys for {len(values)} values: give one key per value")
+
+
+def check_groups(values: Sequence[bytes], groups: Sequence[str | None] | None) -> None:
+    """The check of ``groups`` every store's ``put`` and ``put_keyed`` make."""
+    if groups is not None and len(groups) != len(values):
+        raise ValueError(f"{len(groups)} groups for {len(values)} values: give one group per value")
+
+
+def merged_limits(
+    settings: QueueSettings, limits: Mapping[str, int | float | None]
+) -> QueueSettings:
+    """``settings`` with ``limits`` set (see :meth:`QueueStore.set_limits`): what every
+    store writes; ValueError for a limit that is not one, changing nothing."""
+    unknown = set(limits) - {"max_inflight", "rate", "rate_period", "per_group"}
+    if unknown:
+        raise ValueError(f"unknown limits: {', '.join(sorted(unknown))}")
+    for name in ("max_inflight", "rate", "per_group"):
+        value = limits.get(name)
+        if value is not None and (type(value) is not int or value < 1):
+            raise ValueError(f"{name} must be a positive integer or None, got {value!r}")
+    if ("rate" in limits) != ("rate_period" in limits):
+        raise ValueError("rate and rate_period are set together")
+    period = limits.get("rate_period")
+    if (limits.get("rate") is None) != (period is None):
+        raise ValueError("a rate needs its period, and only a rate has one")
+    if period is not None and not (isinstance(period, int | float) and 0 < period < 1e9):
+        raise ValueError(f"rate_period must be a positive number of seconds, got {period!r}")
+    if period is not None:
+        limits = {**limits, "rate_period": float(period)}
+    return settings._replace(**limits)
+
+
+def hold(
+    settings: QueueSettings, *, ready: int, inflight: int, started: int, in_full_groups: int
+) -> tuple[str | None, int]:
+    """:meth:`QueueStore.held_back` from a store's counts at one instant: ``ready``
+    messages, ``inflight`` under a live lease, ``started`` leases in the rate window,
+    ``in_full_groups`` ready messages whose group is full."""
+    if not ready:
+        return None, 0
+    if settings.paused:
+        return "paused", ready
+    if settings.max_inflight is not None and inflight >= settings.max_inflight:
+        return "max_inflight", ready
+    if settings.rate is not None and started >= settings.rate:
+        return "rate", ready
+    if settings.per_group is not None and in_full_groups:
+        return "per_group", in_full_groups
+    return None, 0
 
 
 def key_held(queue: str, key: str | None, holder: str | None) -> KeyHeldError:
@@ -210,12 +282,14 @@ class QueueStore(ABC):
         delay: float = 0.0,
         maxsize: int = 0,
         priority: int = 0,
+        groups: Sequence[str | None] | None = None,
     ) -> list[Row]:
         """Append ``values`` to ``queue`` in ONE transaction and return their rows, in order.
 
         Each message gets a new unique id (never reused, even after it is acked),
         ``attempts`` 0, ``enqueued_at`` now, ``available_at`` now + ``delay`` (state
-        ``delayed`` when ``delay`` > 0), ``priority`` and no key. With ``maxsize`` > 0,
+        ``delayed`` when ``delay`` > 0), ``priority``, no key, and its group from
+        ``groups`` (one per value; None: no groups). With ``maxsize`` > 0,
         raises ``queue.Full`` and writes nothing when pending messages (ready + delayed)
         plus ``len(values)`` would exceed it. An empty ``values`` writes nothing and
         returns ``[]``.
@@ -232,6 +306,7 @@ class QueueStore(ABC):
         delay: float = 0.0,
         maxsize: int = 0,
         priority: int = 0,
+        groups: Sequence[str | None] | None = None,
     ) -> tuple[list[Row], list[bool]]:
         """:meth:`put` of ``values`` with one deduplication key each (None: no key), in
         ONE transaction, taken in order (so a key given twice meets its own first
@@ -246,8 +321,9 @@ class QueueStore(ABC):
           and enqueue time and takes the new value, ``priority`` and ``available_at``
           (not a duplicate); a leased holder is left as it is (a duplicate).
 
-        ``maxsize`` counts every value, duplicates included. ValueError when ``keys`` and
-        ``values`` differ in length or ``on_conflict`` is none of :data:`ON_CONFLICT`.
+        ``maxsize`` counts every value, duplicates included. ValueError when ``keys`` (or
+        ``groups``) and ``values`` differ in length or ``on_conflict`` is none of
+        :data:`ON_CONFLICT`.
         """
 
     @abstractmethod
@@ -448,12 +524,31 @@ class QueueStore(ABC):
         waiters of :meth:`wait` where the store notifies them."""
 
     @abstractmethod
+    def set_limits(self, queue: str, limits: Mapping[str, int | float | None]) -> QueueSettings:
+        """Set the limits named in ``limits`` (``max_inflight``, ``rate`` with
+        ``rate_period``, ``per_group``; None lifts one) for every worker, keeping the
+        queue's other settings, committed before returning; returns its settings. Each
+        limit is a positive int (``rate_period`` a positive number of seconds, given
+        with ``rate`` and only with it); anything else is a ValueError and changes
+        nothing."""
+
+    @abstractmethod
+    def held_back(self, queue: str) -> tuple[str | None, int]:
+        """Why ready messages of ``queue`` are not handed out now, and how many: the
+        first of ``"paused"``, ``"max_inflight"``, ``"rate"`` (every ready message) and
+        ``"per_group"`` (the ready messages of full groups) that holds any back, or
+        ``(None, 0)`` when nothing does (no ready message, or no setting in the way)."""
+
+    @abstractmethod
     def next_visible_in(self, queue: str) -> float | None:
         """Seconds until :meth:`lease` could next succeed: 0.0 when a message is visible
         now, the wait for the earliest delayed message or expiring lease otherwise, and
         None when the queue holds nothing but dead letters (or nothing at all), or is
         paused (a waiting consumer then polls at its slowest, or waits for the
-        notification of a resume)."""
+        notification of a resume). While ready messages are held back by ``rate``: the
+        wait until the oldest start in the window leaves it; by ``max_inflight`` or
+        ``per_group``: the wait until the earliest live lease of the queue expires (a
+        settle frees a slot sooner: callers poll at most so long)."""
 
     # -- history (see module doc) ----------------------------------------------------
 

@@ -6,10 +6,11 @@ so code tested against it behaves the same on SQLite; nothing survives the proce
 
 from __future__ import annotations
 
+import collections
 import itertools
 import secrets
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from localqueue.errors import Full, MessageNotFoundError
@@ -21,8 +22,11 @@ from localqueue.stores.base import (
     WAITING,
     QueueStore,
     Row,
+    check_groups,
     check_keyed,
+    hold,
     key_held,
+    merged_limits,
 )
 from localqueue.stores.record import StoredMessage, held
 
@@ -47,6 +51,8 @@ class MemoryQueueStore(QueueStore):
         self._tag = secrets.token_hex(4)
         self._retention: dict[str, tuple[float | None, int | None]] = {}
         self._history: dict[str, list[HistoryRow]] = {}  # by queue, oldest finish first
+        # Lease start times of the queues with a rate, the window's oldest first.
+        self._starts: dict[str, collections.deque[float]] = {}
 
     def __repr__(self) -> str:
         return "MemoryQueueStore()"
@@ -66,12 +72,15 @@ class MemoryQueueStore(QueueStore):
         delay: float = 0.0,
         maxsize: int = 0,
         priority: int = 0,
+        groups: Sequence[str | None] | None = None,
     ) -> list[Row]:
+        check_groups(values, groups)
         with self._lock:
             now = self.clock()
             self._check_room(queue, len(values), maxsize)
             return [
-                self._add(queue, value, now, delay, priority, None).row(now) for value in values
+                self._add(queue, value, now, delay, priority, None, group).row(now)
+                for value, group in zip(values, groups or [None] * len(values), strict=True)
             ]
 
     def _check_room(self, queue: str, count: int, maxsize: int) -> None:
@@ -83,13 +92,20 @@ class MemoryQueueStore(QueueStore):
                 raise Full
 
     def _add(
-        self, queue: str, value: bytes, now: float, delay: float, priority: int, key: str | None
+        self,
+        queue: str,
+        value: bytes,
+        now: float,
+        delay: float,
+        priority: int,
+        key: str | None,
+        group: str | None,
     ) -> StoredMessage:
         seq = next(self._seq)
         record = StoredMessage(
             f"{self._tag}-{seq}", queue, bytes(value), WAITING, 0, seq, now, now + delay
         )
-        record.key, record.priority = key, priority
+        record.key, record.priority, record.group = key, priority, group
         self._records[record.id] = record
         self._known.add(queue)
         if key is not None:
@@ -111,8 +127,10 @@ class MemoryQueueStore(QueueStore):
         delay: float = 0.0,
         maxsize: int = 0,
         priority: int = 0,
+        groups: Sequence[str | None] | None = None,
     ) -> tuple[list[Row], list[bool]]:
         check_keyed(values, keys, on_conflict)
+        check_groups(values, groups)
         with self._lock:
             now = self.clock()
             self._check_room(queue, len(values), maxsize)
@@ -120,11 +138,12 @@ class MemoryQueueStore(QueueStore):
             duplicates: list[bool] = []
             added: list[StoredMessage] = []
             known = queue in self._known
-            for value, key in zip(values, keys, strict=True):
+            each = zip(values, keys, groups or [None] * len(values), strict=True)
+            for value, key, group in each:
                 holder = None if key is None else self._holders.get((queue, key))
                 duplicate = holder is not None
                 if holder is None:
-                    holder = self._add(queue, value, now, delay, priority, key)
+                    holder = self._add(queue, value, now, delay, priority, key, group)
                     added.append(holder)
                 elif on_conflict == "error":
                     for record in added:  # the whole put is undone
@@ -133,7 +152,7 @@ class MemoryQueueStore(QueueStore):
                         self._known.discard(queue)
                     raise key_held(queue, key, holder.id)
                 elif on_conflict == "replace" and holder.state == WAITING:
-                    holder.replace(bytes(value), priority, now + delay)
+                    holder.replace(bytes(value), priority, now + delay, group)
                     duplicate = False
                 rows.append(holder.row(now))
                 duplicates.append(duplicate)
@@ -191,19 +210,51 @@ class MemoryQueueStore(QueueStore):
 
     def lease(self, queue: str, *, lease_timeout: float, leased_by: str | None) -> Row | None:
         with self._lock:
-            if queue in self._settings and self._settings[queue].paused:
-                return None
             now = self.clock()
-            visible = [
-                r
-                for r in self._records.values()
-                if r.queue == queue and r.state != DEAD and r.visible_at() <= now
-            ]
+            visible = self._leasable(queue, now)
             if not visible:
                 return None
             record = min(visible, key=StoredMessage.lease_order)
             record.lease(now, lease_timeout, leased_by, secrets.token_hex(16))
+            if queue in self._starts:
+                self._starts[queue].append(now)
             return record.row(now)
+
+    def _leasable(self, queue: str, now: float) -> list[StoredMessage]:
+        """The messages ``lease`` may hand out now: the visible ones, unless the queue's
+        settings hold them back (see the contract)."""
+        settings = self._settings.get(queue)
+        if settings is not None and settings.paused:
+            return []
+        visible = [
+            r
+            for r in self._records.values()
+            if r.queue == queue and r.state != DEAD and r.visible_at() <= now
+        ]
+        if not visible or settings is None:
+            return visible
+        live = [r for r in self._records.values() if r.queue == queue and r.live_lease(now)]
+        if settings.max_inflight is not None and len(live) >= settings.max_inflight:
+            return []
+        if settings.rate is not None and len(self._window(queue, settings, now)) >= settings.rate:
+            return []
+        if settings.per_group is None:
+            return visible
+        full = self._full_groups(live, settings.per_group)
+        return [r for r in visible if r.group is None or r.group not in full]
+
+    @staticmethod
+    def _full_groups(live: list[StoredMessage], per_group: int) -> set[str]:
+        counts = collections.Counter(r.group for r in live if r.group is not None)
+        return {group for group, n in counts.items() if n >= per_group}
+
+    def _window(self, queue: str, settings: QueueSettings, now: float) -> collections.deque[float]:
+        """The lease starts of ``queue`` in its rate window ending now (older ones dropped)."""
+        starts = self._starts.setdefault(queue, collections.deque())
+        assert settings.rate_period is not None
+        while starts and starts[0] <= now - settings.rate_period:
+            starts.popleft()
+        return starts
 
     def ack(self, queue: str, message_id: str, lease_token: str | None) -> None:
         with self._lock:
@@ -369,18 +420,52 @@ class MemoryQueueStore(QueueStore):
             settings = self._settings[queue] = self.settings(queue)._replace(paused=paused)
             return settings
 
+    def set_limits(self, queue: str, limits: Mapping[str, int | float | None]) -> QueueSettings:
+        with self._lock:
+            settings = self._settings[queue] = merged_limits(self.settings(queue), limits)
+            if settings.rate is None:
+                self._starts.pop(queue, None)
+            else:
+                self._starts.setdefault(queue, collections.deque())
+            return settings
+
+    def held_back(self, queue: str) -> tuple[str | None, int]:
+        with self._lock:
+            now = self.clock()
+            settings = self.settings(queue)
+            mine = [r for r in self._records.values() if r.queue == queue]
+            ready = [r for r in mine if r.effective_state(now) == "ready"]
+            live = [r for r in mine if r.live_lease(now)]
+            full = self._full_groups(live, settings.per_group or 0)
+            return hold(
+                settings,
+                ready=len(ready),
+                inflight=len(live),
+                started=len(self._window(queue, settings, now)) if settings.rate else 0,
+                in_full_groups=sum(1 for r in ready if r.group in full),
+            )
+
     def next_visible_in(self, queue: str) -> float | None:
         with self._lock:
-            if self.settings(queue).paused:
+            settings = self.settings(queue)
+            if settings.paused:
                 return None
-            times = [
-                r.visible_at()
-                for r in self._records.values()
-                if r.queue == queue and r.state != DEAD
-            ]
-            if not times:
+            now = self.clock()
+            mine = [r for r in self._records.values() if r.queue == queue and r.state != DEAD]
+            if not mine:
                 return None
-            return max(0.0, min(times) - self.clock())
+            earliest = min(r.visible_at() for r in mine)
+            if earliest > now or self._leasable(queue, now):
+                return max(0.0, earliest - now)
+            # Ready messages held back by a limit: until a start leaves the rate window,
+            # or the earliest live lease ends.
+            if settings.rate is not None:
+                window = self._window(queue, settings, now)
+                if len(window) >= settings.rate:
+                    assert settings.rate_period is not None
+                    return max(0.0, window[0] + settings.rate_period - now)
+            ends = [r.visible_at() for r in mine if r.live_lease(now)]
+            return max(0.0, min(ends) - now) if ends else None
 
     # -- history ----------------------------------------------------------------------
 

@@ -44,14 +44,25 @@ class StoredMessage:
     priority: int = 0
     first_started_at: float | None = None
     errors: list[bytes] | None = None  # every attempt's error, while a history is kept
+    group: str | None = None
 
     def lease_order(self) -> tuple[int, float, int]:
         """Sorts visible messages the way ``lease`` hands them out (see the contract)."""
         return (-self.priority, self.visible_at(), self.seq)
 
-    def replace(self, value: bytes, priority: int, available_at: float) -> None:
+    def replace(self, value: bytes, priority: int, available_at: float, group: str | None) -> None:
         """What ``put_keyed(on_conflict="replace")`` does to a waiting holder."""
         self.value, self.priority, self.available_at = value, priority, available_at
+        self.group = group
+
+    def live_lease(self, now: float) -> bool:
+        """Whether this message is under a lease that has not expired (what the limits
+        of a queue count)."""
+        return (
+            self.state == INFLIGHT
+            and self.lease_expires_at is not None
+            and (self.lease_expires_at > now)
+        )
 
     def visible_at(self) -> float:
         """When ``lease`` may hand this message out (not meaningful for a dead one)."""
@@ -135,6 +146,7 @@ class StoredMessage:
             self.dead_at,
             self.key,
             self.priority,
+            self.group,
         )
 
 
