@@ -663,9 +663,9 @@ class PersistentQueue:
     def set_limits(
         self,
         *,
-        max_inflight: int | None | Keep = KEEP,
-        rate: str | tuple[int, float] | None | Keep = KEEP,
-        per_group: int | None | Keep = KEEP,
+        max_inflight: int | Keep | None = KEEP,
+        rate: str | tuple[int, float] | Keep | None = KEEP,
+        per_group: int | Keep | None = KEEP,
     ) -> QueueSettings:
         """Limit the queue for every worker and ``pop`` of its store (see
         :mod:`localqueue.stores.base`, "Queue settings"): at most ``max_inflight``

@@ -158,10 +158,10 @@ __all__ = [
     "Row",
     "check_groups",
     "check_keyed",
-    "hold",
-    "merged_limits",
     "effective_state",
+    "hold",
     "key_held",
+    "merged_limits",
 ]
 
 #: The effective states :meth:`QueueStore.peek` can select.
