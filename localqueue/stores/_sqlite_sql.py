@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
     Rows = Callable[[str, Any], list[Any]]
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 APPLICATION_ID = 0x6C715131  # "lqQ1": marks a localqueue queue store
 
 # Every queue name the store has held, also after its last message is gone (version 2).
@@ -58,8 +58,8 @@ _SETTINGS_SCHEMA = """CREATE TABLE queue_settings (
         queue TEXT PRIMARY KEY,
         paused INTEGER NOT NULL DEFAULT 0
     ) WITHOUT ROWID"""
-_PAUSED = "EXISTS (SELECT 1 FROM queue_settings WHERE queue = :queue AND paused)"
-SETTINGS = "SELECT paused FROM queue_settings WHERE queue = ?"
+SETTINGS = """SELECT paused, max_inflight, rate, rate_period, per_group
+    FROM queue_settings WHERE queue = ?"""
 SET_PAUSED = """INSERT INTO queue_settings (queue, paused) VALUES (:queue, :paused)
     ON CONFLICT (queue) DO UPDATE SET paused = excluded.paused RETURNING paused"""
 DELETE_ONE = "DELETE FROM messages WHERE seq = :seq AND nonce = :nonce AND queue = :queue"
@@ -69,6 +69,31 @@ DELETE_ONE = "DELETE FROM messages WHERE seq = :seq AND nonce = :nonce AND queue
 _KEEP_COLUMNS = (
     "ALTER TABLE queue_settings ADD COLUMN keep_seconds REAL",
     "ALTER TABLE queue_settings ADD COLUMN keep_count INTEGER",
+)
+# Version 6 (issue 27, the rest): limits, in the settings row, and groups. A message's
+# group is in `grp`; `messages_group` serves the count of a group's leases (only grouped
+# messages are in it, so a queue without groups pays nothing for it). `lease_starts` is
+# the log of the rate window, written by a trigger on each lease (attempts + 1) of a
+# queue with a rate, which also drops the starts that left the window.
+_LIMIT_COLUMNS = (
+    "ALTER TABLE queue_settings ADD COLUMN max_inflight INTEGER",
+    "ALTER TABLE queue_settings ADD COLUMN rate INTEGER",
+    "ALTER TABLE queue_settings ADD COLUMN rate_period REAL",
+    "ALTER TABLE queue_settings ADD COLUMN per_group INTEGER",
+)
+_GROUPS_SCHEMA = (
+    """CREATE INDEX messages_group ON messages (queue, grp, visible_at)
+        WHERE state = 1 AND grp IS NOT NULL""",
+    "CREATE TABLE lease_starts (queue TEXT NOT NULL, started_at REAL NOT NULL)",
+    "CREATE INDEX lease_starts_queue ON lease_starts (queue, started_at)",
+    """CREATE TRIGGER messages_lease_start AFTER UPDATE OF attempts ON messages
+        WHEN new.attempts > old.attempts AND EXISTS (SELECT 1 FROM queue_settings
+            WHERE queue = new.queue AND rate IS NOT NULL)
+        BEGIN
+            DELETE FROM lease_starts WHERE queue = new.queue AND started_at <= new.leased_at
+                - (SELECT rate_period FROM queue_settings WHERE queue = new.queue);
+            INSERT INTO lease_starts (queue, started_at) VALUES (new.queue, new.leased_at);
+        END""",
 )
 _HISTORY_SCHEMA = (
     """CREATE TABLE history (
@@ -118,7 +143,8 @@ SCHEMA = (
         priority INTEGER NOT NULL DEFAULT 0,
         key TEXT,
         first_started_at REAL,
-        errors BLOB
+        errors BLOB,
+        grp TEXT
     )""",
     """CREATE INDEX messages_dead ON messages (queue, visible_at) WHERE state = 2""",
     *_KNOWN_QUEUES_SCHEMA,
@@ -127,6 +153,8 @@ SCHEMA = (
     _SETTINGS_SCHEMA,
     *_KEEP_COLUMNS,
     *_HISTORY_SCHEMA,
+    *_LIMIT_COLUMNS,
+    *_GROUPS_SCHEMA,
 )
 # Every step: the statements that take schema version N to N + 1 (docs/schema.md).
 MIGRATIONS = {
@@ -145,11 +173,16 @@ MIGRATIONS = {
         *_KEEP_COLUMNS,
         *_HISTORY_SCHEMA,
     ),
+    5: (  # issue 27: limits and groups; an older message has no group, a queue no limits
+        "ALTER TABLE messages ADD COLUMN grp TEXT",
+        *_LIMIT_COLUMNS,
+        *_GROUPS_SCHEMA,
+    ),
 }
 
 COLUMNS = (
     "seq, nonce, queue, value, state, visible_at, attempts, enqueued_at, available_at, leased_at,"
-    " lease_expires_at, leased_by, lease_token, last_error, failed_at, dead_at, key, priority"
+    " lease_expires_at, leased_by, lease_token, last_error, failed_at, dead_at, key, priority, grp"
 )
 INSERT = (
     "INSERT INTO messages"
@@ -161,14 +194,14 @@ INSERT = (
 # value, priority and availability; a leased one is left alone (RETURNING nothing: the
 # store then reads the holder). "skip" and "error" use insert_keyed_many.
 _INSERT_KEYED = f"""INSERT INTO messages (nonce, queue, value, state, visible_at, enqueued_at,
-        available_at, priority, key)
-    VALUES (:nonce, :queue, :value, 0, :available, :now, :available, :priority, :key)
+        available_at, priority, key, grp)
+    VALUES (:nonce, :queue, :value, 0, :available, :now, :available, :priority, :key, :grp)
     ON CONFLICT (queue, key) WHERE {_KEY_HOLDERS}"""
 # One value that skips a held key (a put of one value: one statement, no BEGIN).
 INSERT_SKIPPING = f"{_INSERT_KEYED} DO NOTHING"  # inserted: rowcount 1, lastrowid
 INSERT_REPLACING = f"""{_INSERT_KEYED} DO UPDATE SET value = excluded.value,
         priority = excluded.priority, available_at = excluded.available_at,
-        visible_at = excluded.visible_at WHERE state = 0
+        visible_at = excluded.visible_at, grp = excluded.grp WHERE state = 0
     RETURNING {COLUMNS}"""
 KEY_HOLDER = (
     f"SELECT {COLUMNS} FROM messages WHERE queue = :queue AND key = :key AND {_KEY_HOLDERS}"
@@ -180,14 +213,36 @@ _LEVELS = """WITH RECURSIVE levels(p) AS (
         SELECT (SELECT max(priority) FROM messages
                 WHERE queue = :queue AND state < 2 AND priority < levels.p)
         FROM levels WHERE levels.p IS NOT NULL)"""
-# The next message to lease: the highest priority with a visible message, and in it the
-# smallest visibility time, then the oldest; none while the queue is paused.
+# The queue's messages under a live lease: in each level, the live leases and delayed
+# messages are the entries visible only after now (one range each; a delayed one is read
+# to be told apart). Counted only for a queue with max_inflight.
+_LIVE_LEASES = """(SELECT sum((SELECT count(*) FROM messages
+        WHERE queue = :queue AND state < 2 AND priority = levels.p AND visible_at > :now
+            AND state = 1))
+    FROM levels WHERE levels.p IS NOT NULL)"""
+_RATE_STARTS = """(SELECT count(*) FROM lease_starts
+    WHERE queue = :queue AND started_at > :now - rate_period)"""
+# Whether the queue's settings hold every lease back now: one primary-key probe for a
+# queue without settings (or without limits); the counts only for the limits it has.
+_HELD = f"""EXISTS (SELECT 1 FROM queue_settings WHERE queue = :queue AND (paused
+        OR CASE WHEN max_inflight IS NULL THEN 0 ELSE max_inflight <= {_LIVE_LEASES} END
+        OR CASE WHEN rate IS NULL THEN 0 ELSE rate <= {_RATE_STARTS} END))"""
+_PER_GROUP = "(SELECT per_group FROM queue_settings WHERE queue = :queue)"
+# A message of group m.grp may be leased: the group has fewer than per_group live leases.
+_GROUP_LEASES = """(SELECT count(*) FROM messages AS g INDEXED BY messages_group
+    WHERE g.queue = :queue AND g.grp = m.grp AND g.state = 1 AND g.grp IS NOT NULL
+        AND g.visible_at > :now)"""
+_GROUP_FREE = f"""({_PER_GROUP} IS NULL OR m.grp IS NULL OR {_GROUP_LEASES} < {_PER_GROUP})"""
+# The next message to lease: the highest priority with a visible message (of a group
+# that is not full), and in it the smallest visibility time, then the oldest; none while
+# the queue's settings hold leases back.
 _NEXT = f"""{_LEVELS}
-    SELECT s FROM (SELECT (SELECT seq FROM messages
+    SELECT s FROM (SELECT (SELECT seq FROM messages AS m
             WHERE queue = :queue AND state < 2 AND priority = levels.p AND visible_at <= :now
+                AND {_GROUP_FREE}
             ORDER BY visible_at, seq LIMIT 1) AS s
         FROM levels WHERE levels.p IS NOT NULL)
-    WHERE s IS NOT NULL AND NOT {_PAUSED} LIMIT 1"""
+    WHERE s IS NOT NULL AND NOT {_HELD} LIMIT 1"""
 LEASE = f"""UPDATE messages
     SET state = 1, attempts = attempts + 1, leased_at = :now, lease_expires_at = :expires,
         first_started_at = coalesce(first_started_at, :now),
@@ -290,7 +345,31 @@ QUEUE_NAMES = "SELECT DISTINCT queue FROM messages ORDER BY queue"
 NEXT_VISIBLE = f"""{_LEVELS}
     SELECT min((SELECT min(visible_at) FROM messages
             WHERE queue = :queue AND state < 2 AND priority = levels.p))
-    FROM levels WHERE levels.p IS NOT NULL AND NOT {_PAUSED}"""
+    FROM levels WHERE levels.p IS NOT NULL
+        AND NOT EXISTS (SELECT 1 FROM queue_settings WHERE queue = :queue AND paused)"""
+# For a queue whose ready messages are held back by a limit (NEXT_VISIBLE said now, PEEK
+# found nothing): when its oldest start leaves the rate window, and its earliest live
+# lease ends.
+WINDOW = """SELECT count(*), min(started_at) FROM lease_starts
+    WHERE queue = :queue AND started_at > :now - :period"""
+LEASE_ENDS = f"""{_LEVELS}
+    SELECT min((SELECT min(visible_at) FROM messages
+            WHERE queue = :queue AND state < 2 AND priority = levels.p AND visible_at > :now
+                AND state = 1))
+    FROM levels WHERE levels.p IS NOT NULL"""
+# held_back's counts (the settings are read by SETTINGS, the rate window by WINDOW):
+# live leases, and ready messages of full groups.
+HELD_COUNTS = f"""{_LEVELS}
+    SELECT {_LIVE_LEASES},
+        (SELECT count(*) FROM messages AS m WHERE queue = :queue AND state < 2
+            AND visible_at <= :now AND grp IS NOT NULL AND {_GROUP_LEASES} >= :per_group)"""
+SET_LIMITS = """INSERT INTO queue_settings
+        (queue, max_inflight, rate, rate_period, per_group)
+    VALUES (:queue, :max_inflight, :rate, :rate_period, :per_group)
+    ON CONFLICT (queue) DO UPDATE SET max_inflight = excluded.max_inflight,
+        rate = excluded.rate, rate_period = excluded.rate_period,
+        per_group = excluded.per_group"""
+FORGET_STARTS = "DELETE FROM lease_starts WHERE queue = ?"
 PENDING = "SELECT count(*) FROM messages WHERE queue = ? AND state = 0"
 
 
@@ -323,16 +402,22 @@ def insert_many(rows: int) -> str:
     )
 
 
-@functools.lru_cache(maxsize=16)
-def insert_keyed_many(rows: int) -> str:
-    """:func:`insert_many` with a key per value (``?6, ?7`` the first value and key, ...)
-    that skips each value whose key is held, also by a value earlier in the statement
-    (rows are inserted in order); returns the seq and key of each value inserted."""
-    values = ",".join(f"(?{6 + 2 * i}, ?{7 + 2 * i})" for i in range(rows))
+@functools.lru_cache(maxsize=32)
+def insert_keyed_many(rows: int, grouped: bool = False) -> str:
+    """:func:`insert_many` with a key per value (``?6, ?7`` the first value and key, ...;
+    ``grouped``: and its group, ``?6, ?7, ?8``) that skips each value whose key is held,
+    also by a value earlier in the statement (rows are inserted in order); returns the
+    seq and key of each value inserted."""
+    width = 3 if grouped else 2
+    values = ",".join(
+        "(" + ", ".join(f"?{6 + width * i + j}" for j in range(width)) + ")" for i in range(rows)
+    )
+    column, value = (", grp", ", column3") if grouped else ("", "")
     return (
-        "INSERT INTO messages"
-        " (nonce, queue, value, state, visible_at, enqueued_at, available_at, priority, key)"
-        f" SELECT ?1, ?2, column1, 0, ?3, ?4, ?3, ?5, column2 FROM (VALUES {values}) WHERE true"
+        "INSERT INTO messages (nonce, queue, value, state, visible_at, enqueued_at,"
+        f" available_at, priority, key{column})"
+        f" SELECT ?1, ?2, column1, 0, ?3, ?4, ?3, ?5, column2{value}"
+        f" FROM (VALUES {values}) WHERE true"
         f" ON CONFLICT (queue, key) WHERE {_KEY_HOLDERS} DO NOTHING RETURNING seq, key"
     )
 

@@ -25,14 +25,17 @@ from localqueue.stores.base import (
     PEEK_STATES,
     QueueStore,
     Row,
+    check_groups,
     check_keyed,
     effective_state,
+    hold,
     key_held,
+    merged_limits,
 )
 
 TYPE_CHECKING = False  # typing costs start-up time; mypy still reads these imports
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Mapping, Sequence
     from pathlib import Path
     from typing import Any, Literal
 
@@ -187,10 +190,17 @@ class SQLiteQueueStore(QueueStore):
         delay: float = 0.0,
         maxsize: int = 0,
         priority: int = 0,
+        groups: Sequence[str | None] | None = None,
     ) -> list[Row]:
         count = len(values)
         if not count:
             return []
+        if groups is not None:  # a keyed put's statements carry the groups
+            check_groups(values, groups)
+            keys = [None] * count
+            return self.put_keyed(
+                queue, values, keys, delay=delay, maxsize=maxsize, priority=priority, groups=groups
+            )[0]
         # One nonce serves the whole batch: its rowids already differ from each other.
         nonce = _nonce()
         with self._file.session as conn:
@@ -204,6 +214,7 @@ class SQLiteQueueStore(QueueStore):
                 state = "delayed" if delay > 0 else "ready"
                 message_id = f"{seq.lastrowid}-{nonce:012x}"
                 fields = (message_id, queue, value, state, 0, now, available, *_KEYLESS, priority)
+                fields += (None,)  # no group
                 return [_new_row(Row, fields)]
             else:
                 with self._file.transaction(conn, "put"):
@@ -211,7 +222,7 @@ class SQLiteQueueStore(QueueStore):
                     last = self._insert(conn, nonce, queue, values, now, available, priority)
         first = last - count + 1
         suffix = f"-{nonce:012x}"
-        head = ("delayed" if delay > 0 else "ready", 0, now, available, *_NEW, None, priority)
+        head = ("delayed" if delay > 0 else "ready", 0, now, available, *_NEW, None, priority, None)
         return [
             _new_row(Row, (f"{first + i}{suffix}", queue, value, *head))
             for i, value in enumerate(values)
@@ -234,22 +245,27 @@ class SQLiteQueueStore(QueueStore):
         delay: float = 0.0,
         maxsize: int = 0,
         priority: int = 0,
+        groups: Sequence[str | None] | None = None,
     ) -> tuple[list[Row], list[bool]]:
         check_keyed(values, keys, on_conflict)
+        check_groups(values, groups)
         if not values:
             return [], []
         with self._file.session as conn:
             now = self.clock()
             if len(values) == 1 and maxsize <= 0 and on_conflict != "replace":
+                group = None if groups is None else groups[0]
                 return self._put_one(
-                    conn, queue, values[0], keys[0], now, delay, priority, on_conflict
+                    conn, queue, values[0], keys[0], group, now, delay, priority, on_conflict
                 )
             with self._file.transaction(conn, "put"):
                 self._check_room(conn, queue, len(values), maxsize)
                 if on_conflict == "replace":
-                    return self._put_replacing(conn, queue, values, keys, now, delay, priority)
+                    return self._put_replacing(
+                        conn, queue, values, keys, groups, now, delay, priority
+                    )
                 return self._put_skipping(
-                    conn, queue, values, keys, now, delay, priority, on_conflict == "error"
+                    conn, queue, values, keys, groups, now, delay, priority, on_conflict == "error"
                 )
 
     def _put_one(
@@ -258,6 +274,7 @@ class SQLiteQueueStore(QueueStore):
         queue: str,
         value: bytes,
         key: str | None,
+        group: str | None,
         now: float,
         delay: float,
         priority: int,
@@ -269,14 +286,14 @@ class SQLiteQueueStore(QueueStore):
         available = now + delay
         nonce = _nonce()
         params = {"nonce": nonce, "queue": queue, "value": value, "key": key, "now": now}
-        params.update(available=available, priority=priority)
+        params.update(available=available, priority=priority, grp=group)
         while True:
             with self._file.atomic(conn, "put"):
                 done = conn.execute(sql.INSERT_SKIPPING, params)
             if done.rowcount == 1:
                 state = "delayed" if delay > 0 else "ready"
                 fields = (f"{done.lastrowid}-{nonce:012x}", queue, value, state, 0, now, available)
-                return [_new_row(Row, (*fields, *_NEW, key, priority))], [False]
+                return [_new_row(Row, (*fields, *_NEW, key, priority, group))], [False]
             holder = conn.execute(sql.KEY_HOLDER, params).fetchone()
             if holder is not None:
                 row = self._row(holder, now)
@@ -290,6 +307,7 @@ class SQLiteQueueStore(QueueStore):
         queue: str,
         values: Sequence[bytes],
         keys: Sequence[str | None],
+        groups: Sequence[str | None] | None,
         now: float,
         delay: float,
         priority: int,
@@ -300,37 +318,40 @@ class SQLiteQueueStore(QueueStore):
         nonce = _nonce()
         available = now + delay
         inserted: list[tuple[int, str | None]] = []
+        columns = (values, keys) if groups is None else (values, keys, groups)
         done = 0
         for size in sql.chunks(len(values)):
-            pairs = [
+            flat = [
                 x
-                for pair in zip(values[done : done + size], keys[done : done + size], strict=True)
-                for x in pair
+                for row in zip(*(c[done : done + size] for c in columns), strict=True)
+                for x in row
             ]
-            params = (nonce, queue, available, now, priority, *pairs)
-            inserted += conn.execute(sql.insert_keyed_many(size), params).fetchall()
+            params = (nonce, queue, available, now, priority, *flat)
+            statement = sql.insert_keyed_many(size, groups is not None)
+            inserted += conn.execute(statement, params).fetchall()
             done += size
         # Inserted rows got ascending rowids in the order of the values: the first value
         # of each key not held before, and every keyless one.
         inserted.sort()
         suffix = f"-{nonce:012x}"
         state = "delayed" if delay > 0 else "ready"
+        grouped = groups or [None] * len(values)
         if len(inserted) == len(values):  # no key was held: every value is new
             head = (state, 0, now, available, *_NEW)
             return [
-                _new_row(Row, (f"{seq}{suffix}", queue, value, *head, key, priority))
-                for (seq, key), value in zip(inserted, values, strict=True)
+                _new_row(Row, (f"{seq}{suffix}", queue, value, *head, key, priority, group))
+                for (seq, key), value, group in zip(inserted, values, grouped, strict=True)
             ], [False] * len(values)
         fresh = {key for _, key in inserted}
         news = iter(inserted)
         rows: list[Row] = []
         duplicates: list[bool] = []
         holders: dict[str, Row] = {}
-        for value, key in zip(values, keys, strict=True):
+        for value, key, group in zip(values, keys, grouped, strict=True):
             if key is None or (key in fresh and key not in holders):
                 seq, _ = next(news)
                 fields = (f"{seq}{suffix}", queue, value, state, 0, now, available, *_NEW)
-                row = _new_row(Row, (*fields, key, priority))
+                row = _new_row(Row, (*fields, key, priority, group))
                 if key is not None:
                     holders[key] = row
                 rows.append(row)
@@ -352,6 +373,7 @@ class SQLiteQueueStore(QueueStore):
         queue: str,
         values: Sequence[bytes],
         keys: Sequence[str | None],
+        groups: Sequence[str | None] | None,
         now: float,
         delay: float,
         priority: int,
@@ -366,8 +388,9 @@ class SQLiteQueueStore(QueueStore):
         }
         rows: list[Row] = []
         duplicates: list[bool] = []
-        for value, key in zip(values, keys, strict=True):
+        for value, key, group in zip(values, keys, groups or [None] * len(values), strict=True):
             params["value"], params["key"], params["nonce"] = value, key, _nonce()
+            params["grp"] = group
             found = conn.execute(sql.INSERT_REPLACING, params).fetchone()
             duplicate = found is None
             if duplicate:  # a leased holder: left as it is
@@ -789,13 +812,57 @@ class SQLiteQueueStore(QueueStore):
 
     def settings(self, queue: str) -> QueueSettings:
         with self._file.session as conn:
-            found = conn.execute(sql.SETTINGS, (queue,)).fetchone()
-        return QueueSettings() if found is None else QueueSettings(paused=bool(found[0]))
+            return self._settings(conn, queue)
+
+    @staticmethod
+    def _settings(conn: sqlite3.Connection, queue: str) -> QueueSettings:
+        found = conn.execute(sql.SETTINGS, (queue,)).fetchone()
+        if found is None:
+            return QueueSettings()
+        return QueueSettings(bool(found[0]), *found[1:])
 
     def set_paused(self, queue: str, paused: bool) -> QueueSettings:
         with self._file.session as conn, self._file.atomic(conn, "settings"):
             conn.execute(sql.SET_PAUSED, {"queue": queue, "paused": int(paused)}).fetchone()
         return self.settings(queue)
+
+    def set_limits(self, queue: str, limits: Mapping[str, int | float | None]) -> QueueSettings:
+        with self._file.session as conn:
+            with self._file.transaction(conn, "settings"):
+                settings = merged_limits(self._settings(conn, queue), limits)
+                conn.execute(sql.SET_LIMITS, {"queue": queue, **settings._asdict()})
+                if settings.rate is None:
+                    conn.execute(sql.FORGET_STARTS, (queue,))
+            return settings
+
+    def held_back(self, queue: str) -> tuple[str | None, int]:
+        with self._file.session as conn, self._file.read_transaction(conn):
+            now = self.clock()
+            settings = self._settings(conn, queue)
+            stats = self._stats(conn, queue, now)
+            if settings == QueueSettings() or not stats.ready:
+                return None, 0
+            params = {"queue": queue, "now": now, "per_group": settings.per_group or 0}
+            live, in_full_groups = conn.execute(sql.HELD_COUNTS, params).fetchone()
+            started = self._window(conn, queue, settings, now)[0]
+        return hold(
+            settings,
+            ready=stats.ready,
+            inflight=live or 0,
+            started=started,
+            in_full_groups=in_full_groups if settings.per_group else 0,
+        )
+
+    @staticmethod
+    def _window(
+        conn: sqlite3.Connection, queue: str, settings: QueueSettings, now: float
+    ) -> tuple[int, float | None]:
+        """How many leases of ``queue`` started in its rate window, and the oldest."""
+        if settings.rate is None:
+            return 0, None
+        params = {"queue": queue, "now": now, "period": settings.rate_period}
+        count, oldest = conn.execute(sql.WINDOW, params).fetchone()
+        return count, oldest
 
     def next_visible_in(self, queue: str) -> float | None:
         self._file.check_identity()  # idle workers call this between polls
@@ -806,7 +873,20 @@ class SQLiteQueueStore(QueueStore):
                 self._rebase_leases(conn, queue, now)
                 self._rebased_at = now
             (earliest,) = conn.execute(sql.NEXT_VISIBLE, {"queue": queue}).fetchone()
-        return None if earliest is None else max(0.0, earliest - now)
+            if earliest is None or earliest > now:
+                return None if earliest is None else earliest - now
+            params = {"queue": queue, "now": now}
+            if conn.execute(sql.PEEK, params).fetchone() is not None:
+                return 0.0
+            # Ready messages held back by a limit: until a start leaves the rate window,
+            # or the earliest live lease ends (a settle frees a slot sooner).
+            settings = self._settings(conn, queue)
+            count, oldest = self._window(conn, queue, settings, now)
+            if settings.rate is not None and count >= settings.rate and oldest is not None:
+                assert settings.rate_period is not None
+                return max(0.0, oldest + settings.rate_period - now)
+            (ends,) = conn.execute(sql.LEASE_ENDS, params).fetchone()
+        return None if ends is None else max(0.0, ends - now)
 
     # -- history ----------------------------------------------------------------------
 
