@@ -33,10 +33,13 @@ def parse_at(text: str) -> datetime:
     return when
 
 
-def keys_for(values: list[object], numbers: list[int], key_field: str) -> list[str | None]:
-    """The key of each value: the string (or number) at the dotted ``key_field`` path of
-    each (a list index is a number: ``items.0.id``). A value without one is a data
-    error naming its line (``numbers``; 0 for --value)."""
+def keys_for(
+    values: list[object], numbers: list[int], key_field: str, option: str = "--key-field"
+) -> list[str | None]:
+    """The key (or group: ``option`` "--group-field") of each value: the string (or
+    number) at the dotted ``key_field`` path of each (a list index is a number:
+    ``items.0.id``). A value without one is a data error naming its line (``numbers``;
+    0 for --value) and ``option``."""
     path = key_field.split(".")
     if len(path) == 1:  # the common case, one field of each object, without a call each
         name = path[0]
@@ -48,12 +51,12 @@ def keys_for(values: list[object], numbers: list[int], key_field: str) -> list[s
             if all(type(key) is str for key in found):
                 return found
     return [
-        _field(value, path, key_field, number)
+        _field(value, path, key_field, number, option)
         for value, number in zip(values, numbers, strict=True)
     ]
 
 
-def _field(value: object, path: list[str], key_field: str, number: int) -> str:
+def _field(value: object, path: list[str], key_field: str, number: int, option: str) -> str:
     where = "--value" if number == 0 else f"stdin line {number}"
     found = value
     for step in path:
@@ -62,7 +65,7 @@ def _field(value: object, path: list[str], key_field: str, number: int) -> str:
         elif isinstance(found, list) and step.isdigit() and int(step) < len(found):
             found = found[int(step)]
         else:
-            raise CliError(f"{where}: no --key-field {key_field!r} in the value", DATA_ERROR)
+            raise CliError(f"{where}: no {option} {key_field!r} in the value", DATA_ERROR)
     if isinstance(found, str):
         return found
     if isinstance(found, int) and not isinstance(found, bool):
@@ -72,7 +75,7 @@ def _field(value: object, path: list[str], key_field: str, number: int) -> str:
 
         return encode(found).decode()
     raise CliError(
-        f"{where}: --key-field {key_field!r} is {type(found).__name__}, not a string or number",
+        f"{where}: {option} {key_field!r} is {type(found).__name__}, not a string or number",
         DATA_ERROR,
     )
 

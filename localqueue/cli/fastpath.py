@@ -71,6 +71,8 @@ FAST_COMMANDS: dict[tuple[str, str], FastCommand] = {
             "--on-conflict": ("on_conflict", str),
             "--priority": ("priority", int),
             "--at": ("at", str),
+            "--group": ("group", str),
+            "--group-field": ("group_field", str),
             **_STORE,
         },
     ),

@@ -831,38 +831,39 @@ class SQLiteQueueStore(QueueStore):
             with self._file.transaction(conn, "settings"):
                 settings = merged_limits(self._settings(conn, queue), limits)
                 conn.execute(sql.SET_LIMITS, {"queue": queue, **settings._asdict()})
-                if settings.rate is None:
-                    conn.execute(sql.FORGET_STARTS, (queue,))
+                rated = conn.execute(sql.ANY_RATE).fetchone() is not None
+                conn.execute(sql.CREATE_RATE_TRIGGER if rated else sql.DROP_RATE_TRIGGER)
             return settings
 
     def held_back(self, queue: str) -> tuple[str | None, int]:
         with self._file.session as conn, self._file.read_transaction(conn):
             now = self.clock()
             settings = self._settings(conn, queue)
+            if settings == QueueSettings():
+                return None, 0
             stats = self._stats(conn, queue, now)
-            if settings == QueueSettings() or not stats.ready:
+            if not stats.ready:
                 return None, 0
             params = {"queue": queue, "now": now, "per_group": settings.per_group or 0}
             live, in_full_groups = conn.execute(sql.HELD_COUNTS, params).fetchone()
-            started = self._window(conn, queue, settings, now)[0]
+            rate_opens = self._rate_opens(conn, queue, settings, now)
         return hold(
             settings,
             ready=stats.ready,
             inflight=live or 0,
-            started=started,
+            rate_full=rate_opens > now,
             in_full_groups=in_full_groups if settings.per_group else 0,
         )
 
     @staticmethod
-    def _window(
+    def _rate_opens(
         conn: sqlite3.Connection, queue: str, settings: QueueSettings, now: float
-    ) -> tuple[int, float | None]:
-        """How many leases of ``queue`` started in its rate window, and the oldest."""
+    ) -> float:
+        """When ``queue``'s rate next lets a lease start (``now`` or before: at once)."""
         if settings.rate is None:
-            return 0, None
-        params = {"queue": queue, "now": now, "period": settings.rate_period}
-        count, oldest = conn.execute(sql.WINDOW, params).fetchone()
-        return count, oldest
+            return now
+        (due,) = conn.execute(sql.RATE_NEXT, (queue,)).fetchone()
+        return now if due is None else float(due)
 
     def next_visible_in(self, queue: str) -> float | None:
         self._file.check_identity()  # idle workers call this between polls
@@ -880,11 +881,9 @@ class SQLiteQueueStore(QueueStore):
                 return 0.0
             # Ready messages held back by a limit: until a start leaves the rate window,
             # or the earliest live lease ends (a settle frees a slot sooner).
-            settings = self._settings(conn, queue)
-            count, oldest = self._window(conn, queue, settings, now)
-            if settings.rate is not None and count >= settings.rate and oldest is not None:
-                assert settings.rate_period is not None
-                return max(0.0, oldest + settings.rate_period - now)
+            opens = self._rate_opens(conn, queue, self._settings(conn, queue), now)
+            if opens > now:
+                return opens - now
             (ends,) = conn.execute(sql.LEASE_ENDS, params).fetchone()
         return None if ends is None else max(0.0, ends - now)
 

@@ -218,9 +218,9 @@ class Loop:
                     self.stopping.cold_stop()
                     break
                 if not self.busy():
+                    if self.draining and self.want() and self._held_by_a_limit():
+                        continue  # it waited for the limit to let a job start
                     if self.draining or not self.want():
-                        if self.draining and self.want():
-                            self._say_if_paused()
                         break
                     self._idle()
                     continue
@@ -236,11 +236,24 @@ class Loop:
             raise self.failure
         return self.summary
 
-    def _say_if_paused(self) -> None:
-        """A drain found nothing more to lease: when that is because the queue is
-        paused (``queue pause``), say so (the drain still ends, exit 0)."""
-        if self._paused():
-            self.worker.log(f"queue {self.queue.name!r} is paused; leaving its messages")
+    def _held_by_a_limit(self) -> bool:
+        """A drain found nothing more to lease. When a limit of the queue (``queue
+        limit``) holds ready messages back, they are work still to do: wait until one
+        may start (or a while: another worker's settle frees a slot) and say True. When
+        the queue is paused, say so (the drain ends, exit 0)."""
+        store, name = self.queue.store, self.queue.name
+        try:
+            reason, _ = store.held_back(name)
+            if reason == "paused":
+                self.worker.log(f"queue {name!r} is paused; leaving its messages")
+                return False
+            due = store.next_visible_in(name)
+        except (StoreLockedError, StoreError):
+            return False
+        if reason is None:  # nothing holds: the drain is done, unless a limit let go
+            return due == 0.0  # (a window opened, a slot freed) since it leased: look again
+        self._sleep(IDLE_SLICE if due is None else min(max(due, _POLL_MIN), IDLE_SLICE))
+        return True
 
     def _paused(self) -> bool:
         """Whether the queue is paused now (False when the store cannot say)."""

@@ -27,6 +27,7 @@ COMMANDS = (
     "wait",
     "pause",
     "resume",
+    "limit",
 )
 
 

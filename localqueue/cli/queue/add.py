@@ -23,7 +23,8 @@ no message of the queue with that key is ready, delayed or inflight; otherwise
 with "duplicate": true and exits 0; error exits 4 and writes nothing; replace gives a
 waiting holder the new value, priority and time (a leased one is left as it is, and
 reported as a duplicate). --priority N: higher is leased first. --at TIME: ISO 8601 with
-a timezone, or @EPOCH.
+a timezone, or @EPOCH. --group G (or --group-field PATH) puts it in a group, whose
+running messages `queue limit --per-group N` limits.
 Prints each enqueued message as a JSON line (--ids: only the ids, one per line; -q:
 nothing). After the commit, a reader that stops reading (| head -1) is no failure (exit
 0); any other failure to write the output exits 7: committed, output lost (do not retry).
@@ -186,6 +187,8 @@ def run(
     on_conflict: str | None = None,
     priority: int = 0,
     at: str | None = None,
+    group: str | None = None,
+    group_field: str | None = None,
 ) -> None:
     """The behaviour of ``queue add`` (no Typer here: the fast path calls it directly)."""
     from localqueue.cli.common import check_seconds, open_queue, settings
@@ -196,6 +199,11 @@ def run(
     if quiet and ids:
         raise UsageError("give --quiet or --ids, not both")
     when = _check_enqueue_options(key, key_field, on_conflict, raw, delay, at)
+    if group is not None and group_field is not None:
+        raise UsageError("give --group or --group-field, not both")
+    if group_field is not None and raw:
+        raise UsageError("--group-field looks into JSON values: it cannot go with --raw")
+    fields = key_field is not None or group_field is not None
     if sys.stdout is None and not quiet:  # started with >&-: say so before writing anything
         raise CliError("stdout is closed: nowhere to write the output (use --quiet)")
     conf = settings(store_path=store_path, durability=durability, strict=strict or None)
@@ -214,7 +222,7 @@ def run(
 
         data = sys.stdin.buffer.read()
         values, numbers = [], []
-        if key_field is not None:  # keys come from the decoded values: keep them
+        if fields:  # keys or groups come from the decoded values: keep them
             encoded = encode_lines(data, values)
             if encoded is not None:
                 lines = enumerate(data.split(b"\n"), 1)
@@ -243,6 +251,13 @@ def run(
         from localqueue.cli.enqueue import keys_for
 
         keys = keys_for(values, numbers, key_field)
+    groups: list[str | None] | None = None
+    if group is not None:
+        groups = [group] * len(encoded)
+    elif group_field is not None:
+        from localqueue.cli.enqueue import keys_for
+
+        groups = keys_for(values, numbers, group_field, "--group-field")
     # --strict: a queue the store never held is refused as the readers refuse it
     queue = open_queue(name, conf, create=not conf.strict)
     try:  # what the store returns is printed without decoding it again
@@ -255,6 +270,7 @@ def run(
             priority=priority,
             keys=keys,
             on_conflict=on_conflict or "skip",  # type: ignore[arg-type]
+            groups=groups,
         )
     finally:
         queue.close()
@@ -374,6 +390,24 @@ def register(group: "typer.Typer") -> None:
                 show_default=False,
             ),
         ] = None,
+        group: Annotated[
+            str | None,
+            typer.Option(
+                "--group",
+                metavar="GROUP",
+                help="Put the message in this group (see queue limit --per-group).",
+                show_default=False,
+            ),
+        ] = None,
+        group_field: Annotated[
+            str | None,
+            typer.Option(
+                "--group-field",
+                metavar="PATH",
+                help="Take each value's group from this dotted path into it (customer.id).",
+                show_default=False,
+            ),
+        ] = None,
     ) -> None:
         run(
             name,
@@ -390,4 +424,6 @@ def register(group: "typer.Typer") -> None:
             on_conflict=on_conflict,
             priority=priority,
             at=at,
+            group=group,
+            group_field=group_field,
         )

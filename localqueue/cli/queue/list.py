@@ -6,8 +6,8 @@ if TYPE_CHECKING:
     import typer
 
 HELP = """Print every queue the store has held, drained ones too (with zeros), one JSON line
-each: {"queue", "ready", "delayed", "inflight", "dead", "total", "paused"}, sorted by
-name."""
+each: {"queue", "ready", "delayed", "inflight", "dead", "total", "paused", "max_inflight",
+"rate", "per_group", "held"} (as `queue stats`), sorted by name."""
 
 
 def run(store_path: str | None = None) -> None:

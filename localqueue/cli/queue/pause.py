@@ -8,7 +8,8 @@ if TYPE_CHECKING:
 HELP = """Pause the queue for every worker and `queue pop` using the store, on every host:
 nothing is leased until `queue resume`. Running jobs finish and settle; `queue add` still
 works. A draining worker then exits 0, a --block/--forever one waits, and `pop` exits 3,
-each saying the queue is paused. Kept in the store. Prints {"queue", "paused": true}."""
+each saying the queue is paused. Kept in the store. Prints its settings, as `queue
+limit` does: {"queue", "paused": true, ...}."""
 
 
 def run(
@@ -20,11 +21,12 @@ def run(
 ) -> None:
     """Pause (``paused``) or resume queue ``name`` and print its settings."""
     from localqueue.cli.common import emit, open_queue, settings
+    from localqueue.cli.queue.limit import settings_line
 
     conf = settings(strict=strict or None, store_path=store_path, durability=durability)
     with open_queue(name, conf) as queue:
         now = queue.pause() if paused else queue.resume()
-    emit({"queue": name, **now._asdict()})
+    emit(settings_line(name, now))
 
 
 def register(group: "typer.Typer") -> None:

@@ -8,7 +8,8 @@ if TYPE_CHECKING:
 HELP = """Lease the next message and print it (with its lease_token). Settle it later with
 `queue ack` or `queue release`, or it is delivered again when the lease expires.
 Exit 3 when nothing is ready (with --block, when --timeout elapses), saying so when the
-queue is paused (`queue pause`)."""
+queue is paused (`queue pause`) or its ready messages are held back by a limit (`queue
+limit`), naming it."""
 
 
 def run(
@@ -40,8 +41,13 @@ def run(
         try:
             message = queue.get_message(block, timeout, leased_by=worker_id)
         except Empty:
-            if queue.settings().paused:  # why nothing came: read only then
+            reason, count = queue.store.held_back(name)  # why nothing came: read only then
+            if reason == "paused":
                 raise paused(name) from None
+            if reason is not None:
+                from localqueue.cli.queue.limit import held_back
+
+                raise held_back(name, queue.settings(), reason, count) from None
             raise
     emit(message.to_dict())
 

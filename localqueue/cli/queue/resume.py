@@ -7,7 +7,7 @@ if TYPE_CHECKING:
 
 HELP = """Resume a queue paused with `queue pause`: every worker leases from it again
 (a --block worker at once where the store notifies it, else within its poll interval).
-Prints {"queue", "paused": false}."""
+Prints its settings, as `queue limit` does: {"queue", "paused": false, ...}."""
 
 
 def register(group: "typer.Typer") -> None:

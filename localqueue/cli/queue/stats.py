@@ -11,8 +11,9 @@ if TYPE_CHECKING:
 
     from localqueue.stores.base import QueueStore
 
-HELP = """Print a queue's counts (ready, delayed, inflight, dead, total) and whether it is
-paused (`queue pause`) as one JSON line;
+HELP = """Print a queue's counts (ready, delayed, inflight, dead, total), whether it is
+paused (`queue pause`), its limits (`queue limit`: max_inflight, rate, per_group; null:
+none) and how many ready messages wait only because of a limit (held) as one JSON line;
 without NAME, one line per queue the store has held (drained ones with zeros), or, when
 stdout is a terminal, one aligned table of them with the age of each queue's oldest
 ready message ("3m ago"; JSON keeps epoch seconds).
@@ -24,9 +25,9 @@ stdout's reader goes away. A NAME the store never held is a warning (--strict: e
 FORMATS = ("json", "prometheus")
 
 
-def collect(store: "QueueStore", name: str | None) -> dict[str, dict[str, int]]:
+def collect(store: "QueueStore", name: str | None) -> dict[str, dict[str, Any]]:
     """The counts of queue ``name``, or of every queue the store has held (by name),
-    each with its ``paused`` setting."""
+    each with its settings and how many ready messages a limit holds back."""
     if name is not None:
         counts = {name: store.stats(name).to_dict()}
     else:
@@ -34,12 +35,38 @@ def collect(store: "QueueStore", name: str | None) -> dict[str, dict[str, int]]:
         if len(counts) != len(known := store.known_queues()):
             zero = QueueStats(ready=0, delayed=0, inflight=0, dead=0).to_dict()
             counts = {queue: counts.get(queue, zero) for queue in sorted({*counts, *known})}
-    return {
-        queue: {**stats, "paused": store.settings(queue).paused} for queue, stats in counts.items()
-    }
+    return {queue: {**stats, **_settings(store, queue)} for queue, stats in counts.items()}
 
 
-def prometheus(counts: dict[str, dict[str, int]]) -> bytes:
+def _settings(store: "QueueStore", queue: str) -> dict[str, Any]:
+    """``queue``'s settings as stats shows them, and ``held``: the ready messages held
+    back only by a limit (looked for only when it has one)."""
+    from localqueue.cli.queue.limit import settings_line
+    from localqueue.message import LIMITS
+
+    settings = store.settings(queue)
+    line = settings_line(queue, settings)
+    del line["queue"]
+    held = 0
+    if any(getattr(settings, limit) is not None for limit in LIMITS):
+        reason, count = store.held_back(queue)
+        held = count if reason in LIMITS else 0
+    return {**line, "held": held}
+
+
+def _limits(stats: dict[str, Any]) -> str:
+    """A queue's limits for the table: ``3 inflight, 100/s, 1 per group`` (or ``-``)."""
+    shown = []
+    if stats["max_inflight"] is not None:
+        shown.append(f"{stats['max_inflight']} inflight")
+    if stats["rate"] is not None:
+        shown.append(stats["rate"])
+    if stats["per_group"] is not None:
+        shown.append(f"{stats['per_group']} per group")
+    return ", ".join(shown) or "-"
+
+
+def prometheus(counts: dict[str, dict[str, Any]]) -> bytes:
     """The counts in Prometheus' text exposition format (one gauge, labelled)."""
     lines = [
         "# HELP localqueue_messages Messages in a localqueue queue, by state.",
@@ -51,7 +78,7 @@ def prometheus(counts: dict[str, dict[str, int]]) -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
-def json_lines(counts: dict[str, dict[str, int]]) -> bytes:
+def json_lines(counts: dict[str, dict[str, Any]]) -> bytes:
     from localqueue.codec import dumps_line
 
     return b"".join(dumps_line({"queue": queue, **stats}) for queue, stats in counts.items())
@@ -75,15 +102,18 @@ def oldest_ready(store: "QueueStore", queues: "list[str]") -> dict[str, float | 
 
 
 def table(
-    counts: dict[str, dict[str, int]], oldest: "dict[str, float | None] | None" = None
+    counts: dict[str, dict[str, Any]], oldest: "dict[str, float | None] | None" = None
 ) -> str:
-    """The counts as an aligned table; with ``oldest``, a column of the oldest ready
-    message's age ("3m ago")."""
+    """The counts as an aligned table (with the settings of the queues that have any);
+    with ``oldest``, a column of the oldest ready message's age ("3m ago")."""
     header: tuple[str, ...] = ("queue", "ready", "delayed", "inflight", "dead", "total")
     rows = [(queue, *(str(stats[key]) for key in header[1:])) for queue, stats in counts.items()]
     if any(stats.get("paused") for stats in counts.values()):
         header += ("paused",)
         rows = [(*row, "yes" if counts[row[0]]["paused"] else "-") for row in rows]
+    if any(_limits(stats) != "-" for stats in counts.values()):
+        header += ("limits", "held")
+        rows = [(*row, _limits(counts[row[0]]), str(counts[row[0]]["held"])) for row in rows]
     if oldest is not None:
         now = time.time()
         header += ("oldest ready",)
