@@ -20,7 +20,10 @@ __all__ = ["env", "store_path"]  # the fixtures, shared with the pause tests
 
 # A job: log "start <value> <time>", sleep a little, log "end <value> <time>" (the
 # value is one JSON line without spaces on its stdin).
-JOB = 'v=$(cat); echo "start $v $(date +%s.%N)" >> log; sleep {sleep}; echo "end $v $(date +%s.%N)" >> log'
+JOB = (
+    'v=$(cat); echo "start $v $(date +%s.%N)" >> log; sleep {sleep};'
+    ' echo "end $v $(date +%s.%N)" >> log'
+)
 
 
 def workers(
@@ -149,7 +152,7 @@ def test_a_killed_workers_message_frees_its_slot_when_its_lease_ends(
             "--",
             "sh",
             "-c",
-            "cat; sleep 60",
+            "cat; sleep 5",
         ],
         env=env,
         cwd=tmp_path,
