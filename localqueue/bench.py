@@ -25,7 +25,12 @@ durability level asked for, and prints the median of the rounds as a table, or J
   jobs/s (``--exec-true-jobs``): on two cores, what group commit (several acks per
   fsync at full) buys when the jobs themselves cost nothing;
 * ``cli_keys``: ``queue add --key-field id`` of ``--cli-lines`` JSON Lines on stdin (each
-  a fresh key) against the same lines without a key, in msgs/s, rounds interleaved.
+  a fresh key) against the same lines without a key, in msgs/s, rounds interleaved;
+* ``limits``: queue limits kept across worker processes: a ``--rate 100/s`` drain of
+  ``--limit-jobs`` quick jobs by 4 workers x ``-j 4`` (its wall time against the ideal
+  jobs / rate, and the most job starts in any 1 s, from the jobs' own clock), and a
+  ``--max-inflight 3`` drain of 200 jobs of 20 ms by 4 workers x ``-j 4`` (the most
+  jobs running at once, from their own start and end).
 
 The exec workloads run their rounds interleaved (each N, then xargs, then parallel,
 in turn) so that a shared machine's load falls on all of them alike.
@@ -56,9 +61,9 @@ __all__ = ["main", "run_cli", "run_workload"]
 WORKLOADS = (
     "put", "put_many", "get_ack", "roundtrip", "mp", "cli", "sql_put", "sql_get_ack",
     "sql_roundtrip", "exec_parallel", "exec_true_parallel", "put_key", "get_ack_prio",
-    "cli_keys", "get_ack_keep", "roundtrip_keep",
+    "cli_keys", "get_ack_keep", "roundtrip_keep", "limits",
 )  # fmt: skip
-EXEC_WORKLOADS = ("cli", "exec_parallel", "exec_true_parallel", "cli_keys")  # reported apart
+EXEC_WORKLOADS = ("cli", "exec_parallel", "exec_true_parallel", "cli_keys", "limits")  # apart
 
 
 def _payload(i: int) -> dict[str, Any]:
@@ -410,6 +415,76 @@ def run_exec_true_parallel(
     }
 
 
+def _limited_drain(
+    jobs: int, limit: list[str], job: str, durability: str, workers: int = 4, slots: int = 4
+) -> tuple[float, list[tuple[str, float]]]:
+    """Seconds ``workers`` ``queue exec -j slots`` processes take to drain ``jobs``
+    messages of a queue limited by ``limit`` (``queue limit`` options), and the jobs'
+    log: ``job`` (a shell command) appends ``start|end <time>`` lines to ``$LOG``."""
+    command = str(_command())
+    env = {**os.environ, "LOCALQUEUE_DURABILITY": durability}
+    with tempfile.TemporaryDirectory() as tmp:
+        env["LOG"] = str(Path(tmp) / "log")
+        store = ["--store-path", str(Path(tmp) / "limits.sqlite3")]
+        data = b"".join(b"%d\n" % i for i in range(jobs))
+        subprocess.run([command, "queue", "add", "jobs", "-q", *store], input=data, env=env,
+                       check=True)  # fmt: skip
+        subprocess.run([command, "queue", "limit", "jobs", *limit, *store], env=env,
+                       stdout=subprocess.DEVNULL, check=True)  # fmt: skip
+        drain = [command, "queue", "exec", "jobs", *store, "-j", str(slots), "--output",
+                 "discard", "--", "sh", "-c", job]  # fmt: skip
+        started = time.perf_counter()
+        procs = [subprocess.Popen(drain, env=env, stdout=subprocess.DEVNULL)
+                 for _ in range(workers)]  # fmt: skip
+        for proc in procs:
+            proc.wait()
+        wall = time.perf_counter() - started
+        log = [(kind, float(at)) for kind, at in
+               (line.split() for line in Path(env["LOG"]).read_text().splitlines())]  # fmt: skip
+    return wall, sorted(log, key=lambda entry: entry[1])
+
+
+def run_limits(jobs: int, *, durability: str, rate: int = 100) -> dict[str, float]:
+    """``limits`` (see the module doc)."""
+    stamp = '"$(date +%s.%N)"'
+    wall, log = _limited_drain(
+        jobs, ["--rate", f"{rate}/s"], f"echo start {stamp} >> $LOG", durability
+    )
+    starts = [at for _, at in log]
+    window = max(sum(1 for t in starts[i:] if t < s + 1.0) for i, s in enumerate(starts))
+    ideal = jobs / rate
+    _, spans = _limited_drain(
+        200,
+        ["--max-inflight", "3"],
+        f"echo start {stamp} >> $LOG; sleep 0.02; echo end {stamp} >> $LOG",
+        durability,
+    )
+    running = peak = 0
+    for kind, _ in spans:
+        running += 1 if kind == "start" else -1
+        peak = max(peak, running)
+    return {
+        "jobs": jobs,
+        "rate": rate,
+        "rate_wall_s": wall,
+        "rate_ideal_s": ideal,
+        "rate_wall_ratio": wall / ideal,
+        "most_starts_in_1s": window,
+        "max_inflight": 3,
+        "most_running": peak,
+    }
+
+
+def _limits_line(figures: dict[str, float]) -> str:
+    return (
+        f"--rate {figures['rate']:.0f}/s, 4 workers x -j 4, {figures['jobs']:.0f} jobs:"
+        f" drain {figures['rate_wall_s']:.2f} s ({figures['rate_wall_ratio']:.3f}x the ideal"
+        f" {figures['rate_ideal_s']:.0f} s), most starts in any 1 s"
+        f" {figures['most_starts_in_1s']:.0f}; --max-inflight 3, 4 workers x -j 4, 200 jobs"
+        f" of 20 ms: most running at once {figures['most_running']:.0f}"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     doc = (__doc__ or "").replace("``", "")
     parser = argparse.ArgumentParser(
@@ -459,6 +534,9 @@ def main(argv: list[str] | None = None) -> int:
         "--store-path",
         help="measure this store (e.g. postgresql://...; cli and sql_* always use a SQLite file)",
     )
+    parser.add_argument(
+        "--limit-jobs", type=int, default=2000, help="messages the limits rate drain runs"
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object instead")
     args = parser.parse_args(argv)
     levels = ["full", "normal"] if args.durability == "both" else [args.durability]
@@ -477,8 +555,13 @@ def main(argv: list[str] | None = None) -> int:
     parallel: dict[str, dict[str, Any]] = {}
     true_parallel: dict[str, dict[str, float]] = {}
     cli_keys: dict[str, dict[str, float]] = {}
+    limits: dict[str, dict[str, float]] = {}
     for level in levels:
         for workload in workloads:
+            if workload == "limits":
+                limits[level] = run_limits(args.limit_jobs, durability=level)
+                print(f"  {level:6} limits: {_limits_line(limits[level])}", file=sys.stderr)
+                continue
             if workload == "cli_keys":
                 cli_keys[level] = run_cli_keys(args.cli_lines, durability=level, rounds=args.rounds)
                 print(f"  {level:6} {_keys_line(args.cli_lines, cli_keys[level])}", file=sys.stderr)
@@ -529,6 +612,7 @@ def main(argv: list[str] | None = None) -> int:
             "exec_parallel": parallel,
             "exec_true_parallel": true_parallel,
             "cli_keys": cli_keys,
+            "limits": limits,
         }
         sys.stdout.write(orjson.dumps(report).decode() + "\n")
         return 0
@@ -552,6 +636,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"exec_true_parallel, {level}: {_true_line(figures)}")
     for level, figures in cli_keys.items():
         print(f"cli_keys, {level}: {_keys_line(args.cli_lines, figures)}")
+    for level, figures in limits.items():
+        print(f"limits, {level}: {_limits_line(figures)}")
     return 0
 
 

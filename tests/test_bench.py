@@ -97,3 +97,17 @@ def test_key_and_priority_workloads_run_and_report(tmp_path):
     keys = report["cli_keys"]["normal"]
     assert set(keys) == {"stdin_msgs_per_s", "key_field_msgs_per_s", "ratio"}
     assert all(value > 0 for value in keys.values())
+
+
+def test_the_limits_workload_reports_starts_and_running_jobs(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "localqueue.bench", "--json", "--workloads", "limits",
+         "--durability", "normal", "--limit-jobs", "20"],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    figures = json.loads(result.stdout)["limits"]["normal"]
+    assert figures["jobs"] == 20 and figures["rate"] == 100
+    assert 1 <= figures["most_starts_in_1s"] <= 20
+    assert 1 <= figures["most_running"] <= figures["max_inflight"] == 3
+    assert figures["rate_wall_s"] > 0 and figures["rate_wall_ratio"] > 0
