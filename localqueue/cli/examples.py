@@ -112,6 +112,17 @@ EXAMPLES: dict[str, tuple[Example, ...]] = {
         ("", "localqueue queue stats webhooks | jq .paused"),
     ),
     "queue resume": (("", "localqueue queue resume webhooks"),),
+    "queue limit": (
+        (
+            "A partner's 10 requests a second, at most 2 at once, across every worker:",
+            "localqueue queue limit webhooks --rate 10/s --max-inflight 2",
+        ),
+        (
+            "One job at a time per customer (queue add --group-field customer):",
+            "localqueue queue limit invoices --per-group 1",
+        ),
+        ("", "localqueue queue limit webhooks --clear"),
+    ),
     "store check": (("", "localqueue store check -s /var/lib/app/queue.sqlite3"),),
     "store backup": (("", "localqueue store backup /backup/queue-$(date +%F).sqlite3"),),
     "store vacuum": (("", "localqueue store vacuum"),),

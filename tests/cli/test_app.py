@@ -30,7 +30,7 @@ def test_version(cli):
     from localqueue.stores import _sqlite_sql
 
     line = cli("--version", store=False).stdout
-    assert line.startswith(f"localqueue {__version__} (store schema: SQLite 5, LMDB 4, ")
+    assert line.startswith(f"localqueue {__version__} (store schema: SQLite 6, LMDB 5, ")
     assert _sqlite_sql.SCHEMA_VERSION == 5 and line.endswith(", PostgreSQL 5)\n")
 
 

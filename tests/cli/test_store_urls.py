@@ -32,6 +32,10 @@ def test_lmdb_store_and_retry_store_through_the_cli(cli, home):
             "dead": 2,
             "total": 2,
             "paused": False,
+            "max_inflight": None,
+            "rate": None,
+            "per_group": None,
+            "held": 0,
         }
     ]
     assert (home / "queue.lmdb").is_dir() and (home / "retries.lmdb").is_dir()

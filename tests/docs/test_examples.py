@@ -162,6 +162,15 @@ def test_documented_shell_block(block: str, checkout):
         assert "queue 'webhooks' is paused" in result.stderr
         assert [m["paused"] for m in out] == [True, True, False]  # pause, stats, resume
         assert out[1]["ready"] == 1
+    elif "queue limit webhooks --rate 10/s" in block:  # limits and groups, kept in the store
+        webhooks, invoices, stats = out
+        assert (webhooks["rate"], webhooks["max_inflight"], webhooks["per_group"]) == (
+            "10/s", 2, None
+        )
+        assert invoices["per_group"] == 1 and stats["per_group"] == 1
+        assert (stats["ready"], stats["held"]) == (2, 0)
+        popped = [run([LOCALQUEUE, "queue", "pop", "invoices"], env, work) for _ in range(2)]
+        assert sorted(json.loads(p.stdout)["group"] for p in popped) == ["c1", "c2"]
     elif "queue keep hooks 7d" in block:  # a kept history: the job's record, its output
         added, keep, done, record = out
         assert keep == {"queue": "hooks", "keep_seconds": 604800.0, "keep_count": None}

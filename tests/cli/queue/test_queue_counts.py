@@ -30,6 +30,10 @@ def test_stats_counts_every_state(cli):
         "dead": 0,
         "total": 4,
         "paused": False,
+        "max_inflight": None,
+        "rate": None,
+        "per_group": None,
+        "held": 0,
     }
 
 

@@ -48,6 +48,10 @@ def test_requeue_dead_one_and_all(cli):
         "dead": 0,
         "total": 3,
         "paused": False,
+        "max_inflight": None,
+        "rate": None,
+        "per_group": None,
+        "held": 0,
     }
 
 

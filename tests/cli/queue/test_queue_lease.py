@@ -137,4 +137,5 @@ def test_inspect_prints_the_full_message_shape(cli):
         "dead_at",
         "key",
         "priority",
+        "group",
     ]

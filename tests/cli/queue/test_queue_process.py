@@ -220,6 +220,10 @@ def test_bad_handler_is_a_usage_error_before_anything_is_leased(cli, handler):
     assert cli.stats("q") == {
         "queue": "q", "ready": 1, "delayed": 0, "inflight": 0, "dead": 0, "total": 1,
         "paused": False,
+        "max_inflight": None,
+        "rate": None,
+        "per_group": None,
+        "held": 0,
     }  # fmt: skip
 
 

@@ -179,6 +179,7 @@ USAGE_ERRORS = {
     "queue wait": ("queue", "wait", ""),
     "queue pause": ("queue", "pause", ""),
     "queue resume": ("queue", "resume", "q/x"),
+    "queue limit": ("queue", "limit", "q", "--rate", "5/d"),
     "store backup": ("store", "backup", "copy.sqlite3", "--durability", "sometimes"),
     "store check": ("store", "check", "extra"),
     "store vacuum": ("store", "vacuum", "--durability", "sometimes"),

@@ -76,6 +76,10 @@ def test_stats_watch_draws_a_table_on_a_terminal(cli):
     assert first == {
         "queue": "emails", "ready": 1, "delayed": 0, "inflight": 0, "dead": 0, "total": 1,
         "paused": False,
+        "max_inflight": None,
+        "rate": None,
+        "per_group": None,
+        "held": 0,
     }  # fmt: skip
     assert b"queue" in screen and b"ready" in screen
 
