@@ -9,7 +9,7 @@ if TYPE_CHECKING:
 
 HELP = """Wait until nothing in the queue is ready, delayed or inflight (dead letters do
 not count), then exit 0; exit 3 when --timeout elapses first (saying so when the queue
-is paused with messages ready). For Makefile and CI steps that must wait for workers to
+is paused with messages ready, or a limit holds them back). For Makefile and CI steps that must wait for workers to
 finish."""
 
 _POLL_MIN, _POLL_MAX = 0.01, 0.25
@@ -37,8 +37,12 @@ def run(
             now = time.monotonic()
             if deadline is not None and now >= deadline:
                 why = ""
-                if stats.ready and queue.settings().paused:
+                reason, held = queue.store.held_back(name) if stats.ready else (None, 0)
+                if reason == "paused":
                     why = f" (the queue is paused: `localqueue queue resume {name}`)"
+                elif reason is not None:
+                    flag = "--" + reason.replace("_", "-")
+                    why = f" ({held} ready held back by its limit {flag}: `queue limit {name}`)"
                 raise CliError(
                     f"timed out after {timeout:g}s: {pending} messages of {name!r}"
                     f" still pending{why}",
