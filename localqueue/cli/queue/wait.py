@@ -9,8 +9,8 @@ if TYPE_CHECKING:
 
 HELP = """Wait until nothing in the queue is ready, delayed or inflight (dead letters do
 not count), then exit 0; exit 3 when --timeout elapses first (saying so when the queue
-is paused with messages ready, or a limit holds them back). For Makefile and CI steps that must wait for workers to
-finish."""
+is paused with messages ready, or a limit holds them back). For Makefile and CI steps
+that must wait for workers to finish."""
 
 _POLL_MIN, _POLL_MAX = 0.01, 0.25
 
