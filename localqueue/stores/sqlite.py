@@ -213,9 +213,8 @@ class SQLiteQueueStore(QueueStore):
                     seq = conn.execute(sql.INSERT, params)
                 state = "delayed" if delay > 0 else "ready"
                 message_id = f"{seq.lastrowid}-{nonce:012x}"
-                fields = (message_id, queue, value, state, 0, now, available, *_KEYLESS, priority)
-                fields += (None,)  # no group
-                return [_new_row(Row, fields)]
+                head = (message_id, queue, value, state, 0, now, available)
+                return [_new_row(Row, (*head, *_KEYLESS, priority, None))]  # (no group)
             else:
                 with self._file.transaction(conn, "put"):
                     self._check_room(conn, queue, count, maxsize)
