@@ -213,17 +213,17 @@ class SQLiteQueueStore(QueueStore):
                     seq = conn.execute(sql.INSERT, params)
                 state = "delayed" if delay > 0 else "ready"
                 message_id = f"{seq.lastrowid}-{nonce:012x}"
-                head = (message_id, queue, value, state, 0, now, available)
-                return [_new_row(Row, (*head, *_KEYLESS, priority, None))]  # (no group)
+                fields = (message_id, queue, value, state, 0, now, available, *_KEYLESS)
+                return [_new_row(Row, (*fields, priority, None))]  # (no group)
             else:
                 with self._file.transaction(conn, "put"):
                     self._check_room(conn, queue, count, maxsize)
                     last = self._insert(conn, nonce, queue, values, now, available, priority)
         first = last - count + 1
         suffix = f"-{nonce:012x}"
-        head = ("delayed" if delay > 0 else "ready", 0, now, available, *_NEW, None, priority, None)
+        shared = ("delayed" if delay > 0 else "ready", 0, now, available, *_NEW, None, priority)
         return [
-            _new_row(Row, (f"{first + i}{suffix}", queue, value, *head))
+            _new_row(Row, (f"{first + i}{suffix}", queue, value, *shared, None))
             for i, value in enumerate(values)
         ]
 
