@@ -47,7 +47,9 @@ _SETTINGS_DDL = """CREATE TABLE {s} (
         paused boolean NOT NULL DEFAULT false
     )"""
 _PAUSED = "EXISTS (SELECT FROM {s} WHERE queue = %(queue)s AND paused)"
-# Whether the queue limits its inflight messages (version 6): a settle frees a slot.
+# Whether the queue limits its inflight messages (version 6): a worker's settle frees
+# a slot and NOTIFYs (SETTLE_MANY; a single ack or dead letter does not, to stay as cheap
+# as before: a consumer waiting in ``get_message`` polls anyway).
 _SLOTS = (
     "EXISTS (SELECT FROM {s} WHERE queue = %(queue)s"
     " AND (max_inflight IS NOT NULL OR per_group IS NOT NULL))"
@@ -98,7 +100,10 @@ _LIMITS_DDL = (
     "ALTER TABLE {s} ADD COLUMN per_group bigint",
     "CREATE TABLE {l} (queue text NOT NULL, started_at float8 NOT NULL)",
     "CREATE INDEX lease_starts_idx ON {l} (queue, started_at)",
-    "CREATE INDEX messages_leased_idx ON {m} (queue, grp) WHERE inflight",
+    # leased_at is set exactly while a message is inflight; a predicate on it rather
+    # than on ``inflight`` keeps the fenced statements (``m.inflight AND m.seq = ...``)
+    # on the primary key instead of scanning the queue's leases.
+    "CREATE INDEX messages_leased_idx ON {m} (queue, grp) WHERE leased_at IS NOT NULL",
 )
 
 CREATE = (
@@ -184,14 +189,6 @@ _NOBODY_LISTENS = (
 _NOTIFY = (
     "n AS (SELECT CASE WHEN EXISTS (SELECT FROM u) AND NOT "
     f"{_NOBODY_LISTENS} THEN pg_notify(%(channel)s, %(queue)s) END)"
-)
-
-# What an ack or a dead letter of the messages in ``{u}`` NOTIFYs: that a slot is free,
-# when the queue has a limit on inflight messages.
-_FREED = (
-    "n AS (SELECT CASE WHEN EXISTS (SELECT FROM {u}) AND "
-    + _SLOTS
-    + f" AND NOT {_NOBODY_LISTENS} THEN pg_notify(%(channel)s, %(queue)s) END)"
 )
 
 # Leases and heartbeats commit without waiting for the WAL flush (synchronous_commit
@@ -330,9 +327,8 @@ d AS (DELETE FROM {{m}} AS m WHERE {_HELD} RETURNING m.*),
 f AS (SELECT d.*, 'acked' AS status, NULL::bytea AS error, NULL::float8 AS duration,
     NULL::integer AS exit_code, NULL::bytea AS output FROM d),
 {_RECORD},
-{_PRUNE},
-{_FREED.replace("{u}", "d")}
-SELECT seq FROM d CROSS JOIN n"""
+{_PRUNE}
+SELECT seq FROM d"""
 
 # Why a settle statement matched nothing: the message's inflight flag, or no row.
 PROBE = "SELECT inflight FROM {m} WHERE seq = %(seq)s AND queue = %(queue)s"
@@ -369,9 +365,8 @@ f AS (SELECT u.*, held.leased_by AS worker, 'dead' AS status, NULL::bytea AS err
     NULL::float8 AS duration, NULL::integer AS exit_code, NULL::bytea AS output
     FROM u JOIN held ON held.seq = u.seq),
 {_RECORD.replace("f.leased_by", "f.worker")},
-{_PRUNE},
-{_FREED.replace("{u}", "u")}
-SELECT {_COLS} FROM u AS m CROSS JOIN t CROSS JOIN n"""
+{_PRUNE}
+SELECT {_COLS} FROM u AS m CROSS JOIN t"""
 
 EXTEND_LEASE = f"""UPDATE {{m}} AS m
 SET lease_expires_at = t.now + %(seconds)s, visible_at = t.now + %(seconds)s
@@ -480,7 +475,7 @@ ready AS MATERIALIZED (
 ),
 live AS MATERIALIZED (
     SELECT c.grp, c.visible_at FROM {{m}} AS c, t
-    WHERE c.queue = %(queue)s AND c.inflight AND c.visible_at > t.now
+    WHERE c.queue = %(queue)s AND c.leased_at IS NOT NULL AND c.visible_at > t.now
 ),
 recent AS MATERIALIZED (
     SELECT l.started_at FROM {{l}} AS l, cfg, t
@@ -549,7 +544,7 @@ _LIMITED_LEASE_CTES = f"""cfg AS MATERIALIZED (
 ),
 live AS MATERIALIZED (
     SELECT c.grp FROM {{m}} AS c, t
-    WHERE c.queue = %(queue)s AND c.inflight AND c.visible_at > t.now
+    WHERE c.queue = %(queue)s AND c.leased_at IS NOT NULL AND c.visible_at > t.now
         AND c.seq NOT IN ({{freeing}})
 ),
 busy AS MATERIALIZED (
