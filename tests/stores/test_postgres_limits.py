@@ -31,7 +31,7 @@ from typing import Any
 
 import pytest
 
-from localqueue import PersistentQueue
+from localqueue import PersistentQueue, codec
 from tests.conftest import fresh_schema, postgres_url, unavailable
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -171,6 +171,35 @@ def test_a_lease_waiting_for_the_lock_counts_the_lease_committed_while_it_waited
         other.join()
     assert got == [[]]  # "first" holds the one slot
     assert queue.store.held_back("jobs") == ("max_inflight", 1)
+
+
+@pytest.mark.parametrize("free", ["settle", "lift"])
+def test_a_settle_freeing_a_slot_or_a_lifted_limit_wakes_the_waiters(
+    url: str, jobs: tuple[PersistentQueue, str], free: str
+) -> None:
+    from localqueue.outcome import Outcome
+    from localqueue.stores.postgres import PostgresQueueStore
+
+    queue, schema = jobs
+    queue.put_many(["a", "b"])
+    queue.set_limits(max_inflight=1)
+    (held,) = queue.get_messages(2)
+    with PostgresQueueStore(url, schema=schema) as waiting:
+        waiting.listen()
+        assert waiting.lease("jobs", lease_timeout=30, leased_by=None) is None
+        woke = threading.Event()
+        waiter = threading.Thread(
+            target=lambda: (waiting.wait("jobs", 60), woke.set()), daemon=True
+        )
+        waiter.start()
+        if free == "settle":
+            queue.settle_many([Outcome(held, "acked")])
+        else:
+            queue.set_limits(max_inflight=None)
+        waiter.join(timeout=30)  # far sooner than the minute it would wait unwoken
+        assert woke.is_set()
+        row = waiting.lease("jobs", lease_timeout=30, leased_by=None)
+        assert row is not None and codec.decode(row.value) == "b"
 
 
 def waiting_for_lock(conn: Any, key: str) -> bool:
