@@ -17,9 +17,11 @@ the server as the single source of truth:
   values and the next leases), ``lease_many``, ``extend_leases``;
 * every lease and delay is computed from the server's ``now()``, so hosts with skewed
   clocks agree; :meth:`PostgresQueueStore.clock` reads the server's clock too;
-* ``put`` (and release / requeue) NOTIFY in the same statement; a background thread
-  LISTENs on its own connection (:mod:`localqueue.backends.pg_listen`), so a blocked
-  ``get_message`` wakes within milliseconds;
+* ``put`` (and release / requeue, ``resume``, ``set_limits``, and a ``settle_many``
+  that frees a slot of a queue with ``max_inflight`` or ``per_group``) NOTIFY in the
+  same statement; a background thread LISTENs on its own connection
+  (:mod:`localqueue.backends.pg_listen`), so a blocked ``get_message`` wakes within
+  milliseconds;
 * connection loss is survived: see :mod:`localqueue.backends.pg`.
 
 Ids are ``<tag>-<n>``: ``n`` from an identity sequence (never reused) and ``tag`` random
