@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 # Every queue name the schema has held, also after its last message is gone (version
 # 2): a statement-level trigger records the names each INSERT into the messages brings.
@@ -47,6 +47,13 @@ _SETTINGS_DDL = """CREATE TABLE {s} (
         paused boolean NOT NULL DEFAULT false
     )"""
 _PAUSED = "EXISTS (SELECT FROM {s} WHERE queue = %(queue)s AND paused)"
+# Whether the queue limits its inflight messages (version 6): a worker's settle frees
+# a slot and NOTIFYs (SETTLE_MANY; a single ack or dead letter does not, to stay as cheap
+# as before: a consumer waiting in ``get_message`` polls anyway).
+_SLOTS = (
+    "EXISTS (SELECT FROM {s} WHERE queue = %(queue)s"
+    " AND (max_inflight IS NOT NULL OR per_group IS NOT NULL))"
+)
 
 # Version 5 (issue 28): a queue's retention (keep columns in its settings row), and the
 # history of finished messages (one record each, written by the statement that acks or
@@ -80,6 +87,25 @@ _MESSAGE_HISTORY_COLUMNS = (
     "ALTER TABLE {m} ADD COLUMN errors bytea",  # a JSON array, while a history is kept
 )
 
+# Version 6 (issue 27, the rest): limits and groups. A message's group (``grp``: "group"
+# is reserved); the queue's limits in its settings row; the log of lease starts of the
+# queues with a rate (pruned by the lease statements as the window slides); and an
+# index of the leased messages, which the limited lease statements count (per queue and
+# per group) among the live ones.
+_LIMITS_DDL = (
+    "ALTER TABLE {m} ADD COLUMN grp text",
+    "ALTER TABLE {s} ADD COLUMN max_inflight bigint",
+    "ALTER TABLE {s} ADD COLUMN rate bigint",
+    "ALTER TABLE {s} ADD COLUMN rate_period float8",
+    "ALTER TABLE {s} ADD COLUMN per_group bigint",
+    "CREATE TABLE {l} (queue text NOT NULL, started_at float8 NOT NULL)",
+    "CREATE INDEX lease_starts_idx ON {l} (queue, started_at)",
+    # leased_at is set exactly while a message is inflight; a predicate on it rather
+    # than on ``inflight`` keeps the fenced statements (``m.inflight AND m.seq = ...``)
+    # on the primary key instead of scanning the queue's leases.
+    "CREATE INDEX messages_leased_idx ON {m} (queue, grp) WHERE leased_at IS NOT NULL",
+)
+
 CREATE = (
     """CREATE TABLE {m} (
         seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -108,6 +134,7 @@ CREATE = (
     _SETTINGS_DDL,
     *_MESSAGE_HISTORY_COLUMNS,
     *_HISTORY_DDL,
+    *_LIMITS_DDL,
 )
 
 # Every step: the statements that take schema version N to N + 1 (docs/schema.md).
@@ -125,11 +152,15 @@ MIGRATIONS: dict[int, Sequence[str]] = {
     ),
     3: (_SETTINGS_DDL,),  # no queue of an older schema has settings
     4: (*_MESSAGE_HISTORY_COLUMNS, *_HISTORY_DDL),  # an older message: no first start, errors
+    5: _LIMITS_DDL,  # an older message has no group; an older queue no limits
 }
 
 KNOWN_QUEUES = "SELECT name FROM {q} ORDER BY name"
 
 _NOW = "extract(epoch FROM now())::float8"
+# The limited lease statements read the clock after the lease lock is theirs (the
+# transaction's now() is older: from before the wait).
+_CLOCK_NOW = "extract(epoch FROM clock_timestamp())::float8"
 _T = f"(SELECT {_NOW} AS now) AS t"
 _STATE = (
     "CASE WHEN m.dead THEN 'dead' WHEN m.visible_at <= t.now THEN 'ready' "
@@ -139,7 +170,7 @@ _STATE = (
 _COLS = (
     f"m.seq, m.queue, m.value, {_STATE}, m.attempts, m.enqueued_at, m.available_at, "
     "m.leased_at, m.lease_expires_at, m.leased_by, m.lease_token, m.last_error, "
-    "m.failed_at, m.dead_at, m.key, m.priority"
+    "m.failed_at, m.dead_at, m.key, m.priority, m.grp"
 )
 _HELD = (
     "m.seq = %(seq)s AND m.queue = %(queue)s AND m.inflight "
@@ -171,9 +202,10 @@ PENDING = "SELECT count(*) FROM {m} WHERE queue = %(queue)s AND NOT dead AND NOT
 
 PUT = f"""WITH t AS MATERIALIZED (SELECT {_NOW} AS now),
 u AS (
-    INSERT INTO {{m}} (queue, value, enqueued_at, available_at, visible_at, priority)
-    SELECT %(queue)s, v.value, t.now, t.now + %(delay)s, t.now + %(delay)s, %(priority)s
-    FROM t, unnest(%(values)s::bytea[]) WITH ORDINALITY AS v(value, ord)
+    INSERT INTO {{m}} (queue, value, enqueued_at, available_at, visible_at, priority, grp)
+    SELECT %(queue)s, v.value, t.now, t.now + %(delay)s, t.now + %(delay)s, %(priority)s,
+        v.grp
+    FROM t, unnest(%(values)s::bytea[], %(groups)s::text[]) WITH ORDINALITY AS v(value, grp, ord)
     ORDER BY v.ord
     RETURNING *
 ),
@@ -187,9 +219,10 @@ SELECT {_COLS} FROM u AS m CROSS JOIN t CROSS JOIN n ORDER BY m.seq"""
 # holder the new value, priority and availability and leaves a leased one alone.
 _PUT_KEYED = f"""WITH t AS MATERIALIZED (SELECT {_NOW} AS now),
 u AS (
-    INSERT INTO {{m}} AS m (queue, value, enqueued_at, available_at, visible_at, priority, key)
+    INSERT INTO {{m}} AS m (queue, value, enqueued_at, available_at, visible_at, priority, key,
+        grp)
     SELECT %(queue)s, %(value)s, t.now, t.now + %(delay)s, t.now + %(delay)s, %(priority)s,
-        %(key)s
+        %(key)s, %(grp)s
     FROM t
     ON CONFLICT (queue, key) WHERE {_KEY_HOLDERS} {{conflict}}
     RETURNING m.*
@@ -200,7 +233,8 @@ PUT_KEYED = _PUT_KEYED.replace("{conflict}", "DO NOTHING")
 PUT_REPLACING = _PUT_KEYED.replace(
     "{conflict}",
     """DO UPDATE SET value = excluded.value, priority = excluded.priority,
-        available_at = excluded.available_at, visible_at = excluded.visible_at
+        available_at = excluded.available_at, visible_at = excluded.visible_at,
+        grp = excluded.grp
         WHERE NOT m.inflight""",
 )
 KEY_HOLDER = f"""SELECT {_COLS} FROM {{m}} AS m, {_T}
@@ -213,20 +247,39 @@ DEAD_KEY_HELD = """SELECT d.key, h.seq FROM {m} AS d JOIN {m} AS h
 DEAD_KEY_TWICE = """SELECT key FROM {m} WHERE queue = %(queue)s AND dead AND key IS NOT NULL
     GROUP BY key HAVING count(*) > 1 LIMIT 1"""
 
-LEASE = f"""UPDATE {{m}} AS m
-SET inflight = true, attempts = m.attempts + 1, leased_at = t.now,
-    lease_expires_at = t.now + %(timeout)s, visible_at = t.now + %(timeout)s,
-    leased_by = %(by)s, lease_token = %(token)s,
-    first_started_at = coalesce(m.first_started_at, t.now)
-FROM {_T}, {_RELAXED}
-WHERE m.seq = (
-    SELECT c.seq FROM {{m}} AS c
-    WHERE c.queue = %(queue)s AND NOT c.dead AND c.visible_at <= {_NOW} AND NOT {_PAUSED}
-    ORDER BY c.priority DESC, c.visible_at, c.seq
-    LIMIT 1
-    FOR UPDATE SKIP LOCKED
+# Limits (version 6). The lock-free lease statements (LEASE, LEASE_MANY, SETTLE_MANY)
+# lease nothing from a paused queue or one with limits, and say in their first column
+# whether the queue has limits: the store then leases from it with the *_LIMITED
+# statements, each run after LOCK_LEASES in one transaction (one round trip, pipelined),
+# so that the counts of one are taken after the previous holder's leases committed.
+_LIMITED = "max_inflight IS NOT NULL OR rate IS NOT NULL OR per_group IS NOT NULL"
+_CFG = f"""cfg AS MATERIALIZED (
+    SELECT paused, {_LIMITED} AS limited FROM {{s}} WHERE queue = %(queue)s
+)"""
+_HAS_LIMITS = "EXISTS (SELECT FROM cfg WHERE limited)"
+
+LEASE = f"""WITH t AS MATERIALIZED (SELECT {_NOW} AS now), {_CFG},
+u AS (
+    UPDATE {{m}} AS m
+    SET inflight = true, attempts = m.attempts + 1, leased_at = t.now,
+        lease_expires_at = t.now + %(timeout)s, visible_at = t.now + %(timeout)s,
+        leased_by = %(by)s, lease_token = %(token)s,
+        first_started_at = coalesce(m.first_started_at, t.now)
+    FROM t
+    WHERE m.seq = (
+        SELECT c.seq FROM {{m}} AS c
+        WHERE c.queue = %(queue)s AND NOT c.dead AND c.visible_at <= {_NOW}
+            AND NOT EXISTS (SELECT FROM cfg WHERE paused OR limited)
+        ORDER BY c.priority DESC, c.visible_at, c.seq
+        LIMIT 1
+        FOR UPDATE SKIP LOCKED
+    )
+    RETURNING m.*
 )
-RETURNING {_COLS}"""
+SELECT {_HAS_LIMITS}, {_COLS} FROM t CROSS JOIN {_RELAXED} LEFT JOIN u AS m ON true"""
+
+# The advisory lock every lease of a queue with limits takes first, in its transaction.
+LOCK_LEASES = "SELECT pg_advisory_xact_lock(hashtext(%(lease_lock)s))"
 
 # History (version 5). _KEEP: the queue's retention while it is on (else no row).
 _KEEP = """keep AS MATERIALIZED (SELECT keep_seconds, keep_count FROM {s}
@@ -379,17 +432,65 @@ QUEUES = f"""SELECT m.queue,
 FROM {{m}} AS m, {_T}
 GROUP BY m.queue"""
 
+# The wait for the earliest visibility, and whether the queue has limits (then, when
+# something is visible, the store asks HELD_BACK whether they hold it back).
 NEXT_VISIBLE_IN = f"""SELECT (SELECT min(visible_at) FROM {{m}}
-    WHERE queue = %(queue)s AND NOT dead AND NOT {_PAUSED}) - {_NOW}"""
+    WHERE queue = %(queue)s AND NOT dead AND NOT {_PAUSED}) - {_NOW},
+    EXISTS (SELECT FROM {{s}} WHERE queue = %(queue)s AND ({_LIMITED}))"""
 
-SETTINGS = "SELECT paused FROM {s} WHERE queue = %(queue)s"
+_SETTINGS = "paused, max_inflight, rate, rate_period, per_group"
+SETTINGS = f"SELECT {_SETTINGS} FROM {{s}} WHERE queue = %(queue)s"
 # Resuming wakes the queue's waiters (they lease at once).
-SET_PAUSED = """WITH u AS (
-    INSERT INTO {s} (queue, paused) VALUES (%(queue)s, %(paused)s)
+SET_PAUSED = f"""WITH u AS (
+    INSERT INTO {{s}} (queue, paused) VALUES (%(queue)s, %(paused)s)
     ON CONFLICT (queue) DO UPDATE SET paused = excluded.paused
-    RETURNING paused
+    RETURNING {_SETTINGS}
 )
-SELECT u.paused, CASE WHEN NOT u.paused THEN pg_notify(%(channel)s, %(queue)s) END FROM u"""
+SELECT u.*, CASE WHEN NOT u.paused THEN pg_notify(%(channel)s, %(queue)s) END FROM u"""
+# The limits %(set_...)s names, the others kept; a queue without a rate forgets its
+# lease starts. Waiters wake (a lifted limit lets them lease).
+SET_LIMITS = f"""WITH u AS (
+    INSERT INTO {{s}} AS s (queue, max_inflight, rate, rate_period, per_group)
+    VALUES (%(queue)s, %(max_inflight)s, %(rate)s, %(rate_period)s, %(per_group)s)
+    ON CONFLICT (queue) DO UPDATE SET
+        max_inflight = CASE WHEN %(set_max_inflight)s THEN excluded.max_inflight
+            ELSE s.max_inflight END,
+        rate = CASE WHEN %(set_rate)s THEN excluded.rate ELSE s.rate END,
+        rate_period = CASE WHEN %(set_rate)s THEN excluded.rate_period ELSE s.rate_period END,
+        per_group = CASE WHEN %(set_per_group)s THEN excluded.per_group ELSE s.per_group END
+    RETURNING {_SETTINGS}
+),
+forgotten AS (
+    DELETE FROM {{l}} WHERE queue = %(queue)s AND NOT EXISTS (SELECT FROM u WHERE rate IS NOT NULL)
+)
+SELECT u.*, pg_notify(%(channel)s, %(queue)s) FROM u"""
+# The settings (NULLs: none) and the counts of ``base.hold``: ready messages, live
+# leases, lease starts in the rate window, ready messages of full groups; then the
+# waits until the oldest start leaves the window and until the earliest live lease ends.
+HELD_BACK = f"""WITH t AS MATERIALIZED (SELECT {_NOW} AS now),
+cfg AS MATERIALIZED (SELECT {_SETTINGS} FROM {{s}} WHERE queue = %(queue)s),
+ready AS MATERIALIZED (
+    SELECT c.grp FROM {{m}} AS c, t
+    WHERE c.queue = %(queue)s AND NOT c.dead AND c.visible_at <= t.now
+),
+live AS MATERIALIZED (
+    SELECT c.grp, c.visible_at FROM {{m}} AS c, t
+    WHERE c.queue = %(queue)s AND c.leased_at IS NOT NULL AND c.visible_at > t.now
+),
+recent AS MATERIALIZED (
+    SELECT l.started_at FROM {{l}} AS l, cfg, t
+    WHERE l.queue = %(queue)s AND l.started_at > t.now - cfg.rate_period
+),
+full_groups AS (
+    SELECT live.grp FROM live, cfg WHERE live.grp IS NOT NULL
+    GROUP BY live.grp, cfg.per_group HAVING count(*) >= cfg.per_group
+)
+SELECT cfg.*,
+    (SELECT count(*) FROM ready), (SELECT count(*) FROM live), (SELECT count(*) FROM recent),
+    (SELECT count(*) FROM ready WHERE ready.grp IN (SELECT full_groups.grp FROM full_groups)),
+    (SELECT min(started_at) FROM recent) + cfg.rate_period - t.now,
+    (SELECT min(visible_at) FROM live) - t.now
+FROM t LEFT JOIN cfg ON true"""
 CLOCK = "SELECT extract(epoch FROM clock_timestamp())::float8"
 
 # -- batches: one statement each (one round trip, one commit) ---------------------------
@@ -402,15 +503,7 @@ _HELD_S = (
 
 # Up to %(lease)s visible messages, locked (others skip them), numbered in lease order;
 # %(held)s are the seqs being settled in the same statement, left alone.
-_LEASE_CTES = f"""cand AS MATERIALIZED (
-    SELECT c.seq, c.priority, c.visible_at FROM {{m}} AS c
-    WHERE c.queue = %(queue)s AND NOT c.dead AND c.visible_at <= {_NOW}
-        AND NOT (c.seq = ANY(%(held)s::bigint[])) AND NOT {_PAUSED}
-    ORDER BY c.priority DESC, c.visible_at, c.seq
-    LIMIT %(lease)s
-    FOR UPDATE SKIP LOCKED
-),
-numbered AS (
+_LEASING = f"""numbered AS (
     SELECT cand.seq,
         row_number() OVER (ORDER BY cand.priority DESC, cand.visible_at, cand.seq) AS k
     FROM cand
@@ -425,14 +518,99 @@ leased AS (
     RETURNING numbered.k, {_COLS}
 )"""
 
+_LEASE_CTES = f"""{_CFG},
+cand AS MATERIALIZED (
+    SELECT c.seq, c.priority, c.visible_at FROM {{m}} AS c
+    WHERE c.queue = %(queue)s AND NOT c.dead AND c.visible_at <= {_NOW}
+        AND NOT (c.seq = ANY(%(held)s::bigint[]))
+        AND NOT EXISTS (SELECT FROM cfg WHERE paused OR limited)
+    ORDER BY c.priority DESC, c.visible_at, c.seq
+    LIMIT %(lease)s
+    FOR UPDATE SKIP LOCKED
+),
+{_LEASING}"""
+
+# Up to %(lease)s messages of a queue with limits, as many as its limits allow now:
+# ``live`` are its live leases (but those the same statement settles, ``{freeing}``),
+# ``busy`` its groups' counts of them, ``recent`` its lease starts in the rate window;
+# ``room`` how many to lease. A queue with per_group looks at a bounded stretch of its
+# visible messages of groups that are not full, in lease order, and leases from each
+# group only what it has room for (a stretch crowded by one group leases fewer, and
+# that group is full afterwards). Every start is logged, and the starts that left the
+# window deleted.
+_LIMITED_LEASE_CTES = f"""cfg AS MATERIALIZED (
+    SELECT paused, max_inflight, rate, rate_period, per_group, {_LIMITED} AS limited
+    FROM {{s}} WHERE queue = %(queue)s
+),
+live AS MATERIALIZED (
+    SELECT c.grp FROM {{m}} AS c, t
+    WHERE c.queue = %(queue)s AND c.leased_at IS NOT NULL AND c.visible_at > t.now
+        AND c.seq NOT IN ({{freeing}})
+),
+busy AS MATERIALIZED (
+    SELECT live.grp, count(*) AS n FROM live WHERE live.grp IS NOT NULL GROUP BY live.grp
+),
+recent AS (
+    SELECT count(*) AS n FROM {{l}} AS l, cfg, t
+    WHERE l.queue = %(queue)s AND l.started_at > t.now - cfg.rate_period
+),
+room AS MATERIALIZED (
+    SELECT CASE WHEN coalesce(cfg.paused, false) THEN 0 ELSE greatest(0, least(
+        %(lease)s::bigint,
+        cfg.max_inflight - (SELECT count(*) FROM live),
+        cfg.rate - (SELECT n FROM recent)
+    )) END AS n, cfg.per_group
+    FROM (SELECT 1) AS one LEFT JOIN cfg ON true
+),
+scan AS MATERIALIZED (
+    SELECT c.seq, c.priority, c.visible_at, c.grp FROM {{m}} AS c, t
+    WHERE c.queue = %(queue)s AND NOT c.dead AND c.visible_at <= t.now
+        AND NOT (c.seq = ANY(%(held)s::bigint[]))
+        AND (c.grp IS NULL OR NOT EXISTS (
+            SELECT FROM busy, room WHERE busy.grp = c.grp AND busy.n >= room.per_group))
+    ORDER BY c.priority DESC, c.visible_at, c.seq
+    LIMIT (SELECT CASE WHEN per_group IS NULL THEN n ELSE n * 8 + 100 END FROM room)
+),
+picked AS (
+    SELECT r.seq FROM (
+        SELECT scan.*, row_number() OVER (
+            PARTITION BY scan.grp ORDER BY scan.priority DESC, scan.visible_at, scan.seq
+        ) AS nth
+        FROM scan
+    ) AS r, room
+    WHERE r.grp IS NULL OR room.per_group IS NULL
+        OR r.nth <= room.per_group - coalesce((SELECT busy.n FROM busy WHERE busy.grp = r.grp), 0)
+    ORDER BY r.priority DESC, r.visible_at, r.seq
+    LIMIT (SELECT n FROM room)
+),
+cand AS MATERIALIZED (
+    SELECT c.seq, c.priority, c.visible_at FROM {{m}} AS c, t
+    WHERE c.seq IN (SELECT picked.seq FROM picked) AND NOT c.dead AND c.visible_at <= t.now
+    FOR UPDATE OF c SKIP LOCKED
+),
+{_LEASING},
+started AS (
+    INSERT INTO {{l}} (queue, started_at)
+    SELECT %(queue)s, t.now FROM leased, t, cfg WHERE cfg.rate IS NOT NULL
+),
+forgotten AS (
+    DELETE FROM {{l}} AS l USING cfg, t
+    WHERE l.queue = %(queue)s AND l.started_at <= t.now - cfg.rate_period
+)"""
+
+
 LEASE_MANY = f"""WITH t AS MATERIALIZED (SELECT {_NOW} AS now),
 {_LEASE_CTES}
-SELECT leased.* FROM leased, {_RELAXED} ORDER BY k"""
+SELECT {_HAS_LIMITS}, l.* FROM {_RELAXED} LEFT JOIN leased AS l ON true ORDER BY l.k"""
+
+LEASE_MANY_LIMITED = f"""WITH t AS MATERIALIZED (SELECT {_CLOCK_NOW} AS now),
+{_LIMITED_LEASE_CTES.replace("{freeing}", "SELECT NULL::bigint WHERE false")}
+SELECT {_HAS_LIMITS}, l.* FROM {_RELAXED} LEFT JOIN leased AS l ON true ORDER BY l.k"""
 
 # Settlements (unnested arrays, one element each), the values applied ones put on the
 # next queue, and the next leases, in ONE statement. The first row carries the
 # ordinals of the applied settlements; each row one leased message (NULLs when none).
-SETTLE_MANY = f"""WITH t AS MATERIALIZED (SELECT {_NOW} AS now), {_KEEP},
+_SETTLE_MANY = f"""WITH t AS MATERIALIZED (SELECT {{now}} AS now), {_KEEP},
 s AS MATERIALIZED (
     SELECT * FROM unnest(
         %(seqs)s::bigint[], %(settle_tokens)s::text[], %(actions)s::text[],
@@ -489,19 +667,28 @@ ins AS (
     ORDER BY p.n
     RETURNING queue
 ),
-{_LEASE_CTES},
+{{lease_ctes}},
 wake AS (
     SELECT queue FROM ins
     UNION SELECT %(queue)s FROM settled WHERE settled.action = 'released'
+    UNION SELECT %(queue)s FROM done WHERE {_SLOTS}
 )
 SELECT
     (SELECT array_agg(ord) FROM done) AS applied,
     (SELECT count(*) FROM (
         SELECT pg_notify(%(channel)s, w.queue) FROM wake AS w WHERE NOT {_NOBODY_LISTENS}
     ) AS x) AS woke,
+    {_HAS_LIMITS} AS limited,
     l.*
 FROM (SELECT 1) AS one LEFT JOIN leased AS l ON true
 ORDER BY l.k"""
+SETTLE_MANY = _SETTLE_MANY.replace("{now}", _NOW).replace("{lease_ctes}", _LEASE_CTES)
+# The same under the queue's lease lock; the messages it acks, releases or dead-letters
+# hold no slot of the leases it takes.
+_SETTLED_HERE = "SELECT seq FROM acked UNION ALL SELECT seq FROM settled"
+SETTLE_MANY_LIMITED = _SETTLE_MANY.replace("{now}", _CLOCK_NOW).replace(
+    "{lease_ctes}", _LIMITED_LEASE_CTES.replace("{freeing}", _SETTLED_HERE)
+)
 
 EXTEND_LEASES = f"""WITH t AS MATERIALIZED (SELECT {_NOW} AS now),
 s AS MATERIALIZED (

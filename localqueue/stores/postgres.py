@@ -6,7 +6,10 @@ the server as the single source of truth:
 * one table per schema (default ``localqueue``), created or migrated on first use under
   an advisory lock and versioned in the schema's ``meta`` table;
 * a lease is ONE statement: ``UPDATE ... WHERE seq = (SELECT ... FOR UPDATE SKIP LOCKED
-  LIMIT 1) RETURNING ...``, so concurrent workers never wait on each other's rows;
+  LIMIT 1) RETURNING ...``, so concurrent workers never wait on each other's rows; a
+  queue with limits (max_inflight, rate, per_group) is leased from by one statement at a
+  time instead, each after the queue's advisory lock in its own transaction (sent in one
+  round trip), so its counts include every lease committed before it;
 * leases and heartbeats commit with ``synchronous_commit`` off for their transaction
   only (a server crash may undo a lease: its message is delivered again); puts, acks,
   releases and dead letters wait for the WAL flush as the server is configured to;
@@ -14,9 +17,11 @@ the server as the single source of truth:
   values and the next leases), ``lease_many``, ``extend_leases``;
 * every lease and delay is computed from the server's ``now()``, so hosts with skewed
   clocks agree; :meth:`PostgresQueueStore.clock` reads the server's clock too;
-* ``put`` (and release / requeue) NOTIFY in the same statement; a background thread
-  LISTENs on its own connection (:mod:`localqueue.backends.pg_listen`), so a blocked
-  ``get_message`` wakes within milliseconds;
+* ``put`` (and release / requeue, ``resume``, ``set_limits``, and a ``settle_many``
+  that frees a slot of a queue with ``max_inflight`` or ``per_group``) NOTIFY in the
+  same statement; a background thread LISTENs on its own connection
+  (:mod:`localqueue.backends.pg_listen`), so a blocked ``get_message`` wakes within
+  milliseconds;
 * connection loss is survived: see :mod:`localqueue.backends.pg`.
 
 Ids are ``<tag>-<n>``: ``n`` from an identity sequence (never reused) and ``tag`` random
@@ -40,9 +45,20 @@ from localqueue.errors import Full, LeaseLostError, MessageNotFoundError
 from localqueue.history import PRUNE_BATCH, HistoryRow
 from localqueue.message import QueueSettings, QueueStats
 from localqueue.stores import _pg_sql as q
-from localqueue.stores.base import PEEK_STATES, QueueStore, Row, check_keyed, key_held
+from localqueue.stores.base import (
+    PEEK_STATES,
+    QueueStore,
+    Row,
+    check_groups,
+    check_keyed,
+    hold,
+    key_held,
+    merged_limits,
+)
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from localqueue.outcome import Settlement
     from localqueue.stores.base import OnConflict
 
@@ -84,7 +100,13 @@ class PostgresQueueStore(QueueStore):
             schema=schema,
             component="queue",
             version=q.SCHEMA_VERSION,
-            tables={"m": "messages", "q": "queues", "s": "queue_settings", "h": "history"},
+            tables={
+                "m": "messages",
+                "q": "queues",
+                "s": "queue_settings",
+                "h": "history",
+                "l": "lease_starts",
+            },
             create=q.CREATE,
             migrations=q.MIGRATIONS,
             meta_init=_new_tag,
@@ -102,6 +124,9 @@ class PostgresQueueStore(QueueStore):
         }
         self._listener = PgListener(self._session.connect, self.channel)
         self._finished = 0  # messages acked or dead-lettered since the last count pruning
+        # Queues whose last lease found limits: leased from under their lease lock (a
+        # lock-free lease statement that finds limits leases nothing and says so).
+        self._limited: set[str] = set()
 
     def __repr__(self) -> str:
         return f"PostgresQueueStore({self._session.describe()!r})"
@@ -187,12 +212,15 @@ class PostgresQueueStore(QueueStore):
         delay: float = 0.0,
         maxsize: int = 0,
         priority: int = 0,
+        groups: Sequence[str | None] | None = None,
     ) -> list[Row]:
+        check_groups(values, groups)
         if not values:
             return []
         params = {
             "queue": queue,
             "values": [bytes(value) for value in values],
+            "groups": list(groups) if groups is not None else [None] * len(values),
             "delay": float(delay),
             "priority": priority,
             "channel": self.channel,
@@ -230,8 +258,10 @@ class PostgresQueueStore(QueueStore):
         delay: float = 0.0,
         maxsize: int = 0,
         priority: int = 0,
+        groups: Sequence[str | None] | None = None,
     ) -> tuple[list[Row], list[bool]]:
         check_keyed(values, keys, on_conflict)
+        check_groups(values, groups)
         if not values:
             return [], []
         statement = self._sql["PUT_REPLACING" if on_conflict == "replace" else "PUT_KEYED"]
@@ -248,8 +278,9 @@ class PostgresQueueStore(QueueStore):
             duplicates: list[bool] = []
             with conn.transaction():
                 self._check_room(conn, params, len(values), maxsize)
-                for value, key in zip(values, keys, strict=True):
-                    params["value"], params["key"] = bytes(value), key
+                each = zip(values, keys, groups or [None] * len(values), strict=True)
+                for value, key, group in each:
+                    params["value"], params["key"], params["grp"] = bytes(value), key, group
                     raw, duplicate = self._put_one(conn, statement, params)
                     row = self._row(raw)
                     if duplicate and on_conflict == "error":  # rolls the whole put back
@@ -277,16 +308,16 @@ class PostgresQueueStore(QueueStore):
                 return holder, True
 
     def lease(self, queue: str, *, lease_timeout: float, leased_by: str | None) -> Row | None:
-        params = {
-            "queue": queue,
-            "timeout": float(lease_timeout),
-            "by": leased_by,
-            "token": secrets.token_hex(16),
-        }
+        params = self._lease_params(queue, 1, lease_timeout, leased_by)
+        params["token"] = params["tokens"][0]
 
         def op(conn: psycopg.Connection[Any]) -> Row | None:
-            raw = self._one(conn, "LEASE", params)
-            return None if raw is None else self._row(raw)
+            if queue not in self._limited:
+                limited, *raw = self._one(conn, "LEASE", params)
+                if not limited:
+                    return None if raw[0] is None else self._row(raw)
+            rows = self._lease_limited(conn, "LEASE_MANY_LIMITED", params)
+            return self._row(rows[0][2:]) if rows[0][1] is not None else None
 
         # Repeating a lease whose reply was lost only strands that lease until it expires.
         return self._session.run("lease", op)
@@ -338,6 +369,34 @@ class PostgresQueueStore(QueueStore):
 
     # -- batches -----------------------------------------------------------------------
 
+    def _lease_limited(
+        self,
+        conn: psycopg.Connection[Any],
+        name: str,
+        params: dict[str, Any],
+        failpoint: str | None = None,
+    ) -> list[Any]:
+        """The rows of the limited lease statement ``name`` (its first column: whether
+        the queue still has limits), run after the queue's lease lock in one transaction
+        (pipelined: one round trip), so that the statement's snapshot, taken after the
+        wait, holds every lease of the queue committed before it."""
+        queue = params["queue"]
+        self._limited.add(queue)
+        params["lease_lock"] = f"localqueue:lease:{self.schema}:{queue}"
+        if failpoint is not None and _failpoints.ACTIVE:  # to stop before the commit
+            with conn.transaction():
+                conn.execute(self._sql["LOCK_LEASES"], params)
+                rows = conn.execute(self._sql[name], params).fetchall()
+                _failpoints.reached(failpoint)
+        else:
+            with conn.pipeline(), conn.transaction():
+                conn.execute(self._sql["LOCK_LEASES"], params)
+                cursor = conn.execute(self._sql[name], params)
+            rows = cursor.fetchall()
+        if not rows[0][0]:  # the limits were lifted: lock-free again from the next lease
+            self._limited.discard(queue)
+        return rows
+
     def _lease_params(
         self, queue: str, n: int, lease_timeout: float, leased_by: str | None
     ) -> dict[str, Any]:
@@ -359,8 +418,12 @@ class PostgresQueueStore(QueueStore):
         params = self._lease_params(queue, n, lease_timeout, leased_by)
 
         def op(conn: psycopg.Connection[Any]) -> list[Row]:
-            rows = conn.execute(self._sql["LEASE_MANY"], params).fetchall()
-            return [self._row(raw[1:]) for raw in rows]
+            if queue not in self._limited:
+                rows = conn.execute(self._sql["LEASE_MANY"], params).fetchall()
+                if not rows[0][0]:
+                    return [self._row(raw[2:]) for raw in rows if raw[1] is not None]
+            rows = self._lease_limited(conn, "LEASE_MANY_LIMITED", params)
+            return [self._row(raw[2:]) for raw in rows if raw[1] is not None]
 
         # Repeating leases whose reply was lost only strands them until they expire.
         return self._session.run("lease", op)
@@ -410,7 +473,11 @@ class PostgresQueueStore(QueueStore):
             params["seqs"] = seqs = [self._seq(s.message_id) for s in settlements]
             params["held"] = [seq for seq in seqs if seq is not None]
             params.update(self._history_params(sum(s.action != "released" for s in settlements)))
-            if _failpoints.ACTIVE:  # the same statement, in a transaction to stop in
+            if queue in self._limited:
+                rows = self._lease_limited(
+                    conn, "SETTLE_MANY_LIMITED", params, "settle-before-commit"
+                )
+            elif _failpoints.ACTIVE:  # the same statement, in a transaction to stop in
                 with conn.transaction():
                     rows = conn.execute(self._sql["SETTLE_MANY"], params).fetchall()
                     _failpoints.reached("settle-before-commit")
@@ -418,7 +485,15 @@ class PostgresQueueStore(QueueStore):
                 rows = conn.execute(self._sql["SETTLE_MANY"], params).fetchall()
             done = set(rows[0][0] or ())
             applied = [ordinal in done for ordinal in range(1, len(settlements) + 1)]
-            return applied, [self._row(raw[3:]) for raw in rows if raw[2] is not None]
+            leased = [self._row(raw[4:]) for raw in rows if raw[3] is not None]
+            if rows[0][2] and queue not in self._limited and lease > 0:
+                # Settled, and found limits: lease under the queue's lock now.
+                params["held"] = []
+                more = self._lease_limited(conn, "LEASE_MANY_LIMITED", params)
+                leased = [self._row(raw[2:]) for raw in more if raw[1] is not None]
+            elif rows[0][2]:
+                self._limited.add(queue)
+            return applied, leased
 
         # Not repeated after a lost connection: a token-less settlement could apply twice.
         return self._session.run("settle", op, retry=False)
@@ -569,7 +644,7 @@ class PostgresQueueStore(QueueStore):
     def settings(self, queue: str) -> QueueSettings:
         def op(conn: psycopg.Connection[Any]) -> QueueSettings:
             found = self._one(conn, "SETTINGS", {"queue": queue})
-            return QueueSettings() if found is None else QueueSettings(paused=found[0])
+            return QueueSettings() if found is None else QueueSettings(*found)
 
         return self._session.run("settings", op)
 
@@ -577,15 +652,56 @@ class PostgresQueueStore(QueueStore):
         params = {"queue": queue, "paused": paused, "channel": self.channel}
 
         def op(conn: psycopg.Connection[Any]) -> QueueSettings:
-            (now_paused, _) = self._one(conn, "SET_PAUSED", params)
-            return QueueSettings(paused=now_paused)
+            return QueueSettings(*self._one(conn, "SET_PAUSED", params)[:-1])
 
         return self._session.run("set_paused", op)
 
+    def set_limits(self, queue: str, limits: Mapping[str, int | float | None]) -> QueueSettings:
+        wanted = merged_limits(QueueSettings(), limits)  # ValueError before any change
+        params: dict[str, Any] = {"queue": queue, "channel": self.channel}
+        params.update(wanted._asdict())
+        for name in ("max_inflight", "rate", "per_group"):
+            params[f"set_{name}"] = name in limits
+
+        def op(conn: psycopg.Connection[Any]) -> QueueSettings:
+            return QueueSettings(*self._one(conn, "SET_LIMITS", params)[:-1])
+
+        return self._session.run("set_limits", op)
+
+    def _held_back(self, conn: psycopg.Connection[Any], queue: str) -> tuple[Any, ...]:
+        """``hold``'s answer for ``queue`` now, then the waits until the oldest start
+        leaves the rate window and until the earliest live lease ends (None: none)."""
+        found = self._one(conn, "HELD_BACK", {"queue": queue})
+        settings = QueueSettings() if found[0] is None else QueueSettings(*found[:5])
+        ready, inflight, started, in_full_groups, rate_wait, lease_wait = found[5:]
+        reason = hold(
+            settings,
+            ready=ready,
+            inflight=inflight,
+            started=started,
+            in_full_groups=in_full_groups,
+        )
+        rate_full = settings.rate is not None and started >= settings.rate
+        return reason, ready, rate_wait if rate_full else None, lease_wait
+
+    def held_back(self, queue: str) -> tuple[str | None, int]:
+        def op(conn: psycopg.Connection[Any]) -> tuple[str | None, int]:
+            reason, count = self._held_back(conn, queue)[0]
+            return reason, count
+
+        return self._session.run("held_back", op)
+
     def next_visible_in(self, queue: str) -> float | None:
         def op(conn: psycopg.Connection[Any]) -> float | None:
-            (due,) = self._one(conn, "NEXT_VISIBLE_IN", {"queue": queue})
-            return None if due is None else max(0.0, float(due))
+            due, limited = self._one(conn, "NEXT_VISIBLE_IN", {"queue": queue})
+            if due is None or due > 0 or not limited:
+                return None if due is None else max(0.0, float(due))
+            # Visible now, in a queue with limits: held back by them?
+            (reason, count), ready, rate_wait, lease_wait = self._held_back(conn, queue)
+            if reason is None or (reason == "per_group" and count < ready):
+                return 0.0
+            wait = rate_wait if rate_wait is not None else lease_wait
+            return None if wait is None else max(0.0, float(wait))
 
         return self._session.run("next_visible_in", op)
 

@@ -136,7 +136,10 @@ def test_a_postgres_schema_of_the_previous_release_migrates_in_place() -> None:
             version = admin.execute(
                 f"SELECT value FROM \"{schema}\".meta WHERE key = 'queue_version'"
             ).fetchone()
-            assert version == (str(_pg_sql.SCHEMA_VERSION),) == ("5",)
+            assert version == (str(_pg_sql.SCHEMA_VERSION),) == ("6",)
+            for name in ("lease_starts", "messages_leased_idx"):  # version 6
+                found = admin.execute("SELECT to_regclass(%s)", (f'"{schema}".{name}',))
+                assert found.fetchone() != (None,)
         finally:
             store.drop_schema()
             store.close()
@@ -149,7 +152,7 @@ def test_version_names_the_schema_versions_it_writes() -> None:
         text=True,
         check=True,
     ).stdout
-    assert f"SQLite {_sqlite_sql.SCHEMA_VERSION}, LMDB 4, PostgreSQL 5)" in out
+    assert f"SQLite {_sqlite_sql.SCHEMA_VERSION}, LMDB 4, PostgreSQL 6)" in out
 
 
 def test_an_lmdb_environment_of_the_previous_release_migrates_in_place(tmp_path: Path) -> None:
