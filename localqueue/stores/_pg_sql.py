@@ -88,18 +88,17 @@ _MESSAGE_HISTORY_COLUMNS = (
 )
 
 # Version 6 (issue 27, the rest): limits and groups. A message's group (``grp``: "group"
-# is reserved); the queue's limits in its settings row; the log of lease starts of the
-# queues with a rate (pruned by the lease statements as the window slides); and an
-# index of the leased messages, which the limited lease statements count (per queue and
-# per group) among the live ones.
+# is reserved); the queue's limits in its settings row, with ``rate_next``: when a queue
+# with a rate may start its next lease (localqueue.limits.next_due), moved on by the
+# limited lease statement; and an index of the leased messages, which the limited lease
+# statements count (per queue and per group) among the live ones.
 _LIMITS_DDL = (
     "ALTER TABLE {m} ADD COLUMN grp text",
     "ALTER TABLE {s} ADD COLUMN max_inflight bigint",
     "ALTER TABLE {s} ADD COLUMN rate bigint",
     "ALTER TABLE {s} ADD COLUMN rate_period float8",
     "ALTER TABLE {s} ADD COLUMN per_group bigint",
-    "CREATE TABLE {l} (queue text NOT NULL, started_at float8 NOT NULL)",
-    "CREATE INDEX lease_starts_idx ON {l} (queue, started_at)",
+    "ALTER TABLE {s} ADD COLUMN rate_next float8",
     # leased_at is set exactly while a message is inflight; a predicate on it rather
     # than on ``inflight`` keeps the fenced statements (``m.inflight AND m.seq = ...``)
     # on the primary key instead of scanning the queue's leases.
@@ -447,8 +446,8 @@ SET_PAUSED = f"""WITH u AS (
     RETURNING {_SETTINGS}
 )
 SELECT u.*, CASE WHEN NOT u.paused THEN pg_notify(%(channel)s, %(queue)s) END FROM u"""
-# The limits %(set_...)s names, the others kept; a queue without a rate forgets its
-# lease starts. Waiters wake (a lifted limit lets them lease).
+# The limits %(set_...)s names, the others kept. Waiters wake (a lifted limit lets them
+# lease).
 SET_LIMITS = f"""WITH u AS (
     INSERT INTO {{s}} AS s (queue, max_inflight, rate, rate_period, per_group)
     VALUES (%(queue)s, %(max_inflight)s, %(rate)s, %(rate_period)s, %(per_group)s)
@@ -459,16 +458,13 @@ SET_LIMITS = f"""WITH u AS (
         rate_period = CASE WHEN %(set_rate)s THEN excluded.rate_period ELSE s.rate_period END,
         per_group = CASE WHEN %(set_per_group)s THEN excluded.per_group ELSE s.per_group END
     RETURNING {_SETTINGS}
-),
-forgotten AS (
-    DELETE FROM {{l}} WHERE queue = %(queue)s AND NOT EXISTS (SELECT FROM u WHERE rate IS NOT NULL)
 )
 SELECT u.*, pg_notify(%(channel)s, %(queue)s) FROM u"""
 # The settings (NULLs: none) and the counts of ``base.hold``: ready messages, live
-# leases, lease starts in the rate window, ready messages of full groups; then the
-# waits until the oldest start leaves the window and until the earliest live lease ends.
+# leases, ready messages of full groups; then the waits until the rate lets the next
+# lease start and until the earliest live lease ends.
 HELD_BACK = f"""WITH t AS MATERIALIZED (SELECT {_NOW} AS now),
-cfg AS MATERIALIZED (SELECT {_SETTINGS} FROM {{s}} WHERE queue = %(queue)s),
+cfg AS MATERIALIZED (SELECT {_SETTINGS}, rate_next FROM {{s}} WHERE queue = %(queue)s),
 ready AS MATERIALIZED (
     SELECT c.grp FROM {{m}} AS c, t
     WHERE c.queue = %(queue)s AND NOT c.dead AND c.visible_at <= t.now
@@ -477,18 +473,14 @@ live AS MATERIALIZED (
     SELECT c.grp, c.visible_at FROM {{m}} AS c, t
     WHERE c.queue = %(queue)s AND c.leased_at IS NOT NULL AND c.visible_at > t.now
 ),
-recent AS MATERIALIZED (
-    SELECT l.started_at FROM {{l}} AS l, cfg, t
-    WHERE l.queue = %(queue)s AND l.started_at > t.now - cfg.rate_period
-),
 full_groups AS (
     SELECT live.grp FROM live, cfg WHERE live.grp IS NOT NULL
     GROUP BY live.grp, cfg.per_group HAVING count(*) >= cfg.per_group
 )
-SELECT cfg.*,
-    (SELECT count(*) FROM ready), (SELECT count(*) FROM live), (SELECT count(*) FROM recent),
+SELECT cfg.paused, cfg.max_inflight, cfg.rate, cfg.rate_period, cfg.per_group,
+    (SELECT count(*) FROM ready), (SELECT count(*) FROM live),
     (SELECT count(*) FROM ready WHERE ready.grp IN (SELECT full_groups.grp FROM full_groups)),
-    (SELECT min(started_at) FROM recent) + cfg.rate_period - t.now,
+    CASE WHEN cfg.rate IS NOT NULL THEN cfg.rate_next - t.now END,
     (SELECT min(visible_at) FROM live) - t.now
 FROM t LEFT JOIN cfg ON true"""
 CLOCK = "SELECT extract(epoch FROM clock_timestamp())::float8"
@@ -532,14 +524,14 @@ cand AS MATERIALIZED (
 
 # Up to %(lease)s messages of a queue with limits, as many as its limits allow now:
 # ``live`` are its live leases (but those the same statement settles, ``{freeing}``),
-# ``busy`` its groups' counts of them, ``recent`` its lease starts in the rate window;
-# ``room`` how many to lease. A queue with per_group looks at a bounded stretch of its
+# ``busy`` its groups' counts of them; ``room`` how many to lease (with a rate: one, once
+# ``rate_next`` is past). A queue with per_group looks at a bounded stretch of its
 # visible messages of groups that are not full, in lease order, and leases from each
 # group only what it has room for (a stretch crowded by one group leases fewer, and
-# that group is full afterwards). Every start is logged, and the starts that left the
-# window deleted.
+# that group is full afterwards). A lease of a queue with a rate moves its ``rate_next``
+# on by period / rate.
 _LIMITED_LEASE_CTES = f"""cfg AS MATERIALIZED (
-    SELECT paused, max_inflight, rate, rate_period, per_group, {_LIMITED} AS limited
+    SELECT paused, max_inflight, rate, rate_period, per_group, rate_next, {_LIMITED} AS limited
     FROM {{s}} WHERE queue = %(queue)s
 ),
 live AS MATERIALIZED (
@@ -550,17 +542,14 @@ live AS MATERIALIZED (
 busy AS MATERIALIZED (
     SELECT live.grp, count(*) AS n FROM live WHERE live.grp IS NOT NULL GROUP BY live.grp
 ),
-recent AS (
-    SELECT count(*) AS n FROM {{l}} AS l, cfg, t
-    WHERE l.queue = %(queue)s AND l.started_at > t.now - cfg.rate_period
-),
 room AS MATERIALIZED (
     SELECT CASE WHEN coalesce(cfg.paused, false) THEN 0 ELSE greatest(0, least(
         %(lease)s::bigint,
         cfg.max_inflight - (SELECT count(*) FROM live),
-        cfg.rate - (SELECT n FROM recent)
+        CASE WHEN cfg.rate IS NULL THEN NULL
+            WHEN t.now < coalesce(cfg.rate_next, 0) THEN 0 ELSE 1 END
     )) END AS n, cfg.per_group
-    FROM (SELECT 1) AS one LEFT JOIN cfg ON true
+    FROM t LEFT JOIN cfg ON true
 ),
 scan AS MATERIALIZED (
     SELECT c.seq, c.priority, c.visible_at, c.grp FROM {{m}} AS c, t
@@ -589,13 +578,10 @@ cand AS MATERIALIZED (
     FOR UPDATE OF c SKIP LOCKED
 ),
 {_LEASING},
-started AS (
-    INSERT INTO {{l}} (queue, started_at)
-    SELECT %(queue)s, t.now FROM leased, t, cfg WHERE cfg.rate IS NOT NULL
-),
-forgotten AS (
-    DELETE FROM {{l}} AS l USING cfg, t
-    WHERE l.queue = %(queue)s AND l.started_at <= t.now - cfg.rate_period
+paced AS (
+    UPDATE {{s}} AS s
+    SET rate_next = greatest(coalesce(s.rate_next, 0), t.now) + s.rate_period / s.rate
+    FROM t WHERE s.queue = %(queue)s AND s.rate IS NOT NULL AND EXISTS (SELECT FROM leased)
 )"""
 
 

@@ -105,7 +105,6 @@ class PostgresQueueStore(QueueStore):
                 "q": "queues",
                 "s": "queue_settings",
                 "h": "history",
-                "l": "lease_starts",
             },
             create=q.CREATE,
             migrations=q.MIGRATIONS,
@@ -669,19 +668,19 @@ class PostgresQueueStore(QueueStore):
         return self._session.run("set_limits", op)
 
     def _held_back(self, conn: psycopg.Connection[Any], queue: str) -> tuple[Any, ...]:
-        """``hold``'s answer for ``queue`` now, then the waits until the oldest start
-        leaves the rate window and until the earliest live lease ends (None: none)."""
+        """``hold``'s answer for ``queue`` now, then the waits until the rate lets the
+        next lease start and until the earliest live lease ends (None: none)."""
         found = self._one(conn, "HELD_BACK", {"queue": queue})
         settings = QueueSettings() if found[0] is None else QueueSettings(*found[:5])
-        ready, inflight, started, in_full_groups, rate_wait, lease_wait = found[5:]
+        ready, inflight, in_full_groups, rate_wait, lease_wait = found[5:]
+        rate_full = rate_wait is not None and rate_wait > 0
         reason = hold(
             settings,
             ready=ready,
             inflight=inflight,
-            started=started,
+            rate_full=rate_full,
             in_full_groups=in_full_groups,
         )
-        rate_full = settings.rate is not None and started >= settings.rate
         return reason, ready, rate_wait if rate_full else None, lease_wait
 
     def held_back(self, queue: str) -> tuple[str | None, int]:

@@ -165,7 +165,9 @@ def test_documented_shell_block(block: str, checkout):
     elif "queue limit webhooks --rate 10/s" in block:  # limits and groups, kept in the store
         webhooks, invoices, stats = out
         assert (webhooks["rate"], webhooks["max_inflight"], webhooks["per_group"]) == (
-            "10/s", 2, None
+            "10/s",
+            2,
+            None,
         )
         assert invoices["per_group"] == 1 and stats["per_group"] == 1
         assert (stats["ready"], stats["held"]) == (2, 0)
