@@ -41,6 +41,7 @@ SPEC_FIELDS = [
     "dead_at",
     "key",
     "priority",
+    "group",
 ]
 # Seconds: a lease or delay that tests move the clock past. Real time on PostgreSQL, so
 # long enough that it does not run out between two statements of a test.

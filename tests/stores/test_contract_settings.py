@@ -20,7 +20,13 @@ def q(store: QueueStore) -> PersistentQueue:
 
 def test_a_queue_never_given_settings_has_the_defaults(q: PersistentQueue) -> None:
     assert q.settings() == QueueSettings(paused=False)
-    assert q.settings()._asdict() == {"paused": False}
+    assert q.settings()._asdict() == {
+        "paused": False,
+        "max_inflight": None,
+        "rate": None,
+        "rate_period": None,
+        "per_group": None,
+    }
 
 
 def test_a_paused_queue_leases_nothing_by_any_lease_path(q: PersistentQueue) -> None:

@@ -34,7 +34,8 @@ def _check_migrated(store: QueueStore) -> None:
     assert store.known_queues() == ["jobs", "other"]
     messages = {m.value["n"]: m for m in q.peek()}
     assert sorted(messages) == [1, 2, 3, 4, 5]
-    assert all(m.priority == 0 and m.key is None for m in messages.values())
+    assert all(m.priority == m.key == m.group is None or m.priority == 0 for m in messages.values())
+    assert all(m.key is None and m.group is None for m in messages.values())
     assert messages[1].attempts == 1 and messages[1].last_error is not None
     assert messages[1].last_error["message"] == "first try failed"
     assert (messages[2].state, messages[2].last_error["message"]) == ("dead", "poison")
@@ -63,6 +64,17 @@ def _check_migrated(store: QueueStore) -> None:
     held = q.get_message(block=False)
     assert held.value["n"] == 8
     q.release(held)  # ready again, for the history check
+    # Limits and groups (issue 27): a migrated queue takes them and obeys them.
+    grouped = q.put_many([{"n": 10}, {"n": 11}], groups=["g", "g"], priority=9)
+    q.set_limits(per_group=1)
+    leased = q.get_messages(2)
+    assert [m.value["n"] for m in leased] == [10, 8]
+    assert q.store.held_back("jobs") == ("per_group", 1)
+    q.set_limits(per_group=None, max_inflight=2)
+    assert q.get_messages(1) == []
+    q.set_limits(max_inflight=None)
+    q.release(leased[1])
+    q.delete(*[m.id for m in grouped])  # gone again, for the history check
 
 
 def _check_history_after_migration(store: QueueStore) -> None:
@@ -137,7 +149,9 @@ def test_version_names_the_schema_versions_it_writes() -> None:
         text=True,
         check=True,
     ).stdout
-    assert f"SQLite {_sqlite_sql.SCHEMA_VERSION}, LMDB 4, PostgreSQL 5)" in out
+    from localqueue.stores.lmdb import SCHEMA
+
+    assert f"SQLite {_sqlite_sql.SCHEMA_VERSION}, LMDB {SCHEMA.version}, PostgreSQL 5)" in out
 
 
 def test_an_lmdb_environment_of_the_previous_release_migrates_in_place(tmp_path: Path) -> None:
@@ -156,5 +170,7 @@ def test_an_lmdb_environment_of_the_previous_release_migrates_in_place(tmp_path:
     env = lmdb.open(str(path), max_dbs=12, readonly=True, lock=False)
     with env.begin() as txn:
         meta = env.open_db(b"meta", txn=txn, create=False)
-        assert txn.get(b"version", db=meta) == str(SCHEMA.version).encode() == b"4"
+        assert txn.get(b"version", db=meta) == str(SCHEMA.version).encode() == b"5"
+        names = set(txn.cursor().iternext(values=False))
     env.close()
+    assert {b"settings", b"live", b"starts"} <= names
