@@ -48,6 +48,7 @@ from localqueue.stores._lmdb_format import (
     unpack_history,
 )
 from localqueue.stores._lmdb_limits import (
+    NO_SETTINGS,
     Gate,
     add_starts,
     counts_leases,
@@ -221,7 +222,7 @@ class _Tx:
             self.txn.put(key, raw_id, db=self.dead)
             self.let_go(record)
         else:
-            group = group_suffix(record.group)
+            group = b"" if record.group is None else group_suffix(record.group)
             self.txn.put(key, KIND[record.state] + raw_id + group, db=self.visible)
             if record.key is not None and old_state in (None, DEAD):  # now holds its key
                 self.txn.put(key_entry(record.queue, record.key), raw_id, db=self.keys)
@@ -322,7 +323,7 @@ class _Tx:
         settings = self.queue_settings(queue)
         if settings.paused:
             return None
-        if not limited(settings):
+        if settings is NO_SETTINGS or not limited(settings):
             return self.head(queue, now)
         gate = self.gate(queue, settings, now, prune=False)
         return self.head(queue, now, gate.full) if gate.open() else None
@@ -342,7 +343,8 @@ class _Tx:
 
     def tracks(self, queue: str) -> bool:
         """Whether ``live`` holds the inflight messages of ``queue``."""
-        return counts_leases(self.queue_settings(queue))
+        settings = self.known.get(queue) or self.queue_settings(queue)
+        return settings is not NO_SETTINGS and counts_leases(settings)
 
     def earliest(self, queue: str) -> float | None:
         """The smallest visibility time of the queue's live messages (None: none)."""
@@ -648,7 +650,8 @@ class LMDBQueueStore(QueueStore):
         settings = tx.queue_settings(queue)
         if settings.paused:
             return rows
-        gate = tx.gate(queue, settings, now, prune=True) if limited(settings) else None
+        limits = settings is not NO_SETTINGS and limited(settings)
+        gate = tx.gate(queue, settings, now, prune=True) if limits else None
         while len(rows) < n:
             if gate is None:
                 head = tx.head(queue, now)
