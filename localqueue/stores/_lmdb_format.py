@@ -142,12 +142,15 @@ def key_entry(queue: str, key: str) -> bytes:
 
 # -- records ---------------------------------------------------------------------------
 
-# format, state, which optional times are set, attempts, seq, then six times:
+# format, state, which optional times are set (bit 7, version 5: the lease is counted in
+# ``live``), attempts, seq, then six times:
 # enqueued_at, available_at, leased_at, lease_expires_at, failed_at, dead_at; format 2
 # adds the priority. Then the fields queue, leased_by, lease_token, last_error (format
 # 2: and key), each a length (or _NONE) and its bytes, and the value to the end.
 # Format 3 adds a seventh time, first_started_at, and a sixth field, errors; format 4 a
-# seventh field, the group.
+# seventh field, the group. A record without a group is still written in format 3 (what
+# format 4 would say, one field shorter: the lease of a queue without groups packs and
+# unpacks no more than before groups).
 _HEADS = {
     1: struct.Struct(">BBBQQ6d"),
     2: struct.Struct(">BBBQQ6dq"),
@@ -157,7 +160,8 @@ _HEADS = {
 _FIELDS = {1: 4, 2: 5, 3: 6, 4: 7}
 _LEN = struct.Struct(">I")
 _NONE = 0xFFFFFFFF  # length that stands for None
-_FORMAT = 4
+_FORMAT, _GROUP_FORMAT = 3, 4
+_COUNTED = 1 << 7  # in the byte of optional times present: the lease is in ``live``
 _OPTIONAL_TIMES = (
     "available_at",
     "leased_at",
@@ -168,10 +172,14 @@ _OPTIONAL_TIMES = (
 )
 
 
+@dataclass(slots=True)
 class Record(StoredMessage):
-    """A :class:`StoredMessage` with its LMDB key and value: ``seq`` orders the index."""
+    """A :class:`StoredMessage` with its LMDB key and value: ``seq`` orders the index.
+    ``counted`` (version 5): its lease has an entry in ``live`` (a bit of the record, so
+    that settling a lease of a queue without limits reads nothing more to know it has
+    none)."""
 
-    __slots__ = ()
+    counted: bool = False
 
     def index_entry(self) -> tuple[bool, bytes]:
         """(is it in the dead index, its key there)."""
@@ -193,15 +201,19 @@ class Record(StoredMessage):
             if when is not None:
                 present |= 1 << bit
             times.append(0.0 if when is None else when)
-        head = _HEADS[_FORMAT]
-        fixed = (_FORMAT, self.state, present, self.attempts, self.seq, *times, self.priority)
+        if self.counted:
+            present |= _COUNTED
+        form = _FORMAT if self.group is None else _GROUP_FORMAT
+        head = _HEADS[form]
+        fixed = (form, self.state, present, self.attempts, self.seq, *times, self.priority)
         parts = [head.pack(*fixed)]
         for text in (self.queue, self.leased_by, self.lease_token):
             parts.append(_field(None if text is None else text.encode()))
         parts.append(_field(self.last_error))
         parts.append(_field(None if self.key is None else self.key.encode()))
         parts.append(_field(None if self.errors is None else _join(self.errors)))
-        parts.append(_field(None if self.group is None else self.group.encode()))
+        if self.group is not None:
+            parts.append(_field(self.group.encode()))
         parts.append(self.value)
         return b"".join(parts)
 
@@ -261,6 +273,7 @@ class Record(StoredMessage):
         record.first_started_at = optional[5]
         record.errors = None if errors is None else _split(errors)
         record.group = None if group is None else group.decode()
+        record.counted = bool(present & _COUNTED)
         return record
 
 

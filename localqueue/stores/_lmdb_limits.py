@@ -4,15 +4,17 @@ its own write transaction.
 
 * ``settings``: queue -> :func:`pack_settings` (its pause and its limits).
 * ``live``: ``queue NUL lease_expires_at seq`` -> ``NUL group`` (empty: no group), one
-  entry per inflight message, kept only for a queue with ``max_inflight`` or
-  ``per_group`` (:func:`counts_leases`). ``set_limits`` writes the entries of its
-  inflight messages when such a limit is first set, and drops them all when the last
-  one is lifted; meanwhile every write transaction that takes one of its messages into,
-  out of or along a lease keeps them in step (``_Tx.unindex`` and ``_Tx.save``). The
-  live leases are the entries past ``now`` (one seek, then counted forward), so an
-  expired lease never counts and nothing has to happen when one runs out. A lease
-  transaction reads them once: O(live leases), and nothing for a queue without those
-  limits.
+  entry per inflight message of a queue with ``max_inflight`` or ``per_group``
+  (:func:`counts_leases`), and only of those. A lease of such a queue flags its record
+  ``counted`` (a bit of the record) and writes the entry; every later change of that
+  record (settle, extend, delete, a new lease after it expired) removes or moves the
+  entry by the flag alone (``_Tx.unindex`` and ``_Tx.save``), so settling a lease of a
+  queue without those limits reads nothing more than before. ``set_limits`` flags and
+  indexes the inflight messages of a queue when such a limit is first set, and unflags
+  them and drops their entries when the last one is lifted. The live leases are the
+  entries past ``now`` (one seek, then counted forward), so an expired lease never
+  counts and nothing has to happen when one runs out. A lease transaction counts them
+  once: O(live leases), and nothing for a queue without those limits.
 * ``starts``: ``queue NUL started_at`` -> how many leases of a queue with a ``rate``
   started then, and ``queue`` -> how many its entries hold. A lease transaction first
   deletes the entries that left the window (oldest first, taking them off the sum), so
@@ -26,8 +28,7 @@ import struct
 from typing import Any
 
 from localqueue.message import QueueSettings
-from localqueue.stores._lmdb_format import KIND, key_time, queue_prefix, time_key
-from localqueue.stores.base import INFLIGHT
+from localqueue.stores._lmdb_format import key_time, queue_prefix, time_key
 
 __all__ = [
     "NO_SETTINGS",
@@ -36,7 +37,6 @@ __all__ = [
     "counts_leases",
     "drop_entries",
     "first_live_end",
-    "index_leases",
     "limited",
     "pack_settings",
     "unpack_settings",
@@ -47,7 +47,6 @@ __all__ = [
 _SETTINGS = struct.Struct(">?qqdq")
 _COUNT = struct.Struct(">Q")
 _PAST = b"\xff" * 9  # after a time key: past every index key of that time
-_LEVEL = 8  # bytes of the priority level after a queue's prefix in ``visible``
 NO_SETTINGS = QueueSettings()
 
 
@@ -116,24 +115,8 @@ def first_live_end(txn: Any, live: Any, queue: str, now: float) -> float | None:
     return None
 
 
-def index_leases(txn: Any, visible: Any, live: Any, queue: str) -> None:
-    """Write the ``live`` entry of every inflight message of ``queue`` (read from its
-    ``visible`` entries, expired leases too: they are kept like the others)."""
-    prefix = queue_prefix(queue)
-    start = len(prefix) + _LEVEL
-    cursor = txn.cursor(db=visible)
-    if not cursor.set_range(prefix):
-        return
-    for key, value in cursor:
-        if not key.startswith(prefix):
-            break
-        if value[:1] == KIND[INFLIGHT]:
-            _, sep, group = bytes(value[1:]).partition(b"\x00")
-            txn.put(prefix + key[start:], sep + group, db=live)
-
-
 def drop_entries(txn: Any, db: Any, queue: str) -> None:
-    """Delete every entry of ``queue`` from ``live`` or ``starts`` (and its sum)."""
+    """Delete every entry of ``queue`` from ``starts`` (and its sum)."""
     prefix = queue_prefix(queue)
     cursor = txn.cursor(db=db)
     if cursor.set_range(prefix):

@@ -54,7 +54,6 @@ from localqueue.stores._lmdb_limits import (
     counts_leases,
     drop_entries,
     first_live_end,
-    index_leases,
     limited,
     pack_settings,
     unpack_settings,
@@ -126,8 +125,8 @@ def _migrate_3(txn: Any, dbs: Mapping[bytes, Any]) -> None:
 def _migrate_4(txn: Any, dbs: Mapping[bytes, Any]) -> None:
     """Format 4 -> 5: ``settings`` values gain the limits (none); the ``live`` and
     ``starts`` sub-databases are opened empty (no queue has a limit). Records of formats
-    2 and 3 are read as they are (no group) and written in record format 4 (with the
-    group) when they next change; the ``visible`` values of messages without a group
+    2 and 3 are read as they are (no group); record format 4 (with the group) is written
+    for a message of a group, and the ``visible`` values of messages without a group
     are as before."""
     for queue, data in list(txn.cursor(db=dbs[_SETTINGS])):
         txn.put(queue, upgrade_settings(data), db=dbs[_SETTINGS])
@@ -208,14 +207,16 @@ class _Tx:
         :meth:`save`."""
         dead, key = record.index_entry()
         self.txn.delete(key, db=self.dead if dead else self.visible)
-        if record.state == INFLIGHT and self.tracks(record.queue):
+        if record.counted:
             self.txn.delete(record.live_entry(), db=self.live)
         return record.state
 
     def save(self, record: Record, old_state: int | None) -> None:
-        """Write ``record``, index it under its current state (an inflight one in
-        ``live`` too while its queue counts leases), and move it between the queue's
-        counts (``old_state`` None for a new record)."""
+        """Write ``record``, index it under its current state (in ``live`` too while it
+        is inflight and ``counted``), and move it between the queue's counts
+        (``old_state`` None for a new record)."""
+        if record.counted and record.state != INFLIGHT:
+            record.counted = False  # settled: its lease counts no more
         dead, key = record.index_entry()
         raw_id = record.id.encode()
         if dead:
@@ -226,7 +227,7 @@ class _Tx:
             self.txn.put(key, KIND[record.state] + raw_id + group, db=self.visible)
             if record.key is not None and old_state in (None, DEAD):  # now holds its key
                 self.txn.put(key_entry(record.queue, record.key), raw_id, db=self.keys)
-            if record.state == INFLIGHT and self.tracks(record.queue):
+            if record.counted:
                 self.txn.put(record.live_entry(), group, db=self.live)
         self.txn.put(raw_id, record.pack(), db=self.records)
         if old_state != record.state:
@@ -290,8 +291,8 @@ class _Tx:
             when = key_time(key, start)
             if when > now:
                 continue
-            if not full:
-                return when, entry_id(cursor.value()).decode()
+            if not full:  # entry_id inline: this is every lease's path
+                return when, cursor.value()[1:].partition(b"\x00")[0].decode()
             top = key[:start]
             for entry, value in cursor.iternext():  # this level, from its first entry
                 when = key_time(entry, start)
@@ -341,10 +342,28 @@ class _Tx:
             settings = self.known[queue] = unpack_settings(data)
         return settings
 
-    def tracks(self, queue: str) -> bool:
-        """Whether ``live`` holds the inflight messages of ``queue``."""
-        settings = self.known.get(queue) or self.queue_settings(queue)
-        return settings is not NO_SETTINGS and counts_leases(settings)
+    def count_leases(self, queue: str, on: bool) -> None:
+        """Start (``on``) or stop keeping the inflight messages of ``queue`` in ``live``:
+        each is flagged ``counted`` and has its entry there, or neither."""
+        inflight = self.load_counts(queue).inflight
+        prefix = queue_prefix(queue)
+        cursor = self.txn.cursor(db=self.visible)
+        ids: list[str] = []
+        if inflight and cursor.set_range(prefix):
+            for key, value in cursor:
+                if not key.startswith(prefix) or len(ids) == inflight:
+                    break
+                if value[:1] == KIND[INFLIGHT]:
+                    ids.append(entry_id(value).decode())
+        for message_id in ids:
+            record = self.find(queue, message_id)
+            assert record is not None, "index entry without a record"
+            if on:
+                self.txn.put(record.live_entry(), group_suffix(record.group), db=self.live)
+            else:
+                self.txn.delete(record.live_entry(), db=self.live)
+            record.counted = on
+            self.txn.put(record.id.encode(), record.pack(), db=self.records)
 
     def earliest(self, queue: str) -> float | None:
         """The smallest visibility time of the queue's live messages (None: none)."""
@@ -652,6 +671,7 @@ class LMDBQueueStore(QueueStore):
             return rows
         limits = settings is not NO_SETTINGS and limited(settings)
         gate = tx.gate(queue, settings, now, prune=True) if limits else None
+        counted = limits and counts_leases(settings)
         while len(rows) < n:
             if gate is None:
                 head = tx.head(queue, now)
@@ -665,6 +685,7 @@ class LMDBQueueStore(QueueStore):
             assert record is not None, "index entry without a record"
             old_state = tx.unindex(record)
             record.lease(now, lease_timeout, leased_by, secrets.token_hex(16))
+            record.counted = counted
             tx.save(record, old_state)
             rows.append(record.row(now))
             if gate is not None:
@@ -1001,10 +1022,8 @@ class LMDBQueueStore(QueueStore):
             old = tx.queue_settings(queue)
             settings = merged_limits(old, limits)
             txn.put(queue.encode(), pack_settings(settings), db=tx.settings)
-            if counts_leases(settings) and not counts_leases(old):
-                index_leases(txn, tx.visible, tx.live, queue)
-            elif counts_leases(old) and not counts_leases(settings):
-                drop_entries(txn, tx.live, queue)
+            if counts_leases(settings) != counts_leases(old):
+                tx.count_leases(queue, counts_leases(settings))
             if settings.rate is None:
                 drop_entries(txn, tx.starts, queue)
             return settings
@@ -1048,7 +1067,7 @@ class LMDBQueueStore(QueueStore):
             if settings.rate is not None and gate.started >= settings.rate:
                 assert gate.oldest is not None
                 return max(0.0, gate.oldest + float(settings.rate_period) - now)
-            end = first_live_end(txn, tx.live, queue, now) if tx.tracks(queue) else None
+            end = first_live_end(txn, tx.live, queue, now) if counts_leases(settings) else None
             return None if end is None else max(0.0, end - now)
 
         return self._env().read(work)
