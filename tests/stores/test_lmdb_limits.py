@@ -17,6 +17,7 @@ lmdb = pytest.importorskip("lmdb")  # the CI job installs the extra; conftest fa
 
 from localqueue import LeaseLostError, MessageNotFoundError, PersistentQueue  # noqa: E402
 from localqueue.message import QueueSettings  # noqa: E402
+from localqueue.outcome import Settlement  # noqa: E402
 from localqueue.stores.base import QueueStore, Row  # noqa: E402
 from localqueue.stores.lmdb import LMDBQueueStore  # noqa: E402
 from localqueue.stores.memory import MemoryQueueStore  # noqa: E402
@@ -105,6 +106,30 @@ def test_random_operations_under_limits_agree_with_the_memory_store(tmp_path: Pa
 
         return run
 
+    def replace(queue: str, value: bytes, group: str | None) -> Any:
+        """A keyed put that takes the holder of key "k" (a new group too) when waiting."""
+
+        def run(name: str, store: QueueStore) -> object:
+            rows, duplicates = store.put_keyed(
+                queue, [value], ["k"], on_conflict="replace", groups=[group]
+            )
+            handles[name].setdefault(rows[0].value, (rows[0].id, None))
+            return [_shape(row) for row in rows], duplicates
+
+        return run
+
+    def settle_and_lease(queue: str, values: list[bytes], n: int) -> Any:
+        """A worker's batch: ack what it holds of ``values`` and lease ``n`` more."""
+
+        def run(name: str, store: QueueStore) -> object:
+            held = [handles[name][value] for value in values]
+            done = [Settlement(message_id, token, "acked") for message_id, token in held]
+            applied, rows = store.settle_many(queue, done, lease=n, lease_timeout=6.0)
+            handles[name].update({row.value: (row.id, row.lease_token) for row in rows})
+            return applied, [_shape(row) for row in rows]
+
+        return run
+
     for step in range(1200):
         queue = rng.choice(QUEUES)
         op = rng.random()
@@ -114,9 +139,17 @@ def test_random_operations_under_limits_agree_with_the_memory_store(tmp_path: Pa
             groups = [rng.choice(GROUPS) for _ in values]
             queue_of.update(dict.fromkeys(values, queue))
             both(put(queue, values, groups, rng.choice([0, 0, 3])))
-        elif op < 0.5:
+        elif op < 0.45:
             leased = both(lease(queue, rng.choice([1, 2, 5]), rng.choice([1.0, 6.0])))
             seen["leased"] += len(leased)
+        elif op < 0.5 and queue_of:
+            mine = sorted(v for v, q in queue_of.items() if q == queue)
+            _, leased = both(settle_and_lease(queue, rng.sample(mine, min(2, len(mine))), 2))
+            seen["leased"] += len(leased)
+        elif op < 0.52:
+            value = b"r%d" % step
+            queue_of[value] = queue
+            both(replace(queue, value, rng.choice(GROUPS)))
         elif op < 0.7 and queue_of:
             value = rng.choice(sorted(queue_of))
             both(settle(value, rng.choice(["ack", "ack", "release", "dead", "extend"])))
