@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import enum
 
-__all__ = ["KEEP", "PERIODS", "Keep", "format_rate", "parse_rate"]
+__all__ = ["KEEP", "PERIODS", "Keep", "format_rate", "next_due", "parse_rate"]
 
 #: The periods a rate can be given in, by their unit.
 PERIODS = {"s": 1.0, "m": 60.0, "h": 3600.0}
@@ -46,3 +46,13 @@ def format_rate(count: int | None, period: float | None) -> str | None:
         if period == seconds:
             return f"{count}/{unit}"
     return f"{count}/{period:g}s"
+
+
+def next_due(count: int, period: float, due: float | None, now: float) -> float:
+    """When a queue with a rate of ``count`` per ``period`` may start its next lease,
+    after one started at ``now`` (``due``: when this one was allowed to; None: no lease
+    yet). Starts are spread evenly, one each ``period / count`` seconds at most, so no
+    window of ``period`` holds more than ``count`` of them, and a job's own start-up
+    jitter cannot push two windows' worth of a burst into one (a partner API counting
+    its own windows sees at most the rate)."""
+    return max(due or 0.0, now) + period / count

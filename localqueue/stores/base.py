@@ -69,10 +69,10 @@ worker and ``pop`` of every host:
 * ``max_inflight`` N: a lease is handed out only while fewer than N messages of the
   queue are under a *live* lease (an expired lease holds nothing: a killed worker's
   messages free their slots when their lease ends);
-* ``rate`` N per ``rate_period`` P seconds: a lease is handed out only while fewer than
-  N leases of the queue started in the last P seconds (a log of lease starts kept in the
-  store; a released message's next lease is a new start), so no window of P seconds
-  holds more than N starts;
+* ``rate`` N per ``rate_period`` P seconds: leases start at most one each P / N
+  seconds (the store keeps when the next may start, :func:`localqueue.limits.next_due`;
+  a released message's next lease is a new start), so no window of P seconds holds more
+  than N starts, and starts are spread over the period rather than bunched at its start;
 * ``per_group`` N: a message of group G is handed out only while fewer than N messages
   of G are under a live lease; a message without a group is not limited by it, and a
   ready message of a group that is not full is handed out past the held ones (in lease
@@ -219,18 +219,19 @@ def merged_limits(
 
 
 def hold(
-    settings: QueueSettings, *, ready: int, inflight: int, started: int, in_full_groups: int
+    settings: QueueSettings, *, ready: int, inflight: int, rate_full: bool, in_full_groups: int
 ) -> tuple[str | None, int]:
     """:meth:`QueueStore.held_back` from a store's counts at one instant: ``ready``
-    messages, ``inflight`` under a live lease, ``started`` leases in the rate window,
-    ``in_full_groups`` ready messages whose group is full."""
+    messages, ``inflight`` under a live lease, whether the rate lets no lease start now
+    (``rate_full``: its window is full, or its pacing says wait), ``in_full_groups``
+    ready messages whose group is full."""
     if not ready:
         return None, 0
     if settings.paused:
         return "paused", ready
     if settings.max_inflight is not None and inflight >= settings.max_inflight:
         return "max_inflight", ready
-    if settings.rate is not None and started >= settings.rate:
+    if settings.rate is not None and rate_full:
         return "rate", ready
     if settings.per_group is not None and in_full_groups:
         return "per_group", in_full_groups
@@ -546,7 +547,7 @@ class QueueStore(ABC):
         None when the queue holds nothing but dead letters (or nothing at all), or is
         paused (a waiting consumer then polls at its slowest, or waits for the
         notification of a resume). While ready messages are held back by ``rate``: the
-        wait until the oldest start in the window leaves it; by ``max_inflight`` or
+        wait until the next lease may start; by ``max_inflight`` or
         ``per_group``: the wait until the earliest live lease of the queue expires (a
         settle frees a slot sooner: callers poll at most so long)."""
 

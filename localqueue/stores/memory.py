@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from localqueue.errors import Full, MessageNotFoundError
 from localqueue.history import PRUNE_BATCH, HistoryRow
+from localqueue.limits import next_due
 from localqueue.message import QueueSettings, QueueStats
 from localqueue.stores.base import (
     DEAD,
@@ -51,8 +52,8 @@ class MemoryQueueStore(QueueStore):
         self._tag = secrets.token_hex(4)
         self._retention: dict[str, tuple[float | None, int | None]] = {}
         self._history: dict[str, list[HistoryRow]] = {}  # by queue, oldest finish first
-        # Lease start times of the queues with a rate, the window's oldest first.
-        self._starts: dict[str, collections.deque[float]] = {}
+        # When the queues with a rate may start their next lease (limits.next_due).
+        self._rate_due: dict[str, float] = {}
 
     def __repr__(self) -> str:
         return "MemoryQueueStore()"
@@ -216,8 +217,11 @@ class MemoryQueueStore(QueueStore):
                 return None
             record = min(visible, key=StoredMessage.lease_order)
             record.lease(now, lease_timeout, leased_by, secrets.token_hex(16))
-            if queue in self._starts:
-                self._starts[queue].append(now)
+            settings = self._settings.get(queue)
+            if settings is not None and settings.rate is not None:
+                assert settings.rate_period is not None
+                due = self._rate_due.get(queue)
+                self._rate_due[queue] = next_due(settings.rate, settings.rate_period, due, now)
             return record.row(now)
 
     def _leasable(self, queue: str, now: float) -> list[StoredMessage]:
@@ -236,7 +240,7 @@ class MemoryQueueStore(QueueStore):
         live = [r for r in self._records.values() if r.queue == queue and r.live_lease(now)]
         if settings.max_inflight is not None and len(live) >= settings.max_inflight:
             return []
-        if settings.rate is not None and len(self._window(queue, settings, now)) >= settings.rate:
+        if self._rate_opens(queue, settings, now) > now:
             return []
         if settings.per_group is None:
             return visible
@@ -248,13 +252,11 @@ class MemoryQueueStore(QueueStore):
         counts = collections.Counter(r.group for r in live if r.group is not None)
         return {group for group, n in counts.items() if n >= per_group}
 
-    def _window(self, queue: str, settings: QueueSettings, now: float) -> collections.deque[float]:
-        """The lease starts of ``queue`` in its rate window ending now (older ones dropped)."""
-        starts = self._starts.setdefault(queue, collections.deque())
-        assert settings.rate_period is not None
-        while starts and starts[0] <= now - settings.rate_period:
-            starts.popleft()
-        return starts
+    def _rate_opens(self, queue: str, settings: QueueSettings, now: float) -> float:
+        """When the rate next lets a lease start (``now`` or before: at once)."""
+        if settings.rate is None:
+            return now
+        return self._rate_due.get(queue, now)
 
     def ack(self, queue: str, message_id: str, lease_token: str | None) -> None:
         with self._lock:
@@ -424,9 +426,7 @@ class MemoryQueueStore(QueueStore):
         with self._lock:
             settings = self._settings[queue] = merged_limits(self.settings(queue), limits)
             if settings.rate is None:
-                self._starts.pop(queue, None)
-            else:
-                self._starts.setdefault(queue, collections.deque())
+                self._rate_due.pop(queue, None)
             return settings
 
     def held_back(self, queue: str) -> tuple[str | None, int]:
@@ -441,7 +441,7 @@ class MemoryQueueStore(QueueStore):
                 settings,
                 ready=len(ready),
                 inflight=len(live),
-                started=len(self._window(queue, settings, now)) if settings.rate else 0,
+                rate_full=self._rate_opens(queue, settings, now) > now,
                 in_full_groups=sum(1 for r in ready if r.group in full),
             )
 
@@ -459,11 +459,9 @@ class MemoryQueueStore(QueueStore):
                 return max(0.0, earliest - now)
             # Ready messages held back by a limit: until a start leaves the rate window,
             # or the earliest live lease ends.
-            if settings.rate is not None:
-                window = self._window(queue, settings, now)
-                if len(window) >= settings.rate:
-                    assert settings.rate_period is not None
-                    return max(0.0, window[0] + settings.rate_period - now)
+            opens = self._rate_opens(queue, settings, now)
+            if opens > now:
+                return opens - now
             ends = [r.visible_at() for r in mine if r.live_lease(now)]
             return max(0.0, min(ends) - now) if ends else None
 

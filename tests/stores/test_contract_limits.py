@@ -78,27 +78,27 @@ def test_an_expired_lease_frees_its_inflight_slot(store: QueueStore, clock: Cloc
     assert q.get_messages(1) == []
 
 
-def test_the_rate_counts_lease_starts_in_a_sliding_window(store: QueueStore, clock: Clock) -> None:
+def test_the_rate_spreads_lease_starts_over_its_period(store: QueueStore, clock: Clock) -> None:
     q = short_lease_queue(store)
     q.put_many(range(5))
-    q.set_limits(rate=(2, SHORT))
+    q.set_limits(rate=(2, 2 * SHORT))  # 2 per 2 s: one start per second at most
     leased = q.get_messages(5)
-    assert [m.value for m in leased] == [0, 1]
+    assert [m.value for m in leased] == [0]
     q.ack(leased[0])
-    q.ack(leased[1])
     assert q.get_messages(1) == []  # settling does not give a start back
-    assert q.store.held_back("jobs") == ("rate", 3)
+    assert q.store.held_back("jobs") == ("rate", 4)
     due = q.store.next_visible_in("jobs")
     assert due is not None and 0 < due <= SHORT
     clock.advance(PAST_SHORT)
     assert q.store.next_visible_in("jobs") == 0.0
-    released = q.get_messages(5)
-    assert [m.value for m in released] == [2, 3]
-    q.release(released[0])  # its next lease is a new start
-    q.ack(released[1])
+    (released,) = q.get_messages(5)
+    assert released.value == 1
+    q.release(released)  # its next lease is a new start
     assert q.get_messages(5) == []
     clock.advance(PAST_SHORT)
-    assert sorted(m.value for m in q.get_messages(5)) == [2, 4]
+    assert [m.value for m in q.get_messages(5)] == [2]
+    q.set_limits(rate=None)
+    assert sorted(m.value for m in q.get_messages(5)) == [1, 3, 4]
 
 
 def test_per_group_holds_a_busy_group_and_never_the_others(q: PersistentQueue) -> None:
