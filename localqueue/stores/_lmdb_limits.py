@@ -1,8 +1,11 @@
 """Queue limits on the LMDB store (issue 27, schema version 5): how a queue's settings
-are packed, and the two sub-databases that let a lease count against its limits inside
-its own write transaction.
+are packed, and what lets a lease count against its limits inside its own write
+transaction.
 
-* ``settings``: queue -> :func:`pack_settings` (its pause and its limits).
+* ``settings``: queue -> :func:`pack_settings`: its pause, its limits and, for a queue
+  with a ``rate``, ``rate_next``: when its next lease may start
+  (:func:`localqueue.limits.next_due`, one start each period / rate at most), moved on
+  by the lease transaction, which reads the value anyway.
 * ``live``: ``queue NUL lease_expires_at seq`` -> ``NUL group`` (empty: no group), one
   entry per inflight message of a queue with ``max_inflight`` or ``per_group``
   (:func:`counts_leases`), and only of those. A lease of such a queue flags its record
@@ -15,27 +18,22 @@ its own write transaction.
   entries past ``now`` (one seek, then counted forward), so an expired lease never
   counts and nothing has to happen when one runs out. A lease transaction counts them
   once: O(live leases), and nothing for a queue without those limits.
-* ``starts``: ``queue NUL started_at`` -> how many leases of a queue with a ``rate``
-  started then, and ``queue`` -> how many its entries hold. A lease transaction first
-  deletes the entries that left the window (oldest first, taking them off the sum), so
-  the sum is the window's count: no scan of the window however large the rate. Lifting
-  the rate drops the queue's entries.
 """
 
 from __future__ import annotations
 
+import math
 import struct
 from typing import Any
 
+from localqueue.limits import next_due
 from localqueue.message import QueueSettings
 from localqueue.stores._lmdb_format import key_time, queue_prefix, time_key
 
 __all__ = [
     "NO_SETTINGS",
     "Gate",
-    "add_starts",
     "counts_leases",
-    "drop_entries",
     "first_live_end",
     "limited",
     "pack_settings",
@@ -43,35 +41,36 @@ __all__ = [
     "upgrade_settings",
 ]
 
-#: paused, max_inflight, rate, rate_period, per_group (0: no such limit).
-_SETTINGS = struct.Struct(">?qqdq")
-_COUNT = struct.Struct(">Q")
+#: paused, max_inflight, rate, rate_period, per_group (0: no such limit), rate_next
+#: (NaN: none).
+_SETTINGS = struct.Struct(">?qqdqd")
 _PAST = b"\xff" * 9  # after a time key: past every index key of that time
 NO_SETTINGS = QueueSettings()
 
 
-def pack_settings(settings: QueueSettings) -> bytes:
+def pack_settings(settings: QueueSettings, rate_next: float | None) -> bytes:
     return _SETTINGS.pack(
         settings.paused,
         settings.max_inflight or 0,
         settings.rate or 0,
         settings.rate_period or 0.0,
         settings.per_group or 0,
+        math.nan if rate_next is None else rate_next,
     )
 
 
-def unpack_settings(data: bytes | None) -> QueueSettings:
-    if data is None:
-        return NO_SETTINGS
-    paused, max_inflight, rate, period, per_group = _SETTINGS.unpack(data)
-    return QueueSettings(
+def unpack_settings(data: bytes) -> tuple[QueueSettings, float | None]:
+    """(the settings, ``rate_next``) of a ``settings`` value."""
+    paused, max_inflight, rate, period, per_group, rate_next = _SETTINGS.unpack(data)
+    settings = QueueSettings(
         paused, max_inflight or None, rate or None, period if rate else None, per_group or None
     )
+    return settings, None if math.isnan(rate_next) else rate_next
 
 
 def upgrade_settings(data: bytes) -> bytes:
     """A ``settings`` value of versions 3 and 4 (one byte: paused) as version 5 packs it."""
-    return pack_settings(QueueSettings(paused=bool(data[0])))
+    return pack_settings(QueueSettings(paused=bool(data[0])), None)
 
 
 def limited(settings: QueueSettings) -> bool:
@@ -115,99 +114,49 @@ def first_live_end(txn: Any, live: Any, queue: str, now: float) -> float | None:
     return None
 
 
-def drop_entries(txn: Any, db: Any, queue: str) -> None:
-    """Delete every entry of ``queue`` from ``starts`` (and its sum)."""
-    prefix = queue_prefix(queue)
-    cursor = txn.cursor(db=db)
-    if cursor.set_range(prefix):
-        while cursor.key().startswith(prefix):
-            cursor.delete()  # and on to the next one
-    txn.delete(queue.encode(), db=db)
-
-
-def _window(
-    txn: Any, starts: Any, queue: str, now: float, period: float, *, prune: bool
-) -> tuple[int, float | None]:
-    """(how many leases of ``queue`` started in the window ``(now - period, now]``, the
-    oldest start in it). ``prune`` (a write transaction): delete the older entries."""
-    raw = txn.get(queue.encode(), db=starts)
-    total = 0 if raw is None else _COUNT.unpack(raw)[0]
-    prefix = queue_prefix(queue)
-    cutoff = now - period
-    cursor = txn.cursor(db=starts)
-    stale = 0
-    oldest = None
-    if cursor.set_range(prefix):
-        while (key := cursor.key()).startswith(prefix):
-            when = key_time(key, len(prefix))
-            if when > cutoff:
-                oldest = when
-                break
-            stale += _COUNT.unpack(cursor.value())[0]
-            if prune:
-                cursor.delete()  # and on to the next one
-            elif not cursor.next():
-                break
-    if prune and stale:
-        txn.put(queue.encode(), _COUNT.pack(total - stale), db=starts)
-    return total - stale, oldest
-
-
-def add_starts(txn: Any, starts: Any, queue: str, now: float, started: int, total: int) -> None:
-    """Log ``started`` leases of ``queue`` started at ``now``; ``total`` is the window's
-    count with them (after :class:`Gate` pruned it in this transaction)."""
-    key = time_key(queue, now)
-    raw = txn.get(key, db=starts)
-    before = 0 if raw is None else _COUNT.unpack(raw)[0]
-    txn.put(key, _COUNT.pack(before + started), db=starts)
-    txn.put(queue.encode(), _COUNT.pack(total), db=starts)
-
-
 class Gate:
-    """What a queue's limits let a transaction lease at ``now``: counted once (the live
-    leases and the rate window), then kept up by :meth:`took` as it leases."""
+    """What a queue's limits let a transaction lease at ``now``: the live leases counted
+    once, then kept up by :meth:`took` as it leases, with when the rate lets the next
+    one start."""
 
-    __slots__ = ("full", "groups", "inflight", "oldest", "settings", "started")
+    __slots__ = ("full", "groups", "inflight", "now", "rate_next", "settings")
 
     def __init__(
         self,
         txn: Any,
-        dbs: tuple[Any, Any],
+        live: Any,
         queue: str,
         settings: QueueSettings,
+        rate_next: float | None,
         now: float,
-        *,
-        prune: bool,
     ) -> None:
-        live, starts = dbs
-        self.settings = settings
-        self.inflight = self.started = 0
+        self.settings, self.rate_next, self.now = settings, rate_next, now
+        self.inflight = 0
         self.groups: dict[bytes, int] = {}
-        self.oldest: float | None = None
         if counts_leases(settings):
             self.inflight, self.groups = live_leases(txn, live, queue, now)
         per_group = settings.per_group
         self.full = {g for g, n in self.groups.items() if per_group is not None and n >= per_group}
-        if settings.rate is not None:
-            assert settings.rate_period is not None
-            self.started, self.oldest = _window(
-                txn, starts, queue, now, settings.rate_period, prune=prune
-            )
+
+    @property
+    def rate_full(self) -> bool:
+        """Whether the rate lets no lease start now."""
+        due = self.rate_next
+        return self.settings.rate is not None and due is not None and due > self.now
 
     def open(self) -> bool:
         """Whether ``max_inflight`` and ``rate`` let one more lease start."""
-        settings = self.settings
-        return (settings.max_inflight is None or self.inflight < settings.max_inflight) and (
-            settings.rate is None or self.started < settings.rate
-        )
+        limit = self.settings.max_inflight
+        return (limit is None or self.inflight < limit) and not self.rate_full
 
     def took(self, group: str | None) -> None:
         """Count one more lease, of a message of ``group``."""
+        settings = self.settings
         self.inflight += 1
-        self.started += 1
-        per_group = self.settings.per_group
-        if group is not None and per_group is not None:
+        if settings.rate is not None:
+            self.rate_next = next_due(settings.rate, settings.rate_period, self.rate_next, self.now)
+        if group is not None and settings.per_group is not None:
             name = group.encode()
             count = self.groups[name] = self.groups.get(name, 0) + 1
-            if count >= per_group:
+            if count >= settings.per_group:
                 self.full.add(name)

@@ -50,9 +50,7 @@ from localqueue.stores._lmdb_format import (
 from localqueue.stores._lmdb_limits import (
     NO_SETTINGS,
     Gate,
-    add_starts,
     counts_leases,
-    drop_entries,
     first_live_end,
     limited,
     pack_settings,
@@ -95,8 +93,8 @@ _SETTINGS = b"settings"
 #: Format 4 (issue 28): queue name -> its retention (:class:`Retention`), and the history.
 _RETENTION, _HISTORY, _HISTORY_IDS = b"retention", b"history", b"history_ids"
 #: Format 5 (issue 27, limits): the live leases of queues with ``max_inflight`` or
-#: ``per_group`` and the lease starts of queues with a ``rate`` (:mod:`._lmdb_limits`).
-_LIVE, _STARTS = b"live", b"starts"
+#: ``per_group`` (:mod:`._lmdb_limits`).
+_LIVE = b"live"
 _LEVEL = 8  # bytes of the priority level after a queue's prefix in ``visible``
 
 
@@ -123,8 +121,8 @@ def _migrate_3(txn: Any, dbs: Mapping[bytes, Any]) -> None:
 
 
 def _migrate_4(txn: Any, dbs: Mapping[bytes, Any]) -> None:
-    """Format 4 -> 5: ``settings`` values gain the limits (none); the ``live`` and
-    ``starts`` sub-databases are opened empty (no queue has a limit). Records of formats
+    """Format 4 -> 5: ``settings`` values gain the limits (none) and ``rate_next``; the
+    ``live`` sub-database is opened empty (no queue has a limit). Records of formats
     2 and 3 are read as they are (no group); record format 4 (with the group) is written
     for a message of a group, and the ``visible`` values of messages without a group
     are as before."""
@@ -147,7 +145,6 @@ SCHEMA = Schema(
         _HISTORY,
         _HISTORY_IDS,
         _LIVE,
-        _STARTS,
     ),
     {1: _migrate_1, 2: _migrate_2, 3: _migrate_3, 4: _migrate_4},
 )
@@ -168,7 +165,6 @@ class _Tx:
         "records",
         "retentions",
         "settings",
-        "starts",
         "txn",
         "visible",
     )
@@ -185,9 +181,9 @@ class _Tx:
         self.history = dbs[_HISTORY]
         self.history_ids = dbs[_HISTORY_IDS]
         self.live = dbs[_LIVE]
-        self.starts = dbs[_STARTS]
         self.meta = dbs[lmdb_env.META_DB]
-        self.known: dict[str, QueueSettings] = {}  # settings read in this transaction
+        # The settings (and rate_next) of each queue, read once per transaction.
+        self.known: dict[str, tuple[QueueSettings, float | None]] = {}
 
     # -- records --------------------------------------------------------------------
 
@@ -326,21 +322,30 @@ class _Tx:
             return None
         if settings is NO_SETTINGS or not limited(settings):
             return self.head(queue, now)
-        gate = self.gate(queue, settings, now, prune=False)
+        gate = self.gate(queue, now)
         return self.head(queue, now, gate.full) if gate.open() else None
 
-    def gate(self, queue: str, settings: QueueSettings, now: float, *, prune: bool) -> Gate:
-        """The limits of ``queue`` counted at ``now`` (``prune``: a write transaction
-        that drops the lease starts that left the rate window)."""
-        return Gate(self.txn, (self.live, self.starts), queue, settings, now, prune=prune)
+    def gate(self, queue: str, now: float) -> Gate:
+        """The limits of ``queue`` counted at ``now``."""
+        settings, rate_next = self.read_settings(queue)
+        return Gate(self.txn, self.live, queue, settings, rate_next, now)
 
     def queue_settings(self, queue: str) -> QueueSettings:
         """The queue's settings, read once per transaction."""
-        settings = self.known.get(queue)
-        if settings is None:
+        return self.read_settings(queue)[0]
+
+    def read_settings(self, queue: str) -> tuple[QueueSettings, float | None]:
+        """(the queue's settings, ``rate_next``), read once per transaction."""
+        known = self.known.get(queue)
+        if known is None:
             data = self.txn.get(queue.encode(), db=self.settings)
-            settings = self.known[queue] = unpack_settings(data)
-        return settings
+            known = (NO_SETTINGS, None) if data is None else unpack_settings(data)
+            self.known[queue] = known
+        return known
+
+    def write_settings(self, queue: str, settings: QueueSettings, rate_next: float | None) -> None:
+        self.txn.put(queue.encode(), pack_settings(settings, rate_next), db=self.settings)
+        self.known[queue] = (settings, rate_next)
 
     def count_leases(self, queue: str, on: bool) -> None:
         """Start (``on``) or stop keeping the inflight messages of ``queue`` in ``live``:
@@ -670,7 +675,7 @@ class LMDBQueueStore(QueueStore):
         if settings.paused:
             return rows
         limits = settings is not NO_SETTINGS and limited(settings)
-        gate = tx.gate(queue, settings, now, prune=True) if limits else None
+        gate = tx.gate(queue, now) if limits else None
         counted = limits and counts_leases(settings)
         while len(rows) < n:
             if gate is None:
@@ -691,7 +696,7 @@ class LMDBQueueStore(QueueStore):
             if gate is not None:
                 gate.took(record.group)
         if gate is not None and rows and settings.rate is not None:
-            add_starts(tx.txn, tx.starts, queue, now, len(rows), gate.started)
+            tx.write_settings(queue, settings, gate.rate_next)
         return rows
 
     def ack(self, queue: str, message_id: str, lease_token: str | None) -> None:
@@ -1010,8 +1015,10 @@ class LMDBQueueStore(QueueStore):
 
     def set_paused(self, queue: str, paused: bool) -> QueueSettings:
         def work(txn: Any, dbs: Mapping[bytes, Any]) -> QueueSettings:
-            settings = _Tx(txn, dbs).queue_settings(queue)._replace(paused=paused)
-            txn.put(queue.encode(), pack_settings(settings), db=dbs[_SETTINGS])
+            tx = _Tx(txn, dbs)
+            settings, rate_next = tx.read_settings(queue)
+            settings = settings._replace(paused=paused)
+            tx.write_settings(queue, settings, rate_next)
             return settings
 
         return self._env().write(work)
@@ -1019,13 +1026,11 @@ class LMDBQueueStore(QueueStore):
     def set_limits(self, queue: str, limits: Mapping[str, int | float | None]) -> QueueSettings:
         def work(txn: Any, dbs: Mapping[bytes, Any]) -> QueueSettings:
             tx = _Tx(txn, dbs)
-            old = tx.queue_settings(queue)
+            old, rate_next = tx.read_settings(queue)
             settings = merged_limits(old, limits)
-            txn.put(queue.encode(), pack_settings(settings), db=tx.settings)
+            tx.write_settings(queue, settings, None if settings.rate is None else rate_next)
             if counts_leases(settings) != counts_leases(old):
                 tx.count_leases(queue, counts_leases(settings))
-            if settings.rate is None:
-                drop_entries(txn, tx.starts, queue)
             return settings
 
         return self._env().write(work)
@@ -1038,12 +1043,12 @@ class LMDBQueueStore(QueueStore):
             ready = tx.stats(queue, now).ready
             if not ready or not (settings.paused or limited(settings)):
                 return None, 0
-            gate = tx.gate(queue, settings, now, prune=False)
+            gate = tx.gate(queue, now)
             return hold(
                 settings,
                 ready=ready,
                 inflight=gate.inflight,
-                started=gate.started,
+                rate_full=gate.rate_full,
                 in_full_groups=tx.ready_in(queue, now, gate.full),
             )
 
@@ -1059,14 +1064,14 @@ class LMDBQueueStore(QueueStore):
             now = self.clock()
             if earliest > now or not limited(settings):
                 return max(0.0, earliest - now)
-            gate = tx.gate(queue, settings, now, prune=False)
+            gate = tx.gate(queue, now)
             if gate.open() and tx.head(queue, now, gate.full) is not None:
                 return 0.0
-            # Ready messages held back by a limit: until a start leaves the rate window,
-            # or the earliest live lease ends (a settle frees a slot sooner).
-            if settings.rate is not None and gate.started >= settings.rate:
-                assert gate.oldest is not None
-                return max(0.0, gate.oldest + float(settings.rate_period) - now)
+            # Ready messages held back by a limit: until the rate lets a lease start, or
+            # the earliest live lease ends (a settle frees a slot sooner).
+            if gate.rate_full:
+                assert gate.rate_next is not None
+                return gate.rate_next - now
             end = first_live_end(txn, tx.live, queue, now) if counts_leases(settings) else None
             return None if end is None else max(0.0, end - now)
 

@@ -173,4 +173,4 @@ def test_an_lmdb_environment_of_the_previous_release_migrates_in_place(tmp_path:
         assert txn.get(b"version", db=meta) == str(SCHEMA.version).encode() == b"5"
         names = set(txn.cursor().iternext(values=False))
     env.close()
-    assert {b"settings", b"live", b"starts"} <= names
+    assert {b"settings", b"live"} <= names
