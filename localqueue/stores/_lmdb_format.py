@@ -15,16 +15,15 @@ Sub-databases (all in one environment):
 * ``keys`` (version 2): ``queue NUL key`` -> id of the message holding that key (waiting
   or leased; a dead letter holds none), written in the transaction that changes it;
 * ``settings`` (version 3): queue -> the settings of a queue given any (its pause;
-  version 5: and its limits, :mod:`localqueue.stores._lmdb_limits`);
+  version 5: and its limits, and when its rate lets the next lease start: see
+  :mod:`localqueue.stores._lmdb_limits`);
 * ``retention`` (version 4): queue -> its retention and how many history records it
   holds (:class:`Retention`), written by ``keep`` and by every settle that records;
 * ``history`` (version 4): ``queue NUL finished_at seq`` -> packed :class:`HistoryRow`,
   oldest finish first, and ``history_ids``: message id -> its key in ``history``;
 * ``live`` (version 5): ``queue NUL lease_expires_at seq`` -> ``NUL group`` (empty: no
   group), one entry per inflight message of a queue with ``max_inflight`` or
-  ``per_group``, and only of those queues; ``starts`` (version 5): ``queue NUL
-  started_at`` -> how many leases of a queue with a ``rate`` started then, and ``queue``
-  -> how many its entries hold (see :mod:`localqueue.stores._lmdb_limits`);
+  ``per_group``, and only of those queues (see :mod:`localqueue.stores._lmdb_limits`);
 * ``meta``: format name, schema version, the environment's id tag, the last sequence.
 
 Version 1 (release 0.3) had no ``keys`` and no level in ``visible``; its records (format
