@@ -3,21 +3,27 @@
 Sub-databases (all in one environment):
 
 * ``records``: message id -> packed :class:`Record` (the whole message);
-* ``visible``: ``queue NUL level visible_at seq`` -> ``kind id``, one entry per message
-  that is not dead, ordered the way ``lease`` hands messages out: ``level`` orders the
-  priorities highest first, and ``visible_at`` is ``available_at`` for a pending message
-  (kind ``P``) and ``lease_expires_at`` for an inflight one (kind ``I``). The first entry
-  of each level is that priority's next message; lease walks the levels (one seek each);
+* ``visible``: ``queue NUL level visible_at seq`` -> ``kind id`` (``kind id NUL group``
+  for a message of a group, version 5), one entry per message that is not dead, ordered
+  the way ``lease`` hands messages out: ``level`` orders the priorities highest first,
+  and ``visible_at`` is ``available_at`` for a pending message (kind ``P``) and
+  ``lease_expires_at`` for an inflight one (kind ``I``). The first entry of each level
+  is that priority's next message; lease walks the levels (one seek each);
 * ``dead``: ``queue NUL dead_at seq`` -> id, the dead letters oldest death first;
 * ``counts``: queue -> (pending, inflight, dead) stored counts; a queue with no message
   has no entry, so ``counts`` lists the queues;
 * ``keys`` (version 2): ``queue NUL key`` -> id of the message holding that key (waiting
   or leased; a dead letter holds none), written in the transaction that changes it;
-* ``settings`` (version 3): queue -> the settings of a queue given any (its pause);
+* ``settings`` (version 3): queue -> the settings of a queue given any (its pause;
+  version 5: and its limits, and when its rate lets the next lease start: see
+  :mod:`localqueue.stores._lmdb_limits`);
 * ``retention`` (version 4): queue -> its retention and how many history records it
   holds (:class:`Retention`), written by ``keep`` and by every settle that records;
 * ``history`` (version 4): ``queue NUL finished_at seq`` -> packed :class:`HistoryRow`,
   oldest finish first, and ``history_ids``: message id -> its key in ``history``;
+* ``live`` (version 5): ``queue NUL lease_expires_at seq`` -> ``NUL group`` (empty: no
+  group), one entry per inflight message of a queue with ``max_inflight`` or
+  ``per_group``, and only of those queues (see :mod:`localqueue.stores._lmdb_limits`);
 * ``meta``: format name, schema version, the environment's id tag, the last sequence.
 
 Version 1 (release 0.3) had no ``keys`` and no level in ``visible``; its records (format
@@ -44,6 +50,8 @@ __all__ = [
     "Counts",
     "Record",
     "Retention",
+    "entry_id",
+    "group_suffix",
     "history_key",
     "index_key",
     "key_entry",
@@ -52,6 +60,7 @@ __all__ = [
     "level_after",
     "pack_history",
     "queue_prefix",
+    "time_key",
     "unpack_history",
     "visible_key",
 ]
@@ -82,6 +91,11 @@ def queue_prefix(queue: str) -> bytes:
     return queue.encode() + b"\x00"
 
 
+def time_key(queue: str, when: float) -> bytes:
+    """``queue NUL when``: the start of the index keys of ``queue`` at time ``when``."""
+    return queue_prefix(queue) + _sortable(when)
+
+
 def index_key(queue: str, when: float, seq: int) -> bytes:
     return queue_prefix(queue) + _sortable(when) + _U64.pack(seq)
 
@@ -109,6 +123,17 @@ def visible_key(queue: str, priority: int, when: float, seq: int) -> bytes:
     return queue_prefix(queue) + level(priority) + _sortable(when) + _U64.pack(seq)
 
 
+def group_suffix(group: str | None) -> bytes:
+    """What follows the id in a ``visible`` value (and makes a ``live`` value): nothing
+    for a message without a group, NUL and the group's bytes otherwise."""
+    return b"" if group is None else b"\x00" + group.encode()
+
+
+def entry_id(value: bytes) -> bytes:
+    """The message id of a ``visible`` value (``kind id``, maybe ``NUL group`` after)."""
+    return value[1:].partition(b"\x00")[0]
+
+
 def key_entry(queue: str, key: str) -> bytes:
     """The ``keys`` sub-database's key for ``key`` of ``queue``."""
     return queue_prefix(queue) + key.encode()
@@ -116,20 +141,26 @@ def key_entry(queue: str, key: str) -> bytes:
 
 # -- records ---------------------------------------------------------------------------
 
-# format, state, which optional times are set, attempts, seq, then six times:
+# format, state, which optional times are set (bit 7, version 5: the lease is counted in
+# ``live``), attempts, seq, then six times:
 # enqueued_at, available_at, leased_at, lease_expires_at, failed_at, dead_at; format 2
 # adds the priority. Then the fields queue, leased_by, lease_token, last_error (format
 # 2: and key), each a length (or _NONE) and its bytes, and the value to the end.
-# Format 3 adds a seventh time, first_started_at, and a sixth field, errors.
+# Format 3 adds a seventh time, first_started_at, and a sixth field, errors; format 4 a
+# seventh field, the group. A record without a group is still written in format 3 (what
+# format 4 would say, one field shorter: the lease of a queue without groups packs and
+# unpacks no more than before groups).
 _HEADS = {
     1: struct.Struct(">BBBQQ6d"),
     2: struct.Struct(">BBBQQ6dq"),
     3: struct.Struct(">BBBQQ7dq"),
+    4: struct.Struct(">BBBQQ7dq"),
 }
-_FIELDS = {1: 4, 2: 5, 3: 6}
+_FIELDS = {1: 4, 2: 5, 3: 6, 4: 7}
 _LEN = struct.Struct(">I")
 _NONE = 0xFFFFFFFF  # length that stands for None
-_FORMAT = 3
+_FORMAT, _GROUP_FORMAT = 3, 4
+_COUNTED = 1 << 7  # in the byte of optional times present: the lease is in ``live``
 _OPTIONAL_TIMES = (
     "available_at",
     "leased_at",
@@ -140,10 +171,14 @@ _OPTIONAL_TIMES = (
 )
 
 
+@dataclass(slots=True)
 class Record(StoredMessage):
-    """A :class:`StoredMessage` with its LMDB key and value: ``seq`` orders the index."""
+    """A :class:`StoredMessage` with its LMDB key and value: ``seq`` orders the index.
+    ``counted`` (version 5): its lease has an entry in ``live`` (a bit of the record, so
+    that settling a lease of a queue without limits reads nothing more to know it has
+    none)."""
 
-    __slots__ = ()
+    counted: bool = False
 
     def index_entry(self) -> tuple[bool, bytes]:
         """(is it in the dead index, its key there)."""
@@ -151,6 +186,11 @@ class Record(StoredMessage):
             assert self.dead_at is not None
             return True, index_key(self.queue, self.dead_at, self.seq)
         return False, visible_key(self.queue, self.priority, self.visible_at(), self.seq)
+
+    def live_entry(self) -> bytes:
+        """Its key in ``live``: an inflight record of a queue that counts its leases."""
+        assert self.lease_expires_at is not None
+        return index_key(self.queue, self.lease_expires_at, self.seq)
 
     def pack(self) -> bytes:
         present = 0
@@ -160,14 +200,19 @@ class Record(StoredMessage):
             if when is not None:
                 present |= 1 << bit
             times.append(0.0 if when is None else when)
-        head = _HEADS[_FORMAT]
-        fixed = (_FORMAT, self.state, present, self.attempts, self.seq, *times, self.priority)
+        if self.counted:
+            present |= _COUNTED
+        form = _FORMAT if self.group is None else _GROUP_FORMAT
+        head = _HEADS[form]
+        fixed = (form, self.state, present, self.attempts, self.seq, *times, self.priority)
         parts = [head.pack(*fixed)]
         for text in (self.queue, self.leased_by, self.lease_token):
             parts.append(_field(None if text is None else text.encode()))
         parts.append(_field(self.last_error))
         parts.append(_field(None if self.key is None else self.key.encode()))
         parts.append(_field(None if self.errors is None else _join(self.errors)))
+        if self.group is not None:
+            parts.append(_field(self.group.encode()))
         parts.append(self.value)
         return b"".join(parts)
 
@@ -203,6 +248,7 @@ class Record(StoredMessage):
         queue, leased_by, lease_token, last_error, *rest = fields
         key = rest[0] if rest else None
         errors = rest[1] if len(rest) > 1 else None
+        group = rest[2] if len(rest) > 2 else None
         assert queue is not None
         record = cls(
             message_id,
@@ -225,6 +271,8 @@ class Record(StoredMessage):
         )
         record.first_started_at = optional[5]
         record.errors = None if errors is None else _split(errors)
+        record.group = None if group is None else group.decode()
+        record.counted = bool(present & _COUNTED)
         return record
 
 

@@ -37,6 +37,8 @@ from localqueue.stores._lmdb_format import (
     Counts,
     Record,
     Retention,
+    entry_id,
+    group_suffix,
     history_key,
     key_entry,
     key_time,
@@ -45,14 +47,28 @@ from localqueue.stores._lmdb_format import (
     queue_prefix,
     unpack_history,
 )
+from localqueue.stores._lmdb_limits import (
+    NO_SETTINGS,
+    Gate,
+    counts_leases,
+    first_live_end,
+    limited,
+    pack_settings,
+    unpack_settings,
+    upgrade_settings,
+)
 from localqueue.stores.base import (
     DEAD,
+    INFLIGHT,
     PEEK_STATES,
     WAITING,
     QueueStore,
     Row,
+    check_groups,
     check_keyed,
+    hold,
     key_held,
+    merged_limits,
 )
 from localqueue.stores.record import held
 
@@ -72,10 +88,13 @@ _RECORDS, _VISIBLE, _DEAD, _COUNTS = b"records", b"visible", b"dead", b"counts"
 ATTEMPTS = b"attempts"
 _KEYS = b"keys"
 #: Format 3 (issue 27): queue name -> the settings of a queue that was given any
-#: (:func:`_pack_settings`), read by every lease in its own transaction.
+#: (:func:`pack_settings`), read by every lease in its own transaction.
 _SETTINGS = b"settings"
 #: Format 4 (issue 28): queue name -> its retention (:class:`Retention`), and the history.
 _RETENTION, _HISTORY, _HISTORY_IDS = b"retention", b"history", b"history_ids"
+#: Format 5 (issue 27, limits): the live leases of queues with ``max_inflight`` or
+#: ``per_group`` (:mod:`._lmdb_limits`).
+_LIVE = b"live"
 _LEVEL = 8  # bytes of the priority level after a queue's prefix in ``visible``
 
 
@@ -101,18 +120,19 @@ def _migrate_3(txn: Any, dbs: Mapping[bytes, Any]) -> None:
     are (no first start, no errors) and written in record format 3 when they next change."""
 
 
-def _pack_settings(settings: QueueSettings) -> bytes:
-    """One byte per setting, in field order (``paused``: 0 or 1)."""
-    return bytes([int(settings.paused)])
-
-
-def _unpack_settings(data: bytes | None) -> QueueSettings:
-    return QueueSettings() if data is None else QueueSettings(paused=bool(data[0]))
+def _migrate_4(txn: Any, dbs: Mapping[bytes, Any]) -> None:
+    """Format 4 -> 5: ``settings`` values gain the limits (none) and ``rate_next``; the
+    ``live`` sub-database is opened empty (no queue has a limit). Records of formats
+    2 and 3 are read as they are (no group); record format 4 (with the group) is written
+    for a message of a group, and the ``visible`` values of messages without a group
+    are as before."""
+    for queue, data in list(txn.cursor(db=dbs[_SETTINGS])):
+        txn.put(queue, upgrade_settings(data), db=dbs[_SETTINGS])
 
 
 SCHEMA = Schema(
     b"localqueue-queue",
-    4,
+    5,
     (
         _RECORDS,
         _VISIBLE,
@@ -124,8 +144,9 @@ SCHEMA = Schema(
         _RETENTION,
         _HISTORY,
         _HISTORY_IDS,
+        _LIVE,
     ),
-    {1: _migrate_1, 2: _migrate_2, 3: _migrate_3},
+    {1: _migrate_1, 2: _migrate_2, 3: _migrate_3, 4: _migrate_4},
 )
 
 
@@ -138,6 +159,8 @@ class _Tx:
         "history",
         "history_ids",
         "keys",
+        "known",
+        "live",
         "meta",
         "records",
         "retentions",
@@ -157,7 +180,10 @@ class _Tx:
         self.retentions = dbs[_RETENTION]
         self.history = dbs[_HISTORY]
         self.history_ids = dbs[_HISTORY_IDS]
+        self.live = dbs[_LIVE]
         self.meta = dbs[lmdb_env.META_DB]
+        # The settings (and rate_next) of each queue, read once per transaction.
+        self.known: dict[str, tuple[QueueSettings, float | None]] = {}
 
     # -- records --------------------------------------------------------------------
 
@@ -173,23 +199,32 @@ class _Tx:
         return held(self.find(queue, message_id), queue, message_id, token)
 
     def unindex(self, record: Record) -> int:
-        """Take ``record`` out of its index; returns its stored state for :meth:`save`."""
+        """Take ``record`` out of its index (and ``live``); returns its stored state for
+        :meth:`save`."""
         dead, key = record.index_entry()
         self.txn.delete(key, db=self.dead if dead else self.visible)
+        if record.counted:
+            self.txn.delete(record.live_entry(), db=self.live)
         return record.state
 
     def save(self, record: Record, old_state: int | None) -> None:
-        """Write ``record``, index it under its current state, and move it between the
-        queue's counts (``old_state`` None for a new record)."""
+        """Write ``record``, index it under its current state (in ``live`` too while it
+        is inflight and ``counted``), and move it between the queue's counts
+        (``old_state`` None for a new record)."""
+        if record.counted and record.state != INFLIGHT:
+            record.counted = False  # settled: its lease counts no more
         dead, key = record.index_entry()
         raw_id = record.id.encode()
         if dead:
             self.txn.put(key, raw_id, db=self.dead)
             self.let_go(record)
         else:
-            self.txn.put(key, KIND[record.state] + raw_id, db=self.visible)
+            group = b"" if record.group is None else group_suffix(record.group)
+            self.txn.put(key, KIND[record.state] + raw_id + group, db=self.visible)
             if record.key is not None and old_state in (None, DEAD):  # now holds its key
                 self.txn.put(key_entry(record.queue, record.key), raw_id, db=self.keys)
+            if record.counted:
+                self.txn.put(record.live_entry(), group, db=self.live)
         self.txn.put(raw_id, record.pack(), db=self.records)
         if old_state != record.state:
             counts = self.load_counts(record.queue)
@@ -241,21 +276,99 @@ class _Tx:
                 return
             seek = prefix + after
 
-    def head(self, queue: str, now: float) -> tuple[float, str] | None:
-        """(visible_at, id) of the message ``lease`` hands out next at ``now``: the first
-        visible one of the highest level that has one. None when none is visible, or
-        the queue is paused."""
-        if self.queue_settings(queue).paused:
-            return None
+    def head(
+        self, queue: str, now: float, full: set[bytes] | None = None
+    ) -> tuple[float, str] | None:
+        """(visible_at, id) of the first message visible at ``now`` in lease order (the
+        first visible one of the highest level that has one), passing over those of the
+        groups in ``full``; None when there is none. Settings are the caller's."""
         start = len(queue_prefix(queue)) + _LEVEL
         for key, cursor in self.levels(queue):
             when = key_time(key, start)
-            if when <= now:
-                return when, cursor.value()[1:].decode()
+            if when > now:
+                continue
+            if not full:  # entry_id inline: this is every lease's path
+                return when, cursor.value()[1:].partition(b"\x00")[0].decode()
+            top = key[:start]
+            for entry, value in cursor.iternext():  # this level, from its first entry
+                when = key_time(entry, start)
+                if not entry.startswith(top) or when > now:
+                    break
+                raw_id, sep, group = value[1:].partition(b"\x00")
+                if not sep or group not in full:
+                    return when, raw_id.decode()
         return None
 
+    def ready_in(self, queue: str, now: float, groups: set[bytes]) -> int:
+        """How many messages visible at ``now`` belong to ``groups``."""
+        if not groups:
+            return 0
+        start = len(queue_prefix(queue)) + _LEVEL
+        count = 0
+        for key, cursor in self.levels(queue):
+            top = key[:start]
+            for entry, value in cursor.iternext():
+                if not entry.startswith(top) or key_time(entry, start) > now:
+                    break
+                _, sep, group = value[1:].partition(b"\x00")
+                count += bool(sep) and group in groups
+        return count
+
+    def lease_head(self, queue: str, now: float) -> tuple[float, str] | None:
+        """:meth:`head` as the queue's settings let ``lease`` take it at ``now`` (None
+        while paused or held back by a limit); reads only."""
+        settings = self.queue_settings(queue)
+        if settings.paused:
+            return None
+        if settings is NO_SETTINGS or not limited(settings):
+            return self.head(queue, now)
+        gate = self.gate(queue, now)
+        return self.head(queue, now, gate.full) if gate.open() else None
+
+    def gate(self, queue: str, now: float) -> Gate:
+        """The limits of ``queue`` counted at ``now``."""
+        settings, rate_next = self.read_settings(queue)
+        return Gate(self.txn, self.live, queue, settings, rate_next, now)
+
     def queue_settings(self, queue: str) -> QueueSettings:
-        return _unpack_settings(self.txn.get(queue.encode(), db=self.settings))
+        """The queue's settings, read once per transaction."""
+        return self.read_settings(queue)[0]
+
+    def read_settings(self, queue: str) -> tuple[QueueSettings, float | None]:
+        """(the queue's settings, ``rate_next``), read once per transaction."""
+        known = self.known.get(queue)
+        if known is None:
+            data = self.txn.get(queue.encode(), db=self.settings)
+            known = (NO_SETTINGS, None) if data is None else unpack_settings(data)
+            self.known[queue] = known
+        return known
+
+    def write_settings(self, queue: str, settings: QueueSettings, rate_next: float | None) -> None:
+        self.txn.put(queue.encode(), pack_settings(settings, rate_next), db=self.settings)
+        self.known[queue] = (settings, rate_next)
+
+    def count_leases(self, queue: str, on: bool) -> None:
+        """Start (``on``) or stop keeping the inflight messages of ``queue`` in ``live``:
+        each is flagged ``counted`` and has its entry there, or neither."""
+        inflight = self.load_counts(queue).inflight
+        prefix = queue_prefix(queue)
+        cursor = self.txn.cursor(db=self.visible)
+        ids: list[str] = []
+        if inflight and cursor.set_range(prefix):
+            for key, value in cursor:
+                if not key.startswith(prefix) or len(ids) == inflight:
+                    break
+                if value[:1] == KIND[INFLIGHT]:
+                    ids.append(entry_id(value).decode())
+        for message_id in ids:
+            record = self.find(queue, message_id)
+            assert record is not None, "index entry without a record"
+            if on:
+                self.txn.put(record.live_entry(), group_suffix(record.group), db=self.live)
+            else:
+                self.txn.delete(record.live_entry(), db=self.live)
+            record.counted = on
+            self.txn.put(record.id.encode(), record.pack(), db=self.records)
 
     def earliest(self, queue: str) -> float | None:
         """The smallest visibility time of the queue's live messages (None: none)."""
@@ -429,7 +542,9 @@ class LMDBQueueStore(QueueStore):
         delay: float = 0.0,
         maxsize: int = 0,
         priority: int = 0,
+        groups: Sequence[str | None] | None = None,
     ) -> list[Row]:
+        check_groups(values, groups)
         if not values:
             return []
 
@@ -437,7 +552,7 @@ class LMDBQueueStore(QueueStore):
             tx = _Tx(txn, dbs)
             now = self.clock()
             self._check_room(tx, queue, len(values), maxsize)
-            return self._insert(tx, queue, values, now, delay, priority)
+            return self._insert(tx, queue, values, now, delay, priority, groups)
 
         return self._env().write(work)
 
@@ -456,8 +571,10 @@ class LMDBQueueStore(QueueStore):
         delay: float = 0.0,
         maxsize: int = 0,
         priority: int = 0,
+        groups: Sequence[str | None] | None = None,
     ) -> tuple[list[Row], list[bool]]:
         check_keyed(values, keys, on_conflict)
+        check_groups(values, groups)
         if not values:
             return [], []
 
@@ -467,11 +584,12 @@ class LMDBQueueStore(QueueStore):
             self._check_room(tx, queue, len(values), maxsize)
             rows: list[Row] = []
             duplicates: list[bool] = []
-            for value, key in zip(values, keys, strict=True):
+            each = zip(values, keys, groups or [None] * len(values), strict=True)
+            for value, key, group in each:
                 holder = None if key is None else tx.holder(queue, key)
                 if holder is None:
                     record = self._new(tx, queue, value, now, delay, priority)
-                    record.key = key
+                    record.key, record.group = key, group
                     tx.save(record, None)
                     rows.append(record.row(now))
                     duplicates.append(False)
@@ -479,7 +597,7 @@ class LMDBQueueStore(QueueStore):
                     raise key_held(queue, key, holder.id)
                 elif on_conflict == "replace" and holder.state == WAITING:
                     old_state = tx.unindex(holder)
-                    holder.replace(bytes(value), priority, now + delay)
+                    holder.replace(bytes(value), priority, now + delay, group)
                     tx.save(holder, old_state)
                     rows.append(holder.row(now))
                     duplicates.append(False)
@@ -509,8 +627,10 @@ class LMDBQueueStore(QueueStore):
         now: float,
         delay: float,
         priority: int = 0,
+        groups: Sequence[str | None] | None = None,
     ) -> list[Row]:
-        """Append ``values`` to ``queue`` inside the caller's write transaction."""
+        """Append ``values`` (of ``groups``, one each; None: none) to ``queue`` inside the
+        caller's write transaction."""
         tag, seq = tx.next_seq(len(values))
         rows = []
         for offset, value in enumerate(values):
@@ -519,6 +639,8 @@ class LMDBQueueStore(QueueStore):
                 f"{tag}-{number}", queue, bytes(value), WAITING, 0, number, now, now + delay
             )
             record.priority = priority
+            if groups is not None:
+                record.group = groups[offset]
             tx.save(record, None)
             rows.append(record.row(now))
         return rows
@@ -534,7 +656,7 @@ class LMDBQueueStore(QueueStore):
             return []
         env = self._env()
         # Peek in a read transaction first: an idle poller never takes the write lock.
-        if env.read(lambda txn, dbs: _Tx(txn, dbs).head(queue, self.clock())) is None:
+        if env.read(lambda txn, dbs: _Tx(txn, dbs).lease_head(queue, self.clock())) is None:
             return []
 
         def work(txn: Any, dbs: Mapping[bytes, Any]) -> list[Row]:
@@ -546,18 +668,35 @@ class LMDBQueueStore(QueueStore):
     def _lease_in(
         tx: _Tx, queue: str, n: int, now: float, lease_timeout: float, leased_by: str | None
     ) -> list[Row]:
-        """Lease up to ``n`` messages inside the caller's write transaction."""
+        """Lease up to ``n`` messages inside the caller's write transaction, as far as
+        the queue's settings let it (read and counted once, in this transaction)."""
         rows: list[Row] = []
+        settings = tx.queue_settings(queue)
+        if settings.paused:
+            return rows
+        limits = settings is not NO_SETTINGS and limited(settings)
+        gate = tx.gate(queue, now) if limits else None
+        counted = limits and counts_leases(settings)
         while len(rows) < n:
-            head = tx.head(queue, now)
+            if gate is None:
+                head = tx.head(queue, now)
+            elif gate.open():
+                head = tx.head(queue, now, gate.full)
+            else:
+                break
             if head is None:
                 break
             record = tx.find(queue, head[1])
             assert record is not None, "index entry without a record"
             old_state = tx.unindex(record)
             record.lease(now, lease_timeout, leased_by, secrets.token_hex(16))
+            record.counted = counted
             tx.save(record, old_state)
             rows.append(record.row(now))
+            if gate is not None:
+                gate.took(record.group)
+        if gate is not None and rows and settings.rate is not None:
+            tx.write_settings(queue, settings, gate.rate_next)
         return rows
 
     def ack(self, queue: str, message_id: str, lease_token: str | None) -> None:
@@ -780,7 +919,7 @@ class LMDBQueueStore(QueueStore):
             tx = _Tx(txn, dbs)
             doomed = [raw_id for _, raw_id in tx.entries(tx.dead, queue)]
             if not dead_only:
-                doomed += [value[1:] for _, value in tx.entries(tx.visible, queue)]
+                doomed += [entry_id(value) for _, value in tx.entries(tx.visible, queue)]
             for raw_id in doomed:
                 record = tx.find(queue, raw_id.decode())
                 assert record is not None, "index entry without a record"
@@ -816,7 +955,7 @@ class LMDBQueueStore(QueueStore):
         def work(txn: Any, dbs: Mapping[bytes, Any]) -> list[Row]:
             tx = _Tx(txn, dbs)
             now = self.clock()
-            raw_ids = [value[1:] for _, value in tx.entries(tx.visible, queue)]
+            raw_ids = [entry_id(value) for _, value in tx.entries(tx.visible, queue)]
             raw_ids += [raw_id for _, raw_id in tx.entries(tx.dead, queue)]
             records = [tx.find(queue, raw_id.decode()) for raw_id in raw_ids]
             found = sorted(
@@ -876,17 +1015,65 @@ class LMDBQueueStore(QueueStore):
 
     def set_paused(self, queue: str, paused: bool) -> QueueSettings:
         def work(txn: Any, dbs: Mapping[bytes, Any]) -> QueueSettings:
-            settings = _Tx(txn, dbs).queue_settings(queue)._replace(paused=paused)
-            txn.put(queue.encode(), _pack_settings(settings), db=dbs[_SETTINGS])
+            tx = _Tx(txn, dbs)
+            settings, rate_next = tx.read_settings(queue)
+            settings = settings._replace(paused=paused)
+            tx.write_settings(queue, settings, rate_next)
             return settings
 
         return self._env().write(work)
 
+    def set_limits(self, queue: str, limits: Mapping[str, int | float | None]) -> QueueSettings:
+        def work(txn: Any, dbs: Mapping[bytes, Any]) -> QueueSettings:
+            tx = _Tx(txn, dbs)
+            old, rate_next = tx.read_settings(queue)
+            settings = merged_limits(old, limits)
+            tx.write_settings(queue, settings, None if settings.rate is None else rate_next)
+            if counts_leases(settings) != counts_leases(old):
+                tx.count_leases(queue, counts_leases(settings))
+            return settings
+
+        return self._env().write(work)
+
+    def held_back(self, queue: str) -> tuple[str | None, int]:
+        def work(txn: Any, dbs: Mapping[bytes, Any]) -> tuple[str | None, int]:
+            tx = _Tx(txn, dbs)
+            now = self.clock()
+            settings = tx.queue_settings(queue)
+            ready = tx.stats(queue, now).ready
+            if not ready or not (settings.paused or limited(settings)):
+                return None, 0
+            gate = tx.gate(queue, now)
+            return hold(
+                settings,
+                ready=ready,
+                inflight=gate.inflight,
+                rate_full=gate.rate_full,
+                in_full_groups=tx.ready_in(queue, now, gate.full),
+            )
+
+        return self._env().read(work)
+
     def next_visible_in(self, queue: str) -> float | None:
         def work(txn: Any, dbs: Mapping[bytes, Any]) -> float | None:
             tx = _Tx(txn, dbs)
-            earliest = None if tx.queue_settings(queue).paused else tx.earliest(queue)
-            return None if earliest is None else max(0.0, earliest - self.clock())
+            settings = tx.queue_settings(queue)
+            earliest = None if settings.paused else tx.earliest(queue)
+            if earliest is None:
+                return None
+            now = self.clock()
+            if earliest > now or not limited(settings):
+                return max(0.0, earliest - now)
+            gate = tx.gate(queue, now)
+            if gate.open() and tx.head(queue, now, gate.full) is not None:
+                return 0.0
+            # Ready messages held back by a limit: until the rate lets a lease start, or
+            # the earliest live lease ends (a settle frees a slot sooner).
+            if gate.rate_full:
+                assert gate.rate_next is not None
+                return gate.rate_next - now
+            end = first_live_end(txn, tx.live, queue, now) if counts_leases(settings) else None
+            return None if end is None else max(0.0, end - now)
 
         return self._env().read(work)
 

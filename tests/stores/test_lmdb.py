@@ -43,6 +43,7 @@ def test_records_round_trip_every_field() -> None:
     full = Record(
         "t-7", "jobs", b'{"a":1}', 1, 3, 7, 1.5, 2.5, 3.5, 4.5, "wörker", "tok", b"{}", 5.5, None
     )
+    full.group = "customer-7"
     bare = Record("t-8", "q", b"", 0, 0, 8, -1.0, None)
     for record in (full, bare):
         assert Record.unpack(record.id, record.pack()) == record

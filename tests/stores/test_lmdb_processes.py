@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -138,6 +139,75 @@ def test_sigkilled_lease_holder_message_returns_after_expiry(tmp_path: Path) -> 
         q.ack(put.id, lease_token=token)  # the dead holder's token is fenced off
     q.ack(again)
     assert q.stats().total == 0
+    q.close()
+
+
+LIMITED_HOLDER = """
+    import sys, time
+    from localqueue import PersistentQueue
+    q = PersistentQueue("jobs", "lmdb://" + sys.argv[1], lease_timeout=1.0)
+    print("ready", *[m.value for m in q.get_messages(3)], flush=True)
+    time.sleep(600)
+"""
+
+
+def test_sigkilled_holder_frees_its_group_when_its_lease_ends(tmp_path: Path) -> None:
+    path = str(tmp_path / "env")
+    q = PersistentQueue("jobs", _url(path), lease_timeout=30)
+    q.put_many(["a1", "a2", "b1"], groups=["a", "a", "b"])
+    q.set_limits(per_group=1)
+    child = _child(LIMITED_HOLDER, path)
+    assert _ready(child) == ["a1", "b1"]  # "a2" waits for its group
+    _kill(child)
+    deadline = time.monotonic() + 30
+    while not (leased := q.get_messages(3)) and time.monotonic() < deadline:
+        time.sleep(0.05)  # until the dead holder's 1 s leases end
+    # "a2" (visible first) takes group "a"; "a1", expired, waits for it again.
+    assert [m.value for m in leased] == ["a2", "b1"]
+    assert q.store.held_back("jobs") == ("per_group", 1)
+    q.close()
+
+
+LEASER = """
+    import json, sys
+    from localqueue import PersistentQueue
+    q = PersistentQueue("jobs", "lmdb://" + sys.argv[1], lease_timeout=3600)
+    print("ready", flush=True)
+    sys.stdin.readline()
+    got = [m for _ in range(6) for m in q.get_messages(1)]  # one transaction each
+    print(json.dumps([m.group for m in got]), flush=True)
+"""
+
+
+@pytest.mark.parametrize(
+    ("limits", "leased"),
+    # 4/h: one start each 15 minutes at most, so one in all
+    [({"max_inflight": 3}, 3), ({"rate": "4/h"}, 1), ({"per_group": 1}, 10)],
+)
+def test_limits_hold_across_processes_leasing_at_once(
+    tmp_path: Path, limits: dict[str, object], leased: int
+) -> None:
+    """Four processes try 24 leases of 20 messages (two per group) at once: together
+    they get exactly what the limit allows, and with ``per_group`` 1 each group once."""
+    path = str(tmp_path / "env")
+    q = PersistentQueue("jobs", _url(path))
+    q.put_many(range(20), groups=[f"g{i % 10}" for i in range(20)])
+    q.set_limits(**limits)  # type: ignore[arg-type]
+    children = [_child(LEASER, path) for _ in range(4)]
+    for child in children:
+        _ready(child)
+    for child in children:  # release them together
+        assert child.stdin is not None
+        child.stdin.write("go\n")
+        child.stdin.flush()
+    groups = []
+    for child in children:
+        out, _ = child.communicate(timeout=60)
+        assert child.returncode == 0, out
+        groups += json.loads(out)
+    assert len(groups) == leased == q.stats().inflight
+    if "per_group" in limits:
+        assert sorted(groups) == sorted(f"g{i}" for i in range(10))
     q.close()
 
 

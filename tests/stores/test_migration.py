@@ -151,7 +151,9 @@ def test_version_names_the_schema_versions_it_writes() -> None:
         text=True,
         check=True,
     ).stdout
-    assert f"SQLite {_sqlite_sql.SCHEMA_VERSION}, LMDB 4, PostgreSQL 6)" in out
+from localqueue.stores.lmdb import SCHEMA
+
+    assert f"SQLite {_sqlite_sql.SCHEMA_VERSION}, LMDB {SCHEMA.version}, PostgreSQL 6)" in out
 
 
 def test_an_lmdb_environment_of_the_previous_release_migrates_in_place(tmp_path: Path) -> None:
@@ -170,5 +172,7 @@ def test_an_lmdb_environment_of_the_previous_release_migrates_in_place(tmp_path:
     env = lmdb.open(str(path), max_dbs=12, readonly=True, lock=False)
     with env.begin() as txn:
         meta = env.open_db(b"meta", txn=txn, create=False)
-        assert txn.get(b"version", db=meta) == str(SCHEMA.version).encode() == b"4"
+        assert txn.get(b"version", db=meta) == str(SCHEMA.version).encode() == b"5"
+        names = set(txn.cursor().iternext(values=False))
     env.close()
+    assert {b"settings", b"live"} <= names
