@@ -31,7 +31,7 @@ def test_version(cli):
 
     line = cli("--version", store=False).stdout
     assert line.startswith(f"localqueue {__version__} (store schema: SQLite 6, LMDB 5, ")
-    assert _sqlite_sql.SCHEMA_VERSION == 5 and line.endswith(", PostgreSQL 5)\n")
+    assert _sqlite_sql.SCHEMA_VERSION == 6 and line.endswith(", PostgreSQL 6)\n")
 
 
 @pytest.mark.parametrize(

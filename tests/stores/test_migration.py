@@ -151,7 +151,7 @@ def test_version_names_the_schema_versions_it_writes() -> None:
         text=True,
         check=True,
     ).stdout
-from localqueue.stores.lmdb import SCHEMA
+    from localqueue.stores.lmdb import SCHEMA
 
     assert f"SQLite {_sqlite_sql.SCHEMA_VERSION}, LMDB {SCHEMA.version}, PostgreSQL 6)" in out
 
