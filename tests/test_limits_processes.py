@@ -18,6 +18,8 @@ from tests.test_pause_processes import LOCALQUEUE, env, run, store_path, wait_un
 
 __all__ = ["env", "store_path"]  # the fixtures, shared with the pause tests
 
+pytestmark = pytest.mark.slow
+
 # A job: log "start <value> <time>", sleep a little, log "end <value> <time>" (the
 # value is one JSON line without spaces on its stdin).
 JOB = (
