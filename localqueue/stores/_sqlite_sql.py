@@ -221,14 +221,22 @@ _LEVELS = """WITH RECURSIVE levels(p) AS (
         FROM levels WHERE levels.p IS NOT NULL)"""
 # The queue's messages under a live lease: in each level, the live leases and delayed
 # messages are the entries visible only after now (one range each; a delayed one is read
-# to be told apart). Counted only for a queue with max_inflight.
-_LIVE_LEASES = """(SELECT sum((SELECT count(*) FROM messages
-        WHERE queue = :queue AND state < 2 AND priority = levels.p AND visible_at > :now
-            AND state = 1))
-    FROM levels WHERE levels.p IS NOT NULL)"""
+# to be told apart). Counted only for a queue with max_inflight. It walks the levels
+# with a CTE of its own: one that named the lease's `levels` made every lease 2 us
+# slower, max_inflight or not (15.7 against 18.0 us a lease, /dev/shm, 8 rounds).
+_LIVE_LEASES = """(WITH RECURSIVE live_levels(p) AS (
+        SELECT max(priority) FROM messages WHERE queue = :queue AND state < 2
+        UNION ALL
+        SELECT (SELECT max(priority) FROM messages
+                WHERE queue = :queue AND state < 2 AND priority < live_levels.p)
+        FROM live_levels WHERE live_levels.p IS NOT NULL)
+    SELECT sum((SELECT count(*) FROM messages
+            WHERE queue = :queue AND state < 2 AND priority = live_levels.p
+                AND visible_at > :now AND state = 1))
+    FROM live_levels WHERE live_levels.p IS NOT NULL)"""
 # Whether the queue's settings hold every lease back now: one primary-key probe for a
 # queue without settings (or without limits); the counts only for the limits it has.
-_HELD = f"""EXISTS (SELECT 1 FROM queue_settings WHERE queue = :queue AND (paused
+_HELD_BACK = f"""EXISTS (SELECT 1 FROM queue_settings WHERE queue = :queue AND (paused
         OR CASE WHEN max_inflight IS NULL THEN 0 ELSE max_inflight <= {_LIVE_LEASES} END
         OR CASE WHEN rate IS NULL THEN 0 ELSE :now < rate_next END))"""
 _PER_GROUP = "(SELECT per_group FROM queue_settings WHERE queue = :queue)"
@@ -246,7 +254,7 @@ _NEXT = f"""{_LEVELS}
                 AND {_GROUP_FREE}
             ORDER BY visible_at, seq LIMIT 1) AS s
         FROM levels WHERE levels.p IS NOT NULL)
-    WHERE s IS NOT NULL AND NOT {_HELD} LIMIT 1"""
+    WHERE s IS NOT NULL AND NOT {_HELD_BACK} LIMIT 1"""
 LEASE = f"""UPDATE messages
     SET state = 1, attempts = attempts + 1, leased_at = :now, lease_expires_at = :expires,
         first_started_at = coalesce(first_started_at, :now),
@@ -360,8 +368,7 @@ LEASE_ENDS = f"""{_LEVELS}
     FROM levels WHERE levels.p IS NOT NULL"""
 # held_back's counts (the settings are read by SETTINGS and RATE_NEXT): live leases,
 # and ready messages of full groups.
-HELD_COUNTS = f"""{_LEVELS}
-    SELECT {_LIVE_LEASES},
+HELD_COUNTS = f"""SELECT {_LIVE_LEASES},
         (SELECT count(*) FROM messages AS m WHERE queue = :queue AND state < 2
             AND visible_at <= :now AND grp IS NOT NULL AND {_GROUP_LEASES} >= :per_group)"""
 SET_LIMITS = """INSERT INTO queue_settings
