@@ -11,9 +11,18 @@ from collections import namedtuple
 
 TYPE_CHECKING = False  # typing costs start-up time; mypy still reads these imports
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
-__all__ = ["HISTORY_FIELDS", "HISTORY_STATUSES", "PRUNE_BATCH", "HistoryRow", "history_dict"]
+__all__ = [
+    "HISTORY_FIELDS",
+    "HISTORY_STATUSES",
+    "PRUNE_BATCH",
+    "Deferred",
+    "HistoryRow",
+    "encode_output",
+    "history_dict",
+]
 
 #: The statuses a record can have: how its message ended.
 HISTORY_STATUSES = ("acked", "dead")
@@ -43,6 +52,34 @@ HistoryRow = namedtuple(
     ],
 )
 HISTORY_FIELDS: tuple[str, ...] = HistoryRow._fields
+
+
+class Deferred:
+    """An output worked out only if a history record is written: ``make()`` gives the
+    value (``queue exec`` keeps its job's output tails this way, so that a queue without
+    history pays nothing for them)."""
+
+    __slots__ = ("make",)
+
+    def __init__(self, make: Callable[[], Any]) -> None:
+        self.make = make
+
+
+def encode_output(output: Any) -> bytes | None:
+    """A settlement's ``output`` as its history record keeps it (None: none): JSON, or
+    the ``repr`` of a value that is not JSON (a handler may return anything); a
+    :class:`Deferred` is worked out first. Stores call this only when they write a
+    record, so a queue that keeps no history never encodes an output."""
+    if type(output) is Deferred:
+        output = output.make()
+    if output is None:
+        return None
+    from localqueue import codec
+
+    try:
+        return codec.encode(output)
+    except (TypeError, ValueError):
+        return codec.encode(repr(output))
 
 
 def history_dict(row: HistoryRow) -> dict[str, Any]:

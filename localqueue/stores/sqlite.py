@@ -18,7 +18,7 @@ from localqueue import errors
 from localqueue.backends import StoreAddress
 from localqueue.backends.sqlite_file import SQLiteFile
 from localqueue.errors import LeaseLostError, MessageNotFoundError
-from localqueue.history import PRUNE_BATCH, HistoryRow
+from localqueue.history import PRUNE_BATCH, HistoryRow, encode_output
 from localqueue.message import QueueSettings, QueueStats
 from localqueue.stores import _sqlite_sql as sql
 from localqueue.stores.base import (
@@ -532,7 +532,7 @@ class SQLiteQueueStore(QueueStore):
         delay: float = 0.0,
         duration: float | None = None,
         exit_code: int | None = None,
-        output: bytes | None = None,
+        output: Any = None,
     ) -> bool:
         """End a held message's lease by ``action`` inside the caller's transaction;
         False when it is not held. An ack or dead-letter of a queue that keeps a history
@@ -549,7 +549,7 @@ class SQLiteQueueStore(QueueStore):
         if action in ("acked", "dead"):
             params.update(
                 id=message_id, status=action, duration=duration, exit_code=exit_code,
-                error=error, output=output,
+                error=error, output=encode_output(output),
             )  # fmt: skip
             if conn.execute(sql.RECORD, params).rowcount == 1:
                 self._recorded += 1

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from localqueue import Empty, PersistentQueue
-from localqueue.history import PRUNE_BATCH
+from localqueue.history import PRUNE_BATCH, Deferred
 from localqueue.outcome import Outcome
 from localqueue.stores.base import QueueStore
 from tests.conftest import Clock
@@ -59,6 +59,25 @@ def test_an_acked_message_leaves_one_record_with_its_fields(q: PersistentQueue) 
     assert record["finished_at"] >= message.leased_at
     assert q.finished(put.id) == record
     assert q.inspect(put.id) is None
+
+
+def test_an_output_is_worked_out_only_for_a_record(q: PersistentQueue) -> None:
+    asked: list[str] = []
+
+    def output(text: str) -> Deferred:
+        return Deferred(lambda: asked.append(text) or {"stdout": text})
+
+    q.put_many(["a", "b", "c"])
+    first = q.get_message(block=False)
+    assert q.settle_many([Outcome(first, "acked", output=output("off"))]) == ([True], [])
+    q.keep(count=10)
+    second = q.get_message(block=False)
+    q.settle_many([Outcome(second, "acked", output=output("on"))])
+    third = q.get_message(block=False)
+    q.settle_many([Outcome(third, "released", output=output("released"))])
+    assert asked == ["on"]  # no history, or no record: never worked out
+    (record,) = q.history()
+    assert (record["id"], record["output"]) == (second.id, {"stdout": "on"})
 
 
 def test_a_record_holds_every_attempts_error(q: PersistentQueue, clock: Clock) -> None:
