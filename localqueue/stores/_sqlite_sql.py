@@ -66,12 +66,15 @@ DELETE_ONE = "DELETE FROM messages WHERE seq = :seq AND nonce = :nonce AND queue
 # Version 5 (issue 28): retention, in the queue's settings row (keep finished messages
 # for keep_seconds and/or the newest keep_count of them; both NULL or no row: keep none),
 # and the history of finished messages, one record each, written by the settle transaction.
+# A settle writes its record into ``history_new``, a table without indexes (one page more
+# in its commit, where three b-trees would cost three), and every FLUSH_AT records the
+# settle that reaches that many moves them all into ``history`` in one statement (its
+# index pages written once for the lot), then prunes. Reads look at both tables.
 _KEEP_COLUMNS = (
     "ALTER TABLE queue_settings ADD COLUMN keep_seconds REAL",
     "ALTER TABLE queue_settings ADD COLUMN keep_count INTEGER",
 )
-_HISTORY_SCHEMA = (
-    """CREATE TABLE history (
+_HISTORY_TABLE = """(
         seq INTEGER PRIMARY KEY,
         queue TEXT NOT NULL,
         id TEXT NOT NULL,
@@ -88,9 +91,12 @@ _HISTORY_SCHEMA = (
         error BLOB,
         errors BLOB,
         output BLOB
-    )""",
+    )"""
+_HISTORY_SCHEMA = (
+    f"CREATE TABLE history {_HISTORY_TABLE}",
     "CREATE INDEX history_finished ON history (queue, finished_at)",
     "CREATE INDEX history_id ON history (id)",
+    f"CREATE TABLE history_new {_HISTORY_TABLE}",
 )
 
 SCHEMA = (
@@ -226,8 +232,9 @@ RETENTION = "SELECT keep_seconds, keep_count FROM queue_settings WHERE queue = ?
 KEEP = """INSERT INTO queue_settings (queue, keep_seconds, keep_count) VALUES (?, ?, ?)
     ON CONFLICT (queue) DO UPDATE SET keep_seconds = excluded.keep_seconds,
         keep_count = excluded.keep_count"""
-RECORD = f"""INSERT INTO history (queue, id, key, value, status, attempts, enqueued_at,
-        first_started_at, finished_at, duration, worker, exit_code, error, errors, output)
+_RECORD_COLUMNS = """queue, id, key, value, status, attempts, enqueued_at, first_started_at,
+    finished_at, duration, worker, exit_code, error, errors, output"""
+RECORD = f"""INSERT INTO history_new ({_RECORD_COLUMNS})
     SELECT queue, :id, key, value, :status, attempts, enqueued_at, first_started_at, :now,
         :duration, leased_by, :exit_code,
         CASE WHEN :status = 'dead' THEN coalesce(:error, last_error) END,
@@ -235,11 +242,24 @@ RECORD = f"""INSERT INTO history (queue, id, key, value, status, attempts, enque
     FROM messages WHERE {_HELD} AND {_KEEPING}"""
 HISTORY_COLUMNS = """id, queue, key, value, status, attempts, enqueued_at, first_started_at,
     finished_at, duration, worker, exit_code, error, errors, output"""
-HISTORY = f"""SELECT {HISTORY_COLUMNS} FROM history
-    WHERE queue = :queue AND finished_at >= :since
-        AND (:status IS NULL OR status = :status) AND (:key IS NULL OR key = :key)
-    ORDER BY finished_at DESC, seq DESC LIMIT :limit"""
-HISTORY_RECORD = f"SELECT {HISTORY_COLUMNS} FROM history WHERE id = ? AND queue = ?"
+# Records yet to be moved (the newest): before the moved ones of the same finish time.
+# A merge of the two, each side in its order: ``history`` down its index, so a page of
+# the newest reads a page, however many records there are.
+_LISTED = """WHERE queue = :queue AND finished_at >= :since
+        AND (:status IS NULL OR status = :status) AND (:key IS NULL OR key = :key)"""
+HISTORY = f"""SELECT {HISTORY_COLUMNS}, 1 AS moved, seq FROM history {_LISTED}
+    UNION ALL SELECT {HISTORY_COLUMNS}, 0, seq FROM history_new {_LISTED}
+    ORDER BY finished_at DESC, moved, seq DESC LIMIT :limit"""
+HISTORY_RECORD = f"""SELECT {HISTORY_COLUMNS} FROM history WHERE id = :id AND queue = :queue
+    UNION ALL SELECT {HISTORY_COLUMNS} FROM history_new WHERE id = :id AND queue = :queue"""
+# How many records history_new holds before the settle that wrote the last moves them
+# (its rowid: the table is emptied by each move), and the move.
+FLUSH_AT = 50
+FLUSH = (
+    f"""INSERT INTO history ({_RECORD_COLUMNS})
+        SELECT {_RECORD_COLUMNS} FROM history_new ORDER BY seq""",
+    "DELETE FROM history_new",
+)
 # Pruning, a batch at a time: records older than the retention, then the oldest past
 # its count (the count's boundary found by one walk down the index).
 PRUNE_AGE = """DELETE FROM history WHERE seq IN (SELECT seq FROM history

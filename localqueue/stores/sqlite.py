@@ -54,13 +54,11 @@ _KEYLESS = (None,) * 8  # ... and its key
 # Row(*fields) checks its 14 arguments in Python: tuple.__new__ makes the same Row at
 # half the cost, which was 5% of put_many and 20% of peek (bench put_many; peek of 5000).
 _new_row = tuple.__new__
-# A settling store prunes its queue's history (a batch past the age, and past the
-# count) every this many records it writes: half a batch, so that pruning keeps up.
-_PRUNE_EVERY = PRUNE_BATCH // 2
 
 
 def _history_row(r: tuple[Any, ...]) -> HistoryRow:
-    """The HistoryRow of a ``sql.HISTORY_COLUMNS`` result (``errors`` is JSON text there)."""
+    """The HistoryRow of a ``sql.HISTORY_COLUMNS`` result, maybe with more columns after
+    (``errors`` is JSON text there)."""
     errors = r[13]
     return _new_row(HistoryRow, (*r[:13], None if errors is None else errors.encode(), r[14]))
 
@@ -101,7 +99,9 @@ class SQLiteQueueStore(QueueStore):
         # polling an empty queue would hold producers up (2 producers + 2 consumers:
         # +7%), and would wait on, or fail under, a lock another process holds.
         self._found_none = True
-        self._recorded = 0  # history records written since the last pruning
+        # The last record this store wrote filled history_new (sql.FLUSH_AT): the settle
+        # moves the records into history and prunes before it commits.
+        self._flush_due = False
         self._kept: set[str] = set()  # queues whose last ack here found a history kept
 
     @staticmethod
@@ -551,8 +551,9 @@ class SQLiteQueueStore(QueueStore):
                 id=message_id, status=action, duration=duration, exit_code=exit_code,
                 error=error, output=encode_output(output),
             )  # fmt: skip
-            if conn.execute(sql.RECORD, params).rowcount == 1:
-                self._recorded += 1
+            recorded = conn.execute(sql.RECORD, params)
+            if recorded.rowcount == 1:
+                self._flush_due = self._flush_due or (recorded.lastrowid or 0) >= sql.FLUSH_AT
                 self._kept.add(queue)
             else:
                 self._kept.discard(queue)
@@ -567,14 +568,23 @@ class SQLiteQueueStore(QueueStore):
         raise ValueError(f"unknown settle action {action!r}")
 
     def _prune_due(self, conn: sqlite3.Connection, queue: str, now: float) -> int:
-        """Prune a batch (see :meth:`_prune`) once this store object wrote
-        ``_PRUNE_EVERY`` records since it last did; nothing while the queue keeps no
-        history (``store vacuum`` deletes what it kept)."""
-        if self._recorded < _PRUNE_EVERY:
+        """Once a record this store wrote filled history_new: move the records into
+        history and prune a batch of ``queue``'s (see :meth:`_prune`), in the caller's
+        transaction; so every process's settles prune, half a batch of records apart.
+        Nothing is pruned while the queue keeps no history (``store vacuum`` deletes
+        what it kept)."""
+        if not self._flush_due:
             return 0
-        self._recorded = 0
+        self._flush_due = False
+        self._flush(conn)
         retention = self._retention(conn, queue)
         return 0 if retention is None else self._prune(conn, queue, retention, now)
+
+    @staticmethod
+    def _flush(conn: sqlite3.Connection) -> None:
+        """Move every record of history_new into history (inside the caller's transaction)."""
+        for statement in sql.FLUSH:
+            conn.execute(statement)
 
     def _prune(self, conn: sqlite3.Connection, queue: str, retention: Retention, now: float) -> int:
         """Delete at most a batch of ``queue``'s records past its age and a batch past
@@ -835,11 +845,12 @@ class SQLiteQueueStore(QueueStore):
 
     def history_record(self, queue: str, message_id: str) -> HistoryRow | None:
         with self._file.session as conn:
-            found = conn.execute(sql.HISTORY_RECORD, (message_id, queue)).fetchone()
+            found = conn.execute(sql.HISTORY_RECORD, {"id": message_id, "queue": queue}).fetchone()
         return None if found is None else _history_row(found)
 
     def prune_history(self, queue: str) -> int:
         with self._file.session as conn, self._file.transaction(conn, "prune"):
+            self._flush(conn)
             # Off: what was kept goes too, a batch at a time.
             retention = self._retention(conn, queue) or (None, 0)
             return self._prune(conn, queue, retention, self.clock())

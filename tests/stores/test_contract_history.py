@@ -129,6 +129,28 @@ def test_history_is_newest_first_and_filters(q: PersistentQueue, clock: Clock) -
         q.history(status="released")
 
 
+def test_history_stays_newest_first_over_many_records(q: PersistentQueue, clock: Clock) -> None:
+    # More than a batch: a store may keep its newest records apart until it moves
+    # them (SQLite's history_new), and reads must not tell.
+    q.keep(3600)
+    count = PRUNE_BATCH + PRUNE_BATCH // 2 + 7
+    ids = [m.id for m in q.put_many(list(range(count)))]
+    for n in range(count):
+        message = q.get_message(block=False)
+        if n % 10 == 3:
+            q.dead_letter(message, error="no")
+        else:
+            q.settle_many([Outcome(message, "acked", output=n)])
+        if n % 2 == 0:  # pairs finish at one time, (49, 50) too: their order is the settles'
+            clock.advance(1.0)
+    assert [r["id"] for r in q.history()] == ids[::-1]
+    assert [r["id"] for r in q.history(limit=3)] == ids[:-4:-1]
+    assert [r["id"] for r in q.history(status="dead", limit=2)] == [ids[n] for n in (153, 143)]
+    for n in (0, count - 1):
+        record = q.finished(ids[n])
+        assert record is not None and record["output"] == n
+
+
 def test_retention_by_age_prunes_records_past_it(q: PersistentQueue, clock: Clock) -> None:
     q.keep(2.0)  # real seconds on PostgreSQL
     for n in range(3):
