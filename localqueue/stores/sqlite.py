@@ -54,6 +54,9 @@ _KEYLESS = (None,) * 8  # ... and its key
 # Row(*fields) checks its 14 arguments in Python: tuple.__new__ makes the same Row at
 # half the cost, which was 5% of put_many and 20% of peek (bench put_many; peek of 5000).
 _new_row = tuple.__new__
+# The least pause between two pruning steps of store vacuum while others write (see
+# SQLiteQueueStore.prune_expired).
+_PRUNE_YIELD = 0.03
 
 
 def _history_row(r: tuple[Any, ...]) -> HistoryRow:
@@ -849,7 +852,13 @@ class SQLiteQueueStore(QueueStore):
         return None if found is None else _history_row(found)
 
     def prune_history(self, queue: str) -> int:
-        with self._file.session as conn, self._file.transaction(conn, "prune"):
+        # Lost in a power cut, a pruning step is simply done again: no fsync of its own
+        # at full (see relaxed), so it holds the write lock for its deletes alone.
+        with (
+            self._file.session as conn,
+            self._file.relaxed(conn),
+            self._file.transaction(conn, "prune"),
+        ):
             self._flush(conn)
             # Off: what was kept goes too, a batch at a time.
             retention = self._retention(conn, queue) or (None, 0)
@@ -905,10 +914,14 @@ class SQLiteQueueStore(QueueStore):
 
     def prune_expired(self) -> int:
         """Delete every queue's history records past its retention, a batch per
-        transaction, pausing after each as long as it took: the write lock is held at
-        most half the time, so other writers (whose busy wait backs off) are not starved
-        by a long pruning. Returns how many were deleted."""
+        transaction. After each, it pauses as long as the step took (the write lock is
+        held at most half the time), and at least ``_PRUNE_YIELD`` while other processes
+        write (one did during the last pause): a writer waiting for the lock sleeps in
+        SQLite's busy handler up to 25 ms between its tries (1, 2, 5, 10, 15, 20, 25, 25
+        ms: its first 100 ms), so only a pause that long is sure to hold one of them, and
+        a put waits about one pruning step. Returns how many were deleted."""
         pruned = 0
+        others_write = False
         for queue in self.history_queues():
             while True:
                 started = time.monotonic()
@@ -916,8 +929,16 @@ class SQLiteQueueStore(QueueStore):
                 if not deleted:
                     break
                 pruned += deleted
-                time.sleep(time.monotonic() - started)
+                took = time.monotonic() - started
+                seen = self._data_version()
+                time.sleep(max(took, _PRUNE_YIELD) if others_write else took)
+                others_write = self._data_version() != seen
         return pruned
+
+    def _data_version(self) -> int:
+        """SQLite's count of commits by other connections (it changes with each one)."""
+        with self._file.session as conn:
+            return int(conn.execute("PRAGMA data_version").fetchone()[0])
 
     def _size(self) -> int:
         return sum(
