@@ -240,6 +240,14 @@ RECORD = f"""INSERT INTO history_new ({_RECORD_COLUMNS})
         CASE WHEN :status = 'dead' THEN coalesce(:error, last_error) END,
         CASE WHEN :error IS NULL THEN errors ELSE {_ERRORS} END, :output
     FROM messages WHERE {_HELD} AND {_KEEPING}"""
+# An ack of a queue that may keep a history (this store's last look): the ACK, returning
+# what the record of an acked message takes from it, and whether the queue keeps one
+# now; then, if so, RECORD_ACKED with those (two statements that cost less than RECORD,
+# an INSERT ... SELECT, before the ACK).
+ACK_RETURNING = f"""{ACK} RETURNING queue, key, value, attempts, enqueued_at,
+    first_started_at, leased_by, errors, {_KEEPING}"""
+RECORD_ACKED = f"""INSERT INTO history_new ({_RECORD_COLUMNS})
+    VALUES (?1, ?9, ?2, ?3, 'acked', ?4, ?5, ?6, ?10, ?11, ?7, ?12, NULL, ?8, ?13)"""
 HISTORY_COLUMNS = """id, queue, key, value, status, attempts, enqueued_at, first_started_at,
     finished_at, duration, worker, exit_code, error, errors, output"""
 # Records yet to be moved (the newest): before the moved ones of the same finish time.

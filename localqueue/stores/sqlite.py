@@ -538,30 +538,40 @@ class SQLiteQueueStore(QueueStore):
         output: Any = None,
     ) -> bool:
         """End a held message's lease by ``action`` inside the caller's transaction;
-        False when it is not held. An ack or dead-letter of a queue that keeps a history
+        False when it is not held. An ack of a queue not ``kept`` (this store's last
+        look) first tries the one statement of a queue without history; otherwise the
+        ack returns what the record takes and whether the queue keeps a history, and
+        the record is written if it does. A dead-letter of a queue that keeps a history
         first writes its record (one statement that reads the setting and is fenced as
-        the settle is: it writes nothing otherwise). An ack of a queue not ``kept`` (this
-        store's last look) first tries the one statement of a queue without history,
-        and goes on to record only when that matched nothing."""
+        the settle is: it writes nothing otherwise). An output is encoded only for a
+        record."""
         key = self._key(queue, message_id)
         if key is None:
             return False
         params: dict[str, Any] = {**key, "token": token, "now": now}
-        if action == "acked" and not kept and conn.execute(sql.ACK_UNKEPT, params).rowcount == 1:
+        if action == "acked":
+            if not kept and conn.execute(sql.ACK_UNKEPT, params).rowcount == 1:
+                return True
+            acked = conn.execute(sql.ACK_RETURNING, params).fetchone()
+            if acked is None:
+                return False
+            if not acked[8]:  # the queue keeps no history (any more)
+                self._kept.discard(queue)
+                return True
+            output = encode_output(output)
+            values = (*acked[:8], message_id, now, duration, exit_code, output)
+            self._recorded(conn.execute(sql.RECORD_ACKED, values), queue)
             return True
-        if action in ("acked", "dead"):
+        if action == "dead":
             params.update(
                 id=message_id, status=action, duration=duration, exit_code=exit_code,
                 error=error, output=encode_output(output),
             )  # fmt: skip
             recorded = conn.execute(sql.RECORD, params)
             if recorded.rowcount == 1:
-                self._flush_due = self._flush_due or (recorded.lastrowid or 0) >= sql.FLUSH_AT
-                self._kept.add(queue)
+                self._recorded(recorded, queue)
             else:
                 self._kept.discard(queue)
-        if action == "acked":
-            return bool(conn.execute(sql.ACK, params).rowcount == 1)
         params["error"] = error
         if action == "released":
             params["available"] = now + delay
@@ -569,6 +579,11 @@ class SQLiteQueueStore(QueueStore):
         if action == "dead":
             return conn.execute(sql.DEAD_LETTER, params).fetchone() is not None
         raise ValueError(f"unknown settle action {action!r}")
+
+    def _recorded(self, cursor: sqlite3.Cursor, queue: str) -> None:
+        """Note a record just written into history_new (by ``cursor``) of ``queue``."""
+        self._flush_due = self._flush_due or (cursor.lastrowid or 0) >= sql.FLUSH_AT
+        self._kept.add(queue)
 
     def _prune_due(self, conn: sqlite3.Connection, queue: str, now: float) -> int:
         """Once a record this store wrote filled history_new: move the records into
