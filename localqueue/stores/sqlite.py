@@ -56,7 +56,7 @@ _KEYLESS = (None,) * 8  # ... and its key
 _new_row = tuple.__new__
 # The least pause between two pruning steps of store vacuum while others write (see
 # SQLiteQueueStore.prune_expired).
-_PRUNE_YIELD = 0.03
+_PRUNE_YIELD = 0.01
 
 
 def _history_row(r: tuple[Any, ...]) -> HistoryRow:
@@ -929,12 +929,14 @@ class SQLiteQueueStore(QueueStore):
 
     def prune_expired(self) -> int:
         """Delete every queue's history records past its retention, a batch per
-        transaction. After each, it pauses as long as the step took (the write lock is
-        held at most half the time), and at least ``_PRUNE_YIELD`` while other processes
-        write (one did during the last pause): a writer waiting for the lock sleeps in
-        SQLite's busy handler up to 25 ms between its tries (1, 2, 5, 10, 15, 20, 25, 25
-        ms: its first 100 ms), so only a pause that long is sure to hold one of them, and
-        a put waits about one pruning step. Returns how many were deleted."""
+        transaction, pausing after each as long as it took (the write lock is held at
+        most half the time) and, while other processes write (one did during the last
+        pause), at least ``_PRUNE_YIELD``. A writer that found the lock taken sleeps in
+        SQLite's busy handler before each try (1, 2, 5, 10, 15, 20, 25, 25, ... ms), so
+        having waited W ms its next try is less than max(10, W) ms away. One that began
+        waiting during a step of S ms has waited at most S when the step ends: a pause
+        of max(S, 10 ms) always holds one of its tries, and a put waits for about one
+        step, never for several. Returns how many were deleted."""
         pruned = 0
         others_write = False
         for queue in self.history_queues():
