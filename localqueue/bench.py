@@ -6,7 +6,10 @@ durability level asked for, and prints the median of the rounds as a table, or J
 
 * ``put``, ``put_many``, ``get_ack``, ``roundtrip`` (put+get+ack): msgs/s in one process;
   ``put_key``: ``put`` with a fresh deduplication key each; ``get_ack_prio``: ``get_ack``
-  of messages spread over 10 priority levels;
+  of messages spread over 10 priority levels; ``settle``: a worker's steps, each one
+  commit that acks the last message (with its duration, exit code and output) and
+  leases the next; ``get_ack_keep``, ``roundtrip_keep``, ``settle_keep``: the same on a
+  queue that keeps a history (``keep`` 7d);
 * ``mp``: 2 producer and 2 consumer processes on one file, msgs/s from a common start to
   the last ack (a run that loses or duplicates a message fails);
 * ``cli``: the ``localqueue`` command: ``queue add --value`` against ``python -c pass``,
@@ -61,7 +64,7 @@ __all__ = ["main", "run_cli", "run_workload"]
 WORKLOADS = (
     "put", "put_many", "get_ack", "roundtrip", "mp", "cli", "sql_put", "sql_get_ack",
     "sql_roundtrip", "exec_parallel", "exec_true_parallel", "put_key", "get_ack_prio",
-    "cli_keys", "get_ack_keep", "roundtrip_keep", "limits",
+    "cli_keys", "get_ack_keep", "roundtrip_keep", "settle", "settle_keep", "limits",
 )  # fmt: skip
 EXEC_WORKLOADS = ("cli", "exec_parallel", "exec_true_parallel", "cli_keys", "limits")  # apart
 
@@ -90,6 +93,23 @@ def _get_ack(q: PersistentQueue, n: int, batch: int) -> float:
     started = time.perf_counter()
     for _ in range(n):
         q.ack(q.get_message(block=False))
+    return time.perf_counter() - started
+
+
+def _settle(q: PersistentQueue, n: int, batch: int) -> float:
+    """A worker's steps, as ``queue process`` (or ``exec -j 1``) takes them: each commit
+    settles the last message (acked, with its duration, exit code and output: a record
+    while the queue keeps a history) and leases the next."""
+    from localqueue.outcome import Outcome
+
+    for first in range(0, n, batch):  # untimed preload
+        q.put_many([_payload(i) for i in range(first, min(first + batch, n))])
+    output = {"stdout": "sent\n", "stdout_bytes": 5, "stderr": "", "stderr_bytes": 0}
+    started = time.perf_counter()
+    _, held = q.settle_many([], lease=1)
+    while held:
+        done = Outcome(held[0], "acked", duration=0.001, exit_code=0, output=output)
+        _, held = q.settle_many([done], lease=1)
     return time.perf_counter() - started
 
 
@@ -187,6 +207,8 @@ _RUNNERS: dict[str, Callable[[PersistentQueue, int, int], float]] = {
     "get_ack_prio": _get_ack_prio,
     "get_ack_keep": _get_ack,
     "roundtrip_keep": _roundtrip,
+    "settle": _settle,
+    "settle_keep": _settle,
 }
 
 

@@ -11,9 +11,19 @@ from collections import namedtuple
 
 TYPE_CHECKING = False  # typing costs start-up time; mypy still reads these imports
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
-__all__ = ["HISTORY_FIELDS", "HISTORY_STATUSES", "PRUNE_BATCH", "HistoryRow", "history_dict"]
+__all__ = [
+    "HISTORY_FIELDS",
+    "HISTORY_STATUSES",
+    "PRUNE_BATCH",
+    "Deferred",
+    "HistoryRow",
+    "encode_output",
+    "history_dict",
+    "history_line",
+]
 
 #: The statuses a record can have: how its message ended.
 HISTORY_STATUSES = ("acked", "dead")
@@ -45,6 +55,34 @@ HistoryRow = namedtuple(
 HISTORY_FIELDS: tuple[str, ...] = HistoryRow._fields
 
 
+class Deferred:
+    """An output worked out only if a history record is written: ``make()`` gives the
+    value (``queue exec`` keeps its job's output tails this way, so that a queue without
+    history pays nothing for them)."""
+
+    __slots__ = ("make",)
+
+    def __init__(self, make: Callable[[], Any]) -> None:
+        self.make = make
+
+
+def encode_output(output: Any) -> bytes | None:
+    """A settlement's ``output`` as its history record keeps it (None: none): JSON, or
+    the ``repr`` of a value that is not JSON (a handler may return anything); a
+    :class:`Deferred` is worked out first. Stores call this only when they write a
+    record, so a queue that keeps no history never encodes an output."""
+    if type(output) is Deferred:
+        output = output.make()
+    if output is None:
+        return None
+    from localqueue import codec
+
+    try:
+        return codec.encode(output)
+    except (TypeError, ValueError):
+        return codec.encode(repr(output))
+
+
 def history_dict(row: HistoryRow) -> dict[str, Any]:
     """The JSON shape of one record (``queue history``, ``queue inspect`` of a finished
     id): its fields with ``value``, ``error``, ``errors`` and ``output`` decoded, and
@@ -58,3 +96,44 @@ def history_dict(row: HistoryRow) -> dict[str, Any]:
     if record["errors"] is None:
         record["errors"] = []
     return {"id": record.pop("id"), "queue": record.pop("queue"), "state": "finished", **record}
+
+
+def history_line(row: HistoryRow) -> bytes:
+    """``history_dict(row)`` as one JSON line (newline included), as ``queue history``
+    prints it: the stored JSON of the value, error, errors and output put in as it is,
+    not decoded and encoded again, so that a page of records costs no JSON library
+    (``json`` and the ``re`` it imports are most of that command's own start-up)."""
+    errors = row.errors if row.errors is not None else b"[]"
+    parts = (
+        b'{"id":', _string(row.id), b',"queue":', _string(row.queue),
+        b',"state":"finished","key":', _string(row.key), b',"value":', row.value,
+        b',"status":', _string(row.status), b',"attempts":', _number(row.attempts),
+        b',"enqueued_at":', _number(row.enqueued_at),
+        b',"first_started_at":', _number(row.first_started_at),
+        b',"finished_at":', _number(row.finished_at), b',"duration":', _number(row.duration),
+        b',"worker":', _string(row.worker), b',"exit_code":', _number(row.exit_code),
+        b',"error":', _json(row.error), b',"errors":', errors,
+        b',"output":', _json(row.output), b"}\n",
+    )  # fmt: skip
+    return b"".join(parts)
+
+
+def _json(data: bytes | None) -> bytes:
+    return b"null" if data is None else data
+
+
+def _string(text: str | None) -> bytes:
+    """``text`` as a JSON string: as it is when nothing in it needs escaping (ids, queue
+    names, statuses, most keys and worker ids), else through the codec."""
+    if text is None:
+        return b"null"
+    if text.isascii() and text.isprintable() and '"' not in text and "\\" not in text:
+        return b'"' + text.encode() + b'"'
+    from localqueue.codec import dumps_line
+
+    return dumps_line(text)[:-1]
+
+
+def _number(number: float | None) -> bytes:
+    """An int or a finite float as JSON writes it (``repr``), or null."""
+    return b"null" if number is None else repr(number).encode()

@@ -30,9 +30,11 @@ class Settlement(NamedTuple):
     transaction, only if this settlement is applied: a crash can neither lose them nor
     put them twice for one settlement.
 
-    ``duration`` (seconds the attempt ran), ``exit_code`` and ``output`` (JSON bytes: the
-    tail of a command's output, or a handler's return value) go into the history record
-    of an acked or dead-lettered message while its queue keeps a history (``keep``).
+    ``duration`` (seconds the attempt ran), ``exit_code`` and ``output`` (the tail of a
+    command's output, or a handler's return value, as given: not yet JSON) go into the
+    history record of an acked or dead-lettered message while its queue keeps a history
+    (``keep``); the store encodes ``output`` (:func:`localqueue.history.encode_output`)
+    only when it writes that record.
     """
 
     message_id: str
@@ -44,7 +46,7 @@ class Settlement(NamedTuple):
     to: str | None = None
     duration: float | None = None
     exit_code: int | None = None
-    output: bytes | None = None
+    output: Any = None
 
 
 class Outcome(NamedTuple):
@@ -52,8 +54,8 @@ class Outcome(NamedTuple):
     ``"acked"``, ``"released"`` (visible again after ``delay`` seconds) or ``"dead"``;
     ``error`` becomes ``last_error`` (release, dead); ``then_put`` values go to queue
     ``to`` (this queue when None) in the same transaction. ``duration``, ``exit_code``
-    and ``output`` (any JSON value) are kept in the message's history record, if its
-    queue keeps a history."""
+    and ``output`` (any JSON value, or a :class:`~localqueue.history.Deferred` one) are
+    kept in the message's history record, if its queue keeps a history."""
 
     message: QueueMessage | str
     status: str

@@ -159,15 +159,6 @@ def settle_while_leased(
             pause = min(pause * 2, 1.0)
 
 
-def _encode_output(output: Any) -> bytes:
-    """A job's output or return value for its history record: as JSON, or as its
-    ``repr`` when it is not JSON (a handler may return anything)."""
-    try:
-        return codec.encode(output)
-    except (TypeError, ValueError):
-        return codec.encode(repr(output))
-
-
 def _encode_error(error: BaseException | dict[str, Any] | str | None) -> bytes | None:
     described = codec.error_to_dict(error)
     return None if described is None else codec.encode(described)
@@ -478,7 +469,6 @@ class PersistentQueue:
         then_put = tuple(codec.encode_batch(list(outcome.then_put)))
         to = None if outcome.to is None else codec.validate_queue_name(outcome.to)
         error = _encode_error(outcome.error)
-        output = None if outcome.output is None else _encode_output(outcome.output)
         return Settlement(
             message_id,
             token,
@@ -489,7 +479,7 @@ class PersistentQueue:
             to,
             outcome.duration,
             outcome.exit_code,
-            output,
+            outcome.output,  # encoded by the store, only if it writes a history record
         )
 
     def get_messages(self, n: int, *, leased_by: str | None = None) -> list[QueueMessage]:

@@ -9,6 +9,14 @@
   the 5 s before pruning started (the machine's own latency).
 
     python scripts/bench_history.py [--records 1000000] [--expired 100000] [--dir DIR]
+        [--put-interval SECONDS] [--only history|pruning]
+
+The putter waits ``--put-interval`` (default 1 ms) between its puts. With none (0), a
+process putting at full durability as fast as it can holds SQLite's write lock nearly
+all the time, and SQLite's lock is not fair: another writer's busy wait (1, 2, 5, 10,
+... ms sleeps) rarely lands in the microseconds between two commits, so the pruning
+itself may wait past its busy timeout (StoreLockedError), with or without history code
+in the way.
 
 The records are written straight into the ``history`` table (one transaction), as a
 million acks would leave them, so that setting up takes seconds rather than hours.
@@ -105,33 +113,37 @@ def time_history(path: Path, runs: int = 11) -> dict[str, float]:
     }
 
 
-def _putter(path: str, stop: object, out: object) -> None:
+def _putter(path: str, interval: float, stop: object, out: object) -> None:
     queue = PersistentQueue("other", path)
     waits = []  # (when it started, epoch seconds; how long it took)
     while not stop.is_set():  # type: ignore[attr-defined]
         when, started = time.time(), time.perf_counter()
         queue.put({"n": len(waits)})
         waits.append((when, time.perf_counter() - started))
+        if interval:
+            time.sleep(interval)
     out.put(waits)  # type: ignore[attr-defined]
 
 
-def time_pruning(path: Path) -> dict[str, float]:
+def time_pruning(path: Path, interval: float = 0.001) -> dict[str, float]:
     stop = multiprocessing.Event()
     out: multiprocessing.Queue[list[float]] = multiprocessing.Queue()
-    putter = multiprocessing.Process(target=_putter, args=(str(path), stop, out))
+    putter = multiprocessing.Process(target=_putter, args=(str(path), interval, stop, out))
     putter.start()
-    time.sleep(5.0)  # the putter alone first: the machine's own put latency
-    store = SQLiteQueueStore(path)
-    began = time.time()
-    started = time.perf_counter()
-    pruned = store.prune_expired()  # as store vacuum does, a batch at a time
-    batches = -(-pruned // PRUNE_BATCH)
-    elapsed = time.perf_counter() - started
-    store.close()
-    time.sleep(0.5)
-    stop.set()
-    timed = out.get(timeout=60)
-    putter.join(timeout=60)
+    try:
+        time.sleep(5.0)  # the putter alone first: the machine's own put latency
+        store = SQLiteQueueStore(path)
+        began = time.time()
+        started = time.perf_counter()
+        pruned = store.prune_expired()  # as store vacuum does, a batch at a time
+        batches = -(-pruned // PRUNE_BATCH)
+        elapsed = time.perf_counter() - started
+        store.close()
+        time.sleep(0.5)
+    finally:  # never leave the putter running
+        stop.set()
+        timed = out.get(timeout=60)
+        putter.join(timeout=60)
     alone = [wait for when, wait in timed if when < began]
     waits = [wait for when, wait in timed if began <= when <= began + elapsed]
     return {
@@ -142,6 +154,7 @@ def time_pruning(path: Path) -> dict[str, float]:
         "put_max_ms": max(waits) * 1000,
         "put_p99_ms": sorted(waits)[int(len(waits) * 0.99)] * 1000,
         "put_median_ms": statistics.median(waits) * 1000,
+        "puts_over_100ms": sum(wait > 0.1 for wait in waits),
         "puts_alone": len(alone),
         "alone_put_max_ms": max(alone) * 1000,
         "alone_put_p99_ms": sorted(alone)[int(len(alone) * 0.99)] * 1000,
@@ -153,6 +166,8 @@ def main() -> int:
     parser.add_argument("--records", type=int, default=1_000_000)
     parser.add_argument("--expired", type=int, default=100_000)
     parser.add_argument("--dir", help="where to make the store (default: a temporary dir)")
+    parser.add_argument("--put-interval", type=float, default=0.001, metavar="SECONDS")
+    parser.add_argument("--only", choices=("history", "pruning"))
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
         path = Path(tmp) / "history.sqlite3"
@@ -160,8 +175,11 @@ def main() -> int:
         fill(path, args.records, args.expired)
         report: dict[str, object] = {"records": args.records, "expired": args.expired}
         report["fill_s"] = time.perf_counter() - started
-        report["history"] = time_history(path)
-        report["pruning"] = time_pruning(path)
+        if args.only != "pruning":
+            report["history"] = time_history(path)
+        if args.only != "history":
+            report["put_interval_s"] = args.put_interval
+            report["pruning"] = time_pruning(path, args.put_interval)
         report["bytes"] = path.stat().st_size
     print(json.dumps(report, indent=2))
     return 0

@@ -231,6 +231,45 @@ def test_lost_lease_is_never_acked(tmp_path: Path) -> None:
     assert thief.stats().total == 0
 
 
+class _Reporting:
+    """A handler that keeps a report of each delivery for its history record, as
+    ``queue exec``'s does (``job_report``: the worker engine takes it back)."""
+
+    def __init__(self, work: Any) -> None:
+        self.work = work
+        self.reports: dict[tuple[str, str | None], tuple[int, str]] = {}
+
+    def __call__(self, message: Any) -> None:
+        self.work(message)
+        self.reports[(message.id, message.lease_token)] = (0, "printed")
+
+    def job_report(self, message: Any) -> tuple[int | None, Any]:
+        return self.reports.pop((message.id, message.lease_token), (None, None))
+
+
+def test_a_report_of_a_delivery_whose_lease_was_lost_is_forgotten(tmp_path: Path) -> None:
+    path = tmp_path / "q.sqlite3"
+    queue = PersistentQueue("jobs", path, lease_timeout=0.3)
+    thief = PersistentQueue("jobs", path, lease_timeout=60)
+    queue.put("job")
+
+    def steal_and_wait(message: Any) -> None:
+        _steal(queue, message.id, thief)
+        deadline = time.monotonic() + 30
+        while not decorated.worker.heartbeat.is_lost(message):  # its next beat finds out
+            assert time.monotonic() < deadline, "the heartbeat never saw the lease lost"
+            time.sleep(0.01)
+
+    handler = _Reporting(steal_and_wait)
+    decorated = persistent_worker(queue, config=config())(handler)
+    decorated.worker.takes_message = True  # as queue exec's worker calls its handler
+    with pytest.raises(LeaseLostError):
+        decorated()
+    assert handler.reports == {}  # nothing left behind for a record never written
+    queue.close()
+    thief.close()
+
+
 def test_a_lost_lease_stops_the_retry_waits(tmp_path: Path) -> None:
     path = tmp_path / "q.sqlite3"
     queue = PersistentQueue("jobs", path, lease_timeout=0.3)

@@ -67,6 +67,10 @@ DELETE_ONE = "DELETE FROM messages WHERE seq = :seq AND nonce = :nonce AND queue
 # Version 5 (issue 28): retention, in the queue's settings row (keep finished messages
 # for keep_seconds and/or the newest keep_count of them; both NULL or no row: keep none),
 # and the history of finished messages, one record each, written by the settle transaction.
+# A settle writes its record into ``history_new``, a table without indexes (one page more
+# in its commit, where three b-trees would cost three), and every FLUSH_AT records the
+# settle that reaches that many moves them all into ``history`` in one statement (its
+# index pages written once for the lot), then prunes. Reads look at both tables.
 _KEEP_COLUMNS = (
     "ALTER TABLE queue_settings ADD COLUMN keep_seconds REAL",
     "ALTER TABLE queue_settings ADD COLUMN keep_count INTEGER",
@@ -101,8 +105,7 @@ CREATE_RATE_TRIGGER = """CREATE TRIGGER IF NOT EXISTS messages_rate_next
             WHERE queue = new.queue;
     END"""
 DROP_RATE_TRIGGER = "DROP TRIGGER IF EXISTS messages_rate_next"
-_HISTORY_SCHEMA = (
-    """CREATE TABLE history (
+_HISTORY_TABLE = """(
         seq INTEGER PRIMARY KEY,
         queue TEXT NOT NULL,
         id TEXT NOT NULL,
@@ -119,10 +122,15 @@ _HISTORY_SCHEMA = (
         error BLOB,
         errors BLOB,
         output BLOB
-    )""",
+    )"""
+_HISTORY_SCHEMA = (
+    f"CREATE TABLE history {_HISTORY_TABLE}",
     "CREATE INDEX history_finished ON history (queue, finished_at)",
     "CREATE INDEX history_id ON history (id)",
 )
+# Version 6: the table a settle records into (see above), made by the step after the
+# history's own, which stores of version 5 (the history without it) had already taken.
+_HISTORY_NEW = f"CREATE TABLE history_new {_HISTORY_TABLE}"
 
 SCHEMA = (
     """CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID""",
@@ -161,6 +169,7 @@ SCHEMA = (
     *_HISTORY_SCHEMA,
     *_LIMIT_COLUMNS,
     *_GROUPS_SCHEMA,
+    _HISTORY_NEW,
 )
 # Every step: the statements that take schema version N to N + 1 (docs/schema.md).
 MIGRATIONS = {
@@ -183,6 +192,7 @@ MIGRATIONS = {
         "ALTER TABLE messages ADD COLUMN grp TEXT",
         *_LIMIT_COLUMNS,
         *_GROUPS_SCHEMA,
+        _HISTORY_NEW,  # issue 28: where a settle records (see _HISTORY_SCHEMA)
     ),
 }
 
@@ -293,20 +303,42 @@ RETENTION = "SELECT keep_seconds, keep_count FROM queue_settings WHERE queue = ?
 KEEP = """INSERT INTO queue_settings (queue, keep_seconds, keep_count) VALUES (?, ?, ?)
     ON CONFLICT (queue) DO UPDATE SET keep_seconds = excluded.keep_seconds,
         keep_count = excluded.keep_count"""
-RECORD = f"""INSERT INTO history (queue, id, key, value, status, attempts, enqueued_at,
-        first_started_at, finished_at, duration, worker, exit_code, error, errors, output)
+_RECORD_COLUMNS = """queue, id, key, value, status, attempts, enqueued_at, first_started_at,
+    finished_at, duration, worker, exit_code, error, errors, output"""
+RECORD = f"""INSERT INTO history_new ({_RECORD_COLUMNS})
     SELECT queue, :id, key, value, :status, attempts, enqueued_at, first_started_at, :now,
         :duration, leased_by, :exit_code,
         CASE WHEN :status = 'dead' THEN coalesce(:error, last_error) END,
         CASE WHEN :error IS NULL THEN errors ELSE {_ERRORS} END, :output
     FROM messages WHERE {_HELD} AND {_KEEPING}"""
+# An ack of a queue that may keep a history (this store's last look): the ACK, returning
+# what the record of an acked message takes from it, and whether the queue keeps one
+# now; then, if so, RECORD_ACKED with those (two statements that cost less than RECORD,
+# an INSERT ... SELECT, before the ACK).
+ACK_RETURNING = f"""{ACK} RETURNING queue, key, value, attempts, enqueued_at,
+    first_started_at, leased_by, errors, {_KEEPING}"""
+RECORD_ACKED = f"""INSERT INTO history_new ({_RECORD_COLUMNS})
+    VALUES (?1, ?9, ?2, ?3, 'acked', ?4, ?5, ?6, ?10, ?11, ?7, ?12, NULL, ?8, ?13)"""
 HISTORY_COLUMNS = """id, queue, key, value, status, attempts, enqueued_at, first_started_at,
     finished_at, duration, worker, exit_code, error, errors, output"""
-HISTORY = f"""SELECT {HISTORY_COLUMNS} FROM history
-    WHERE queue = :queue AND finished_at >= :since
-        AND (:status IS NULL OR status = :status) AND (:key IS NULL OR key = :key)
-    ORDER BY finished_at DESC, seq DESC LIMIT :limit"""
-HISTORY_RECORD = f"SELECT {HISTORY_COLUMNS} FROM history WHERE id = ? AND queue = ?"
+# Records yet to be moved (the newest): before the moved ones of the same finish time.
+# A merge of the two, each side in its order: ``history`` down its index, so a page of
+# the newest reads a page, however many records there are.
+_LISTED = """WHERE queue = :queue AND finished_at >= :since
+        AND (:status IS NULL OR status = :status) AND (:key IS NULL OR key = :key)"""
+HISTORY = f"""SELECT {HISTORY_COLUMNS}, 1 AS moved, seq FROM history {_LISTED}
+    UNION ALL SELECT {HISTORY_COLUMNS}, 0, seq FROM history_new {_LISTED}
+    ORDER BY finished_at DESC, moved, seq DESC LIMIT :limit"""
+HISTORY_RECORD = f"""SELECT {HISTORY_COLUMNS} FROM history WHERE id = :id AND queue = :queue
+    UNION ALL SELECT {HISTORY_COLUMNS} FROM history_new WHERE id = :id AND queue = :queue"""
+# How many records history_new holds before the settle that wrote the last moves them
+# (its rowid: the table is emptied by each move), and the move.
+FLUSH_AT = 50
+FLUSH = (
+    f"""INSERT INTO history ({_RECORD_COLUMNS})
+        SELECT {_RECORD_COLUMNS} FROM history_new ORDER BY seq""",
+    "DELETE FROM history_new",
+)
 # Pruning, a batch at a time: records older than the retention, then the oldest past
 # its count (the count's boundary found by one walk down the index).
 PRUNE_AGE = """DELETE FROM history WHERE seq IN (SELECT seq FROM history

@@ -42,7 +42,7 @@ from localqueue.backends import StoreAddress
 from localqueue.backends.pg import PgSession
 from localqueue.backends.pg_listen import PgListener
 from localqueue.errors import Full, LeaseLostError, MessageNotFoundError
-from localqueue.history import PRUNE_BATCH, HistoryRow
+from localqueue.history import PRUNE_BATCH, HistoryRow, encode_output
 from localqueue.message import QueueSettings, QueueStats
 from localqueue.stores import _pg_sql as q
 from localqueue.stores.base import (
@@ -460,7 +460,9 @@ class PostgresQueueStore(QueueStore):
             errors=[s.error for s in settlements],
             durations=[s.duration for s in settlements],
             exit_codes=[s.exit_code for s in settlements],
-            outputs=[s.output for s in settlements],
+            outputs=[  # a released message leaves no record
+                None if s.action == "released" else encode_output(s.output) for s in settlements
+            ],
             put_ords=put_ords,
             put_queues=put_queues,
             put_values=put_values,

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
 from localqueue.errors import LeaseLostError, MessageNotFoundError
-from localqueue.history import HistoryRow
+from localqueue.history import HistoryRow, encode_output
 from localqueue.stores.base import DEAD, INFLIGHT, WAITING, Row, effective_state
 
 if TYPE_CHECKING:
@@ -125,7 +125,7 @@ class StoredMessage:
             None if settlement is None else settlement.exit_code,
             None if status == "acked" else error or self.last_error,
             b"[" + b",".join(errors) + b"]" if errors else None,
-            None if settlement is None else settlement.output,
+            None if settlement is None else encode_output(settlement.output),
         )
 
     def row(self, now: float) -> Row:

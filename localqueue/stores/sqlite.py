@@ -18,7 +18,7 @@ from localqueue import errors
 from localqueue.backends import StoreAddress
 from localqueue.backends.sqlite_file import SQLiteFile
 from localqueue.errors import LeaseLostError, MessageNotFoundError
-from localqueue.history import PRUNE_BATCH, HistoryRow
+from localqueue.history import PRUNE_BATCH, HistoryRow, encode_output
 from localqueue.message import QueueSettings, QueueStats
 from localqueue.stores import _sqlite_sql as sql
 from localqueue.stores.base import (
@@ -57,13 +57,14 @@ _KEYLESS = (None,) * 8  # ... and its key
 # Row(*fields) checks its 14 arguments in Python: tuple.__new__ makes the same Row at
 # half the cost, which was 5% of put_many and 20% of peek (bench put_many; peek of 5000).
 _new_row = tuple.__new__
-# A settling store prunes its queue's history (a batch past the age, and past the
-# count) every this many records it writes: half a batch, so that pruning keeps up.
-_PRUNE_EVERY = PRUNE_BATCH // 2
+# The least pause between two pruning steps of store vacuum while others write (see
+# SQLiteQueueStore.prune_expired).
+_PRUNE_YIELD = 0.01
 
 
 def _history_row(r: tuple[Any, ...]) -> HistoryRow:
-    """The HistoryRow of a ``sql.HISTORY_COLUMNS`` result (``errors`` is JSON text there)."""
+    """The HistoryRow of a ``sql.HISTORY_COLUMNS`` result, maybe with more columns after
+    (``errors`` is JSON text there)."""
     errors = r[13]
     return _new_row(HistoryRow, (*r[:13], None if errors is None else errors.encode(), r[14]))
 
@@ -104,7 +105,9 @@ class SQLiteQueueStore(QueueStore):
         # polling an empty queue would hold producers up (2 producers + 2 consumers:
         # +7%), and would wait on, or fail under, a lock another process holds.
         self._found_none = True
-        self._recorded = 0  # history records written since the last pruning
+        # The last record this store wrote filled history_new (sql.FLUSH_AT): the settle
+        # moves the records into history and prunes before it commits.
+        self._flush_due = False
         self._kept: set[str] = set()  # queues whose last ack here found a history kept
 
     @staticmethod
@@ -554,32 +557,43 @@ class SQLiteQueueStore(QueueStore):
         delay: float = 0.0,
         duration: float | None = None,
         exit_code: int | None = None,
-        output: bytes | None = None,
+        output: Any = None,
     ) -> bool:
         """End a held message's lease by ``action`` inside the caller's transaction;
-        False when it is not held. An ack or dead-letter of a queue that keeps a history
+        False when it is not held. An ack of a queue not ``kept`` (this store's last
+        look) first tries the one statement of a queue without history; otherwise the
+        ack returns what the record takes and whether the queue keeps a history, and
+        the record is written if it does. A dead-letter of a queue that keeps a history
         first writes its record (one statement that reads the setting and is fenced as
-        the settle is: it writes nothing otherwise). An ack of a queue not ``kept`` (this
-        store's last look) first tries the one statement of a queue without history,
-        and goes on to record only when that matched nothing."""
+        the settle is: it writes nothing otherwise). An output is encoded only for a
+        record."""
         key = self._key(queue, message_id)
         if key is None:
             return False
         params: dict[str, Any] = {**key, "token": token, "now": now}
-        if action == "acked" and not kept and conn.execute(sql.ACK_UNKEPT, params).rowcount == 1:
+        if action == "acked":
+            if not kept and conn.execute(sql.ACK_UNKEPT, params).rowcount == 1:
+                return True
+            acked = conn.execute(sql.ACK_RETURNING, params).fetchone()
+            if acked is None:
+                return False
+            if not acked[8]:  # the queue keeps no history (any more)
+                self._kept.discard(queue)
+                return True
+            output = encode_output(output)
+            values = (*acked[:8], message_id, now, duration, exit_code, output)
+            self._recorded(conn.execute(sql.RECORD_ACKED, values), queue)
             return True
-        if action in ("acked", "dead"):
+        if action == "dead":
             params.update(
                 id=message_id, status=action, duration=duration, exit_code=exit_code,
-                error=error, output=output,
+                error=error, output=encode_output(output),
             )  # fmt: skip
-            if conn.execute(sql.RECORD, params).rowcount == 1:
-                self._recorded += 1
-                self._kept.add(queue)
+            recorded = conn.execute(sql.RECORD, params)
+            if recorded.rowcount == 1:
+                self._recorded(recorded, queue)
             else:
                 self._kept.discard(queue)
-        if action == "acked":
-            return bool(conn.execute(sql.ACK, params).rowcount == 1)
         params["error"] = error
         if action == "released":
             params["available"] = now + delay
@@ -588,15 +602,29 @@ class SQLiteQueueStore(QueueStore):
             return conn.execute(sql.DEAD_LETTER, params).fetchone() is not None
         raise ValueError(f"unknown settle action {action!r}")
 
+    def _recorded(self, cursor: sqlite3.Cursor, queue: str) -> None:
+        """Note a record just written into history_new (by ``cursor``) of ``queue``."""
+        self._flush_due = self._flush_due or (cursor.lastrowid or 0) >= sql.FLUSH_AT
+        self._kept.add(queue)
+
     def _prune_due(self, conn: sqlite3.Connection, queue: str, now: float) -> int:
-        """Prune a batch (see :meth:`_prune`) once this store object wrote
-        ``_PRUNE_EVERY`` records since it last did; nothing while the queue keeps no
-        history (``store vacuum`` deletes what it kept)."""
-        if self._recorded < _PRUNE_EVERY:
+        """Once a record this store wrote filled history_new: move the records into
+        history and prune a batch of ``queue``'s (see :meth:`_prune`), in the caller's
+        transaction; so every process's settles prune, half a batch of records apart.
+        Nothing is pruned while the queue keeps no history (``store vacuum`` deletes
+        what it kept)."""
+        if not self._flush_due:
             return 0
-        self._recorded = 0
+        self._flush_due = False
+        self._flush(conn)
         retention = self._retention(conn, queue)
         return 0 if retention is None else self._prune(conn, queue, retention, now)
+
+    @staticmethod
+    def _flush(conn: sqlite3.Connection) -> None:
+        """Move every record of history_new into history (inside the caller's transaction)."""
+        for statement in sql.FLUSH:
+            conn.execute(statement)
 
     def _prune(self, conn: sqlite3.Connection, queue: str, retention: Retention, now: float) -> int:
         """Delete at most a batch of ``queue``'s records past its age and a batch past
@@ -913,11 +941,18 @@ class SQLiteQueueStore(QueueStore):
 
     def history_record(self, queue: str, message_id: str) -> HistoryRow | None:
         with self._file.session as conn:
-            found = conn.execute(sql.HISTORY_RECORD, (message_id, queue)).fetchone()
+            found = conn.execute(sql.HISTORY_RECORD, {"id": message_id, "queue": queue}).fetchone()
         return None if found is None else _history_row(found)
 
     def prune_history(self, queue: str) -> int:
-        with self._file.session as conn, self._file.transaction(conn, "prune"):
+        # Lost in a power cut, a pruning step is simply done again: no fsync of its own
+        # at full (see relaxed), so it holds the write lock for its deletes alone.
+        with (
+            self._file.session as conn,
+            self._file.relaxed(conn),
+            self._file.transaction(conn, "prune"),
+        ):
+            self._flush(conn)
             # Off: what was kept goes too, a batch at a time.
             retention = self._retention(conn, queue) or (None, 0)
             return self._prune(conn, queue, retention, self.clock())
@@ -972,10 +1007,16 @@ class SQLiteQueueStore(QueueStore):
 
     def prune_expired(self) -> int:
         """Delete every queue's history records past its retention, a batch per
-        transaction, pausing after each as long as it took: the write lock is held at
-        most half the time, so other writers (whose busy wait backs off) are not starved
-        by a long pruning. Returns how many were deleted."""
+        transaction, pausing after each as long as it took (the write lock is held at
+        most half the time) and, while other processes write (one did during the last
+        pause), at least ``_PRUNE_YIELD``. A writer that found the lock taken sleeps in
+        SQLite's busy handler before each try (1, 2, 5, 10, 15, 20, 25, 25, ... ms), so
+        having waited W ms its next try is less than max(10, W) ms away. One that began
+        waiting during a step of S ms has waited at most S when the step ends: a pause
+        of max(S, 10 ms) always holds one of its tries, and a put waits for about one
+        step, never for several. Returns how many were deleted."""
         pruned = 0
+        others_write = False
         for queue in self.history_queues():
             while True:
                 started = time.monotonic()
@@ -983,8 +1024,16 @@ class SQLiteQueueStore(QueueStore):
                 if not deleted:
                     break
                 pruned += deleted
-                time.sleep(time.monotonic() - started)
+                took = time.monotonic() - started
+                seen = self._data_version()
+                time.sleep(max(took, _PRUNE_YIELD) if others_write else took)
+                others_write = self._data_version() != seen
         return pruned
+
+    def _data_version(self) -> int:
+        """SQLite's count of commits by other connections (it changes with each one)."""
+        with self._file.session as conn:
+            return int(conn.execute("PRAGMA data_version").fetchone()[0])
 
     def _size(self) -> int:
         return sum(

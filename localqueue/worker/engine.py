@@ -281,14 +281,20 @@ class Worker:
         history record (if the queue keeps one) gets the handler's exit code and output
         when it reports them (``job_report``: ``queue exec``), else its return value."""
         exit_code, output = None, result
-        job_report = getattr(self.handler, "job_report", None)
-        if job_report is not None:
-            exit_code, output = job_report(message)
+        report = self._job_report(message)
+        if report is not None:
+            exit_code, output = report
         outcome = Outcome(
             message, "acked", then_put=values, to=self.config.to, exit_code=exit_code,
             output=output,
         )  # fmt: skip
         return Finished(message, outcome, result)
+
+    def _job_report(self, message: QueueMessage) -> tuple[int | None, Any] | None:
+        """The exit code and output the handler kept of this delivery's job (``queue
+        exec``'s ``job_report``, which forgets them), None when it keeps none."""
+        job_report = getattr(self.handler, "job_report", None)
+        return None if job_report is None else job_report(message)
 
     def _call(self, message: QueueMessage, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         return self.handler(message if self.takes_message else message.value, *args, **kwargs)
@@ -317,6 +323,7 @@ class Worker:
                 continue
             result, values = answer
             if self.heartbeat.is_lost(message):
+                self._job_report(message)  # nothing to record: the handler forgets it
                 return Finished(message, None, result)
             return self.succeed(message, result, values)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from localqueue import Empty, PersistentQueue
-from localqueue.history import PRUNE_BATCH
+from localqueue.history import PRUNE_BATCH, Deferred
 from localqueue.outcome import Outcome
 from localqueue.stores.base import QueueStore
 from tests.conftest import Clock
@@ -61,6 +61,27 @@ def test_an_acked_message_leaves_one_record_with_its_fields(q: PersistentQueue) 
     assert q.inspect(put.id) is None
 
 
+def test_an_output_is_worked_out_only_for_a_record(q: PersistentQueue, store_kind: str) -> None:
+    asked: list[str] = []
+
+    def output(text: str) -> Deferred:
+        return Deferred(lambda: asked.append(text) or {"stdout": text})
+
+    q.put_many(["a", "b", "c"])
+    first = q.get_message(block=False)
+    assert q.settle_many([Outcome(first, "acked", output=output("off"))]) == ([True], [])
+    q.keep(count=10)
+    second = q.get_message(block=False)
+    q.settle_many([Outcome(second, "acked", output=output("on"))])
+    third = q.get_message(block=False)
+    q.settle_many([Outcome(third, "released", output=output("released"))])
+    # No history, or no record: never worked out. PostgreSQL's one settle statement
+    # takes the outputs of its acks and dead-letters encoded, records or not.
+    assert asked == (["off", "on"] if store_kind == "postgres" else ["on"])
+    (record,) = q.history()
+    assert (record["id"], record["output"]) == (second.id, {"stdout": "on"})
+
+
 def test_a_record_holds_every_attempts_error(q: PersistentQueue, clock: Clock) -> None:
     q.keep(count=10)
     put = q.put("job")
@@ -108,6 +129,28 @@ def test_history_is_newest_first_and_filters(q: PersistentQueue, clock: Clock) -
     assert [r["id"] for r in q.history(since=since)] == [ids[3], ids[2]]
     with pytest.raises(ValueError, match="status"):
         q.history(status="released")
+
+
+def test_history_stays_newest_first_over_many_records(q: PersistentQueue, clock: Clock) -> None:
+    # More than a batch: a store may keep its newest records apart until it moves
+    # them (SQLite's history_new), and reads must not tell.
+    q.keep(3600)
+    count = PRUNE_BATCH + PRUNE_BATCH // 2 + 7
+    ids = [m.id for m in q.put_many(list(range(count)))]
+    for n in range(count):
+        message = q.get_message(block=False)
+        if n % 10 == 3:
+            q.dead_letter(message, error="no")
+        else:
+            q.settle_many([Outcome(message, "acked", output=n)])
+        if n % 2 == 0:  # pairs finish at one time, (49, 50) too: their order is the settles'
+            clock.advance(1.0)
+    assert [r["id"] for r in q.history()] == ids[::-1]
+    assert [r["id"] for r in q.history(limit=3)] == ids[:-4:-1]
+    assert [r["id"] for r in q.history(status="dead", limit=2)] == [ids[n] for n in (153, 143)]
+    for n in (0, count - 1):
+        record = q.finished(ids[n])
+        assert record is not None and record["output"] == n
 
 
 def test_retention_by_age_prunes_records_past_it(q: PersistentQueue, clock: Clock) -> None:

@@ -176,3 +176,28 @@ def test_an_lmdb_environment_of_the_previous_release_migrates_in_place(tmp_path:
         names = set(txn.cursor().iternext(values=False))
     env.close()
     assert {b"settings", b"live"} <= names
+
+
+def test_a_sqlite_file_of_schema_5_gains_groups_limits_and_the_history_it_records_into(
+    tmp_path: Path,
+) -> None:
+    """Schema 5 was main's before issue 27's limits (unreleased, but stores of it exist):
+    step 5 -> 6 adds the group column, the limit columns and ``history_new``."""
+    path = tmp_path / "queue.sqlite3"
+    shutil.copyfile(Path(__file__).parent / "data" / "schema-5" / "queue.sqlite3", path)
+    store = SQLiteQueueStore(path)
+    try:
+        assert store.check()["schema_version"] == 6
+        q = PersistentQueue("jobs", store=store)
+        # kept across the step: the record of the keyed message, leased first
+        assert [(r["key"], r["status"]) for r in q.history()] == [("k", "acked")]
+        (waiting,) = q.peek()
+        assert (waiting.value, waiting.priority, waiting.group) == ({"n": 1}, 0, None)
+        q.put({"n": 3}, group="g")
+        q.set_limits(per_group=1, max_inflight=2)
+        leased = q.get_messages(3)
+        assert [m.value["n"] for m in leased] == [1, 3]
+        q.ack(leased[0])  # recorded into history_new, read back with the older record
+        assert [r["value"]["n"] for r in q.history()] == [1, 2]
+    finally:
+        store.close()

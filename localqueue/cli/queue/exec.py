@@ -1,6 +1,7 @@
 """``localqueue queue exec``: run an external command on each message."""
 
 import contextlib
+import functools
 import os
 import signal
 import sys
@@ -17,6 +18,7 @@ from localqueue.cli.help import Command
 from localqueue.cli.reaper import Watchdog
 from localqueue.cli.worker import WorkerFlags
 from localqueue.codec import MAX_VALUE_BYTES, decode_input, encode, validate_queue_name
+from localqueue.history import Deferred
 
 if TYPE_CHECKING:
     from localqueue.cli.child import ChildResult
@@ -80,7 +82,7 @@ class Handler:
         self._jobs: dict[tuple[str, str | None], Job] = {}
         self._stopped: set[tuple[str, str | None]] = set()  # deliveries asked to stop
         # Per delivery whose job exited 0: its exit code and output, for job_report.
-        self._reports: dict[tuple[str, str | None], tuple[int, dict[str, Any]]] = {}
+        self._reports: dict[tuple[str, str | None], tuple[int, Deferred]] = {}
         self._lock = threading.Lock()
         self._show_lock = threading.Lock()
         self._sealed = False  # seal_descriptors() runs before this handler's first job
@@ -152,13 +154,16 @@ class Handler:
         if stopped and result.exit_code != 0:
             raise Cancelled(f"{argv[0]} was stopped (exit status {result.exit_code})")
         if result.exit_code == 0:
-            with self._lock:
-                self._reports[delivery] = (0, kept_output(result, self.output_limit))
+            value = None
             if self.to:
-                return job_values(result)
-            if self.output == "json":
-                return _output_value(result.output, result.stdout_bytes)
-            return None
+                value = job_values(result)  # may fail the attempt: no report then
+            elif self.output == "json":
+                value = _output_value(result.output, result.stdout_bytes)
+            # Worked out only if the queue keeps a history (the store writes a record).
+            kept = Deferred(functools.partial(kept_output, result, self.output_limit))
+            with self._lock:
+                self._reports[delivery] = (0, kept)
+            return value
         if result.timed_out:
             kind, text = "CommandTimedOut", f"{argv[0]} timed out after {timeout:g}s"
         else:
@@ -176,8 +181,9 @@ class Handler:
         )
 
     def job_report(self, message: "QueueMessage") -> tuple[int | None, Any]:
-        """The exit code and output of this delivery's job that exited 0, for its
-        history record (the worker engine asks once, when it acks)."""
+        """The exit code and output (a :class:`~localqueue.history.Deferred`) of this
+        delivery's job that exited 0, for its history record, and forgets them: the
+        worker engine asks once, when it acks, or when the delivery's lease was lost."""
         with self._lock:
             return self._reports.pop((message.id, message.lease_token), (None, None))
 
