@@ -9,10 +9,11 @@ if TYPE_CHECKING:
 
 HELP = """Set or show the queue's limits, kept in the store and obeyed by every worker and
 `queue pop` using it, on every host, at each lease: --max-inflight N (at most N of its
-messages running at once), --rate N/s, N/m or N/h (at most N jobs started in any second,
-minute or hour; a retry is a new start) and --per-group N (at most N running at once of
-each group: `queue add --group`). An option not given keeps its limit; --clear lifts them
-all. With no option, shows them. Prints {"queue", "paused", "max_inflight", "rate",
+messages running at once), --rate N/s, N/m or N/h (job starts spread evenly, one each
+second/N (minute/N, hour/N) at most, so no second, minute or hour holds more than N; a
+retry is a new start) and --per-group N (at most N running at once of each group: `queue
+add --group`). An option not given keeps its limit; --clear lifts them all. With no
+option, shows them. Prints {"queue", "paused", "max_inflight", "rate",
 "per_group"} (null: no limit). A worker with free slots waits for a limit to let a job
 start; a draining one exits once no message is left ready."""
 
@@ -100,7 +101,7 @@ def register(group: "typer.Typer") -> None:
             typer.Option(
                 "--rate",
                 metavar="N/s|N/m|N/h",
-                help="At most N jobs started in any second, minute or hour.",
+                help="At most N jobs started in any second, minute or hour, spread evenly.",
             ),
         ] = None,
         per_group: Annotated[
