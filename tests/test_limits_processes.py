@@ -125,16 +125,16 @@ def test_max_inflight_caps_the_jobs_running_across_workers(
 
 
 def test_the_rate_paces_job_starts_across_workers(env: dict[str, str], tmp_path: Path) -> None:
-    add(env, tmp_path, [{"n": n} for n in range(50)])
-    limit(env, tmp_path, "--rate", "20/s")  # one start each 50 ms at most
+    add(env, tmp_path, [{"n": n} for n in range(41)])
+    limit(env, tmp_path, "--rate", "40/s")  # one start each 25 ms at most
     finish(workers(env, tmp_path, 3, "-j", "4", sleep=0.01))
     starts = [at for kind, _, at in events(tmp_path) if kind == "start"]
-    assert len(starts) == 50
+    assert len(starts) == 41
     # No second holds more than the rate (and a little for the jobs' own start-up jitter),
-    # and the 50 starts were spread over 49 steps of 50 ms at least.
+    # and the 41 starts were spread over 40 steps of 25 ms at least.
     window = max(sum(1 for t in starts if s <= t < s + 1) for s in starts)
-    assert window <= 22
-    assert starts[-1] - starts[0] >= 49 * 0.05 - 0.1
+    assert window <= 44
+    assert starts[-1] - starts[0] >= 40 * 0.025 - 0.1
 
 
 @pytest.mark.parametrize("option", ["--max-inflight", "--per-group"])
