@@ -166,12 +166,16 @@ def test_a_killed_workers_message_frees_its_slot_when_its_lease_ends(
     worker.send_signal(signal.SIGKILL)
     worker.wait()
     held = run(env, tmp_path, "queue", "pop", "q")
-    if _stats(env, tmp_path)["inflight"] == 1:  # (its lease may have ended already)
+    popped: list[dict[str, Any]] = []
+    if held.returncode == 0:  # its lease had already ended (a slow machine)
+        popped.append(json.loads(held.stdout))
+    else:
         assert held.returncode == 3
         assert f"held back by its limit {option} 1" in held.stderr
-    popped: list[dict[str, Any]] = []
 
     def pops() -> bool:
+        if popped:
+            return True
         result = run(env, tmp_path, "queue", "pop", "q")
         if result.returncode == 0:
             popped.append(json.loads(result.stdout))
