@@ -446,8 +446,8 @@ SET_PAUSED = f"""WITH u AS (
     RETURNING {_SETTINGS}
 )
 SELECT u.*, CASE WHEN NOT u.paused THEN pg_notify(%(channel)s, %(queue)s) END FROM u"""
-# The limits %(set_...)s names, the others kept. Waiters wake (a lifted limit lets them
-# lease).
+# The limits %(set_...)s names, the others kept; a rate set anew starts its pacing
+# afresh. Waiters wake (a lifted limit lets them lease).
 SET_LIMITS = f"""WITH u AS (
     INSERT INTO {{s}} AS s (queue, max_inflight, rate, rate_period, per_group)
     VALUES (%(queue)s, %(max_inflight)s, %(rate)s, %(rate_period)s, %(per_group)s)
@@ -456,7 +456,8 @@ SET_LIMITS = f"""WITH u AS (
             ELSE s.max_inflight END,
         rate = CASE WHEN %(set_rate)s THEN excluded.rate ELSE s.rate END,
         rate_period = CASE WHEN %(set_rate)s THEN excluded.rate_period ELSE s.rate_period END,
-        per_group = CASE WHEN %(set_per_group)s THEN excluded.per_group ELSE s.per_group END
+        per_group = CASE WHEN %(set_per_group)s THEN excluded.per_group ELSE s.per_group END,
+        rate_next = CASE WHEN %(set_rate)s THEN NULL ELSE s.rate_next END
     RETURNING {_SETTINGS}
 )
 SELECT u.*, pg_notify(%(channel)s, %(queue)s) FROM u"""

@@ -409,7 +409,7 @@ SET_LIMITS = """INSERT INTO queue_settings
     ON CONFLICT (queue) DO UPDATE SET max_inflight = excluded.max_inflight,
         rate = excluded.rate, rate_period = excluded.rate_period,
         per_group = excluded.per_group,
-        rate_next = CASE WHEN excluded.rate IS NULL THEN NULL ELSE rate_next END"""
+        rate_next = CASE WHEN :reset_rate THEN NULL ELSE rate_next END"""
 
 PENDING = "SELECT count(*) FROM messages WHERE queue = ? AND state = 0"
 

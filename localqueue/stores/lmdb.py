@@ -1028,7 +1028,9 @@ class LMDBQueueStore(QueueStore):
             tx = _Tx(txn, dbs)
             old, rate_next = tx.read_settings(queue)
             settings = merged_limits(old, limits)
-            tx.write_settings(queue, settings, None if settings.rate is None else rate_next)
+            # A rate set anew starts its pacing afresh (a rate_next left by a slower one
+            # would hold the new rate back until then).
+            tx.write_settings(queue, settings, None if "rate" in limits else rate_next)
             if counts_leases(settings) != counts_leases(old):
                 tx.count_leases(queue, counts_leases(settings))
             return settings

@@ -425,7 +425,7 @@ class MemoryQueueStore(QueueStore):
     def set_limits(self, queue: str, limits: Mapping[str, int | float | None]) -> QueueSettings:
         with self._lock:
             settings = self._settings[queue] = merged_limits(self.settings(queue), limits)
-            if settings.rate is None:
+            if "rate" in limits:  # a rate set anew starts its pacing afresh
                 self._rate_due.pop(queue, None)
             return settings
 

@@ -857,7 +857,9 @@ class SQLiteQueueStore(QueueStore):
         with self._file.session as conn:
             with self._file.transaction(conn, "settings"):
                 settings = merged_limits(self._settings(conn, queue), limits)
-                conn.execute(sql.SET_LIMITS, {"queue": queue, **settings._asdict()})
+                # A rate set anew starts its pacing afresh (reset_rate).
+                params = {"queue": queue, "reset_rate": "rate" in limits, **settings._asdict()}
+                conn.execute(sql.SET_LIMITS, params)
                 rated = conn.execute(sql.ANY_RATE).fetchone() is not None
                 conn.execute(sql.CREATE_RATE_TRIGGER if rated else sql.DROP_RATE_TRIGGER)
             return settings

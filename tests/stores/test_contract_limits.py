@@ -101,6 +101,17 @@ def test_the_rate_spreads_lease_starts_over_its_period(store: QueueStore, clock:
     assert sorted(m.value for m in q.get_messages(5)) == [1, 3, 4]
 
 
+def test_a_rate_set_anew_starts_its_pacing_afresh(q: PersistentQueue) -> None:
+    q.put_many(range(3))
+    q.set_limits(rate="1/h")
+    assert len(q.get_messages(3)) == 1  # the next start is an hour away
+    assert q.get_messages(3) == []
+    q.set_limits(max_inflight=5)  # other limits keep the rate's pace
+    assert q.get_messages(3) == []
+    q.set_limits(rate="100/s")  # not held back by the slower rate's next start
+    assert len(q.get_messages(3)) == 1
+
+
 def test_per_group_holds_a_busy_group_and_never_the_others(q: PersistentQueue) -> None:
     q.put_many(["a1", "a2", "b1", "n1", "a3", "b2"], groups=["a", "a", "b", None, "a", "b"])
     q.set_limits(per_group=1)
