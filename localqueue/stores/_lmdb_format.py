@@ -235,16 +235,7 @@ class Record(StoredMessage):
             raise StoreError(f"message {message_id!r} has an unknown state {state}")
         optional = [t if present & (1 << bit) else None for bit, t in enumerate(times)]
         optional += [None] * (len(_OPTIONAL_TIMES) - len(optional))
-        offset = head.size
-        fields: list[bytes | None] = []
-        for _ in range(_FIELDS[form]):
-            (length,) = _LEN.unpack_from(data, offset)
-            offset += _LEN.size
-            if length == _NONE:
-                fields.append(None)
-            else:
-                fields.append(bytes(data[offset : offset + length]))
-                offset += length
+        fields, offset = _read_fields(data, head.size, _FIELDS[form])
         queue, leased_by, lease_token, last_error, *rest = fields
         key = rest[0] if rest else None
         errors = rest[1] if len(rest) > 1 else None
@@ -387,13 +378,11 @@ def pack_history(row: HistoryRow) -> bytes:
     return b"".join(parts)
 
 
-def unpack_history(data: bytes) -> HistoryRow:
-    _, flags, attempts, exit_code, enqueued, first, finished, duration = _HISTORY_HEAD.unpack_from(
-        data
-    )
-    offset = _HISTORY_HEAD.size
+def _read_fields(data: bytes, offset: int, count: int) -> tuple[list[bytes | None], int]:
+    """``count`` length-prefixed fields of ``data`` from ``offset`` (as ``_field`` wrote
+    them; None for an absent one), and the offset after them."""
     fields: list[bytes | None] = []
-    for _ in range(8):
+    for _ in range(count):
         (length,) = _LEN.unpack_from(data, offset)
         offset += _LEN.size
         if length == _NONE:
@@ -401,6 +390,14 @@ def unpack_history(data: bytes) -> HistoryRow:
         else:
             fields.append(bytes(data[offset : offset + length]))
             offset += length
+    return fields, offset
+
+
+def unpack_history(data: bytes) -> HistoryRow:
+    _, flags, attempts, exit_code, enqueued, first, finished, duration = _HISTORY_HEAD.unpack_from(
+        data
+    )
+    fields, offset = _read_fields(data, _HISTORY_HEAD.size, 8)
     texts = [None if f is None else f.decode() for f in fields[:5]]
     message_id, queue, key, status, worker = texts
     error, errors, output = fields[5:]
