@@ -44,6 +44,16 @@ def _ready(child: subprocess.Popen[str]) -> list[str]:
     return words[1:]
 
 
+def _start_together(children: list[subprocess.Popen[str]]) -> None:
+    """Wait until every child is ready, then tell them all to go at once."""
+    for child in children:
+        _ready(child)
+    for child in children:
+        assert child.stdin is not None
+        child.stdin.write("go\n")
+        child.stdin.flush()
+
+
 def _kill(child: subprocess.Popen[str]) -> None:
     os.kill(child.pid, signal.SIGKILL)
     assert child.wait(30) == -signal.SIGKILL
@@ -88,12 +98,7 @@ def test_three_producers_three_consumers_every_id_acked_exactly_once(tmp_path: P
     path = str(tmp_path / "env")
     producers = [_child(PRODUCER, path, str(p), str(PER_PRODUCER)) for p in range(PRODUCERS)]
     consumers = [_child(CONSUMER, path) for _ in range(CONSUMERS)]
-    for child in producers + consumers:
-        _ready(child)
-    for child in producers + consumers:  # all six start together
-        assert child.stdin is not None
-        child.stdin.write("go\n")
-        child.stdin.flush()
+    _start_together(producers + consumers)
     for child in producers:
         assert child.wait(120) == 0
     q = PersistentQueue("jobs", _url(path))
@@ -194,12 +199,7 @@ def test_limits_hold_across_processes_leasing_at_once(
     q.put_many(range(20), groups=[f"g{i % 10}" for i in range(20)])
     q.set_limits(**limits)  # type: ignore[arg-type]
     children = [_child(LEASER, path) for _ in range(4)]
-    for child in children:
-        _ready(child)
-    for child in children:  # release them together
-        assert child.stdin is not None
-        child.stdin.write("go\n")
-        child.stdin.flush()
+    _start_together(children)
     groups = []
     for child in children:
         out, _ = child.communicate(timeout=60)
@@ -318,12 +318,7 @@ def test_processes_creating_one_new_store_at_once_all_succeed(tmp_path: Path) ->
     for round_ in range(5):
         path = str(tmp_path / f"env{round_}")
         children = [_child(OPEN_AND_PUT, path, str(i)) for i in range(6)]
-        for child in children:
-            _ready(child)
-        for child in children:  # release them together
-            assert child.stdin is not None
-            child.stdin.write("go\n")
-            child.stdin.flush()
+        _start_together(children)
         for child in children:
             out, _ = child.communicate(timeout=60)
             assert child.returncode == 0 and out.split() == ["ok"], out
