@@ -374,30 +374,47 @@ def _shape(row: Row | None) -> tuple[object, ...] | None:
     return None if row is None else row._replace(id=None, lease_token=None)
 
 
-def test_random_operations_agree_with_the_memory_store(tmp_path: Path) -> None:
-    """LMDB and Memory driven by one fake clock and one random script give the same
-    answers to everything (messages are named by their unique values)."""
-    now = [1_000.0]
-    stores: dict[str, QueueStore] = {
-        "lmdb": LMDBQueueStore(tmp_path / "env"),
-        "memory": MemoryQueueStore(),
-    }
-    for store in stores.values():
-        store.clock = lambda: now[0]  # type: ignore[method-assign]
-    handles: dict[str, dict[bytes, tuple[str, str | None]]] = {name: {} for name in stores}
-    queue_of: dict[bytes, str] = {}
-    rng = random.Random(20261128)
-    seen: collections.Counter[str] = collections.Counter()
+class Twins:
+    """An LMDB and a Memory store on one fake clock (``now``), for a random script run on
+    both: :meth:`answer` applies one action to each and checks that they agree.
+    ``handles`` keeps, per store, each message's id and token by its unique value."""
 
-    def both(action: Callable[[str, QueueStore], object]) -> tuple[str, Any]:
+    def __init__(self, path: Path) -> None:
+        self.now = 1_000.0
+        self.stores: dict[str, QueueStore] = {
+            "lmdb": LMDBQueueStore(path),
+            "memory": MemoryQueueStore(),
+        }
+        for store in self.stores.values():
+            store.clock = lambda: self.now  # type: ignore[method-assign]
+        self.handles: dict[str, dict[bytes, tuple[str, str | None]]] = {
+            name: {} for name in self.stores
+        }
+
+    def answer(self, action: Callable[[str, QueueStore], object]) -> tuple[str, Any]:
+        """``("ok", what the action returned)`` or ``("error", the lease error's name)``,
+        the same from both stores."""
         results = {}
-        for name, store in stores.items():
+        for name, store in self.stores.items():
             try:
                 results[name] = ("ok", action(name, store))
             except (LeaseLostError, MessageNotFoundError) as exc:
                 results[name] = ("error", type(exc).__name__)
         assert results["lmdb"] == results["memory"]
-        outcome = results["lmdb"]
+        return results["lmdb"]
+
+
+def test_random_operations_agree_with_the_memory_store(tmp_path: Path) -> None:
+    """LMDB and Memory driven by one fake clock and one random script give the same
+    answers to everything (messages are named by their unique values)."""
+    twins = Twins(tmp_path / "env")
+    stores, handles = twins.stores, twins.handles
+    queue_of: dict[bytes, str] = {}
+    rng = random.Random(20261128)
+    seen: collections.Counter[str] = collections.Counter()
+
+    def both(action: Callable[[str, QueueStore], object]) -> tuple[str, Any]:
+        outcome = twins.answer(action)
         seen[outcome[1] if outcome[0] == "error" else type(outcome[1]).__name__] += 1
         return outcome
 
@@ -455,7 +472,7 @@ def test_random_operations_agree_with_the_memory_store(tmp_path: Path) -> None:
             dead_only = rng.random() < 0.5
             both(lambda name, store, q=queue, d=dead_only: store.purge(q, dead_only=d))
         else:
-            now[0] += rng.choice([0.5, 1.0, 3.0])
+            twins.now += rng.choice([0.5, 1.0, 3.0])
         for q in QUEUES:
             both(lambda name, store, q=q: store.stats(q))
             both(lambda name, store, q=q: store.next_visible_in(q))

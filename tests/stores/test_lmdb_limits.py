@@ -15,12 +15,12 @@ import pytest
 
 lmdb = pytest.importorskip("lmdb")  # the CI job installs the extra; conftest fails there
 
-from localqueue import LeaseLostError, MessageNotFoundError, PersistentQueue  # noqa: E402
+from localqueue import PersistentQueue  # noqa: E402
 from localqueue.message import QueueSettings  # noqa: E402
 from localqueue.outcome import Settlement  # noqa: E402
 from localqueue.stores.base import QueueStore, Row  # noqa: E402
 from localqueue.stores.lmdb import LMDBQueueStore  # noqa: E402
-from localqueue.stores.memory import MemoryQueueStore  # noqa: E402
+from tests.stores.test_lmdb import Twins  # noqa: E402
 
 QUEUES = ("a", "b")
 GROUPS = (None, "x", "y", "z")
@@ -54,27 +54,14 @@ def test_random_operations_under_limits_agree_with_the_memory_store(tmp_path: Pa
     """LMDB and Memory, one fake clock, one random script of puts in groups, batch
     leases, settles and limits set and lifted: the same answers to everything, held-back
     reasons and waits included."""
-    now = [1_000.0]
-    stores: dict[str, QueueStore] = {
-        "lmdb": LMDBQueueStore(tmp_path / "env"),
-        "memory": MemoryQueueStore(),
-    }
-    for store in stores.values():
-        store.clock = lambda: now[0]  # type: ignore[method-assign]
-    handles: dict[str, dict[bytes, tuple[str, str | None]]] = {name: {} for name in stores}
+    twins = Twins(tmp_path / "env")
+    stores, handles = twins.stores, twins.handles
     queue_of: dict[bytes, str] = {}
     rng = random.Random(20261206)
     seen: collections.Counter[str] = collections.Counter()
 
     def both(action: Callable[[str, QueueStore], object]) -> Any:
-        results = {}
-        for name, store in stores.items():
-            try:
-                results[name] = ("ok", action(name, store))
-            except (LeaseLostError, MessageNotFoundError) as exc:
-                results[name] = ("error", type(exc).__name__)
-        assert results["lmdb"] == results["memory"]
-        return results["lmdb"][1]
+        return twins.answer(action)[1]
 
     def lease(queue: str, n: int, timeout: float) -> Callable[[str, QueueStore], object]:
         def run(name: str, store: QueueStore) -> object:
@@ -159,7 +146,7 @@ def test_random_operations_under_limits_agree_with_the_memory_store(tmp_path: Pa
         elif op < 0.8:
             both(lambda name, store, q=queue: store.purge(q))
         else:
-            now[0] += rng.choice([0.5, 1.0, 2.5])
+            twins.now += rng.choice([0.5, 1.0, 2.5])
         for q in QUEUES:
             reason = both(lambda name, store, q=q: store.held_back(q))
             seen[str(reason[0])] += 1
