@@ -22,7 +22,6 @@ __all__ = [
     "HistoryRow",
     "encode_output",
     "history_dict",
-    "history_line",
 ]
 
 #: The statuses a record can have: how its message ended.
@@ -96,44 +95,3 @@ def history_dict(row: HistoryRow) -> dict[str, Any]:
     if record["errors"] is None:
         record["errors"] = []
     return {"id": record.pop("id"), "queue": record.pop("queue"), "state": "finished", **record}
-
-
-def history_line(row: HistoryRow) -> bytes:
-    """``history_dict(row)`` as one JSON line (newline included), as ``queue history``
-    prints it: the stored JSON of the value, error, errors and output put in as it is,
-    not decoded and encoded again, so that a page of records costs no JSON library
-    (``json`` and the ``re`` it imports are most of that command's own start-up)."""
-    errors = row.errors if row.errors is not None else b"[]"
-    parts = (
-        b'{"id":', _string(row.id), b',"queue":', _string(row.queue),
-        b',"state":"finished","key":', _string(row.key), b',"value":', row.value,
-        b',"status":', _string(row.status), b',"attempts":', _number(row.attempts),
-        b',"enqueued_at":', _number(row.enqueued_at),
-        b',"first_started_at":', _number(row.first_started_at),
-        b',"finished_at":', _number(row.finished_at), b',"duration":', _number(row.duration),
-        b',"worker":', _string(row.worker), b',"exit_code":', _number(row.exit_code),
-        b',"error":', _json(row.error), b',"errors":', errors,
-        b',"output":', _json(row.output), b"}\n",
-    )  # fmt: skip
-    return b"".join(parts)
-
-
-def _json(data: bytes | None) -> bytes:
-    return b"null" if data is None else data
-
-
-def _string(text: str | None) -> bytes:
-    """``text`` as a JSON string: as it is when nothing in it needs escaping (ids, queue
-    names, statuses, most keys and worker ids), else through the codec."""
-    if text is None:
-        return b"null"
-    if text.isascii() and text.isprintable() and '"' not in text and "\\" not in text:
-        return b'"' + text.encode() + b'"'
-    from localqueue.codec import dumps_line
-
-    return dumps_line(text)[:-1]
-
-
-def _number(number: float | None) -> bytes:
-    """An int or a finite float as JSON writes it (``repr``), or null."""
-    return b"null" if number is None else repr(number).encode()

@@ -24,7 +24,8 @@ def run(
     from localqueue.cli.common import emit_raw, open_queue, settings, stdout_is_tty
     from localqueue.cli.exit_codes import UsageError
     from localqueue.cli.history import parse_since, table
-    from localqueue.history import HISTORY_STATUSES, history_dict, history_line
+    from localqueue.codec import dumps_line
+    from localqueue.history import HISTORY_STATUSES
 
     if status is not None and status not in HISTORY_STATUSES:
         raise UsageError(f"--status must be one of {', '.join(HISTORY_STATUSES)}, got {status!r}")
@@ -32,15 +33,13 @@ def run(
         raise UsageError(f"--limit must be >= 0, got {limit}")
     after = None if since is None else parse_since(since)
     with open_queue(name, settings(strict=strict or None, store_path=store_path)) as queue:
-        rows = (
-            []
-            if limit == 0
-            else queue.store.history(queue.name, status=status, since=after, key=key, limit=limit)
+        records = (
+            [] if limit == 0 else queue.history(status=status, since=after, key=key, limit=limit)
         )
     if stdout_is_tty():
-        emit_raw((table([history_dict(row) for row in rows]) + "\n").encode())
-    else:  # the stored JSON as it is: no JSON library to import (see history_line)
-        emit_raw(b"".join(history_line(row) for row in rows))
+        emit_raw((table(records) + "\n").encode())
+    else:
+        emit_raw(b"".join(dumps_line(record) for record in records))
 
 
 def register(group: "typer.Typer") -> None:
