@@ -676,19 +676,19 @@ class PostgresQueueStore(QueueStore):
         settings = QueueSettings() if found[0] is None else QueueSettings(*found[:5])
         ready, inflight, in_full_groups, rate_wait, lease_wait = found[5:]
         rate_full = rate_wait is not None and rate_wait > 0
-        reason = hold(
+        held = hold(
             settings,
             ready=ready,
             inflight=inflight,
             rate_full=rate_full,
             in_full_groups=in_full_groups,
         )
-        return reason, ready, rate_wait if rate_full else None, lease_wait
+        return held, ready, rate_wait if rate_full else None, lease_wait
 
     def held_back(self, queue: str) -> tuple[str | None, int]:
         def op(conn: psycopg.Connection[Any]) -> tuple[str | None, int]:
-            reason, count = self._held_back(conn, queue)[0]
-            return reason, count
+            held: tuple[str | None, int] = self._held_back(conn, queue)[0]
+            return held
 
         return self._session.run("held_back", op)
 
