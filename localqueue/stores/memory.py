@@ -436,7 +436,9 @@ class MemoryQueueStore(QueueStore):
             mine = [r for r in self._records.values() if r.queue == queue]
             ready = [r for r in mine if r.effective_state(now) == "ready"]
             live = [r for r in mine if r.live_lease(now)]
-            full = self._full_groups(live, settings.per_group or 0)
+            full = (
+                set() if settings.per_group is None else self._full_groups(live, settings.per_group)
+            )
             return hold(
                 settings,
                 ready=len(ready),
