@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from localqueue.worker.loop import IDLE_SLICE
 from tests.conftest import fresh_schema, postgres_url
 
 LOCALQUEUE = str(Path(sys.executable).with_name("localqueue"))
@@ -82,8 +83,10 @@ def add(env: dict[str, str], cwd: Path, values: range) -> list[str]:
 def test_pause_with_four_workers_running_starts_nothing_new_until_resume(
     env: dict[str, str], tmp_path: Path
 ) -> None:
-    """A worker at -j 1 leases its next message while its job runs: such a message,
-    leased before the pause, is given back when the job ends; nothing new starts."""
+    """A worker at -j 1 leases its next message while its job runs. Such a message,
+    leased before the pause, still starts if the job ends within one poll interval
+    (IDLE_SLICE) of its lease, as the issue allows; a job ending later gives it back. So
+    the jobs end one poll interval after the pause, and from then nothing new starts."""
     first = add(env, tmp_path, range(12))
     workers = [
         subprocess.Popen(
@@ -103,7 +106,9 @@ def test_pause_with_four_workers_running_starts_nothing_new_until_resume(
         assert (shown["queue"], shown["paused"]) == ("q", True), paused.stderr
         leased = stats(env, tmp_path)["inflight"]  # from now on, nothing more is leased
         assert 4 <= leased <= 8  # the running jobs, and at most one leased next per worker
+        one_poll_interval = time.monotonic() + IDLE_SLICE + 0.05
         later = add(env, tmp_path, range(12, 16))  # add still works on a paused queue
+        wait_until("one poll interval past the pause", lambda: time.monotonic() > one_poll_interval)
         (tmp_path / "go").touch()  # the running jobs finish ...
         wait_until("the leased jobs acked", lambda: stats(env, tmp_path)["inflight"] == 0)
         counts = stats(env, tmp_path)
