@@ -18,8 +18,10 @@ all the time, and SQLite's lock is not fair: another writer's busy wait (1, 2, 5
 itself may wait past its busy timeout (StoreLockedError), with or without history code
 in the way.
 
-The records are written straight into the ``history`` table (one transaction), as a
-million acks would leave them, so that setting up takes seconds rather than hours.
+The records are written straight into the store (one transaction), as a million
+settles would leave them, so that setting up takes seconds rather than hours: one in
+a hundred a dead letter's, in the ``history`` table, and the rest acked messages,
+finished in place (``messages``, state 3).
 """
 
 from __future__ import annotations
@@ -51,28 +53,37 @@ def fill(path: Path, records: int, expired: int) -> None:
     now = time.time()
     value = json.dumps({"order": 812, "url": "https://example.com/hook"}).encode()
     output = json.dumps({"stdout": "ok\n", "stdout_bytes": 3, "stderr": "", "stderr_bytes": 0})
+    error = json.dumps({"type": "CalledProcessError", "message": "exit 22"}).encode()
+    finished = [_finished(i, now, records, expired) for i in range(records)]
     with sqlite3.connect(path) as conn:
-        rows = (_row(i, now, records, expired, value, output.encode()) for i in range(records))
+        conn.executemany(
+            "INSERT INTO messages (seq, nonce, queue, value, state, visible_at, attempts,"
+            " enqueued_at, first_started_at, leased_by, key, duration, exit_code, output)"
+            " VALUES (?, 43981, 'hooks', ?, 3, ?, 1, ?, ?, 'bench', ?, 0.5, 0, ?)",
+            (
+                (i + 1, value, f, f - 1.0, f - 0.5, f"k{i}", output.encode())
+                for i, f in enumerate(finished)
+                if i % 100 != 7
+            ),
+        )
         conn.executemany(
             "INSERT INTO history (queue, id, key, value, status, attempts, enqueued_at,"
-            " first_started_at, finished_at, duration, worker, exit_code, error, errors,"
-            " output) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            rows,
+            " first_started_at, finished_at, duration, worker, exit_code, error)"
+            " VALUES ('hooks', ?, ?, ?, 'dead', 3, ?, ?, ?, 0.5, 'bench', 22, ?)",
+            (
+                (f"{i + 1}-00000000abcd", f"k{i}", value, f - 1.0, f - 0.5, f, error)
+                for i, f in enumerate(finished)
+                if i % 100 == 7
+            ),
         )
     conn.close()
 
 
-def _row(
-    i: int, now: float, records: int, expired: int, value: bytes, output: bytes
-) -> tuple[object, ...]:
+def _finished(i: int, now: float, records: int, expired: int) -> float:
+    """When record ``i`` finished: the oldest ``expired`` two weeks ago, a ms apart."""
     if i < expired:
-        finished = now - 2 * WEEK + i * 0.001
-    else:
-        finished = now - 86400 + (i - expired) * 86400 / records
-    return (
-        "hooks", f"{i + 1}-00000000abcd", f"k{i}", value, "acked", 1, finished - 1.0,
-        finished - 0.5, finished, 0.5, "bench", 0, None, None, output,
-    )  # fmt: skip
+        return now - 2 * WEEK + i * 0.001
+    return now - 86400 + (i - expired) * 86400 / records
 
 
 def time_history(path: Path, runs: int = 11) -> dict[str, float]:

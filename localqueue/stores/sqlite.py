@@ -60,6 +60,11 @@ _new_row = tuple.__new__
 # The least pause between two pruning steps of store vacuum while others write (see
 # SQLiteQueueStore.prune_expired).
 _PRUNE_YIELD = 0.01
+# How many records a store writes between two pruning steps of its settles, each of which
+# deletes up to a batch (PRUNE_BATCH) of each kind: pruning keeps up with any number of
+# processes settling, and a store whose history is full outgrows its bound by less than
+# one batch per process.
+_PRUNE_EVERY = 50
 
 
 def _history_row(r: tuple[Any, ...]) -> HistoryRow:
@@ -105,9 +110,9 @@ class SQLiteQueueStore(QueueStore):
         # polling an empty queue would hold producers up (2 producers + 2 consumers:
         # +7%), and would wait on, or fail under, a lock another process holds.
         self._found_none = True
-        # The last record this store wrote filled history_new (sql.FLUSH_AT): the settle
-        # moves the records into history and prunes before it commits.
-        self._flush_due = False
+        # Records this store wrote since its last pruning step: the settle that makes
+        # them _PRUNE_EVERY prunes a batch of its queue's.
+        self._recorded = 0
         self._kept: set[str] = set()  # queues whose last ack here found a history kept
 
     @staticmethod
@@ -476,16 +481,13 @@ class SQLiteQueueStore(QueueStore):
         key = self._key(queue, message_id)
         with self._file.session as conn:
             if key is not None:
-                if queue not in self._kept:  # one statement, while no history is kept
-                    key["token"] = lease_token
-                    with self._file.atomic(conn, "ack"):
-                        if conn.execute(sql.ACK_UNKEPT, key).rowcount == 1:
-                            return
-                with self._file.transaction(conn, "ack"):
-                    now = self.clock()
-                    done = self._end(conn, queue, message_id, lease_token, "acked", now, True)
-                    self._prune_due(conn, queue, now)
+                now = self.clock()
+                with self._file.atomic(conn, "ack"):  # one statement (see _ack)
+                    done = self._ack(conn, queue, {**key, "token": lease_token, "now": now})
                 if done:
+                    if self._recorded >= _PRUNE_EVERY:
+                        with self._file.transaction(conn, "prune"):
+                            self._prune_due(conn, queue, now)
                     return
             raise self._lease_lost(conn, queue, message_id, key, lease_token)
 
@@ -511,7 +513,7 @@ class SQLiteQueueStore(QueueStore):
             params = self._lease_params(conn, queue, now, lease_timeout, leased_by)
             with self._file.transaction(conn, "settle"):
                 for settlement in settlements:
-                    done = self._settle_one(conn, queue, settlement, now, queue in self._kept)
+                    done = self._settle_one(conn, queue, settlement, now)
                     if done and settlement.then_put:
                         self._insert(
                             conn, _nonce(), settlement.to or queue, settlement.then_put, now, now
@@ -535,12 +537,11 @@ class SQLiteQueueStore(QueueStore):
         queue: str,
         settlement: Settlement,
         now: float,
-        kept: bool,
     ) -> bool:
         """Apply one settlement inside the caller's transaction (see :meth:`_end`)."""
         s = settlement
         return self._end(
-            conn, queue, s.message_id, s.lease_token, s.action, now, kept, s.error, s.delay,
+            conn, queue, s.message_id, s.lease_token, s.action, now, s.error, s.delay,
             s.duration, s.exit_code, s.output,
         )  # fmt: skip
 
@@ -552,7 +553,6 @@ class SQLiteQueueStore(QueueStore):
         token: str | None,
         action: str,
         now: float,
-        kept: bool,
         error: bytes | None = None,
         delay: float = 0.0,
         duration: float | None = None,
@@ -560,38 +560,23 @@ class SQLiteQueueStore(QueueStore):
         output: Any = None,
     ) -> bool:
         """End a held message's lease by ``action`` inside the caller's transaction;
-        False when it is not held. An ack of a queue not ``kept`` (this store's last
-        look) first tries the one statement of a queue without history; otherwise the
-        ack returns what the record takes and whether the queue keeps a history, and
-        the record is written if it does. A dead-letter of a queue that keeps a history
-        first writes its record (one statement that reads the setting and is fenced as
-        the settle is: it writes nothing otherwise). An output is encoded only for a
-        record."""
+        False when it is not held. An ack is :meth:`_ack`'s. A dead-letter of a queue
+        that keeps a history first writes its record (one statement that reads the
+        setting and is fenced as the settle is: it writes nothing otherwise)."""
         key = self._key(queue, message_id)
         if key is None:
             return False
         params: dict[str, Any] = {**key, "token": token, "now": now}
         if action == "acked":
-            if not kept and conn.execute(sql.ACK_UNKEPT, params).rowcount == 1:
-                return True
-            acked = conn.execute(sql.ACK_RETURNING, params).fetchone()
-            if acked is None:
-                return False
-            if not acked[8]:  # the queue keeps no history (any more)
-                self._kept.discard(queue)
-                return True
-            output = encode_output(output)
-            values = (*acked[:8], message_id, now, duration, exit_code, output)
-            self._recorded(conn.execute(sql.RECORD_ACKED, values), queue)
-            return True
+            return self._ack(conn, queue, params, duration, exit_code, output)
         if action == "dead":
             params.update(
                 id=message_id, status=action, duration=duration, exit_code=exit_code,
                 error=error, output=encode_output(output),
             )  # fmt: skip
-            recorded = conn.execute(sql.RECORD, params)
-            if recorded.rowcount == 1:
-                self._recorded(recorded, queue)
+            if conn.execute(sql.RECORD, params).rowcount == 1:
+                self._kept.add(queue)
+                self._recorded += 1
             else:
                 self._kept.discard(queue)
         params["error"] = error
@@ -602,42 +587,58 @@ class SQLiteQueueStore(QueueStore):
             return conn.execute(sql.DEAD_LETTER, params).fetchone() is not None
         raise ValueError(f"unknown settle action {action!r}")
 
-    def _recorded(self, cursor: sqlite3.Cursor, queue: str) -> None:
-        """Note a record just written into history_new (by ``cursor``) of ``queue``."""
-        self._flush_due = self._flush_due or (cursor.lastrowid or 0) >= sql.FLUSH_AT
-        self._kept.add(queue)
+    def _ack(
+        self,
+        conn: sqlite3.Connection,
+        queue: str,
+        params: dict[str, Any],
+        duration: float | None = None,
+        exit_code: int | None = None,
+        output: Any = None,
+    ) -> bool:
+        """Ack the held message of ``params`` (its key, token and now); False when it is
+        not held. One statement does it: ACK_UNKEPT deletes it while its queue keeps no
+        history, ACK_KEPT finishes it (its own record) while the queue keeps one;
+        the one that matches this store's last look at the queue is tried first, and the
+        other only when it matches nothing. An output is encoded only for a record."""
+        kept = queue in self._kept
+        if not kept and conn.execute(sql.ACK_UNKEPT, params).rowcount == 1:
+            return True
+        params.update(duration=duration, exit_code=exit_code, output=encode_output(output))
+        if conn.execute(sql.ACK_KEPT, params).rowcount == 1:
+            self._kept.add(queue)
+            self._recorded += 1
+            return True
+        if kept and conn.execute(sql.ACK_UNKEPT, params).rowcount == 1:
+            self._kept.discard(queue)  # the queue keeps no history any more
+            return True
+        return False
 
     def _prune_due(self, conn: sqlite3.Connection, queue: str, now: float) -> int:
-        """Once a record this store wrote filled history_new: move the records into
-        history and prune a batch of ``queue``'s (see :meth:`_prune`), in the caller's
-        transaction; so every process's settles prune, half a batch of records apart.
-        Nothing is pruned while the queue keeps no history (``store vacuum`` deletes
-        what it kept)."""
-        if not self._flush_due:
+        """Once this store has written _PRUNE_EVERY records: prune a batch of
+        ``queue``'s (see :meth:`_prune`), in the caller's transaction. Nothing is pruned
+        while the queue keeps no history (``store vacuum`` deletes what it kept)."""
+        if self._recorded < _PRUNE_EVERY:
             return 0
-        self._flush_due = False
-        self._flush(conn)
+        self._recorded = 0
         retention = self._retention(conn, queue)
         return 0 if retention is None else self._prune(conn, queue, retention, now)
 
-    @staticmethod
-    def _flush(conn: sqlite3.Connection) -> None:
-        """Move every record of history_new into history (inside the caller's transaction)."""
-        for statement in sql.FLUSH:
-            conn.execute(statement)
-
     def _prune(self, conn: sqlite3.Connection, queue: str, retention: Retention, now: float) -> int:
-        """Delete at most a batch of ``queue``'s records past its age and a batch past
-        its count (inside the caller's transaction)."""
+        """Delete at most a batch of each table's records of ``queue`` past its age, and
+        past its count (inside the caller's transaction)."""
         seconds, count = retention
         params: dict[str, Any] = {"queue": queue, "batch": PRUNE_BATCH}
         deleted = 0
         if seconds is not None:
             params["cutoff"] = now - seconds
-            deleted += conn.execute(sql.PRUNE_AGE, params).rowcount
+            deleted += sum(conn.execute(s, params).rowcount for s in sql.PRUNE_AGE)
         if count is not None:
-            params["count"] = count
-            deleted += conn.execute(sql.PRUNE_COUNT, params).rowcount
+            params.update(count=count, since=-math.inf, status=None, key=None)
+            boundary = conn.execute(sql.COUNT_BOUNDARY, params).fetchone()
+            if boundary is not None:
+                params["finished"], params["message_seq"] = boundary
+                deleted += sum(conn.execute(s, params).rowcount for s in sql.PRUNE_COUNT)
         return deleted
 
     def _lease_in(
@@ -718,7 +719,7 @@ class SQLiteQueueStore(QueueStore):
             if key is not None:
                 with self._file.transaction(conn, "dead_letter"):
                     now = self.clock()
-                    if self._end(conn, queue, message_id, lease_token, "dead", now, True, error):
+                    if self._end(conn, queue, message_id, lease_token, "dead", now, error):
                         self._prune_due(conn, queue, now)
                         return self._row(conn.execute(sql.GET, key).fetchone(), now)
             raise self._lease_lost(conn, queue, message_id, key, lease_token)
@@ -779,7 +780,11 @@ class SQLiteQueueStore(QueueStore):
 
     def purge(self, queue: str, *, dead_only: bool = False) -> int:
         with self._file.session as conn:
-            return conn.execute(sql.PURGE_DEAD if dead_only else sql.PURGE, (queue,)).rowcount
+            with self._file.transaction(conn, "purge"):
+                purged = conn.execute(sql.PURGE_DEAD, (queue,)).rowcount
+                if not dead_only:
+                    purged += conn.execute(sql.PURGE_LIVE, (queue,)).rowcount
+            return purged
 
     # -- reading ----------------------------------------------------------------------
 
@@ -827,7 +832,7 @@ class SQLiteQueueStore(QueueStore):
     def queues(self) -> dict[str, QueueStats]:
         with self._file.session as conn, self._file.read_transaction(conn):
             now = self.clock()
-            names = [name for (name,) in conn.execute(sql.QUEUE_NAMES)]
+            names = [name for (name,) in conn.execute(sql.QUEUE_NAMES, {"prefix": ""})]
             return {name: self._stats(conn, name, now) for name in names}
 
     def known_queues(self) -> list[str]:
@@ -835,7 +840,7 @@ class SQLiteQueueStore(QueueStore):
             try:
                 return [name for (name,) in conn.execute(sql.KNOWN_QUEUES)]
             except sqlite3.OperationalError:  # a version 1 file opened read-only: no table
-                return [name for (name,) in conn.execute(sql.QUEUE_NAMES)]
+                return [name for (name,) in conn.execute(sql.QUEUE_NAMES, {"prefix": ""})]
 
     def settings(self, queue: str) -> QueueSettings:
         with self._file.session as conn:
@@ -942,8 +947,9 @@ class SQLiteQueueStore(QueueStore):
         return [_history_row(r) for r in rows]
 
     def history_record(self, queue: str, message_id: str) -> HistoryRow | None:
+        key = self._key(queue, message_id) or {"seq": None, "nonce": None, "queue": queue}
         with self._file.session as conn:
-            found = conn.execute(sql.HISTORY_RECORD, {"id": message_id, "queue": queue}).fetchone()
+            found = conn.execute(sql.HISTORY_RECORD, {**key, "id": message_id}).fetchone()
         return None if found is None else _history_row(found)
 
     def prune_history(self, queue: str) -> int:
@@ -954,7 +960,6 @@ class SQLiteQueueStore(QueueStore):
             self._file.relaxed(conn),
             self._file.transaction(conn, "prune"),
         ):
-            self._flush(conn)
             # Off: what was kept goes too, a batch at a time.
             retention = self._retention(conn, queue) or (None, 0)
             return self._prune(conn, queue, retention, self.clock())
@@ -971,7 +976,7 @@ class SQLiteQueueStore(QueueStore):
         with self._file.session as conn:
             problems = [row[0] for row in conn.execute("PRAGMA integrity_check")]
             version = conn.execute("PRAGMA user_version").fetchone()[0]
-            (messages,) = conn.execute("SELECT count(*) FROM messages").fetchone()
+            (messages,) = conn.execute(sql.MESSAGE_COUNT).fetchone()
         ok = problems == ["ok"]
         return {
             "path": self._file.path,
@@ -987,8 +992,9 @@ class SQLiteQueueStore(QueueStore):
         """Copy the store to ``destination`` with SQLite's online backup API (consistent
         while workers run), then verify the copy. Refuses to overwrite an existing file."""
         target = os.fspath(destination)
-        count = "SELECT count(*) FROM messages"
-        messages = self._file.backup_to(target, lambda copy: copy.execute(count).fetchone()[0])
+        messages = self._file.backup_to(
+            target, lambda copy: copy.execute(sql.MESSAGE_COUNT).fetchone()[0]
+        )
         return {"path": self._file.path, "backup": str(target), "ok": True, "messages": messages}
 
     def vacuum(self) -> dict[str, Any]:

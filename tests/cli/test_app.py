@@ -30,8 +30,8 @@ def test_version(cli):
     from localqueue.stores import _sqlite_sql
 
     line = cli("--version", store=False).stdout
-    assert line.startswith(f"localqueue {__version__} (store schema: SQLite 6, LMDB 5, ")
-    assert _sqlite_sql.SCHEMA_VERSION == 6 and line.endswith(", PostgreSQL 6)\n")
+    assert line.startswith(f"localqueue {__version__} (store schema: SQLite 7, LMDB 5, ")
+    assert _sqlite_sql.SCHEMA_VERSION == 7 and line.endswith(", PostgreSQL 6)\n")
 
 
 @pytest.mark.parametrize(

@@ -132,8 +132,9 @@ def test_history_is_newest_first_and_filters(q: PersistentQueue, clock: Clock) -
 
 
 def test_history_stays_newest_first_over_many_records(q: PersistentQueue, clock: Clock) -> None:
-    # More than a batch: a store may keep its newest records apart until it moves
-    # them (SQLite's history_new), and reads must not tell.
+    # More than a batch, acked and dead: a store may keep records of the two apart
+    # (SQLite: an acked message finished in place, a dead letter's copied into its
+    # history table), and reads must not tell, also at a finish time both share.
     q.keep(3600)
     count = PRUNE_BATCH + PRUNE_BATCH // 2 + 7
     ids = [m.id for m in q.put_many(list(range(count)))]

@@ -99,7 +99,7 @@ def test_a_sqlite_file_of_the_previous_release_migrates_in_place(tmp_path: Path)
     conn.close()
     store = SQLiteQueueStore(path)
     try:
-        assert store.check()["schema_version"] == _sqlite_sql.SCHEMA_VERSION == 6
+        assert store.check()["schema_version"] == _sqlite_sql.SCHEMA_VERSION == 7
         _check_migrated(store)
         _check_history_after_migration(store)
         assert store.check()["ok"]
@@ -178,16 +178,17 @@ def test_an_lmdb_environment_of_the_previous_release_migrates_in_place(tmp_path:
     assert {b"settings", b"live"} <= names
 
 
-def test_a_sqlite_file_of_schema_5_gains_groups_limits_and_the_history_it_records_into(
+def test_a_sqlite_file_of_schema_5_gains_groups_limits_and_keeps_its_history(
     tmp_path: Path,
 ) -> None:
     """Schema 5 was main's before issue 27's limits (unreleased, but stores of it exist):
-    step 5 -> 6 adds the group column, the limit columns and ``history_new``."""
+    step 5 -> 6 adds the group column and the limit columns, and 6 -> 7 what an ack
+    records in place."""
     path = tmp_path / "queue.sqlite3"
     shutil.copyfile(Path(__file__).parent / "data" / "schema-5" / "queue.sqlite3", path)
     store = SQLiteQueueStore(path)
     try:
-        assert store.check()["schema_version"] == 6
+        assert store.check()["schema_version"] == 7
         q = PersistentQueue("jobs", store=store)
         # kept across the step: the record of the keyed message, leased first
         assert [(r["key"], r["status"]) for r in q.history()] == [("k", "acked")]
@@ -197,7 +198,57 @@ def test_a_sqlite_file_of_schema_5_gains_groups_limits_and_the_history_it_record
         q.set_limits(per_group=1, max_inflight=2)
         leased = q.get_messages(3)
         assert [m.value["n"] for m in leased] == [1, 3]
-        q.ack(leased[0])  # recorded into history_new, read back with the older record
+        q.ack(leased[0])  # recorded in place, read back with the older record
         assert [r["value"]["n"] for r in q.history()] == [1, 2]
     finally:
         store.close()
+
+
+def test_a_sqlite_file_of_schema_6_moves_its_unmoved_records_into_history(tmp_path: Path) -> None:
+    """Schema 6 (unreleased) recorded into ``history_new``: step 6 -> 7 moves those
+    records into ``history`` in their order and drops the table; acks then record in
+    place, and the history reads both, newest first."""
+    path = tmp_path / "queue.sqlite3"
+    shutil.copyfile(Path(__file__).parent / "data" / "schema-6" / "queue.sqlite3", path)
+    store = SQLiteQueueStore(path)
+    try:
+        assert store.check()["schema_version"] == 7
+        q = PersistentQueue("jobs", store=store)
+        old = q.history()
+        assert [(r["value"]["n"], r["status"]) for r in old] == [
+            (4, "dead"), (3, "acked"), (2, "acked"), (1, "acked"),
+        ]  # fmt: skip
+        assert (old[0]["error"]["message"], old[2]["key"], old[3]["output"]) == (
+            "poison", "k", "one",
+        )  # fmt: skip
+        assert q.finished(old[3]["id"]) == old[3]
+        (waiting,) = q.peek("ready")
+        assert (waiting.value, waiting.group) == ({"n": 5}, "g")
+        q.settle_many([Outcome(q.get_message(block=False), "acked", output="five")])
+        newest = q.history(limit=2)
+        assert [r["value"]["n"] for r in newest] == [5, 4]
+        assert newest[0]["output"] == "five" and q.finished(waiting.id) == newest[0]
+        assert q.stats() == QueueStats(dead=1) and store.check()["messages"] == 1
+    finally:
+        store.close()
+    with sqlite3.connect(path) as conn:
+        tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_master")}
+    conn.close()
+    assert "history_new" not in tables and "messages_finished" in tables
+
+
+def _schema(path: Path) -> tuple[set[tuple[str, str]], list[tuple[Any, ...]]]:
+    """A SQLite store's tables, indexes and triggers, and its messages' columns in order."""
+    with sqlite3.connect(path) as conn:
+        names = set(conn.execute("SELECT type, name FROM sqlite_master"))
+        columns = conn.execute("PRAGMA table_info(messages)").fetchall()
+    conn.close()
+    return names, columns
+
+
+def test_a_migrated_sqlite_file_has_the_schema_of_a_new_one(tmp_path: Path) -> None:
+    migrated = tmp_path / "migrated.sqlite3"
+    shutil.copyfile(RELEASE_0_3 / "queue.sqlite3", migrated)
+    for path in (migrated, tmp_path / "new.sqlite3"):
+        SQLiteQueueStore(path).close()
+    assert _schema(migrated) == _schema(tmp_path / "new.sqlite3")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from localqueue import Empty, PersistentQueue, StoreError
+from localqueue import Empty, MessageNotFoundError, PersistentQueue, QueueStats, StoreError
 from localqueue.stores import _sqlite_sql as sql
 from localqueue.stores._sqlite_sql import APPLICATION_ID
 from localqueue.stores.sqlite import SQLiteQueueStore
@@ -376,3 +376,38 @@ def test_opening_a_second_store_on_a_file_keeps_the_first_ones_locks(tmp_path: P
     first.close()
     third = SQLiteQueueStore(path)  # nothing open here now: the header is read again
     assert third.stats("a").ready == 1
+
+
+def test_an_acked_message_kept_as_its_record_is_in_no_listing_of_messages(
+    tmp_path: Path,
+) -> None:
+    """While its queue keeps a history, an acked message stays in ``messages`` as its own
+    record (state 3): it is history only, never a message that any read, count,
+    delete, purge or completion finds."""
+    path = tmp_path / "q.sqlite3"
+    store = SQLiteQueueStore(path)
+    q = PersistentQueue("jobs", store=store)
+    q.keep(3600)
+    done, dead, waiting = q.put_many([1, 2, 3], keys=["a", "b", "c"])
+    q.ack(q.get_message(block=False))
+    q.dead_letter(q.get_message(block=False), error="no")
+    assert [m.id for m in q.peek()] == [dead.id, waiting.id]
+    assert q.inspect(done.id) is None and q.finished(done.id)["status"] == "acked"
+    assert q.stats() == QueueStats(ready=1, dead=1)
+    assert store.check()["messages"] == 2 and store.queues().keys() == {"jobs"}
+    with pytest.raises(MessageNotFoundError):
+        q.delete(done.id)
+    assert q.put(4, key="a").duplicate is False  # an acked message holds no key
+
+    def rows(statement: str, params: object) -> list[object]:
+        with sqlite3.connect(path) as conn:
+            found = conn.execute(statement, params).fetchall()
+        conn.close()
+        return found
+
+    ids = sql.completion_ids(rows, "jobs", None)
+    assert done.id not in ids and {dead.id, waiting.id} <= set(ids)
+    assert done.id not in sql.completion_ids(rows, "jobs", None, done.id.split("-")[0])
+    assert q.purge() == 3  # the dead letter, the waiting one and key "a"'s
+    assert [r["id"] for r in q.history()] == [dead.id, done.id]
+    store.close()
