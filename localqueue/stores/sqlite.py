@@ -481,13 +481,13 @@ class SQLiteQueueStore(QueueStore):
         key = self._key(queue, message_id)
         with self._file.session as conn:
             if key is not None:
-                now = self.clock()
+                key["token"], key["now"] = lease_token, self.clock()
                 with self._file.atomic(conn, "ack"):  # one statement (see _ack)
-                    done = self._ack(conn, queue, {**key, "token": lease_token, "now": now})
+                    done = self._ack(conn, queue, key)
                 if done:
                     if self._recorded >= _PRUNE_EVERY:
                         with self._file.transaction(conn, "prune"):
-                            self._prune_due(conn, queue, now)
+                            self._prune_due(conn, queue, key["now"])
                     return
             raise self._lease_lost(conn, queue, message_id, key, lease_token)
 
