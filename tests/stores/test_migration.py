@@ -13,6 +13,8 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -184,11 +186,7 @@ def test_a_sqlite_file_of_schema_5_gains_groups_limits_and_keeps_its_history(
     """Schema 5 was main's before issue 27's limits (unreleased, but stores of it exist):
     step 5 -> 6 adds the group column and the limit columns, and 6 -> 7 what an ack
     records in place."""
-    path = tmp_path / "queue.sqlite3"
-    shutil.copyfile(Path(__file__).parent / "data" / "schema-5" / "queue.sqlite3", path)
-    store = SQLiteQueueStore(path)
-    try:
-        assert store.check()["schema_version"] == 7
+    with _migrated_copy(tmp_path, "schema-5") as store:
         q = PersistentQueue("jobs", store=store)
         # kept across the step: the record of the keyed message, leased first
         assert [(r["key"], r["status"]) for r in q.history()] == [("k", "acked")]
@@ -200,6 +198,17 @@ def test_a_sqlite_file_of_schema_5_gains_groups_limits_and_keeps_its_history(
         assert [m.value["n"] for m in leased] == [1, 3]
         q.ack(leased[0])  # recorded in place, read back with the older record
         assert [r["value"]["n"] for r in q.history()] == [1, 2]
+
+
+@contextmanager
+def _migrated_copy(tmp_path: Path, data: str) -> Iterator[SQLiteQueueStore]:
+    """A copy of ``data/<data>/queue.sqlite3`` in ``tmp_path``, opened: migrated."""
+    path = tmp_path / "queue.sqlite3"
+    shutil.copyfile(Path(__file__).parent / "data" / data / "queue.sqlite3", path)
+    store = SQLiteQueueStore(path)
+    try:
+        assert store.check()["schema_version"] == _sqlite_sql.SCHEMA_VERSION == 7
+        yield store
     finally:
         store.close()
 
@@ -208,11 +217,7 @@ def test_a_sqlite_file_of_schema_6_moves_its_unmoved_records_into_history(tmp_pa
     """Schema 6 (unreleased) recorded into ``history_new``: step 6 -> 7 moves those
     records into ``history`` in their order and drops the table; acks then record in
     place, and the history reads both, newest first."""
-    path = tmp_path / "queue.sqlite3"
-    shutil.copyfile(Path(__file__).parent / "data" / "schema-6" / "queue.sqlite3", path)
-    store = SQLiteQueueStore(path)
-    try:
-        assert store.check()["schema_version"] == 7
+    with _migrated_copy(tmp_path, "schema-6") as store:
         q = PersistentQueue("jobs", store=store)
         old = q.history()
         assert [(r["value"]["n"], r["status"]) for r in old] == [
@@ -229,9 +234,7 @@ def test_a_sqlite_file_of_schema_6_moves_its_unmoved_records_into_history(tmp_pa
         assert [r["value"]["n"] for r in newest] == [5, 4]
         assert newest[0]["output"] == "five" and q.finished(waiting.id) == newest[0]
         assert q.stats() == QueueStats(dead=1) and store.check()["messages"] == 1
-    finally:
-        store.close()
-    with sqlite3.connect(path) as conn:
+    with sqlite3.connect(tmp_path / "queue.sqlite3") as conn:
         tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_master")}
     conn.close()
     assert "history_new" not in tables and "messages_finished" in tables
