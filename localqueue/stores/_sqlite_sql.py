@@ -4,8 +4,8 @@ read-only queries that shell completion answers a TAB with.
 The state column holds the store contract's codes (:mod:`localqueue.stores.base`),
 written as numbers in the SQL: WAITING 0 (ready or delayed, by ``visible_at``),
 INFLIGHT 1, DEAD 2; and 3, a finished message: acked while its queue keeps a history,
-waiting to be moved into ``history`` (version 7; every statement about messages leaves it
-out). :mod:`localqueue.stores.sqlite` runs the statements;
+it is its own history record (version 7; every statement about messages leaves it out).
+:mod:`localqueue.stores.sqlite` runs the statements;
 :mod:`localqueue.cli.complete` runs the completion queries over a connection of its own.
 """
 
@@ -70,7 +70,7 @@ DELETE_ONE = """DELETE FROM messages
 # Version 5 (issue 28): retention, in the queue's settings row (keep finished messages
 # for keep_seconds and/or the newest keep_count of them; both NULL or no row: keep none),
 # and the history of finished messages, one record each, written by the settle
-# transaction (version 7: an ack's is its message, finished in place until moved; see
+# transaction (version 7: an ack's is its message, finished in place; see
 # _FINISHED_INDEX). Reads look at the history and the finished messages.
 _KEEP_COLUMNS = (
     "ALTER TABLE queue_settings ADD COLUMN keep_seconds REAL",

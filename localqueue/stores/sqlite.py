@@ -485,8 +485,8 @@ class SQLiteQueueStore(QueueStore):
                 with self._file.atomic(conn, "ack"):  # one statement (see _ack)
                     done = self._ack(conn, queue, key)
                 if done:
-                    if self._recorded >= _PRUNE_EVERY:
-                        with self._file.transaction(conn, "prune"):
+                    if self._recorded >= _PRUNE_EVERY:  # a step of its own, unsynced
+                        with self._file.relaxed(conn), self._file.transaction(conn, "prune"):
                             self._prune_due(conn, queue, key["now"])
                     return
             raise self._lease_lost(conn, queue, message_id, key, lease_token)
