@@ -634,7 +634,7 @@ class SQLiteQueueStore(QueueStore):
             params["cutoff"] = now - seconds
             deleted += sum(conn.execute(s, params).rowcount for s in sql.PRUNE_AGE)
         if count is not None:
-            params.update(count=count, since=-math.inf, status=None, key=None)
+            params["count"] = count
             boundary = conn.execute(sql.COUNT_BOUNDARY, params).fetchone()
             if boundary is not None:
                 params["finished"], params["message_seq"] = boundary
@@ -943,7 +943,8 @@ class SQLiteQueueStore(QueueStore):
         params: dict[str, Any] = {"queue": queue, "status": status, "key": key}
         params.update(since=-math.inf if since is None else since, limit=limit or -1)
         with self._file.session as conn:
-            rows = conn.execute(sql.HISTORY, params).fetchall()
+            statement = sql.HISTORY if key is None else sql.HISTORY_OF_KEY
+            rows = conn.execute(statement, params).fetchall()
         return [_history_row(r) for r in rows]
 
     def history_record(self, queue: str, message_id: str) -> HistoryRow | None:

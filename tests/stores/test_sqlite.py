@@ -144,6 +144,46 @@ def test_leasing_uses_an_index_not_a_scan(tmp_path: Path) -> None:
     assert "TEMP B-TREE" not in plan  # ordered by the index, no sort
 
 
+@pytest.mark.parametrize(
+    ("statement", "indexes"),
+    [
+        (sql.HISTORY, {"history_finished", "messages_finished"}),
+        (sql.HISTORY_OF_KEY, {"history_key", "messages_finished_key"}),
+        (sql.HISTORY_RECORD, {"history_id"}),
+        (sql.COUNT_BOUNDARY, {"history_finished", "messages_finished"}),
+        *((prune, {"history_finished"}) for prune in (sql.PRUNE_AGE[0], sql.PRUNE_COUNT[0])),
+        *((prune, {"messages_finished"}) for prune in (sql.PRUNE_AGE[1], sql.PRUNE_COUNT[1])),
+    ],
+    ids=[
+        "newest-page", "one-key", "one-record", "count-boundary", "prune-age-copies",
+        "prune-count-copies", "prune-age-finished", "prune-count-finished",
+    ],
+)  # fmt: skip
+def test_history_reads_and_pruning_go_down_indexes_not_scans(
+    tmp_path: Path, statement: str, indexes: set[str]
+) -> None:
+    """A history of a million records answers a page, a key or a pruning step from an
+    index each; a scan of either table would take a second."""
+    store = SQLiteQueueStore(tmp_path / "q.sqlite3")
+    conn = store._file.connection()
+    params = dict.fromkeys(
+        ("queue", "since", "status", "key", "limit", "id", "seq", "nonce", "count", "batch",
+         "cutoff", "finished", "message_seq"),
+        1,
+    )  # fmt: skip
+    plan = " | ".join(row[3] for row in conn.execute("EXPLAIN QUERY PLAN " + statement, params))
+    store.close()
+    used = {word for word in plan.replace("|", " ").split() if word in _INDEXES}
+    assert used == indexes, plan
+    assert "SCAN history" not in plan and "SCAN messages" not in plan, plan
+
+
+_INDEXES = {
+    "history_finished", "history_key", "history_id", "messages_finished",
+    "messages_finished_key", "messages_visible", "messages_dead", "messages_key",
+}  # fmt: skip
+
+
 def test_acked_rows_are_deleted(tmp_path: Path) -> None:
     q = PersistentQueue("jobs", tmp_path / "q.sqlite3")
     q.put_many(range(50))
