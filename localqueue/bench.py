@@ -256,8 +256,8 @@ def run_workload(
         queue = PersistentQueue("bench", path, durability=durability)  # type: ignore[arg-type]
         try:
             queue.purge()
-            if workload.endswith("_keep"):
-                queue.keep(7 * 86400)
+            # on or off: a store_path is the same store for every workload
+            queue.keep(7 * 86400 if workload.endswith("_keep") else None)
             if workload == "mp":
                 return _mp(path, n, durability)
             elapsed = _RUNNERS[workload](queue, n, batch)

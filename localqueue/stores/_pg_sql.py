@@ -306,15 +306,15 @@ _RECORD = f"""recorded AS (
         f.errors, f.output
     FROM f, t WHERE EXISTS (SELECT FROM keep)
 )"""
-# Pruning, at most a batch per statement: past the age always, past the count when the
-# store asks (%(prune_count)s: finding the boundary walks the index).
+# Pruning, at most a batch per statement, past the age and past the count, when the store
+# asks (%(prune)s: every 50 records a store writes, see postgres._PRUNE_EVERY).
 _PRUNE = """pruned_age AS (
-    DELETE FROM {h} WHERE seq IN (SELECT h.seq FROM {h} AS h, keep, t
+    DELETE FROM {h} WHERE %(prune)s AND seq IN (SELECT h.seq FROM {h} AS h, keep, t
         WHERE h.queue = %(queue)s AND h.finished_at < t.now - keep.keep_seconds
         ORDER BY h.finished_at LIMIT %(batch)s)
 ),
 pruned_count AS (
-    DELETE FROM {h} WHERE %(prune_count)s AND seq IN (SELECT h.seq FROM {h} AS h
+    DELETE FROM {h} WHERE %(prune)s AND seq IN (SELECT h.seq FROM {h} AS h
         WHERE h.queue = %(queue)s
             AND EXISTS (SELECT FROM keep WHERE keep_count IS NOT NULL)
         ORDER BY h.finished_at DESC, h.seq DESC

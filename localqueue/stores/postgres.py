@@ -65,10 +65,11 @@ if TYPE_CHECKING:
 __all__ = ["PostgresQueueStore"]
 
 _MAX_SEQ_DIGITS = 18  # fits a bigint
-# A settling store prunes its queue's history past a count every this many messages it
-# acks or dead-letters (finding the count's boundary walks the index); past an age, on
-# every statement that settles.
-_PRUNE_COUNT_EVERY = 50
+# A settling store prunes a batch of its queue's history (past the age and past the
+# count) every this many messages it acks or dead-letters: a kept ack that also looked
+# for records past the age took 324 us against 159 us unkept (synchronous_commit off,
+# 1,000 acks, medians of 3), about 80 us of it that look.
+_PRUNE_EVERY = 50
 
 
 def _new_tag() -> dict[str, str]:
@@ -122,7 +123,7 @@ class PostgresQueueStore(QueueStore):
             if name.isupper() and not name.startswith("_") and isinstance(text, str)
         }
         self._listener = PgListener(self._session.connect, self.channel)
-        self._finished = 0  # messages acked or dead-lettered since the last count pruning
+        self._finished = 0  # messages acked or dead-lettered since the last pruning
         # Queues whose last lease found limits: leased from under their lease lock (a
         # lock-free lease statement that finds limits leases nothing and says so).
         self._limited: set[str] = set()
@@ -162,10 +163,10 @@ class PostgresQueueStore(QueueStore):
         """The parameters of a statement that acks or dead-letters ``finishing`` messages
         (and so writes their records and prunes, while the queue keeps a history)."""
         self._finished += finishing
-        prune_count = self._finished >= _PRUNE_COUNT_EVERY
-        if prune_count:
+        prune = self._finished >= _PRUNE_EVERY
+        if prune:
             self._finished = 0
-        return {"tag": self._tag, "batch": PRUNE_BATCH, "prune_count": prune_count}
+        return {"tag": self._tag, "batch": PRUNE_BATCH, "prune": prune}
 
     def _settle(
         self,
