@@ -146,13 +146,6 @@ _HISTORY_NEW = f"CREATE TABLE history_new {_HISTORY_TABLE}"
 # RETURNING + INSERT into history_new, moved every 50; 29.1 us in place and moved into
 # history every 50.
 _FINISHED_INDEX = "CREATE INDEX messages_finished ON messages (queue, visible_at) WHERE state = 3"
-# `queue history --key K` (did the job of order 812 run?) over both tables: only keyed
-# records enter these.
-_RECORD_KEY_INDEXES = (
-    """CREATE INDEX messages_finished_key ON messages (queue, key, visible_at)
-        WHERE state = 3 AND key IS NOT NULL""",
-    "CREATE INDEX history_key ON history (queue, key, finished_at) WHERE key IS NOT NULL",
-)
 
 SCHEMA = (
     """CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID""",
@@ -195,7 +188,6 @@ SCHEMA = (
     *_HISTORY_SCHEMA,
     *_LIMIT_COLUMNS,
     *_GROUPS_SCHEMA,
-    *_RECORD_KEY_INDEXES,
 )
 # Every step: the statements that take schema version N to N + 1 (docs/schema.md).
 MIGRATIONS = {
@@ -225,7 +217,6 @@ MIGRATIONS = {
         "ALTER TABLE messages ADD COLUMN exit_code INTEGER",
         "ALTER TABLE messages ADD COLUMN output BLOB",
         _FINISHED_INDEX,
-        *_RECORD_KEY_INDEXES,
         f"""INSERT INTO history ({_RECORD_COLUMNS})
             SELECT {_RECORD_COLUMNS} FROM history_new ORDER BY seq""",
         "DROP TABLE history_new",
@@ -356,24 +347,17 @@ HISTORY_COLUMNS = """id, queue, key, value, status, attempts, enqueued_at, first
 _AS_RECORD = """printf('%d-%012x', seq, nonce), queue, key, value, 'acked', attempts,
     enqueued_at, first_started_at, visible_at, duration, leased_by, exit_code, NULL,
     errors, output, seq"""
-
-
-def _records(key: str = "") -> str:
-    """A queue's records, newest first; of one finish time, the later message first (a
-    record's message seq: the digits its id starts with). A merge of the two tables, each
-    down its index, so a page of the newest reads a page, however many records there are;
-    with ``key``, those of one key, down the indexes of the records' keys."""
-    return f"""SELECT {HISTORY_COLUMNS}, CAST(id AS INTEGER) AS message_seq FROM history
-    WHERE queue = :queue {key} AND finished_at >= :since
-        AND (:status IS NULL OR status = :status)
+# The records, newest first; of one finish time, the later message first (a record's
+# message seq: the digits its id starts with). A merge of the two tables, each down its
+# index, so a page of the newest reads a page, however many records there are.
+_RECORDS = f"""SELECT {HISTORY_COLUMNS}, CAST(id AS INTEGER) AS message_seq FROM history
+    WHERE queue = :queue AND finished_at >= :since
+        AND (:status IS NULL OR status = :status) AND (:key IS NULL OR key = :key)
     UNION ALL SELECT {_AS_RECORD} FROM messages
-    WHERE queue = :queue {key} AND state = 3 AND visible_at >= :since
-        AND (:status IS NULL OR :status = 'acked')
-    ORDER BY finished_at DESC, message_seq DESC LIMIT :limit"""
-
-
-HISTORY = _records()
-HISTORY_OF_KEY = _records("AND key = :key")
+    WHERE queue = :queue AND state = 3 AND visible_at >= :since
+        AND (:status IS NULL OR :status = 'acked') AND (:key IS NULL OR key = :key)
+    ORDER BY finished_at DESC, message_seq DESC"""
+HISTORY = f"{_RECORDS} LIMIT :limit"
 HISTORY_RECORD = f"""SELECT {HISTORY_COLUMNS}, NULL FROM history WHERE id = :id AND queue = :queue
     UNION ALL SELECT {_AS_RECORD} FROM messages WHERE {_MESSAGE} AND state = 3"""
 # Pruning, a batch of each table at a time: records older than the retention; past its

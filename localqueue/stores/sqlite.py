@@ -943,8 +943,7 @@ class SQLiteQueueStore(QueueStore):
         params: dict[str, Any] = {"queue": queue, "status": status, "key": key}
         params.update(since=-math.inf if since is None else since, limit=limit or -1)
         with self._file.session as conn:
-            statement = sql.HISTORY if key is None else sql.HISTORY_OF_KEY
-            rows = conn.execute(statement, params).fetchall()
+            rows = conn.execute(sql.HISTORY, params).fetchall()
         return [_history_row(r) for r in rows]
 
     def history_record(self, queue: str, message_id: str) -> HistoryRow | None:

@@ -148,22 +148,21 @@ def test_leasing_uses_an_index_not_a_scan(tmp_path: Path) -> None:
     ("statement", "indexes"),
     [
         (sql.HISTORY, {"history_finished", "messages_finished"}),
-        (sql.HISTORY_OF_KEY, {"history_key", "messages_finished_key"}),
         (sql.HISTORY_RECORD, {"history_id"}),
         (sql.COUNT_BOUNDARY, {"history_finished", "messages_finished"}),
         *((prune, {"history_finished"}) for prune in (sql.PRUNE_AGE[0], sql.PRUNE_COUNT[0])),
         *((prune, {"messages_finished"}) for prune in (sql.PRUNE_AGE[1], sql.PRUNE_COUNT[1])),
     ],
     ids=[
-        "newest-page", "one-key", "one-record", "count-boundary", "prune-age-copies",
+        "newest-page", "one-record", "count-boundary", "prune-age-copies",
         "prune-count-copies", "prune-age-finished", "prune-count-finished",
     ],
 )  # fmt: skip
 def test_history_reads_and_pruning_go_down_indexes_not_scans(
     tmp_path: Path, statement: str, indexes: set[str]
 ) -> None:
-    """A history of a million records answers a page, a key or a pruning step from an
-    index each; a scan of either table would take a second."""
+    """A history of a million records answers a page, a record or a pruning step from
+    an index each; a scan of either table would take a second."""
     store = SQLiteQueueStore(tmp_path / "q.sqlite3")
     conn = store._file.connection()
     params = dict.fromkeys(
@@ -179,8 +178,8 @@ def test_history_reads_and_pruning_go_down_indexes_not_scans(
 
 
 _INDEXES = {
-    "history_finished", "history_key", "history_id", "messages_finished",
-    "messages_finished_key", "messages_visible", "messages_dead", "messages_key",
+    "history_finished", "history_id", "messages_finished", "messages_visible",
+    "messages_dead", "messages_key",
 }  # fmt: skip
 
 
