@@ -350,14 +350,13 @@ _AS_RECORD = """printf('%d-%012x', seq, nonce), queue, key, value, 'acked', atte
 # The records, newest first; of one finish time, the later message first (a record's
 # message seq: the digits its id starts with). A merge of the two tables, each down its
 # index, so a page of the newest reads a page, however many records there are.
-_RECORDS = f"""SELECT {HISTORY_COLUMNS}, CAST(id AS INTEGER) AS message_seq FROM history
+HISTORY = f"""SELECT {HISTORY_COLUMNS}, CAST(id AS INTEGER) AS message_seq FROM history
     WHERE queue = :queue AND finished_at >= :since
         AND (:status IS NULL OR status = :status) AND (:key IS NULL OR key = :key)
     UNION ALL SELECT {_AS_RECORD} FROM messages
     WHERE queue = :queue AND state = 3 AND visible_at >= :since
         AND (:status IS NULL OR :status = 'acked') AND (:key IS NULL OR key = :key)
-    ORDER BY finished_at DESC, message_seq DESC"""
-HISTORY = f"{_RECORDS} LIMIT :limit"
+    ORDER BY finished_at DESC, message_seq DESC LIMIT :limit"""
 HISTORY_RECORD = f"""SELECT {HISTORY_COLUMNS}, NULL FROM history WHERE id = :id AND queue = :queue
     UNION ALL SELECT {_AS_RECORD} FROM messages WHERE {_MESSAGE} AND state = 3"""
 # Pruning, a batch of each table at a time: records older than the retention; past its
