@@ -111,8 +111,10 @@ class SQLiteQueueStore(QueueStore):
         # +7%), and would wait on, or fail under, a lock another process holds.
         self._found_none = True
         # Records this store wrote since its last pruning step: the settle that makes
-        # them _PRUNE_EVERY prunes a batch of its queue's.
-        self._recorded = 0
+        # them _PRUNE_EVERY prunes a batch of its queue's. It starts one short, so a
+        # store's first record prunes: a cron drain of a few jobs a run keeps the
+        # history within its bound too.
+        self._recorded = _PRUNE_EVERY - 1
         self._kept: set[str] = set()  # queues whose last ack here found a history kept
 
     @staticmethod

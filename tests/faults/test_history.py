@@ -1,7 +1,7 @@
 """The history of finished jobs under crashes and concurrency (issue 28), with real
 worker processes: a worker SIGKILLed between a job's end and its ack leaves no record,
 and the redelivery's ack leaves exactly one; workers prune a bounded history while
-they run. SQLite, LMDB and PostgreSQL."""
+they run, and so do drains of a few jobs each. SQLite, LMDB and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -106,5 +106,30 @@ def test_workers_running_together_keep_the_history_within_a_batch_of_its_count(
         while q.store.prune_history("q"):
             pass
         assert len(q.history()) == 50
+    finally:
+        q.close()
+
+
+@pytest.mark.slow
+def test_drains_of_a_few_jobs_each_keep_the_history_within_its_count(
+    tmp_path: Path, location: str
+) -> None:
+    """A cron job drains a few messages a run, each run a new process that writes fewer
+    records than a settling worker writes between two pruning steps: each run's first
+    record prunes, so the history stays within a run's records of its count."""
+    q = _queue(location)
+    q.keep(count=5)
+    q.close()
+    for run_number in range(4):
+        q = _queue(location)
+        q.put_many([f"run {run_number} job {n}" for n in range(10)])
+        q.close()
+        done = run(tmp_path, "queue", "exec", "q", "--store-path", location, "--", "true")
+        assert done.returncode == 0, done.stderr
+    q = _queue(location)
+    try:
+        kept = q.history()
+        assert 5 <= len(kept) <= 5 + 10, len(kept)  # 40 records written in all
+        assert kept[0]["value"] == "run 3 job 9"
     finally:
         q.close()
