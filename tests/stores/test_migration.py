@@ -188,8 +188,11 @@ def test_a_sqlite_file_of_schema_5_gains_groups_limits_and_keeps_its_history(
     records in place."""
     with _migrated_copy(tmp_path, "schema-5") as store:
         q = PersistentQueue("jobs", store=store)
-        # kept across the step: the record of the keyed message, leased first
+        # kept across the step: the retention, and the record of the keyed message
+        assert q.retention() == (3600, None)
         assert [(r["key"], r["status"]) for r in q.history()] == [("k", "acked")]
+        # the file's records are past its hour by now: a settle would prune them
+        q.keep(count=10)
         (waiting,) = q.peek()
         assert (waiting.value, waiting.priority, waiting.group) == ({"n": 1}, 0, None)
         q.put({"n": 3}, group="g")
@@ -219,6 +222,7 @@ def test_a_sqlite_file_of_schema_6_moves_its_unmoved_records_into_history(tmp_pa
     place, and the history reads both, newest first."""
     with _migrated_copy(tmp_path, "schema-6") as store:
         q = PersistentQueue("jobs", store=store)
+        assert q.retention() == (3600, None)
         old = q.history()
         assert [(r["value"]["n"], r["status"]) for r in old] == [
             (4, "dead"), (3, "acked"), (2, "acked"), (1, "acked"),
@@ -229,6 +233,8 @@ def test_a_sqlite_file_of_schema_6_moves_its_unmoved_records_into_history(tmp_pa
         assert q.finished(old[3]["id"]) == old[3]
         (waiting,) = q.peek("ready")
         assert (waiting.value, waiting.group) == ({"n": 5}, "g")
+        # the file's records are past its hour by now: a settle would prune them
+        q.keep(count=10)
         q.settle_many([Outcome(q.get_message(block=False), "acked", output="five")])
         newest = q.history(limit=2)
         assert [r["value"]["n"] for r in newest] == [5, 4]
